@@ -1,0 +1,153 @@
+/**
+ * The results file: the public contract that `report`, `check` and CI consumers read.
+ * Versioned by {@linkcode RESULTS_SCHEMA}; a breaking change bumps the version.
+ *
+ * @module
+ */
+
+import type { Dtype, KernelName, MaskKind } from "../kernels/types.ts";
+
+/** Schema identifier written into and required of every results file. */
+export const RESULTS_SCHEMA = "attnbench/results@1";
+
+/** What the adapter is, as the results file records it. */
+export interface DeviceRecord {
+  vendor: string;
+  architecture: string;
+  description: string;
+  /** The adapter's `device` string from GPUAdapterInfo (may be empty). */
+  device: string;
+  isFallbackAdapter: boolean;
+  /** The limits that matter for attention (bytes or counts). */
+  limits: Record<string, number>;
+  features: string[];
+}
+
+/** Which clock timed a run. */
+export type ClockKind = "timestamp-query" | "wall";
+
+/** Device ceilings measured by micro-kernels at the start of a bench run. */
+export interface Ceilings {
+  /** Streaming copy, bytes read plus written per second, in GB/s (1e9). */
+  copyGBs: number | null;
+  /** FMA loop, in TFLOP/s (1e12, one FMA = 2 FLOPs). */
+  fmaTflops: number | null;
+  /** Median time of an empty dispatch, in microseconds. */
+  launchOverheadUs: number | null;
+  clock: ClockKind;
+}
+
+/** Summary statistics of the timed samples of one run, all in milliseconds. */
+export interface TimeStats {
+  median: number;
+  mean: number;
+  stdev: number;
+  min: number;
+  max: number;
+  p99: number;
+  /** Coefficient of variation, stdev / mean. */
+  cv: number;
+  /** The raw samples in milliseconds, in the order they were taken. */
+  samples: number[];
+  /** Indices into `samples` that the modified z-score flags as outliers (kept in the stats). */
+  outliers: number[];
+}
+
+/** HBM traffic of one run in bytes, three ways plus the compulsory floor. */
+export interface HbmBytes {
+  /** The FlashAttention paper's model with its algorithm's constants. */
+  theoretical: number;
+  /** Exact bytes derived from our kernel's tiles and loop structure. */
+  modeled: number;
+  /** Read Q, K, V once; write O once. */
+  lowerBound: number;
+  /** Bytes counted by the instrumented kernel (only with `--count-io`). */
+  counted: number | null;
+}
+
+/** Outcome of one run. */
+export type RunStatus = "ok" | "skipped" | "failed";
+
+/** One kernel × shape. */
+export interface RunRecord {
+  kernel: KernelName;
+  dtype: Dtype;
+  batch: number;
+  heads: number;
+  n: number;
+  d: number;
+  causal: boolean;
+  /** Fraction of blocks kept: 1 for dense kernels, the mask's real density for block-sparse. */
+  density: number;
+  /** The mask generator (block-sparse only). */
+  mask: MaskKind | null;
+  /** Tile sizes: the compile-time knobs. */
+  tile: { br: number; bc: number; rm: number; tx: number };
+  /** Which sweep produced this run. */
+  sweep: "n" | "block-size" | "density";
+  status: RunStatus;
+  /** Why it was skipped or failed; null when ok. */
+  reason: string | null;
+  clock: ClockKind | null;
+  /** Pipeline creation (shader compile) time in ms, measured on its own. */
+  compileMs: number | null;
+  timeMs: TimeStats | null;
+  /** Forward FLOPs actually computed: 4·B·H·N²·d, halved when causal, × density. */
+  flops: number;
+  tflops: number | null;
+  /** FLOPs of the dense (non-sparse) problem over the measured time. */
+  tflopsDenseEquivalent: number | null;
+  hbmBytes: HbmBytes;
+  /** Modeled bytes over the median time, in GB/s. */
+  achievedGBs: number | null;
+  /** Peak bytes of GPU buffers the kernel allocates. */
+  footprintBytes: number;
+  /** max |O − O_ref| / max |O_ref| against the float64 reference (only with `--verify`). */
+  maxRelError: number | null;
+  warnings: string[];
+}
+
+/** A peer's timing (PyTorch SDPA), recorded in the same device call for ratios. */
+export interface PeerRecord {
+  backend: string;
+  n: number;
+  d: number;
+  batchHeads: number;
+  dtype: string;
+  causal: boolean;
+  ms: number | null;
+  tflops: number | null;
+  gpu: string;
+  error?: string;
+}
+
+/** The whole results file. */
+export interface ResultsFile {
+  schema: typeof RESULTS_SCHEMA;
+  createdAt: string;
+  tool: { name: "attnbench"; version: string };
+  denoVersion: string;
+  gitCommit: string | null;
+  device: DeviceRecord;
+  ceilings: Ceilings | null;
+  /** The command line and settings that produced the runs. */
+  config: Record<string, unknown>;
+  runs: RunRecord[];
+  peers?: PeerRecord[];
+}
+
+/** The configuration key `check` matches runs by. */
+export function runKey(r: RunRecord): string {
+  return [
+    r.kernel,
+    r.dtype,
+    `b${r.batch}`,
+    `h${r.heads}`,
+    `n${r.n}`,
+    `d${r.d}`,
+    r.causal ? "causal" : "full",
+    `s${r.density}`,
+    `${r.mask ?? "dense"}`,
+    `t${r.tile.br}x${r.tile.bc}x${r.tile.rm}x${r.tile.tx}`,
+  ].join("/");
+}

@@ -1,0 +1,61 @@
+/**
+ * Shared vocabulary of the kernels: which kernel, which precision, which shape, which tiles.
+ *
+ * Tensors are `[batch, heads, n, d]`, row-major, one contiguous buffer per tensor.
+ *
+ * @module
+ */
+
+/** The three attention kernels. */
+export type KernelName = "standard" | "flash" | "block-sparse";
+/** Every kernel, in the order the tool runs and reports them. */
+export const KERNELS: readonly KernelName[] = ["standard", "flash", "block-sparse"];
+
+/** Storage precision of Q, K, V and O. Accumulation is always f32. */
+export type Dtype = "f32" | "f16";
+/** Every dtype. */
+export const DTYPES: readonly Dtype[] = ["f32", "f16"];
+
+/** Head dimensions the kernels are built for. */
+export const HEAD_DIMS: readonly number[] = [32, 64, 128];
+
+/** Block-mask generators of the block-sparse kernel. */
+export type MaskKind = "random" | "butterfly" | "local";
+/** Every mask kind. */
+export const MASK_KINDS: readonly MaskKind[] = ["random", "butterfly", "local"];
+
+/** Bytes per element of a dtype in GPU memory. */
+export function dtypeBytes(dtype: Dtype): number {
+  return dtype === "f16" ? 2 : 4;
+}
+
+/** One attention problem: what every kernel computes, independent of how. */
+export interface AttentionShape {
+  batch: number;
+  heads: number;
+  /** Sequence length (queries and keys). */
+  n: number;
+  /** Head dimension. */
+  d: number;
+  dtype: Dtype;
+  /** Query i attends only keys j <= i. */
+  causal: boolean;
+}
+
+/**
+ * Tile sizes of a kernel: the compile-time knobs.
+ *
+ * flash / block-sparse: a workgroup owns `br` query rows and walks K/V in blocks of `bc` rows;
+ * each of its threads owns `rm` query rows and, for the score tile, `bc / tx` key columns.
+ * standard: the two matrix products use `br × bc` output tiles; `rm × rn` per thread.
+ */
+export interface Tiles {
+  /** Query rows per workgroup (Br in the paper). */
+  br: number;
+  /** Key/value rows per block (Bc in the paper). */
+  bc: number;
+  /** Query rows each thread owns. */
+  rm: number;
+  /** Threads along the key (or column) dimension of a tile. */
+  tx: number;
+}
