@@ -39,7 +39,7 @@ export function parseResults(text: string, name: string): ResultsFile {
   }
   o.runs.forEach((r: unknown, i: number) => {
     const run = r as Record<string, unknown>;
-    const need: [string, string][] = [
+    const need: [string, "string" | "number" | "boolean"][] = [
       ["kernel", "string"],
       ["dtype", "string"],
       ["n", "number"],
@@ -51,7 +51,8 @@ export function parseResults(text: string, name: string): ResultsFile {
       ["status", "string"],
     ];
     for (const [k, t] of need) {
-      if (typeof run?.[k] !== t) {
+      const actual = typeof run?.[k];
+      if (actual !== t) {
         throw new UsageError(`${name}: runs[${i}].${k} is missing or not a ${t}`);
       }
     }

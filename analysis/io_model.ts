@@ -1,0 +1,443 @@
+/**
+ * The IO-complexity model of the three attention kernels: pure functions, no GPU.
+ *
+ * Every byte count is HBM traffic (reads plus writes) or storage of the whole problem, all
+ * `batch · heads` heads together. The formulas, their sources in the FlashAttention paper
+ * (Dao et al. 2022, arXiv:2205.14135) and why our kernels' counts differ are in
+ * `analysis/IO_MODEL.md`.
+ *
+ * @module
+ */
+
+import { type AttentionShape, dtypeBytes, type KernelName, type Tiles } from "../kernels/types.ts";
+
+/** Options of {@linkcode theoreticalBytes}. */
+export interface TheoreticalOptions {
+  /** On-chip memory size M in BYTES; the model uses `M = ⌊sramBytes / dtypeBytes⌋` elements. */
+  sramBytes: number;
+  /** Fraction s of nonzero blocks in the block mask, in (0, 1]; only block-sparse uses it. */
+  density: number;
+  /** Override of Bc (key/value rows per block); default `⌈M / 4d⌉` as Algorithm 1 sets it. */
+  bc?: number;
+  /** Override of Br (query rows per block); default `min(⌈M / 4d⌉, d)` as Algorithm 1 sets it. */
+  br?: number;
+}
+
+/** HBM traffic of the paper's algorithms, with the values that produced it. */
+export interface TheoreticalTraffic {
+  kernel: KernelName;
+  /** Reads plus writes, in bytes, of all `batch · heads` heads. */
+  bytes: number;
+  /** Reads plus writes of one head, in elements. */
+  elementsPerHead: number;
+  /** M: on-chip memory in elements (`⌊sramBytes / dtypeBytes⌋`); null for standard. */
+  mElements: number | null;
+  /** Bc: key/value rows per block; null for standard. */
+  bc: number | null;
+  /** Br: query rows per block; null for standard. */
+  br: number | null;
+  /** Tc = ⌈N / Bc⌉: passes over Q and O; null for standard. */
+  tc: number | null;
+  /** Tr = ⌈N / Br⌉: query blocks; null for standard. */
+  tr: number | null;
+  /**
+   * Fraction of the `Tc · (3Nd + 4N)` term that causal masking keeps: the share of (query block,
+   * key block) pairs on or below the diagonal, weighted by rows. 1 when not causal and for
+   * standard.
+   */
+  causalFraction: number;
+  /** The s that multiplied the Tc term: the density for block-sparse, 1 otherwise. */
+  density: number;
+}
+
+/**
+ * `⌈a / b⌉` for positive integers.
+ *
+ * @example
+ * ```ts
+ * import { ceilDiv } from "./io_model.ts";
+ * console.assert(ceilDiv(1024, 48) === 22);
+ * ```
+ */
+export function ceilDiv(a: number, b: number): number {
+  return Math.ceil(a / b);
+}
+
+function checkPositiveInt(value: number, what: string): void {
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new RangeError(`${what} must be a positive integer, got ${value}`);
+  }
+}
+
+function checkShape(shape: AttentionShape): void {
+  checkPositiveInt(shape.batch, "batch");
+  checkPositiveInt(shape.heads, "heads");
+  checkPositiveInt(shape.n, "n");
+  checkPositiveInt(shape.d, "d");
+}
+
+function checkDensity(density: number): void {
+  if (!(density > 0 && density <= 1)) {
+    throw new RangeError(`density must be in (0, 1], got ${density}`);
+  }
+}
+
+/**
+ * Rows of Q and O that Algorithm 1's inner loop visits, summed over all Tc key blocks, when
+ * causal masking skips every (i, j) block that lies wholly above the diagonal.
+ *
+ * For key block j (keys `j·Bc …`), query block i has an unmasked entry iff its last row
+ * `(i+1)·Br − 1 ≥ j·Bc`, so the first needed block is `⌊j·Bc / Br⌋` and the rows visited are
+ * `N − ⌊j·Bc / Br⌋ · Br`.
+ */
+function causalRows(n: number, br: number, bc: number, tc: number): number {
+  let rows = 0;
+  for (let j = 0; j < tc; j++) rows += n - Math.floor((j * bc) / br) * br;
+  return rows;
+}
+
+/**
+ * HBM traffic of the paper's algorithms with the constants they imply, for all heads.
+ *
+ * - standard, Algorithm 0: `4N² + 4Nd` elements a head (read Q, K: 2Nd; write S: N²; read S: N²;
+ *   write P: N²; read P and V: N² + Nd; write O: Nd). Causal masking does not change it: the
+ *   algorithm materializes the whole S and P.
+ * - flash, Algorithm 1: with `M = ⌊sramBytes / dtypeBytes⌋` elements, `Bc = ⌈M/4d⌉`,
+ *   `Br = min(⌈M/4d⌉, d)`, `Tc = ⌈N/Bc⌉`: `2Nd + Tc · (3Nd + 4N)` elements a head (K, V read
+ *   once; each of the Tc passes reads Q, O, ℓ, m and writes O, ℓ, m). Theorem 2: Θ(N²d²M⁻¹).
+ * - block-sparse, Algorithm 5: the Tc term × s (Proposition 4: Θ(Nd + N²d²M⁻¹s)).
+ *
+ * Causal rule (ours; the paper does not model causal masking): flash and block-sparse multiply
+ * the Tc term by {@linkcode TheoreticalTraffic.causalFraction}, the row-weighted share of
+ * (query block, key block) pairs on or below the diagonal — exactly what Algorithm 1 moves if it
+ * skips blocks that are wholly masked, as block-sparse skips zero blocks (≈ ½ + 1/(2Tc) for
+ * square blocks). K and V are still read once each. The 2Nd term and standard are unchanged.
+ *
+ * Elements are converted at the storage dtype's width (ℓ and m too), then × batch × heads.
+ *
+ * @example
+ * ```ts
+ * import { theoreticalBytes } from "./io_model.ts";
+ * const shape = { batch: 1, heads: 1, n: 1024, d: 64, dtype: "f32" as const, causal: false };
+ * const t = theoreticalBytes("flash", shape, { sramBytes: 49152, density: 1 });
+ * console.assert(t.mElements === 12288 && t.bc === 48 && t.br === 48 && t.tc === 22);
+ * ```
+ */
+export function theoreticalBytes(
+  kernel: KernelName,
+  shape: AttentionShape,
+  opts: TheoreticalOptions,
+): TheoreticalTraffic {
+  checkShape(shape);
+  const { n, d } = shape;
+  const bytesPerElement = dtypeBytes(shape.dtype);
+  const heads = shape.batch * shape.heads;
+  if (kernel === "standard") {
+    const elementsPerHead = 4 * n * n + 4 * n * d;
+    return {
+      kernel,
+      bytes: elementsPerHead * bytesPerElement * heads,
+      elementsPerHead,
+      mElements: null,
+      bc: null,
+      br: null,
+      tc: null,
+      tr: null,
+      causalFraction: 1,
+      density: 1,
+    };
+  }
+  checkPositiveInt(opts.sramBytes, "sramBytes");
+  const mElements = Math.floor(opts.sramBytes / bytesPerElement);
+  if (mElements < 1) {
+    throw new RangeError(`sramBytes ${opts.sramBytes} holds no ${shape.dtype} element`);
+  }
+  const blockDefault = ceilDiv(mElements, 4 * d);
+  const bc = opts.bc ?? blockDefault;
+  const br = opts.br ?? Math.min(blockDefault, d);
+  checkPositiveInt(bc, "bc");
+  checkPositiveInt(br, "br");
+  const tc = ceilDiv(n, bc);
+  const tr = ceilDiv(n, br);
+  let density = 1;
+  if (kernel === "block-sparse") {
+    checkDensity(opts.density);
+    density = opts.density;
+  }
+  const causalFraction = shape.causal ? causalRows(n, br, bc, tc) / (tc * n) : 1;
+  const elementsPerHead = 2 * n * d + density * causalFraction * tc * (3 * n * d + 4 * n);
+  return {
+    kernel,
+    bytes: elementsPerHead * bytesPerElement * heads,
+    elementsPerHead,
+    mElements,
+    bc,
+    br,
+    tc,
+    tr,
+    causalFraction,
+    density,
+  };
+}
+
+/**
+ * The compulsory traffic of any exact attention: read Q, K, V once and write O once,
+ * `4 · N · d` elements a head, × dtype bytes × batch × heads.
+ *
+ * @example
+ * ```ts
+ * import { lowerBoundBytes } from "./io_model.ts";
+ * const shape = { batch: 2, heads: 3, n: 16, d: 32, dtype: "f16" as const, causal: false };
+ * console.assert(lowerBoundBytes(shape) === 4 * 16 * 32 * 2 * 6);
+ * ```
+ */
+export function lowerBoundBytes(shape: AttentionShape): number {
+  checkShape(shape);
+  return 4 * shape.n * shape.d * dtypeBytes(shape.dtype) * shape.batch * shape.heads;
+}
+
+/**
+ * HBM traffic of the loop order our flash kernel uses (query blocks outer, as FlashAttention-2):
+ * Q read once, O written once, K and V read once per query block, the log-sum-exp written once in
+ * f32. A head moves `(Nd + Nd + Tr · 2Nd) · dtypeBytes + 4N` bytes with `Tr = ⌈N / br⌉`.
+ *
+ * Idealized: no partial-tile, causal-skipping or cache detail; that is the kernels' modeled count.
+ *
+ * @example
+ * ```ts
+ * import { flashQueryOuterBytes } from "./io_model.ts";
+ * const shape = { batch: 1, heads: 1, n: 128, d: 64, dtype: "f32" as const, causal: false };
+ * // Tr = 2: (2·128·64 + 2·2·128·64) · 4 + 128 · 4
+ * console.assert(flashQueryOuterBytes(shape, 64) === 197120);
+ * ```
+ */
+export function flashQueryOuterBytes(shape: AttentionShape, br: number): number {
+  checkShape(shape);
+  checkPositiveInt(br, "br");
+  const { n, d } = shape;
+  const tr = ceilDiv(n, br);
+  const perHead = (2 * n * d + tr * 2 * n * d) * dtypeBytes(shape.dtype) + 4 * n;
+  return perHead * shape.batch * shape.heads;
+}
+
+/**
+ * Forward FLOPs of the dense problem: `4 · B · H · N² · d` (QKᵀ and PV, one FMA = 2 FLOPs),
+ * halved when causal. The same problem without block sparsity: what `tflopsDenseEquivalent`
+ * divides by time.
+ *
+ * @example
+ * ```ts
+ * import { denseFlops } from "./io_model.ts";
+ * const shape = { batch: 1, heads: 2, n: 8, d: 4, dtype: "f32" as const, causal: true };
+ * console.assert(denseFlops(shape) === 1024);
+ * ```
+ */
+export function denseFlops(shape: AttentionShape): number {
+  checkShape(shape);
+  const full = 4 * shape.batch * shape.heads * shape.n * shape.n * shape.d;
+  return shape.causal ? full / 2 : full;
+}
+
+/**
+ * Forward FLOPs a kernel computes: {@linkcode denseFlops}, × density for block-sparse.
+ *
+ * @example
+ * ```ts
+ * import { flops } from "./io_model.ts";
+ * const shape = { batch: 1, heads: 1, n: 8, d: 4, dtype: "f32" as const, causal: false };
+ * console.assert(flops("block-sparse", shape, 0.25) === 256);
+ * console.assert(flops("flash", shape, 0.25) === 1024);
+ * ```
+ */
+export function flops(kernel: KernelName, shape: AttentionShape, density: number): number {
+  const dense = denseFlops(shape);
+  if (kernel !== "block-sparse") return dense;
+  checkDensity(density);
+  return dense * density;
+}
+
+/**
+ * FLOPs per byte of HBM traffic. Throws a RangeError when `bytes` is not positive.
+ *
+ * @example
+ * ```ts
+ * import { arithmeticIntensity } from "./io_model.ts";
+ * console.assert(arithmeticIntensity(1000, 250) === 4);
+ * ```
+ */
+export function arithmeticIntensity(flopCount: number, bytes: number): number {
+  if (!(bytes > 0)) throw new RangeError(`bytes must be positive, got ${bytes}`);
+  return flopCount / bytes;
+}
+
+/** Options of {@linkcode footprintBytes}, {@linkcode bufferSizes} and {@linkcode fitsDevice}. */
+export interface FootprintOptions {
+  /** The kernel's tiles; block-sparse's mask has `⌈N / br⌉` block rows of `⌈N / bc⌉` blocks. */
+  tiles: Pick<Tiles, "br" | "bc">;
+  /** Nonzero blocks of the block-sparse mask; default every block (`Tr · Tc`, the maximum). */
+  maskNnz?: number;
+}
+
+/** One GPU storage buffer a kernel allocates. */
+export interface BufferSize {
+  /** Q, K, V, O, S, P, LSE, mask rowptr or mask colidx. */
+  name: string;
+  bytes: number;
+}
+
+/**
+ * The storage buffers a kernel allocates, in bytes (uniform, readback and counter buffers are
+ * not counted).
+ *
+ * - every kernel: Q, K, V, O, each `B·H·N·d` elements of the dtype;
+ * - standard: S and P, each `B·H·N·N` elements of the dtype;
+ * - flash: LSE, `B·H·N` f32;
+ * - block-sparse: flash's, plus the block mask in CSR form, shared by all batches and heads:
+ *   rowptr `(Tr + 1) · 4` bytes and colidx `maskNnz · 4` bytes, `Tr = ⌈N / br⌉`.
+ *
+ * @example
+ * ```ts
+ * import { bufferSizes } from "./io_model.ts";
+ * const shape = { batch: 1, heads: 1, n: 128, d: 64, dtype: "f32" as const, causal: false };
+ * const b = bufferSizes("flash", shape, { tiles: { br: 64, bc: 64 } });
+ * console.assert(b.map((x) => x.name).join() === "Q,K,V,O,LSE");
+ * ```
+ */
+export function bufferSizes(
+  kernel: KernelName,
+  shape: AttentionShape,
+  opts: FootprintOptions,
+): BufferSize[] {
+  checkShape(shape);
+  const { n, d } = shape;
+  const heads = shape.batch * shape.heads;
+  const tensor = heads * n * d * dtypeBytes(shape.dtype);
+  const buffers: BufferSize[] = ["Q", "K", "V", "O"].map((name) => ({ name, bytes: tensor }));
+  if (kernel === "standard") {
+    const square = heads * n * n * dtypeBytes(shape.dtype);
+    buffers.push({ name: "S", bytes: square }, { name: "P", bytes: square });
+    return buffers;
+  }
+  buffers.push({ name: "LSE", bytes: heads * n * 4 });
+  if (kernel === "block-sparse") {
+    checkPositiveInt(opts.tiles.br, "tiles.br");
+    checkPositiveInt(opts.tiles.bc, "tiles.bc");
+    const tr = ceilDiv(n, opts.tiles.br);
+    const blocks = tr * ceilDiv(n, opts.tiles.bc);
+    const nnz = opts.maskNnz ?? blocks;
+    if (!Number.isSafeInteger(nnz) || nnz < 0 || nnz > blocks) {
+      throw new RangeError(`maskNnz must be an integer in [0, ${blocks}], got ${nnz}`);
+    }
+    buffers.push({ name: "mask rowptr", bytes: (tr + 1) * 4 }, {
+      name: "mask colidx",
+      bytes: nnz * 4,
+    });
+  }
+  return buffers;
+}
+
+/**
+ * Peak bytes of GPU storage buffers the kernel allocates: the sum of {@linkcode bufferSizes}.
+ * Standard grows as N², flash and block-sparse as N.
+ *
+ * @example
+ * ```ts
+ * import { footprintBytes } from "./io_model.ts";
+ * const shape = { batch: 1, heads: 1, n: 128, d: 64, dtype: "f32" as const, causal: false };
+ * // Q, K, V, O: 4 · 128·64·4 bytes; S, P: 2 · 128·128·4 bytes
+ * console.assert(footprintBytes("standard", shape, { tiles: { br: 64, bc: 64 } }) === 262144);
+ * ```
+ */
+export function footprintBytes(
+  kernel: KernelName,
+  shape: AttentionShape,
+  opts: FootprintOptions,
+): number {
+  return bufferSizes(kernel, shape, opts).reduce((sum, b) => sum + b.bytes, 0);
+}
+
+/** The two device limits a single buffer must respect, in bytes. */
+export interface BufferLimits {
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+}
+
+/**
+ * Whether every buffer the kernel allocates fits the device's limits. Returns null when each
+ * buffer fits both `maxStorageBufferBindingSize` and `maxBufferSize`, else a reason that starts
+ * with `"does not fit:"` and names the largest offending buffer and the tighter limit it breaks.
+ *
+ * @example
+ * ```ts
+ * import { fitsDevice } from "./io_model.ts";
+ * const shape = { batch: 1, heads: 16, n: 16384, d: 64, dtype: "f32" as const, causal: false };
+ * const limits = { maxStorageBufferBindingSize: 2 ** 31, maxBufferSize: 2 ** 32 };
+ * const why = fitsDevice("standard", shape, limits, { tiles: { br: 64, bc: 64 } });
+ * console.assert(why === "does not fit: S is 17.2 GB, device binding limit is 2.15 GB");
+ * ```
+ */
+export function fitsDevice(
+  kernel: KernelName,
+  shape: AttentionShape,
+  limits: BufferLimits,
+  opts: FootprintOptions,
+): string | null {
+  const checks = [
+    { label: "device binding limit", bytes: limits.maxStorageBufferBindingSize },
+    { label: "device buffer limit", bytes: limits.maxBufferSize },
+  ].sort((a, b) => a.bytes - b.bytes);
+  const buffers = bufferSizes(kernel, shape, opts).sort((a, b) => b.bytes - a.bytes);
+  for (const buffer of buffers) {
+    for (const limit of checks) {
+      if (buffer.bytes > limit.bytes) {
+        let size = formatBytes(buffer.bytes);
+        let max = formatBytes(limit.bytes);
+        if (size === max) {
+          size = `${size} (${buffer.bytes} B)`;
+          max = `${max} (${limit.bytes} B)`;
+        }
+        return `does not fit: ${buffer.name} is ${size}, ${limit.label} is ${max}`;
+      }
+    }
+  }
+  return null;
+}
+
+const SI_PREFIXES = ["", "k", "M", "G", "T", "P", "E"];
+
+/**
+ * A quantity in decimal SI units with three significant digits: `formatSi(1.72e10, "B")` is
+ * `"17.2 GB"`.
+ *
+ * @example
+ * ```ts
+ * import { formatSi } from "./io_model.ts";
+ * console.assert(formatSi(1073741824, "FLOP") === "1.07 GFLOP");
+ * console.assert(formatSi(512, "B") === "512 B");
+ * ```
+ */
+export function formatSi(value: number, unit: string): string {
+  if (!Number.isFinite(value)) return `${value} ${unit}`;
+  if (value === 0) return `0 ${unit}`;
+  let scaled = Math.abs(value);
+  let p = 0;
+  while (p < SI_PREFIXES.length - 1 && Number(scaled.toPrecision(3)) >= 1000) {
+    scaled /= 1000;
+    p++;
+  }
+  const digits = p === 0 && Number.isInteger(scaled) ? String(scaled) : scaled.toPrecision(3);
+  return `${value < 0 ? "-" : ""}${digits} ${SI_PREFIXES[p]}${unit}`;
+}
+
+/**
+ * Bytes in decimal units (1 MB = 10⁶ B), three significant digits.
+ *
+ * @example
+ * ```ts
+ * import { formatBytes } from "./io_model.ts";
+ * console.assert(formatBytes(2 ** 31) === "2.15 GB");
+ * ```
+ */
+export function formatBytes(bytes: number): string {
+  return formatSi(bytes, "B");
+}

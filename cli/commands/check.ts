@@ -1,0 +1,179 @@
+/**
+ * `attnbench check`: compares a current results file against a baseline and exits 1 when
+ * anything regressed. The judging lives in `analysis/compare.ts`; this file is flags, files
+ * and output.
+ *
+ * @module
+ */
+
+import { parseArgs } from "@std/cli/parse-args";
+import { compareResults, renderMarkdown, renderTable } from "../../analysis/compare.ts";
+import { readResults, writeFileAtomic } from "../../analysis/results_io.ts";
+import { UsageError } from "../errors.ts";
+import type { Output } from "../output.ts";
+
+/** The threshold when `--threshold` is not given, in percent. */
+export const DEFAULT_THRESHOLD_PCT = 5;
+
+const HELP = `attnbench check --baseline FILE --current FILE [options]
+
+Compares a current results file against a baseline, run by run (matched by configuration),
+and exits 1 when anything regressed.
+
+Options:
+  --baseline FILE          results file to compare against (required)
+  --current FILE           results file to judge (required)
+  --threshold PCT          timing changes up to PCT percent never fail; "5%" and "5" both mean
+                           5 percent, "0.5%" half a percent; a bare number between 0 and 1 is
+                           refused as ambiguous (default ${DEFAULT_THRESHOLD_PCT}%)
+  --allow-device-mismatch  judge timings even when the files ran on different adapters
+  --json                   print the report as JSON instead of a table
+  --markdown FILE          also write the report as Markdown (e.g. $GITHUB_STEP_SUMMARY)
+  --save-baseline FILE     after comparing, write the current results to FILE (only that path)
+  -h, --help               show this help
+
+Verdicts:
+  timing       "regressed" or "improved" only when the median moved by more than the threshold
+               and the 95% bootstrap interval of the ratio of medians excludes 1; otherwise
+               "within noise"; "too few samples" below 5 samples a side (reported, not a
+               failure); "device mismatch" when the adapters differ and it was not allowed
+  bytes        any increase of hbmBytes.modeled, hbmBytes.counted or footprintBytes fails
+  correctness  maxRelError above the tolerance (f32 1e-4, f16 1e-2) fails
+  status       a run ok in the baseline but skipped, failed or missing now fails
+
+Exit codes: 0 no regression, 1 regression, 2 bad input (flag, unreadable or invalid file).`;
+
+/**
+ * Parses `--threshold`: a non-negative number of percent, with or without a `%` sign ("5%"
+ * and "5" are both 5 percent). A bare number strictly between 0 and 1 ("0.05") is refused as
+ * ambiguous: write "0.05%" or "5%". Throws {@linkcode UsageError} on anything else.
+ *
+ * @example
+ * ```ts
+ * import { parseThreshold } from "./check.ts";
+ * console.assert(parseThreshold("5%") === 5 && parseThreshold("5") === 5);
+ * console.assert(parseThreshold("0.5%") === 0.5);
+ * ```
+ */
+export function parseThreshold(text: string): number {
+  const m = /^(-?\d+(?:\.\d+)?)(%?)$/.exec(text.trim());
+  if (!m) {
+    throw new UsageError(`--threshold must be a percentage such as 5% or 5, got "${text}"`);
+  }
+  const pct = Number(m[1]);
+  if (pct < 0) throw new UsageError(`--threshold must not be negative, got ${text}`);
+  if (m[2] === "" && pct > 0 && pct < 1) {
+    const asFraction = Number((pct * 100).toPrecision(12));
+    throw new UsageError(
+      `--threshold ${text} is ambiguous: write ${pct}% for ${pct} percent or ${asFraction}% ` +
+        `for ${asFraction} percent`,
+    );
+  }
+  return pct;
+}
+
+/** What the flags ask for: the help text, or a comparison. */
+type CheckFlags = { help: true } | {
+  help: false;
+  baseline: string;
+  current: string;
+  thresholdPct: number;
+  json: boolean;
+  allowDeviceMismatch: boolean;
+  markdown: string | null;
+  saveBaseline: string | null;
+};
+
+function parseFlags(args: string[]): CheckFlags {
+  const parsed = parseArgs(args, {
+    string: ["baseline", "current", "threshold", "markdown", "save-baseline"],
+    boolean: ["json", "allow-device-mismatch", "help"],
+    alias: { h: "help" },
+    unknown: (arg: string) => {
+      const isFlag = arg.startsWith("-") && !/^-[\d.]/.test(arg);
+      throw new UsageError(
+        isFlag
+          ? `check: unknown flag ${arg.split("=")[0]}; see attnbench check --help`
+          : `check: unexpected argument ${arg}; files are given with --baseline and --current`,
+      );
+    },
+  });
+  if (parsed.help === true) return { help: true };
+  const optionalPath = (flag: string): string | null => {
+    const value: unknown = parsed[flag];
+    if (value === undefined) return null;
+    if (typeof value !== "string" || value === "") {
+      throw new UsageError(`check: --${flag} needs a FILE; see attnbench check --help`);
+    }
+    return value;
+  };
+  const requiredPath = (flag: string): string => {
+    const value = optionalPath(flag);
+    if (value === null) {
+      throw new UsageError(`check: --${flag} FILE is required; see attnbench check --help`);
+    }
+    return value;
+  };
+  const threshold: unknown = parsed.threshold;
+  return {
+    help: false,
+    baseline: requiredPath("baseline"),
+    current: requiredPath("current"),
+    thresholdPct: typeof threshold === "string" ? parseThreshold(threshold) : DEFAULT_THRESHOLD_PCT,
+    json: parsed.json === true,
+    allowDeviceMismatch: parsed["allow-device-mismatch"] === true,
+    markdown: optionalPath("markdown"),
+    saveBaseline: optionalPath("save-baseline"),
+  };
+}
+
+async function run(args: string[], io: Output): Promise<number> {
+  const flags = parseFlags(args);
+  if (flags.help) {
+    io.out(HELP);
+    return 0;
+  }
+  const baseline = await readResults(flags.baseline);
+  const current = await readResults(flags.current);
+  const report = compareResults(baseline, current, {
+    thresholdPct: flags.thresholdPct,
+    allowDeviceMismatch: flags.allowDeviceMismatch,
+  });
+  for (const warning of report.warnings) io.err(`warning: ${warning}`);
+  if (flags.json) io.out(JSON.stringify(report, null, 2));
+  else renderTable(report).forEach((line) => io.out(line));
+  if (flags.markdown !== null) {
+    await writeFileAtomic(flags.markdown, renderMarkdown(report));
+    io.err(`wrote ${flags.markdown}`);
+  }
+  if (flags.saveBaseline !== null) {
+    await writeFileAtomic(flags.saveBaseline, JSON.stringify(current, null, 2) + "\n");
+    io.err(
+      `saved ${flags.current} as the baseline ${flags.saveBaseline}` +
+        (report.regressed ? " (even though it regressed)" : ""),
+    );
+  }
+  return report.regressed ? 1 : 0;
+}
+
+/**
+ * The `check` command: returns 0 when nothing regressed, 1 when something did, and throws
+ * {@linkcode UsageError} (exit 2) on bad flags or files.
+ *
+ * @example
+ * ```ts ignore
+ * import { checkCommand } from "./check.ts";
+ * import { consoleOutput } from "../output.ts";
+ * const code = await checkCommand.run(
+ *   ["--baseline", "base.json", "--current", "out/results.json"],
+ *   consoleOutput(),
+ * );
+ * Deno.exit(code);
+ * ```
+ */
+export const checkCommand = {
+  name: "check",
+  summary: "compare a results file against a baseline; exit 1 on a regression",
+  help: HELP,
+  run,
+};

@@ -1,0 +1,254 @@
+/**
+ * Flag parsing shared by every command: the shape flags (`--kernels`, `--n`, `--d`, `--batch`,
+ * `--heads`, `--dtype`, `--causal`, `--density`, `--mask`, `--seed`) and the validation of
+ * their values. Every bad value is a {@linkcode UsageError} with one line that says what to do.
+ *
+ * @module
+ */
+
+import { parseArgs } from "@std/cli/parse-args";
+import { UsageError } from "./errors.ts";
+import {
+  type Dtype,
+  DTYPES,
+  HEAD_DIMS,
+  type KernelName,
+  KERNELS,
+  MASK_KINDS,
+  type MaskKind,
+} from "../kernels/types.ts";
+
+/** The shape flags every command takes. */
+export const SHAPE_STRING_FLAGS = [
+  "kernels",
+  "n",
+  "d",
+  "batch",
+  "heads",
+  "dtype",
+  "density",
+  "mask",
+  "seed",
+] as const;
+
+/** What the shape flags decide. */
+export interface ShapeOptions {
+  kernels: KernelName[];
+  ns: number[];
+  d: number;
+  batch: number;
+  heads: number;
+  dtype: Dtype;
+  causal: boolean;
+  density: number;
+  mask: MaskKind;
+  seed: number;
+}
+
+/** Help text lines of the shape flags, for each command's `--help`. */
+export const SHAPE_HELP = `Shape flags:
+  --kernels LIST      comma list of standard, flash, block-sparse (default: all)
+  --n LIST            sequence lengths: comma list and/or power-of-two ranges like 256..16384
+  --d D               head dimension: 32, 64 or 128 (default: 64)
+  --batch B           batch size
+  --heads H           heads
+  --dtype T           f32 or f16 (f16 needs the adapter's shader-f16) (default: f32)
+  --causal            causal masking (query i attends keys j <= i)
+  --density S         block-sparse: fraction of blocks the mask keeps, in (0, 1] (default: 0.25)
+  --mask KIND         block-sparse mask: random, butterfly or local (default: random)
+  --seed N            seed of the random inputs and the random mask (default: 1)`;
+
+/** Raw flags as `parseArgs` returns them for {@linkcode parseCommandFlags}. */
+export type RawFlags = Record<string, string | boolean | string[] | undefined> & {
+  _: string[];
+};
+
+/**
+ * Parses `args` with the shape flags plus a command's own. Unknown flags, and positional
+ * arguments when `positional` is false, are a {@linkcode UsageError}.
+ *
+ * @example
+ * ```ts
+ * import { parseCommandFlags } from "./flags.ts";
+ * const f = parseCommandFlags("verify", ["--n", "64", "--json"], { boolean: ["json"] });
+ * console.assert(f.n === "64" && f.json === true);
+ * ```
+ */
+export function parseCommandFlags(
+  command: string,
+  args: string[],
+  spec: { string?: string[]; boolean?: string[]; collect?: string[]; positional?: boolean },
+): RawFlags {
+  const strings = [...SHAPE_STRING_FLAGS, ...(spec.string ?? [])];
+  args.forEach((arg, i) => {
+    const prev = args[i - 1];
+    if (arg === "" && prev?.startsWith("--")) {
+      throw new UsageError(`${prev} needs a value; see attnbench ${command} --help`);
+    }
+    if (/^-\d/.test(arg) && prev !== undefined && strings.includes(prev.slice(2))) {
+      throw new UsageError(`${prev} takes a positive value, got "${arg}"`);
+    }
+  });
+  return parseArgs(args, {
+    string: strings,
+    boolean: ["causal", "help", ...(spec.boolean ?? [])],
+    collect: spec.collect ?? [],
+    alias: { h: "help" },
+    unknown: (arg: string) => {
+      if (arg.startsWith("-")) {
+        throw new UsageError(`unknown flag ${arg.split("=")[0]}; see attnbench ${command} --help`);
+      }
+      if (!spec.positional) {
+        throw new UsageError(
+          `${command} takes no positional arguments, got "${arg}"; see attnbench ${command} --help`,
+        );
+      }
+      return true;
+    },
+  }) as RawFlags;
+}
+
+/**
+ * Parses a list of positive integers: comma-separated items, each a number or a power-of-two
+ * range `lo..hi` (both powers of two) that expands to `lo, 2·lo, …, hi`. Duplicates are dropped.
+ *
+ * @example
+ * ```ts
+ * import { parseSizeList } from "./flags.ts";
+ * console.assert(parseSizeList("256..2048", "--n").join() === "256,512,1024,2048");
+ * console.assert(parseSizeList("100,64..128", "--n").join() === "100,64,128");
+ * ```
+ */
+export function parseSizeList(text: string, flag: string): number[] {
+  const what =
+    `${flag} takes positive integers or power-of-two ranges like 256..16384, got "${text}"`;
+  const sizes: number[] = [];
+  const items = text.split(",").map((s) => s.trim());
+  if (items.some((s) => s === "")) throw new UsageError(what);
+  for (const item of items) {
+    const range = /^(\d+)\.\.(\d+)$/.exec(item);
+    if (range) {
+      const lo = parsePositiveInt(range[1] ?? "", flag);
+      const hi = parsePositiveInt(range[2] ?? "", flag);
+      if (!isPowerOfTwo(lo) || !isPowerOfTwo(hi) || lo > hi) {
+        throw new UsageError(
+          `${flag} range "${item}" must go from a power of two up to a power of two, ` +
+            `e.g. 256..16384`,
+        );
+      }
+      for (let v = lo; v <= hi; v *= 2) sizes.push(v);
+    } else {
+      sizes.push(parsePositiveInt(item, flag));
+    }
+  }
+  return [...new Set(sizes)];
+}
+
+function isPowerOfTwo(v: number): boolean {
+  return Number.isSafeInteger(v) && v > 0 && 2 ** Math.round(Math.log2(v)) === v;
+}
+
+/**
+ * A positive integer flag value, or a {@linkcode UsageError} naming the flag.
+ *
+ * @example
+ * ```ts
+ * import { parsePositiveInt } from "./flags.ts";
+ * console.assert(parsePositiveInt("12", "--batch") === 12);
+ * ```
+ */
+export function parsePositiveInt(text: string, flag: string): number {
+  const v = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(v) || v <= 0) {
+    throw new UsageError(`${flag} must be a positive integer, got "${text}"`);
+  }
+  return v;
+}
+
+/**
+ * A number in (0, 1], e.g. a density.
+ *
+ * @example
+ * ```ts
+ * import { parseFraction } from "./flags.ts";
+ * console.assert(parseFraction("0.25", "--density") === 0.25);
+ * ```
+ */
+export function parseFraction(text: string, flag: string): number {
+  const v = Number(text);
+  if (text.trim() === "" || !(v > 0 && v <= 1)) {
+    throw new UsageError(`${flag} must be a number in (0, 1], e.g. 0.25, got "${text}"`);
+  }
+  return v;
+}
+
+function oneOf<T extends string>(text: string, allowed: readonly T[], flag: string): T {
+  if (!(allowed as readonly string[]).includes(text)) {
+    throw new UsageError(`${flag} must be one of ${allowed.join(", ")}, got "${text}"`);
+  }
+  return text as T;
+}
+
+/**
+ * The shape options from raw flags, with a command's defaults for what was not given.
+ *
+ * @example
+ * ```ts
+ * import { parseCommandFlags, shapeOptions } from "./flags.ts";
+ * const raw = parseCommandFlags("verify", ["--n", "1,37", "--d", "32"], {});
+ * const o = shapeOptions(raw, { ns: [256], batch: 1, heads: 1 });
+ * console.assert(o.ns.join() === "1,37" && o.d === 32 && o.kernels.length === 3);
+ * ```
+ */
+export function shapeOptions(
+  raw: RawFlags,
+  defaults: { ns: number[]; batch: number; heads: number; d?: number; density?: number },
+): ShapeOptions {
+  const str = (name: string): string | undefined => {
+    const v = raw[name];
+    return typeof v === "string" ? v : undefined;
+  };
+  let kernels: KernelName[] = [...KERNELS];
+  const kernelText = str("kernels");
+  if (kernelText !== undefined) {
+    kernels = [];
+    for (const name of kernelText.split(",").map((s) => s.trim())) {
+      const k = oneOf(name, KERNELS, "--kernels");
+      if (!kernels.includes(k)) kernels.push(k);
+    }
+  }
+  const dText = str("d");
+  let d = defaults.d ?? 64;
+  if (dText !== undefined) {
+    d = Number(dText);
+    if (!/^\d+$/.test(dText) || !HEAD_DIMS.includes(d)) {
+      throw new UsageError(`--d must be one of ${HEAD_DIMS.join(", ")}, got "${dText}"`);
+    }
+  }
+  const int = (name: string, fallback: number) => {
+    const t = str(name);
+    return t === undefined ? fallback : parsePositiveInt(t, `--${name}`);
+  };
+  const nText = str("n");
+  const density = str("density");
+  const seedText = str("seed");
+  let seed = 1;
+  if (seedText !== undefined) {
+    seed = Number(seedText);
+    if (!/^\d+$/.test(seedText) || !Number.isSafeInteger(seed)) {
+      throw new UsageError(`--seed must be a non-negative integer, got "${seedText}"`);
+    }
+  }
+  return {
+    kernels,
+    ns: nText === undefined ? [...defaults.ns] : parseSizeList(nText, "--n"),
+    d,
+    batch: int("batch", defaults.batch),
+    heads: int("heads", defaults.heads),
+    dtype: str("dtype") === undefined ? "f32" : oneOf(str("dtype")!, DTYPES, "--dtype"),
+    causal: raw.causal === true,
+    density: density === undefined ? defaults.density ?? 0.25 : parseFraction(density, "--density"),
+    mask: str("mask") === undefined ? "random" : oneOf(str("mask")!, MASK_KINDS, "--mask"),
+    seed,
+  };
+}

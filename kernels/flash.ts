@@ -1,0 +1,130 @@
+/**
+ * The flash and block-sparse programs: one fused dispatch per (query block, head).
+ *
+ * @module
+ */
+
+import flashBody from "./wgsl/flash.wgsl" with { type: "text" };
+import { commonPrelude, type ProgramBase } from "./program.ts";
+import type { Tiles } from "./types.ts";
+
+/** Compile-time knobs of the flash kernel. */
+export interface FlashKnobs extends ProgramBase {
+  d: number;
+  tiles: Tiles;
+  /** Visit only the key blocks that the block mask keeps. */
+  sparse: boolean;
+}
+
+/** Threads per workgroup of a flash tile configuration. */
+export function flashThreads(tiles: Tiles): number {
+  return tiles.tx * (tiles.br / tiles.rm);
+}
+
+/**
+ * Bytes of workgroup memory the flash kernel declares for these knobs.
+ *
+ * @example
+ * ```ts
+ * import { flashWorkgroupBytes } from "./flash.ts";
+ * const bytes = flashWorkgroupBytes(64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 });
+ * console.assert(bytes === 32 * 64 * 4 + 32 * 64 * 4 + 32 * 32 * 4 + 32 * 8 * 4);
+ * ```
+ */
+export function flashWorkgroupBytes(d: number, dtype: "f32" | "f16", tiles: Tiles): number {
+  const e = dtype === "f16" ? 2 : 4;
+  return (tiles.br * d + tiles.bc * d) * e + tiles.br * tiles.bc * 4 + tiles.br * tiles.tx * 4 +
+    8;
+}
+
+/**
+ * Why these tiles cannot build a flash kernel for head dim `d`, or null when they can.
+ *
+ * @example
+ * ```ts
+ * import { flashTileProblem } from "./flash.ts";
+ * console.assert(flashTileProblem(64, { br: 32, bc: 32, rm: 4, tx: 8 }) === null);
+ * console.assert(flashTileProblem(64, { br: 30, bc: 32, rm: 4, tx: 8 }) !== null);
+ * ```
+ */
+export function flashTileProblem(d: number, t: Tiles): string | null {
+  if (t.br % t.rm !== 0) return `br ${t.br} is not a multiple of rm ${t.rm}`;
+  if (t.bc % t.tx !== 0) return `bc ${t.bc} is not a multiple of tx ${t.tx}`;
+  if (d % (4 * t.tx) !== 0) return `head dim ${d} is not a multiple of 4·tx = ${4 * t.tx}`;
+  return null;
+}
+
+/** The cache key: every knob that changes the source. */
+export function flashKey(k: FlashKnobs): string {
+  const t = k.tiles;
+  return `${k.sparse ? "block-sparse" : "flash"}/${k.dtype}/d${k.d}/` +
+    `br${t.br}-bc${t.bc}-rm${t.rm}-tx${t.tx}${k.count ? "/count" : ""}`;
+}
+
+/**
+ * The full WGSL source of a flash program.
+ *
+ * @example
+ * ```ts
+ * import { flashSource } from "./flash.ts";
+ * const src = flashSource({
+ *   dtype: "f32", count: false, d: 64, sparse: false, tiles: { br: 32, bc: 32, rm: 4, tx: 8 },
+ * });
+ * console.assert(src.includes("const D: u32 = 64u;"));
+ * ```
+ */
+export function flashSource(k: FlashKnobs): string {
+  const problem = flashTileProblem(k.d, k.tiles);
+  if (problem) throw new Error(`flash tiles: ${problem}`);
+  const t = k.tiles;
+  const constants = [
+    `const D: u32 = ${k.d}u;`,
+    `const D4: u32 = ${k.d / 4}u;`,
+    `const BR: u32 = ${t.br}u;`,
+    `const BC: u32 = ${t.bc}u;`,
+    `const RM: u32 = ${t.rm}u;`,
+    `const TX: u32 = ${t.tx}u;`,
+    `const TY: u32 = ${t.br / t.rm}u;`,
+    `const RN: u32 = ${t.bc / t.tx}u;`,
+    `const RD4: u32 = ${k.d / 4 / t.tx}u;`,
+    `const WG: u32 = ${flashThreads(t)}u;`,
+  ];
+  return [commonPrelude(k), ...constants, k.sparse ? SPARSE_BLOCKS : DENSE_BLOCKS, flashBody].join(
+    "\n",
+  );
+}
+
+// Dense: key blocks 0 ..= last_key / BC (the causal diagonal clips \`last_key\`).
+const DENSE_BLOCKS = `
+fn kv_block_count(qb: u32, last_key: u32, t: u32) -> u32 { return last_key / BC + 1u; }
+fn kv_block_at(qb: u32, i: u32, t: u32) -> u32 { return i; }
+`;
+
+// Block-sparse: the mask's CSR row, read by thread 0. Values read from storage are not uniform
+// to WGSL's analysis, so they pass through workgroup memory and workgroupUniformLoad before
+// they steer loops that hold barriers. kv_block_at runs right after a workgroupBarrier.
+const SPARSE_BLOCKS = `
+@group(0) @binding(6) var<storage, read> rowptr: array<u32>;
+@group(0) @binding(7) var<storage, read> colidx: array<u32>;
+var<workgroup> row_range: array<u32, 2>;
+var<workgroup> block_index: u32;
+var<private> row_start: u32;
+fn kv_block_count(qb: u32, last_key: u32, t: u32) -> u32 {
+  if t == 0u {
+    row_range[0] = rowptr[qb];
+    row_range[1] = rowptr[qb + 1u];
+    count_read(SLOT_MASK, 8u);
+  }
+  let start = workgroupUniformLoad(&row_range[0]);
+  let end = workgroupUniformLoad(&row_range[1]);
+  row_start = start;
+  return end - start;
+}
+fn kv_block_at(qb: u32, i: u32, t: u32) -> u32 {
+  if t == 0u {
+    block_index = colidx[row_start + i];
+    count_read(SLOT_MASK, 4u);
+  }
+  return workgroupUniformLoad(&block_index);
+}
+`;

@@ -1,0 +1,165 @@
+/**
+ * Program objects: from a kernel's compile-time knobs, the WGSL source (a generated prelude of
+ * constants and helper functions, then the readable `.wgsl` body), a cache key that holds every
+ * knob that changes the source, and a pipeline cache keyed by it.
+ *
+ * Shapes (N, B·H, causal, scale) are uniforms, so one compiled pipeline serves every size.
+ *
+ * @module
+ */
+
+import type { Dtype } from "./types.ts";
+import { dtypeBytes } from "./types.ts";
+
+/**
+ * Counter slots of the counting variant: each global-memory binding has one slot, with reads and
+ * writes counted apart. `counters` holds 64 u32: reads lo at [s], reads hi at [16 + s], writes
+ * lo at [32 + s], writes hi at [48 + s] (a 64-bit byte count per slot and direction).
+ */
+export const SLOTS = {
+  q: 0,
+  k: 1,
+  v: 2,
+  o: 3,
+  lse: 4,
+  mask: 5,
+  uniform: 6,
+  s: 7,
+  p: 8,
+} as const;
+
+/** Name of a counter slot. */
+export type SlotName = keyof typeof SLOTS;
+
+/** Number of u32 words of the counters buffer. */
+export const COUNTER_WORDS = 64;
+
+/** The binding the counting variant's counters take in every kernel. */
+export const COUNTER_BINDING = 8;
+
+/** Knobs every program shares. */
+export interface ProgramBase {
+  dtype: Dtype;
+  /** Build the counting variant (never timed). */
+  count: boolean;
+}
+
+/**
+ * WGSL lines that define the storage type, the slot constants and the counting helpers.
+ *
+ * @example
+ * ```ts
+ * import { commonPrelude } from "./program.ts";
+ * console.assert(commonPrelude({ dtype: "f32", count: false }).includes("alias T = f32;"));
+ * ```
+ */
+export function commonPrelude(base: ProgramBase): string {
+  const t = base.dtype === "f16" ? "f16" : "f32";
+  const lines = [
+    base.dtype === "f16" ? "enable f16;" : "",
+    `alias T = ${t};`,
+    `alias T4 = vec4<${t}>;`,
+    `const T_BYTES: u32 = ${dtypeBytes(base.dtype)}u;`,
+    ...Object.entries(SLOTS).map(([name, slot]) =>
+      `const SLOT_${name.toUpperCase()}: u32 = ${slot}u;`
+    ),
+  ];
+  if (base.count) {
+    lines.push(
+      `@group(0) @binding(${COUNTER_BINDING}) var<storage, read_write> counters: array<atomic<u32>, ${COUNTER_WORDS}>;`,
+      "var<private> read_bytes: array<u32, 16>;",
+      "var<private> write_bytes: array<u32, 16>;",
+      "fn count_read(slot: u32, bytes: u32) { read_bytes[slot] += bytes; }",
+      "fn count_write(slot: u32, bytes: u32) { write_bytes[slot] += bytes; }",
+      "fn add64(lo: u32, x: u32) {",
+      "  let old = atomicAdd(&counters[lo], x);",
+      "  if old > 0xffffffffu - x { atomicAdd(&counters[lo + 16u], 1u); }",
+      "}",
+      "fn count_flush() {",
+      "  for (var s = 0u; s < 16u; s++) {",
+      "    if read_bytes[s] != 0u { add64(s, read_bytes[s]); }",
+      "    if write_bytes[s] != 0u { add64(32u + s, write_bytes[s]); }",
+      "  }",
+      "}",
+    );
+  } else {
+    lines.push(
+      "fn count_read(slot: u32, bytes: u32) {}",
+      "fn count_write(slot: u32, bytes: u32) {}",
+      "fn count_flush() {}",
+    );
+  }
+  return lines.filter((l) => l !== "").join("\n");
+}
+
+/** A compiled program: its source and its pipeline. */
+export interface CompiledProgram {
+  key: string;
+  source: string;
+  pipeline: GPUComputePipeline;
+  /** Wall time of the first creation of this pipeline (WGSL → driver code), in ms. */
+  compileMs: number;
+}
+
+/**
+ * Compiles and caches compute pipelines by key. One cache per device.
+ *
+ * @example
+ * ```ts ignore
+ * import { PipelineCache } from "./program.ts";
+ * const cache = new PipelineCache(device);
+ * const prog = await cache.get("noop", "@compute @workgroup_size(1) fn main() {}");
+ * ```
+ */
+export class PipelineCache {
+  #device: GPUDevice;
+  #programs = new Map<string, Promise<CompiledProgram>>();
+
+  constructor(device: GPUDevice) {
+    this.#device = device;
+  }
+
+  /** The pipeline for `key`, compiling `source` the first time. Shader errors throw. */
+  get(key: string, source: string): Promise<CompiledProgram> {
+    let p = this.#programs.get(key);
+    if (!p) {
+      p = this.#compile(key, source);
+      this.#programs.set(key, p);
+      p.catch(() => this.#programs.delete(key));
+    }
+    return p.then((c) => (c.source === source ? c : Promise.reject(
+      new Error(`pipeline cache key ${key} reused for a different source`),
+    )));
+  }
+
+  async #compile(key: string, source: string): Promise<CompiledProgram> {
+    const device = this.#device;
+    device.pushErrorScope("validation");
+    const t0 = performance.now();
+    const module = device.createShaderModule({ code: source, label: key });
+    const info = await module.getCompilationInfo();
+    const errors = info.messages.filter((m) => m.type === "error");
+    if (errors.length > 0) {
+      await device.popErrorScope();
+      throw new Error(
+        `WGSL compile error in ${key}: ` +
+          errors.map((e) => `${e.lineNum}:${e.linePos} ${e.message}`).join("; "),
+      );
+    }
+    let pipeline: GPUComputePipeline | null = null;
+    let failure: unknown = null;
+    try {
+      pipeline = await device.createComputePipelineAsync({
+        label: key,
+        layout: "auto",
+        compute: { module, entryPoint: "main" },
+      });
+    } catch (e) {
+      failure = e;
+    }
+    const err = await device.popErrorScope();
+    if (err) throw new Error(`pipeline ${key}: ${err.message}`);
+    if (failure || !pipeline) throw new Error(`pipeline ${key}: ${String(failure)}`);
+    return { key, source, pipeline, compileMs: performance.now() - t0 };
+  }
+}

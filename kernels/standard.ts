@@ -1,0 +1,86 @@
+/**
+ * The standard-attention programs (Algorithm 0): scores, softmax and P·V, three dispatches.
+ *
+ * @module
+ */
+
+import scoresBody from "./wgsl/standard_scores.wgsl" with { type: "text" };
+import softmaxBody from "./wgsl/standard_softmax.wgsl" with { type: "text" };
+import pvBody from "./wgsl/standard_pv.wgsl" with { type: "text" };
+import { commonPrelude, type ProgramBase } from "./program.ts";
+import type { Tiles } from "./types.ts";
+
+/** Threads of the softmax pass (a power of two: the reduction is a tree). */
+export const SOFTMAX_THREADS = 256;
+/** Row elements each softmax thread keeps in registers; longer rows are read twice. */
+export const SOFTMAX_CACHE = 64;
+
+/** Compile-time knobs of the standard kernel's tiled passes. */
+export interface StandardKnobs extends ProgramBase {
+  d: number;
+  tiles: Tiles;
+}
+
+/** The three passes, in dispatch order. */
+export type StandardPass = "scores" | "softmax" | "pv";
+
+/**
+ * Bytes of workgroup memory the larger of the two tiled passes declares.
+ *
+ * @example
+ * ```ts
+ * import { standardWorkgroupBytes } from "./standard.ts";
+ * console.assert(standardWorkgroupBytes(64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 }) === 16384);
+ * ```
+ */
+export function standardWorkgroupBytes(d: number, dtype: "f32" | "f16", t: Tiles): number {
+  const e = dtype === "f16" ? 2 : 4;
+  const scores = (t.br + t.bc) * d * e;
+  const pv = t.br * t.bc * 4 + t.bc * d * e;
+  return Math.max(scores, pv, SOFTMAX_THREADS * 8);
+}
+
+/** The cache key of one pass: every knob that changes its source. */
+export function standardKey(k: StandardKnobs, pass: StandardPass): string {
+  const t = k.tiles;
+  const tiles = pass === "softmax"
+    ? `wg${SOFTMAX_THREADS}-cache${SOFTMAX_CACHE}`
+    : `d${k.d}/br${t.br}-bc${t.bc}-rm${t.rm}-tx${t.tx}`;
+  return `standard-${pass}/${k.dtype}/${tiles}${k.count ? "/count" : ""}`;
+}
+
+/**
+ * The WGSL source of one pass.
+ *
+ * @example
+ * ```ts
+ * import { standardSource } from "./standard.ts";
+ * const knobs = { dtype: "f32", count: false, d: 64, tiles: { br: 32, bc: 32, rm: 4, tx: 8 } };
+ * console.assert(standardSource(knobs as const, "softmax").includes("const CACHE"));
+ * ```
+ */
+export function standardSource(k: StandardKnobs, pass: StandardPass): string {
+  const t = k.tiles;
+  const prelude = commonPrelude(k);
+  if (pass === "softmax") {
+    return [
+      prelude,
+      `const WG: u32 = ${SOFTMAX_THREADS}u;`,
+      `const CACHE: u32 = ${SOFTMAX_CACHE}u;`,
+      softmaxBody,
+    ].join("\n");
+  }
+  const constants = [
+    `const D: u32 = ${k.d}u;`,
+    `const D4: u32 = ${k.d / 4}u;`,
+    `const BR: u32 = ${t.br}u;`,
+    `const BC: u32 = ${t.bc}u;`,
+    `const RM: u32 = ${t.rm}u;`,
+    `const TX: u32 = ${t.tx}u;`,
+    `const TY: u32 = ${t.br / t.rm}u;`,
+    `const RN: u32 = ${t.bc / t.tx}u;`,
+    `const RD4: u32 = ${k.d / 4 / t.tx}u;`,
+    `const WG: u32 = ${t.tx * (t.br / t.rm)}u;`,
+  ];
+  return [prelude, ...constants, pass === "scores" ? scoresBody : pvBody].join("\n");
+}

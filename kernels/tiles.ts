@@ -1,0 +1,104 @@
+/**
+ * Tile choice: which compile-time tile sizes a kernel uses on an adapter, and whether a given
+ * choice can be built there at all.
+ *
+ * @module
+ */
+
+import { flashThreads, flashTileProblem, flashWorkgroupBytes } from "./flash.ts";
+import { standardWorkgroupBytes } from "./standard.ts";
+import type { Dtype, KernelName, Tiles } from "./types.ts";
+
+/** The device limits a tile choice must respect. */
+export interface TileLimits {
+  maxComputeWorkgroupStorageSize: number;
+  maxComputeInvocationsPerWorkgroup: number;
+}
+
+/** Candidate tiles in order of preference (largest first), before tuning. */
+export const TILE_CANDIDATES: readonly Tiles[] = [
+  { br: 64, bc: 64, rm: 4, tx: 8 },
+  { br: 64, bc: 32, rm: 4, tx: 8 },
+  { br: 32, bc: 64, rm: 2, tx: 8 },
+  { br: 32, bc: 32, rm: 4, tx: 8 },
+  { br: 32, bc: 32, rm: 2, tx: 8 },
+  { br: 16, bc: 32, rm: 2, tx: 8 },
+  { br: 16, bc: 16, rm: 2, tx: 4 },
+  { br: 8, bc: 8, rm: 1, tx: 4 },
+];
+
+/**
+ * Tiles for a fallback (software) adapter: speed does not matter there, but LLVM's compile time
+ * grows steeply with the unrolled tile (tens of seconds for the GPU tiles), so small tiles keep
+ * the test suite fast. Still more than one row and one key column per thread, so the register
+ * tiling paths are exercised.
+ */
+export const FALLBACK_TILE_CANDIDATES: readonly Tiles[] = [
+  { br: 8, bc: 8, rm: 2, tx: 4 },
+  { br: 8, bc: 8, rm: 1, tx: 4 },
+];
+
+/** Workgroup memory bytes of `kernel` with these tiles. */
+export function workgroupBytes(kernel: KernelName, d: number, dtype: Dtype, t: Tiles): number {
+  return kernel === "standard"
+    ? standardWorkgroupBytes(d, dtype, t)
+    : flashWorkgroupBytes(d, dtype, t);
+}
+
+/**
+ * Why `tiles` cannot run `kernel` at head dim `d` on a device with `limits`; null when they can.
+ *
+ * @example
+ * ```ts
+ * import { tileProblem } from "./tiles.ts";
+ * const limits = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
+ * console.assert(tileProblem("flash", 128, "f32", { br: 64, bc: 64, rm: 4, tx: 8 }, limits) !== null);
+ * ```
+ */
+export function tileProblem(
+  kernel: KernelName,
+  d: number,
+  dtype: Dtype,
+  t: Tiles,
+  limits: TileLimits,
+): string | null {
+  for (const [name, value] of Object.entries(t)) {
+    if (!Number.isInteger(value) || value < 1) return `tile ${name} must be a positive integer`;
+  }
+  const structural = flashTileProblem(d, t);
+  if (structural) return structural;
+  const threads = flashThreads(t);
+  if (threads > limits.maxComputeInvocationsPerWorkgroup) {
+    return `${threads} threads per workgroup exceed the device's ` +
+      `${limits.maxComputeInvocationsPerWorkgroup}`;
+  }
+  const bytes = workgroupBytes(kernel, d, dtype, t);
+  if (bytes > limits.maxComputeWorkgroupStorageSize) {
+    return `${bytes} bytes of workgroup memory exceed the device's ` +
+      `${limits.maxComputeWorkgroupStorageSize}`;
+  }
+  return null;
+}
+
+/**
+ * The first candidate that fits, or throws when none does.
+ *
+ * @example
+ * ```ts
+ * import { defaultTiles } from "./tiles.ts";
+ * const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
+ * console.assert(defaultTiles("flash", 64, "f32", limits).br === 32);
+ * ```
+ */
+export function defaultTiles(
+  kernel: KernelName,
+  d: number,
+  dtype: Dtype,
+  limits: TileLimits,
+  candidates: readonly Tiles[] = TILE_CANDIDATES,
+): Tiles {
+  for (const t of candidates) {
+    if (tileProblem(kernel, d, dtype, t, limits) === null) return { ...t };
+  }
+  throw new Error(`no tile candidate fits ${kernel} d=${d} ${dtype} on this device`);
+}

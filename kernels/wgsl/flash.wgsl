@@ -1,0 +1,206 @@
+// FlashAttention forward (Dao et al., 2022), query blocks outer as in FlashAttention-2.
+//
+// For one head, with Q, K, V, O in R^{N x D} and scale = 1/sqrt(D):
+//   O = softmax(scale * Q K^T + mask) V
+// A workgroup owns BR query rows and walks the key/value blocks of BC rows. It keeps the running
+// row maximum m, the running row sum l and the unnormalised output accumulator on chip (online
+// softmax); S and P exist only in registers and workgroup memory. O is divided by l once, at the
+// end, and written once, together with the row's log-sum-exp.
+//
+// Scores are kept in base 2: s2 = scale * log2(e) * q.k, so p = exp2(s2 - m2).
+// A row whose every key is masked (only possible with a block-sparse mask) yields O = 0 and
+// LSE = -3.4e38 (there is no -inf in WGSL).
+//
+// The prelude that program.ts prepends defines:
+//   T, T4          storage scalar and vec4 (f32 or f16); arithmetic is f32
+//   D, D4          head dim and D / 4
+//   BR, BC         query rows per workgroup, key rows per block
+//   RM, TX, TY     rows per thread, threads along keys / output columns, threads along rows
+//   RN, RD4        key columns per thread in the score tile (BC / TX), output vec4s per thread
+//   WG             threads per workgroup (TX * TY)
+//   kv_block_count(qb, last_key, t) and kv_block_at(qb, i, t): the key blocks to visit
+//     (dense: 0 ..= last_key / BC, last_key clipped by the causal diagonal; block-sparse: the
+//     mask's CSR row, read by thread t = 0 and shared through workgroup memory)
+//   count_read(slot, bytes), count_write(slot, bytes), count_flush(): the counting variant's
+//     instrumentation (empty functions otherwise)
+//
+// Bindings (tensors [B, H, N, D] row-major, one (b, h) pair per workgroup row of the grid):
+//   @binding(0) params: uniform { n, bh, causal, scale_log2e }
+//   @binding(1) q: array<T4>, B*H*N*D4      @binding(2) k: same      @binding(3) v: same
+//   @binding(4) o: array<T4>, B*H*N*D4 (written)
+//   @binding(5) lse: array<f32>, B*H*N (written; natural-log log-sum-exp of each row's scores)
+//   block-sparse only: @binding(6) rowptr: array<u32>, Tr + 1;  @binding(7) colidx: array<u32>
+//   counting only: @binding(8) counters: array<atomic<u32>, 32>
+//
+// Grid: (Tr, B*H) workgroups of WG threads, Tr = ceil(N / BR).
+
+struct Params {
+  n: u32,
+  bh: u32,
+  causal: u32,
+  scale_log2e: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> q: array<T4>;
+@group(0) @binding(2) var<storage, read> k: array<T4>;
+@group(0) @binding(3) var<storage, read> v: array<T4>;
+@group(0) @binding(4) var<storage, read_write> o: array<T4>;
+@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
+
+const NEG: f32 = -3.0e38;
+const LN2: f32 = 0.6931471805599453;
+
+var<workgroup> q_tile: array<T4, BR * D4>;
+var<workgroup> kv_tile: array<T4, BC * D4>;
+var<workgroup> p_tile: array<f32, BR * BC>;
+var<workgroup> row_max_part: array<f32, BR * TX>;
+
+// Stages rows [row0, row0 + BC) of k or v (ending at n) into kv_tile, zero-filling past n.
+fn load_kv_tile(use_v: bool, base: u32, row0: u32, n: u32, t: u32) {
+  for (var idx = t; idx < BC * D4; idx += WG) {
+    let r = idx / D4;
+    var x = T4();
+    if row0 + r < n {
+      let g = base + (row0 + r) * D4 + idx % D4;
+      if use_v {
+        x = v[g];
+        count_read(SLOT_V, 4u * T_BYTES);
+      } else {
+        x = k[g];
+        count_read(SLOT_K, 4u * T_BYTES);
+      }
+    }
+    kv_tile[idx] = x;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
+  let n = params.n;
+  let qb = wid.x;
+  let bh = wid.y;
+  if t == 0u {
+    count_read(SLOT_UNIFORM, 16u);
+  }
+  let q0 = qb * BR;
+  let base = bh * n * D4;
+  let ty = t / TX;
+  let tx = t % TX;
+
+  for (var idx = t; idx < BR * D4; idx += WG) {
+    let r = idx / D4;
+    var x = T4();
+    if q0 + r < n {
+      x = q[base + (q0 + r) * D4 + idx % D4];
+      count_read(SLOT_Q, 4u * T_BYTES);
+    }
+    q_tile[idx] = x;
+  }
+
+  var m: array<f32, RM>;
+  var l: array<f32, RM>;
+  var acc: array<array<vec4<f32>, RD4>, RM>;
+  for (var i = 0u; i < RM; i++) {
+    m[i] = NEG;
+    l[i] = 0.0;
+  }
+
+  let causal = params.causal != 0u;
+  let q_last = min(q0 + BR, n) - 1u;
+  let blocks = kv_block_count(qb, select(n - 1u, q_last, causal), t);
+
+  for (var bi = 0u; bi < blocks; bi++) {
+    // Every thread is done with the previous block's kv_tile and p_tile.
+    workgroupBarrier();
+    let k0 = kv_block_at(qb, bi, t) * BC;
+    if causal && k0 > q_last {
+      continue; // only a block-sparse row can list a block past the diagonal
+    }
+    load_kv_tile(false, base, k0, n, t);
+    workgroupBarrier();
+
+    // Scores of this thread's RM rows (ty + i*TY) and RN key columns (tx + j*TX).
+    var s: array<array<f32, RN>, RM>;
+    for (var i = 0u; i < RM; i++) {
+      for (var j = 0u; j < RN; j++) {
+        s[i][j] = 0.0;
+      }
+    }
+    for (var c = 0u; c < D4; c++) {
+      var kc: array<vec4<f32>, RN>;
+      for (var j = 0u; j < RN; j++) {
+        kc[j] = vec4<f32>(kv_tile[(tx + j * TX) * D4 + c]);
+      }
+      for (var i = 0u; i < RM; i++) {
+        let qc = vec4<f32>(q_tile[(ty + i * TY) * D4 + c]);
+        for (var j = 0u; j < RN; j++) {
+          s[i][j] += dot(qc, kc[j]);
+        }
+      }
+    }
+    for (var i = 0u; i < RM; i++) {
+      let row = q0 + ty + i * TY;
+      var mx = NEG;
+      for (var j = 0u; j < RN; j++) {
+        let key = k0 + tx + j * TX;
+        let masked = key >= n || (causal && key > row);
+        s[i][j] = select(s[i][j] * params.scale_log2e, NEG, masked);
+        mx = max(mx, s[i][j]);
+      }
+      row_max_part[(ty + i * TY) * TX + tx] = mx;
+    }
+    workgroupBarrier();
+
+    // Scores are read: kv_tile can take V while the row maxima are combined.
+    load_kv_tile(true, base, k0, n, t);
+    for (var i = 0u; i < RM; i++) {
+      let r = ty + i * TY;
+      var mx = m[i];
+      for (var x = 0u; x < TX; x++) {
+        mx = max(mx, row_max_part[r * TX + x]);
+      }
+      let alpha = exp2(m[i] - mx);
+      m[i] = mx;
+      l[i] *= alpha;
+      for (var c = 0u; c < RD4; c++) {
+        acc[i][c] *= alpha;
+      }
+      for (var j = 0u; j < RN; j++) {
+        p_tile[r * BC + tx + j * TX] = select(exp2(s[i][j] - mx), 0.0, s[i][j] <= NEG);
+      }
+    }
+    workgroupBarrier();
+
+    // acc += P V over this block; every thread of a row also sums the row's p into l.
+    for (var j = 0u; j < BC; j++) {
+      var vj: array<vec4<f32>, RD4>;
+      for (var c = 0u; c < RD4; c++) {
+        vj[c] = vec4<f32>(kv_tile[j * D4 + tx * RD4 + c]);
+      }
+      for (var i = 0u; i < RM; i++) {
+        let p = p_tile[(ty + i * TY) * BC + j];
+        l[i] += p;
+        for (var c = 0u; c < RD4; c++) {
+          acc[i][c] += p * vj[c];
+        }
+      }
+    }
+  }
+
+  for (var i = 0u; i < RM; i++) {
+    let row = q0 + ty + i * TY;
+    if row < n {
+      let inv = select(0.0, 1.0 / l[i], l[i] > 0.0);
+      for (var c = 0u; c < RD4; c++) {
+        o[base + row * D4 + tx * RD4 + c] = T4(acc[i][c] * inv);
+        count_write(SLOT_O, 4u * T_BYTES);
+      }
+      if tx == 0u {
+        lse[bh * n + row] = select(NEG, m[i] * LN2 + log(l[i]), l[i] > 0.0);
+        count_write(SLOT_LSE, 4u);
+      }
+    }
+  }
+  count_flush();
+}

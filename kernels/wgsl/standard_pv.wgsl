@@ -1,0 +1,92 @@
+// Standard attention (Algorithm 0), pass 3 of 3: O = P V, reading P from GPU memory.
+//
+// A workgroup computes BR rows of O (all D columns). It walks the keys in blocks of BC: stages
+// the BR x BC block of P (as f32) and the BC x D block of V in workgroup memory; each thread
+// accumulates RM rows (ty + i*TY) by RD4 vec4 columns (tx*RD4 + c). P is read in full, causal
+// or not (Algorithm 0 does not skip the zeros).
+//
+// The prelude defines T, T4, D, D4, BR, BC, RM, TX, TY, RD4, WG and the counting helpers.
+//
+// Bindings:
+//   @binding(0) params: uniform { n, bh, causal, scale }
+//   @binding(3) v: array<T4>, B*H*N*D4     @binding(4) p: array<T>, B*H*N*N
+//   @binding(5) o: array<T4>, B*H*N*D4 (written)
+//   counting only: @binding(8) counters
+//
+// Grid: (ceil(N / BR), B*H).
+
+struct Params {
+  n: u32,
+  bh: u32,
+  causal: u32,
+  scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(3) var<storage, read> v: array<T4>;
+@group(0) @binding(4) var<storage, read> p: array<T>;
+@group(0) @binding(5) var<storage, read_write> o: array<T4>;
+
+var<workgroup> p_tile: array<f32, BR * BC>;
+var<workgroup> v_tile: array<T4, BC * D4>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
+  let n = params.n;
+  if t == 0u {
+    count_read(SLOT_UNIFORM, 16u);
+  }
+  let q0 = wid.x * BR;
+  let bh = wid.y;
+  let base = bh * n * D4;
+  let p_base = bh * n * n;
+  let ty = t / TX;
+  let tx = t % TX;
+
+  var acc: array<array<vec4<f32>, RD4>, RM>;
+  for (var k0 = 0u; k0 < n; k0 += BC) {
+    workgroupBarrier();
+    for (var idx = t; idx < BR * BC; idx += WG) {
+      let r = q0 + idx / BC;
+      let c = k0 + idx % BC;
+      var x = 0.0;
+      if r < n && c < n {
+        x = f32(p[p_base + r * n + c]);
+        count_read(SLOT_P, T_BYTES);
+      }
+      p_tile[idx] = x;
+    }
+    for (var idx = t; idx < BC * D4; idx += WG) {
+      var x = T4();
+      if k0 + idx / D4 < n {
+        x = v[base + k0 * D4 + idx];
+        count_read(SLOT_V, 4u * T_BYTES);
+      }
+      v_tile[idx] = x;
+    }
+    workgroupBarrier();
+    for (var j = 0u; j < BC; j++) {
+      var vj: array<vec4<f32>, RD4>;
+      for (var c = 0u; c < RD4; c++) {
+        vj[c] = vec4<f32>(v_tile[j * D4 + tx * RD4 + c]);
+      }
+      for (var i = 0u; i < RM; i++) {
+        let pij = p_tile[(ty + i * TY) * BC + j];
+        for (var c = 0u; c < RD4; c++) {
+          acc[i][c] += pij * vj[c];
+        }
+      }
+    }
+  }
+
+  for (var i = 0u; i < RM; i++) {
+    let row = q0 + ty + i * TY;
+    if row < n {
+      for (var c = 0u; c < RD4; c++) {
+        o[base + row * D4 + tx * RD4 + c] = T4(acc[i][c]);
+        count_write(SLOT_O, 4u * T_BYTES);
+      }
+    }
+  }
+  count_flush();
+}

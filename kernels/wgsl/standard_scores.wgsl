@@ -1,0 +1,98 @@
+// Standard attention (Algorithm 0 of the FlashAttention paper), pass 1 of 3: the score matrix.
+//
+// For one head, with Q, K in R^{N x D}:   S = scale * Q K^T,   S in R^{N x N}, written to GPU memory.
+// Every score is computed and stored, causal or not: masking happens in the softmax pass, as in a
+// framework's unfused attention.
+//
+// A workgroup computes one BR x BC tile of S: it stages BR rows of Q and BC rows of K (all D
+// columns) in workgroup memory; each thread computes RM rows (ty + i*TY) by RN columns
+// (tx + j*TX) of the tile.
+//
+// The prelude defines T, T4, D, D4, BR, BC, RM, TX, TY, RN, WG and the counting helpers.
+//
+// Bindings:
+//   @binding(0) params: uniform { n, bh, causal, scale }
+//   @binding(1) q: array<T4>, B*H*N*D4     @binding(2) k: same
+//   @binding(3) s: array<T>, B*H*N*N (written)
+//   counting only: @binding(8) counters
+//
+// Grid: (ceil(N / BC), ceil(N / BR), B*H).
+
+struct Params {
+  n: u32,
+  bh: u32,
+  causal: u32,
+  scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> q: array<T4>;
+@group(0) @binding(2) var<storage, read> k: array<T4>;
+@group(0) @binding(3) var<storage, read_write> s: array<T>;
+
+var<workgroup> q_tile: array<T4, BR * D4>;
+var<workgroup> k_tile: array<T4, BC * D4>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
+  let n = params.n;
+  if t == 0u {
+    count_read(SLOT_UNIFORM, 16u);
+  }
+  let k0 = wid.x * BC;
+  let q0 = wid.y * BR;
+  let bh = wid.z;
+  let base = bh * n * D4;
+  let ty = t / TX;
+  let tx = t % TX;
+
+  for (var idx = t; idx < BR * D4; idx += WG) {
+    var x = T4();
+    if q0 + idx / D4 < n {
+      x = q[base + q0 * D4 + idx];
+      count_read(SLOT_Q, 4u * T_BYTES);
+    }
+    q_tile[idx] = x;
+  }
+  for (var idx = t; idx < BC * D4; idx += WG) {
+    var x = T4();
+    if k0 + idx / D4 < n {
+      x = k[base + k0 * D4 + idx];
+      count_read(SLOT_K, 4u * T_BYTES);
+    }
+    k_tile[idx] = x;
+  }
+  workgroupBarrier();
+
+  var acc: array<array<f32, RN>, RM>;
+  for (var i = 0u; i < RM; i++) {
+    for (var j = 0u; j < RN; j++) {
+      acc[i][j] = 0.0;
+    }
+  }
+  for (var c = 0u; c < D4; c++) {
+    var kc: array<vec4<f32>, RN>;
+    for (var j = 0u; j < RN; j++) {
+      kc[j] = vec4<f32>(k_tile[(tx + j * TX) * D4 + c]);
+    }
+    for (var i = 0u; i < RM; i++) {
+      let qc = vec4<f32>(q_tile[(ty + i * TY) * D4 + c]);
+      for (var j = 0u; j < RN; j++) {
+        acc[i][j] += dot(qc, kc[j]);
+      }
+    }
+  }
+
+  let s_base = bh * n * n;
+  for (var i = 0u; i < RM; i++) {
+    let row = q0 + ty + i * TY;
+    for (var j = 0u; j < RN; j++) {
+      let col = k0 + tx + j * TX;
+      if row < n && col < n {
+        s[s_base + row * n + col] = T(acc[i][j] * params.scale);
+        count_write(SLOT_S, T_BYTES);
+      }
+    }
+  }
+  count_flush();
+}

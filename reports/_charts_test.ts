@@ -1,0 +1,146 @@
+import { assert, assertAlmostEquals, assertEquals, assertStringIncludes } from "@std/assert";
+import { attainableTflops, buildCharts, type ChartSpec, speedupPairs } from "./_charts.ts";
+import { loadFixture, SAMPLE_H100_PATH, SAMPLE_PATH, sparseFixture } from "./_fixtures.ts";
+
+function chart(charts: ChartSpec[], id: string): ChartSpec {
+  const c = charts.find((x) => x.id === id);
+  if (!c) throw new Error(`no chart ${id}`);
+  return c;
+}
+
+function series(c: ChartSpec, label: string) {
+  const s = c.series.find((x) => x.label === label);
+  if (!s) throw new Error(`${c.id}: no series "${label}" in ${c.series.map((x) => x.label)}`);
+  return s;
+}
+
+Deno.test("every point of every chart is finite, and log axes get positive values", async () => {
+  const results = [await loadFixture(SAMPLE_PATH), await loadFixture(SAMPLE_H100_PATH)];
+  for (const c of buildCharts(results, ["a", "b"])) {
+    for (const s of c.series) {
+      for (const p of s.points) {
+        assert(Number.isFinite(p.x) && Number.isFinite(p.y), `${c.id}/${s.label}`);
+        if (c.x.scale !== "linear") assert(p.x > 0, `${c.id}/${s.label} x`);
+        const axis = s.axis === "y2" ? c.y2 : c.y;
+        if (axis?.scale !== "linear") assert(p.y > 0, `${c.id}/${s.label} y`);
+        assert(p.tip.length > 0);
+      }
+    }
+  }
+});
+
+Deno.test("runtime: one line per kernel, N ascending, median times", async () => {
+  const f = await loadFixture(SAMPLE_PATH);
+  const c = chart(buildCharts([f], ["x"]), "runtime");
+  assertEquals(c.series.map((s) => s.label), [
+    "standard",
+    "flash",
+    "block-sparse (random 25%)",
+  ]);
+  const std = series(c, "standard");
+  assertEquals(std.points.map((p) => p.x), [128, 256, 512, 1024, 2048]); // 4096 was skipped
+  const run = f.runs.find((r) => r.kernel === "standard" && r.n === 1024 && r.sweep === "n");
+  assertEquals(std.points[3]?.y, run?.timeMs?.median);
+  // The failed d=128 run is nowhere in the charts.
+  assert(!c.series.some((s) => s.label.includes("d=128")));
+});
+
+Deno.test("speedup pairs flash and block-sparse with standard at the same shape", async () => {
+  const f = await loadFixture(SAMPLE_PATH);
+  const pairs = speedupPairs([f]);
+  const flash1024 = pairs.find((p) => p.run.kernel === "flash" && p.run.n === 1024);
+  const std = f.runs.find((r) => r.kernel === "standard" && r.n === 1024);
+  const fl = f.runs.find((r) =>
+    r.kernel === "flash" && r.n === 1024 && r.sweep === "n" &&
+    r.d === 64
+  );
+  assertAlmostEquals(
+    flash1024?.speedup ?? 0,
+    (std?.timeMs?.median ?? 0) / (fl?.timeMs?.median ?? 1),
+    1e-12,
+  );
+  // No pair where standard did not run (n=4096 skipped), none for the sweeps.
+  assert(!pairs.some((p) => p.run.n === 4096));
+  assert(pairs.every((p) => p.run.sweep === "n" && p.base.kernel === "standard"));
+  const c = chart(buildCharts([f], ["x"]), "speedup");
+  assertEquals(series(c, "standard (1×)").points.map((p) => p.y), [1, 1]);
+});
+
+Deno.test("roofline: roof from ceilings, tooltip gives the share of the roof", async () => {
+  assertEquals(attainableTflops(10, 1000, 50), 10);
+  assertEquals(attainableTflops(1000, 1000, 50), 50);
+  const f = await loadFixture(SAMPLE_PATH);
+  const c = chart(buildCharts([f], ["x"]), "roofline");
+  const roof = series(c, "roof");
+  const ridge = (0.21 * 1000) / 14.8;
+  assertAlmostEquals(roof.points[1]?.x ?? 0, ridge, 1e-9);
+  assertEquals(roof.points[1]?.y, 0.21);
+  const flash = series(c, "flash");
+  const run = f.runs.find((r) => r.kernel === "flash" && r.n === 2048 && r.sweep === "n");
+  const p = flash.points.find((q) => q.tip.startsWith("n=2048"));
+  assertAlmostEquals(p?.x ?? 0, (run?.flops ?? 0) / (run?.hbmBytes.modeled ?? 1), 1e-9);
+  const share = (run?.tflops ?? 0) / attainableTflops(p?.x ?? 0, 14.8, 0.21);
+  assertStringIncludes(p?.tip ?? "", `${Number((share * 100).toPrecision(2))}% of the attainable`);
+});
+
+Deno.test("footprint marks the runs that do not fit and draws the buffer limit", async () => {
+  const c = chart(buildCharts([await loadFixture(SAMPLE_PATH)], ["x"]), "footprint");
+  const miss = series(c, "does not fit (skipped)");
+  assertEquals(miss.points.map((p) => p.x), [4096]);
+  assertStringIncludes(miss.points[0]?.tip ?? "", "does not fit");
+  assertEquals(series(c, "largest storage buffer 128 MiB").points[0]?.y, 134217728);
+});
+
+Deno.test("HBM bytes: modeled, theoretical, counted and the floor", async () => {
+  const c = chart(buildCharts([await loadFixture(SAMPLE_PATH)], ["x"]), "bytes");
+  for (const k of ["standard", "flash"]) {
+    series(c, `${k} modeled`);
+    series(c, `${k} theoretical`);
+    series(c, `${k} counted`);
+  }
+  // The modeled standard bytes include the skipped N=4096 (models need no run).
+  assertEquals(series(c, "standard modeled").points.at(-1)?.x, 4096);
+  assert(series(c, "floor: Q, K, V, O once").points.length === 6);
+});
+
+Deno.test("block-size sweep: x is the swept Br, bytes on the right axis", async () => {
+  const c = chart(buildCharts([await loadFixture(SAMPLE_PATH)], ["x"]), "block-size");
+  assertEquals(c.x.title, "tile Br (query rows per workgroup)");
+  const time = series(c, "flash time");
+  assertEquals(time.points.map((p) => p.x), [16, 32, 64, 128]);
+  assertEquals(series(c, "flash modeled bytes").axis, "y2");
+});
+
+Deno.test("density sweep: x is density, dense flash is the reference line", async () => {
+  const c = chart(buildCharts([await loadFixture(SAMPLE_PATH)], ["x"]), "density");
+  const bs = series(c, "block-sparse (random)");
+  assertEquals(bs.points.length, 6);
+  assert(bs.points.every((p, i, a) => i === 0 || p.x > (a[i - 1]?.x ?? 0)));
+  const ref = series(c, "flash, dense (n=2048)");
+  assertEquals(ref.points.map((p) => p.x), [0, 1]);
+});
+
+Deno.test("throughput overlays the peers; missing data leaves notes", async () => {
+  const full = buildCharts([await loadFixture(SAMPLE_PATH)], ["x"]);
+  const peer = series(chart(full, "tflops"), "pytorch-sdpa (d=64, float32)");
+  assertEquals(peer.points.map((p) => p.x), [512, 1024, 2048]); // 4096 errored
+  const sparse = buildCharts([await sparseFixture()], ["x"]);
+  assertEquals(chart(sparse, "block-size").series, []);
+  assertEquals(chart(sparse, "density").series, []);
+  assert(chart(sparse, "roofline").series.length > 0);
+  assert(chart(sparse, "roofline").series.every((s) => !s.label.startsWith("roof")));
+  for (const c of buildCharts([], [])) {
+    assertEquals(c.series, []);
+    assert(c.notes.length > 0, `${c.id} needs a note`);
+  }
+});
+
+Deno.test("overlays: one line per file with its own dash and marker", async () => {
+  const results = [await loadFixture(SAMPLE_PATH), await loadFixture(SAMPLE_H100_PATH)];
+  const c = chart(buildCharts(results, ["cpu", "h100"]), "runtime");
+  const a = series(c, "flash · cpu");
+  const b = series(c, "flash · h100");
+  assertEquals(a.color, b.color);
+  assert(a.marker !== b.marker && JSON.stringify(a.dash) !== JSON.stringify(b.dash));
+  assertEquals(b.points.at(-1)?.x, 16384);
+});
