@@ -1,16 +1,29 @@
 /**
  * `attnbench model`: the IO model of the three kernels as tables (or JSON), without a GPU.
  *
- * For each sequence length it prints, per kernel, the paper's theoretical HBM traffic, the
- * query-outer count of our flash kernel's loop order, the kernels' modeled bytes (injected, see
- * {@linkcode ModelDeps}), the compulsory lower bound, the standard/flash ratio, FLOPs, arithmetic
- * intensity and the buffer footprint. The formulas are in `analysis/IO_MODEL.md`.
+ * For each sequence length it prints, per kernel, the tiles it would run with, the paper's
+ * theoretical HBM traffic, the query-outer count of our flash kernel's loop order, the bytes our
+ * kernels move with those tiles (`kernels/modeled.ts`, injectable through {@linkcode ModelDeps}),
+ * the compulsory lower bound, the standard/flash ratio, FLOPs, arithmetic intensity and the
+ * buffer footprint. The formulas are in `analysis/IO_MODEL.md`.
+ *
+ * Tiles are chosen as the GPU would ({@linkcode defaultTiles} with `--sram` as the workgroup
+ * storage limit), unless `--br`/`--bc` give them. Block-sparse builds its real block mask on its
+ * tiles ({@linkcode makeMask}) and reports the density that mask reaches.
  *
  * @module
  */
 
-import { parseArgs } from "@std/cli/parse-args";
 import { UsageError } from "../errors.ts";
+import {
+  parseCommandFlags,
+  parsePositiveInt,
+  parseSizeList,
+  type RawFlags,
+  SHAPE_HELP,
+  type ShapeOptions,
+  shapeOptions,
+} from "../flags.ts";
 import type { Output } from "../output.ts";
 import {
   arithmeticIntensity,
@@ -24,25 +37,49 @@ import {
   theoreticalBytes,
   type TheoreticalTraffic,
 } from "../../analysis/io_model.ts";
+import { type BlockMask, makeMask } from "../../kernels/masks.ts";
+import { modeledTraffic, totalBytes } from "../../kernels/modeled.ts";
+import {
+  defaultTiles,
+  TILE_CANDIDATES,
+  type TileLimits,
+  tileProblem,
+  workgroupBytes,
+} from "../../kernels/tiles.ts";
 import {
   type AttentionShape,
   type Dtype,
   dtypeBytes,
-  DTYPES,
-  HEAD_DIMS,
   type KernelName,
-  KERNELS,
+  type MaskKind,
+  type Tiles,
 } from "../../kernels/types.ts";
 
 /**
- * The kernels' own exact byte count (from their tiles and loop structure), or null when the
- * kernel has none for this shape. `density` is 1 for standard and flash.
+ * The kernels' own exact byte count for `shape` with `tiles` (and `mask`, block-sparse only;
+ * null otherwise), or null when the kernel has none.
  */
 export type ModeledBytesFn = (
   kernel: KernelName,
   shape: AttentionShape,
-  density: number,
+  tiles: Tiles,
+  mask: BlockMask | null,
 ) => number | null;
+
+/**
+ * The real modeled bytes: {@linkcode totalBytes} of {@linkcode modeledTraffic}.
+ *
+ * @example
+ * ```ts
+ * import { kernelModeledBytes } from "./model.ts";
+ * const shape = { batch: 1, heads: 1, n: 64, d: 64, dtype: "f32", causal: false } as const;
+ * // Q, K, V read once, O written once, 64 LSE floats, one 16-byte uniform read per workgroup.
+ * const bytes = kernelModeledBytes("flash", shape, { br: 64, bc: 64, rm: 1, tx: 1 }, null);
+ * console.assert(bytes === 4 * 64 * 64 * 4 + 64 * 4 + 16);
+ * ```
+ */
+export const kernelModeledBytes: ModeledBytesFn = (kernel, shape, tiles, mask) =>
+  totalBytes(modeledTraffic(kernel, shape, tiles, mask));
 
 /** What the model command needs from outside `analysis/`; injectable for tests. */
 export interface ModelDeps {
@@ -50,22 +87,14 @@ export interface ModelDeps {
   modeled?: ModeledBytesFn;
 }
 
-/** Everything the flags decide. */
-export interface ModelOptions {
-  kernels: KernelName[];
-  ns: number[];
-  d: number;
-  batch: number;
-  heads: number;
-  dtype: Dtype;
-  causal: boolean;
-  density: number;
+/** Everything the flags decide: the shared shape flags plus the model's own. */
+export interface ModelOptions extends ShapeOptions {
   sramBytes: number;
   /** Block sizes of the block-size table, or null for no such table. */
   blockSizes: number[] | null;
-  /** Tiles of the query-outer count and the footprint. */
-  br: number;
-  bc: number;
+  /** `--br` / `--bc`: tiles to model instead of the ones the GPU would choose; null when absent. */
+  br: number | null;
+  bc: number | null;
   json: boolean;
 }
 
@@ -83,110 +112,43 @@ export const MODEL_DEFAULTS = {
   d: 64,
   batch: 1,
   heads: 16,
-  dtype: "f32" as Dtype,
   density: 0.25,
   /** A typical `maxComputeWorkgroupStorageSize`. */
   sramBytes: 49152,
-  br: 64,
-  bc: 64,
+  /** `maxComputeInvocationsPerWorkgroup` of the modeled device (WebGPU's default is 256). */
+  maxInvocations: 1024,
 } as const;
 
 const HELP = `attnbench model — HBM traffic, FLOPs and footprint of each kernel (IO model, no GPU)
 
 Usage: attnbench model [flags]
 
-Flags:
-  --kernels LIST      comma list of standard, flash, block-sparse (default: all)
-  --n LIST            sequence lengths, comma list and/or power-of-two ranges like 256..16384
-                      (default: 256,512,1024,2048,4096,8192,16384)
-  --d D               head dimension: 32, 64 or 128 (default: 64)
-  --batch B           batch size (default: 1)
-  --heads H           heads (default: 16)
-  --dtype T           f32 or f16 (default: f32)
-  --causal            causal masking
-  --density S         block-sparse fraction of nonzero blocks, in (0, 1] (default: 0.25)
-  --sram BYTES        on-chip memory M of the paper's model, in bytes (default: 49152, a typical
+${SHAPE_HELP}
+  Defaults here: --n 256..16384, --batch 1, --heads 16.
+
+Model flags:
+  --sram BYTES        on-chip memory M of the paper's model, in bytes, and the workgroup storage
+                      limit the tiles must fit (default: 49152, a typical
                       maxComputeWorkgroupStorageSize; the paper's A100 figure is ~100 KB: 102400)
+  --br R, --bc C      model these tiles (rm = tx = 1) instead of the first of kernels/tiles.ts's
+                      candidates that fits M and ${MODEL_DEFAULTS.maxInvocations} threads; \
+one alone
+                      keeps the other from that choice
   --block-sizes LIST  also tabulate traffic as the block size grows at each N (paper Figure 2,
                       middle): flash theoretical with Bc = Br = B, query-outer with br = B
-  --br R, --bc C      tiles of the query-outer count and of the footprint (default: 64, 64)
   --json              print the same data as JSON
   --help              this text
 
+Columns: tiles br×bc each kernel runs with; theoretical, the paper's count for M; query-outer,
+our flash loop order's count with its br; modeled, the exact bytes our kernels move with their
+tiles (kernels/modeled.ts); block-sparse uses its real mask (--mask, --density, --seed) on its
+tiles and reports the density that mask reaches.
 Bytes are HBM reads plus writes of all batch·heads heads, in decimal units (1 MB = 10^6 B).
 Formulas and sources: analysis/IO_MODEL.md.`;
 
-const SIZE_FLAGS = ["batch", "heads", "sram", "br", "bc"] as const;
-
-const STRING_FLAGS: readonly string[] = [
-  "kernels",
-  "n",
-  "d",
-  "dtype",
-  "density",
-  "block-sizes",
-  ...SIZE_FLAGS,
-];
-
-type StringFlag =
-  | "kernels"
-  | "n"
-  | "d"
-  | "dtype"
-  | "density"
-  | "block-sizes"
-  | typeof SIZE_FLAGS[number];
-
-/** What `parseArgs` returns for the options in {@linkcode parseModelArgs}. */
-type RawFlags = { [K in StringFlag]?: string } & { causal: boolean; json: boolean; help: boolean };
-
-/**
- * Parses a list of positive integers: comma-separated items, each a number or a power-of-two
- * range `lo..hi` (both powers of two) that expands to `lo, 2·lo, …, hi`. Duplicates are dropped.
- * Throws {@linkcode UsageError} naming `flag` on bad input.
- *
- * @example
- * ```ts
- * import { parseSizeList } from "./model.ts";
- * console.assert(parseSizeList("256..2048", "--n").join() === "256,512,1024,2048");
- * console.assert(parseSizeList("100,64..128", "--n").join() === "100,64,128");
- * ```
- */
-export function parseSizeList(text: string, flag: string): number[] {
-  const what =
-    `${flag} takes positive integers or power-of-two ranges like 256..16384, got "${text}"`;
-  const sizes: number[] = [];
-  const items = text.split(",").map((s) => s.trim());
-  if (items.some((s) => s === "")) throw new UsageError(what);
-  for (const item of items) {
-    const range = /^(\d+)\.\.(\d+)$/.exec(item);
-    if (range) {
-      const lo = parsePositiveInt(range[1] ?? "", flag);
-      const hi = parsePositiveInt(range[2] ?? "", flag);
-      if (!isPowerOfTwo(lo) || !isPowerOfTwo(hi) || lo > hi) {
-        throw new UsageError(
-          `${flag} range "${item}" must go from a power of two up to a power of two, ` +
-            `e.g. 256..16384`,
-        );
-      }
-      for (let v = lo; v <= hi; v *= 2) sizes.push(v);
-    } else {
-      sizes.push(parsePositiveInt(item, flag));
-    }
-  }
-  return [...new Set(sizes)];
-}
-
-function isPowerOfTwo(v: number): boolean {
-  return Number.isSafeInteger(v) && v > 0 && 2 ** Math.round(Math.log2(v)) === v;
-}
-
-function parsePositiveInt(text: string, flag: string): number {
-  const v = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(v) || v <= 0) {
-    throw new UsageError(`${flag} must be a positive integer, got "${text}"`);
-  }
-  return v;
+function stringFlag(raw: RawFlags, name: string): string | undefined {
+  const v = raw[name];
+  return typeof v === "string" ? v : undefined;
 }
 
 /**
@@ -201,121 +163,132 @@ function parsePositiveInt(text: string, flag: string): number {
  * ```
  */
 export function parseModelArgs(args: string[]): ModelOptions | "help" {
-  // parseArgs reads `--flag ""` as an empty value plus a stray "", and `--flag -5` as an empty
-  // value plus a flag -5: name the flag instead.
-  args.forEach((arg, i) => {
-    const prev = args[i - 1];
-    if (arg === "" && prev?.startsWith("--")) {
-      throw new UsageError(`${prev} needs a value, got ""; see attnbench model --help`);
-    }
-    if (/^-\d/.test(arg) && prev !== undefined && STRING_FLAGS.includes(prev.slice(2))) {
-      throw new UsageError(`${prev} takes a positive value, got "${arg}"`);
-    }
+  const raw = parseCommandFlags("model", args, {
+    string: ["sram", "block-sizes", "br", "bc"],
+    boolean: ["json"],
   });
-  // The npm build of std ships no types: state what the options above guarantee.
-  const flags: RawFlags = parseArgs(args, {
-    string: [...STRING_FLAGS],
-    boolean: ["causal", "json", "help"],
-    unknown: (arg: string) => {
-      if (arg.startsWith("-")) {
-        throw new UsageError(`unknown flag ${arg.split("=")[0]}; see attnbench model --help`);
-      }
-      throw new UsageError(
-        `model takes no positional arguments, got "${arg}"; see attnbench model --help`,
-      );
-    },
+  if (raw.help === true) return "help";
+  const shape = shapeOptions(raw, {
+    ns: [...MODEL_DEFAULTS.ns],
+    batch: MODEL_DEFAULTS.batch,
+    heads: MODEL_DEFAULTS.heads,
+    d: MODEL_DEFAULTS.d,
+    density: MODEL_DEFAULTS.density,
   });
-  if (flags.help) return "help";
-
-  let kernels: KernelName[] = [...KERNELS];
-  if (flags.kernels !== undefined) {
-    const names = flags.kernels.split(",").map((s) => s.trim());
-    kernels = [];
-    for (const name of names) {
-      if (!(KERNELS as readonly string[]).includes(name)) {
-        throw new UsageError(
-          `unknown kernel "${name}" in --kernels; use a comma list of ${KERNELS.join(", ")}`,
-        );
-      }
-      if (!kernels.includes(name as KernelName)) kernels.push(name as KernelName);
-    }
-  }
-
-  const ns = flags.n === undefined ? [...MODEL_DEFAULTS.ns] : parseSizeList(flags.n, "--n");
-
-  let d: number = MODEL_DEFAULTS.d;
-  if (flags.d !== undefined) {
-    d = Number(flags.d);
-    if (!/^\d+$/.test(flags.d) || !HEAD_DIMS.includes(d)) {
-      throw new UsageError(`--d must be one of ${HEAD_DIMS.join(", ")}, got "${flags.d}"`);
-    }
-  }
-
-  let dtype: Dtype = MODEL_DEFAULTS.dtype;
-  if (flags.dtype !== undefined) {
-    if (!(DTYPES as readonly string[]).includes(flags.dtype)) {
-      throw new UsageError(`--dtype must be ${DTYPES.join(" or ")}, got "${flags.dtype}"`);
-    }
-    dtype = flags.dtype as Dtype;
-  }
-
-  let density: number = MODEL_DEFAULTS.density;
-  if (flags.density !== undefined) {
-    density = Number(flags.density);
-    if (flags.density.trim() === "" || !(density > 0 && density <= 1)) {
-      throw new UsageError(
-        `--density must be a number in (0, 1], e.g. 0.25, got "${flags.density}"`,
-      );
-    }
-  }
-
-  const size = (flag: typeof SIZE_FLAGS[number], fallback: number): number => {
-    const text = flags[flag];
-    return text === undefined ? fallback : parsePositiveInt(text, `--${flag}`);
+  const size = (flag: string): number | null => {
+    const text = stringFlag(raw, flag);
+    return text === undefined ? null : parsePositiveInt(text, `--${flag}`);
   };
-  const sramBytes = size("sram", MODEL_DEFAULTS.sramBytes);
-  if (sramBytes < dtypeBytes(dtype)) {
+  const sramBytes = size("sram") ?? MODEL_DEFAULTS.sramBytes;
+  const e = dtypeBytes(shape.dtype);
+  if (sramBytes < e) {
     throw new UsageError(
-      `--sram ${sramBytes} bytes holds no ${dtype} element; give at least ${dtypeBytes(dtype)}`,
+      `--sram ${sramBytes} bytes holds no ${shape.dtype} element; give at least ${e}`,
     );
   }
-
-  const blockSizes = flags["block-sizes"] === undefined
-    ? null
-    : parseSizeList(flags["block-sizes"], "--block-sizes");
-
+  const blockSizesText = stringFlag(raw, "block-sizes");
   return {
-    kernels,
-    ns,
-    d,
-    batch: size("batch", MODEL_DEFAULTS.batch),
-    heads: size("heads", MODEL_DEFAULTS.heads),
-    dtype,
-    causal: flags.causal,
-    density,
+    ...shape,
     sramBytes,
-    blockSizes,
-    br: size("br", MODEL_DEFAULTS.br),
-    bc: size("bc", MODEL_DEFAULTS.bc),
-    json: flags.json,
+    blockSizes: blockSizesText === undefined
+      ? null
+      : parseSizeList(blockSizesText, "--block-sizes"),
+    br: size("br"),
+    bc: size("bc"),
+    json: raw.json === true,
   };
+}
+
+/** The tiles one kernel is modeled with. */
+export interface KernelTiles {
+  kernel: KernelName;
+  /** null when no candidate fits M: the kernel could not run, and modeled shows "—". */
+  tiles: Tiles | null;
+  /** `"sram"`: the first candidate that fits `--sram`; `"flags"`: `--br`/`--bc`. */
+  source: "sram" | "flags";
+  /** Why there are no tiles, or why the given ones would not build; null when all is well. */
+  note: string | null;
+}
+
+/**
+ * The tiles `kernel` is modeled with: `--br`/`--bc` (with rm = tx = 1: modeled bytes depend on
+ * br and bc only) or, as the GPU would choose, {@linkcode defaultTiles} with `--sram` as the
+ * workgroup storage limit.
+ *
+ * @example
+ * ```ts
+ * import { chooseTiles, parseModelArgs } from "./model.ts";
+ * const o = parseModelArgs([]);
+ * if (o !== "help") console.assert(chooseTiles("flash", o).tiles?.bc === 32);
+ * ```
+ */
+export function chooseTiles(kernel: KernelName, opts: ModelOptions): KernelTiles {
+  const limits: TileLimits = {
+    maxComputeWorkgroupStorageSize: opts.sramBytes,
+    maxComputeInvocationsPerWorkgroup: MODEL_DEFAULTS.maxInvocations,
+  };
+  const { d, dtype } = opts;
+  const fits = TILE_CANDIDATES.some((t) => tileProblem(kernel, d, dtype, t, limits) === null);
+  const chosen = fits ? defaultTiles(kernel, d, dtype, limits) : null;
+  if (opts.br === null && opts.bc === null) {
+    if (chosen) return { kernel, tiles: chosen, source: "sram", note: null };
+    const smallest = Math.min(...TILE_CANDIDATES.map((t) => workgroupBytes(kernel, d, dtype, t)));
+    return {
+      kernel,
+      tiles: null,
+      source: "sram",
+      note: `no tile candidate fits M = ${opts.sramBytes} bytes (the smallest needs ` +
+        `${smallest} bytes); modeled shows —; raise --sram or give --br/--bc`,
+    };
+  }
+  const br = opts.br ?? chosen?.br ?? opts.bc!;
+  const bc = opts.bc ?? chosen?.bc ?? opts.br!;
+  const tiles: Tiles = { br, bc, rm: 1, tx: 1 };
+  const bytes = workgroupBytes(kernel, d, dtype, tiles);
+  return {
+    kernel,
+    tiles,
+    source: "flags",
+    note: bytes > opts.sramBytes
+      ? `${br}×${bc} needs ${bytes} bytes of workgroup memory, more than M = ${opts.sramBytes}; ` +
+        `modeled anyway`
+      : null,
+  };
+}
+
+/** The block-sparse mask actually built. */
+export interface MaskModel {
+  kind: MaskKind;
+  seed: number;
+  /** `--density`: the fraction asked for. */
+  targetDensity: number;
+  /** The fraction of blocks the mask keeps: the s every block-sparse number uses. */
+  density: number;
+  nnz: number;
+  /** Blocks of the `⌈N/br⌉ × ⌈N/bc⌉` grid. */
+  blocks: number;
 }
 
 /** One kernel at one N. */
 export interface KernelModel {
   kernel: KernelName;
-  /** s used for this kernel: the density for block-sparse, 1 otherwise. */
+  /** Tiles modeled, or null when none fits M. */
+  tiles: Tiles | null;
+  /** s used for this kernel: the mask's real density for block-sparse, 1 otherwise. */
   density: number;
+  /** Block-sparse's mask; null for the other kernels and when there are no tiles. */
+  mask: MaskModel | null;
   theoretical: TheoreticalTraffic;
-  /** Query-outer loop-order count (flash only), bytes. */
+  /** Query-outer loop-order count with the kernel's br (flash only), bytes. */
   queryOuterBytes: number | null;
-  /** The kernels' modeled bytes, or null when not wired in. */
+  /** The kernels' modeled bytes, or null when not wired in or without tiles. */
   modeledBytes: number | null;
   lowerBoundBytes: number;
   flops: number;
   /** FLOPs per byte of theoretical and of modeled traffic. */
   intensity: { theoretical: number; modeled: number | null };
-  footprintBytes: number;
+  /** Buffer bytes; null for block-sparse without tiles (its mask has no grid). */
+  footprintBytes: number | null;
 }
 
 /** All kernels at one N. */
@@ -344,8 +317,12 @@ export interface ModelReport {
     d: number;
     dtype: Dtype;
     causal: boolean;
+    /** `--density`: the target; each block-sparse row reports what its mask reached. */
     density: number;
-    tiles: { br: number; bc: number };
+    mask: MaskKind;
+    seed: number;
+    /** The tiles of each kernel, in the order of `kernels`. */
+    tiles: KernelTiles[];
   };
   /** M of the paper: bytes, and elements of the dtype; Algorithm 1's block sizes from it. */
   sram: { bytes: number; elements: number; dtype: Dtype; bc: number; br: number };
@@ -367,7 +344,7 @@ export interface ModelReport {
  * ```
  */
 export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
-  const tiles = { br: opts.br, bc: opts.bc };
+  const tiles = opts.kernels.map((kernel) => chooseTiles(kernel, opts));
   const sizes = opts.ns.map((n): SizeModel => {
     const shape: AttentionShape = {
       batch: opts.batch,
@@ -377,24 +354,48 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
       dtype: opts.dtype,
       causal: opts.causal,
     };
-    const kernels = opts.kernels.map((kernel): KernelModel => {
-      const density = kernel === "block-sparse" ? opts.density : 1;
+    const kernels = opts.kernels.map((kernel, i): KernelModel => {
+      const t = tiles[i]?.tiles ?? null;
+      const blockMask = kernel === "block-sparse" && t !== null
+        ? makeMask({
+          kind: opts.mask,
+          n,
+          br: t.br,
+          bc: t.bc,
+          density: opts.density,
+          seed: opts.seed,
+        })
+        : null;
+      const density = kernel !== "block-sparse" ? 1 : blockMask?.density ?? opts.density;
       const theoretical = theoreticalBytes(kernel, shape, {
         sramBytes: opts.sramBytes,
         density,
       });
-      const modeled = deps.modeled?.(kernel, shape, density) ?? null;
+      const modeled = t === null ? null : deps.modeled?.(kernel, shape, t, blockMask) ?? null;
       const modeledBytes = modeled !== null && modeled > 0 ? modeled : null;
       const flopCount = flops(kernel, shape, density);
-      const maskNnz = Math.max(
-        1,
-        Math.round(density * ceilDiv(n, tiles.br) * ceilDiv(n, tiles.bc)),
-      );
+      // Standard's and flash's buffers do not depend on the tiles; block-sparse's mask does.
+      const footprint = kernel !== "block-sparse"
+        ? footprintBytes(kernel, shape, { tiles: t ?? { br: n, bc: n } })
+        : t !== null && blockMask !== null
+        ? footprintBytes(kernel, shape, { tiles: t, maskNnz: blockMask.nnz })
+        : null;
       return {
         kernel,
+        tiles: t,
         density,
+        mask: blockMask === null ? null : {
+          kind: blockMask.kind,
+          seed: opts.seed,
+          targetDensity: opts.density,
+          density: blockMask.density,
+          nnz: blockMask.nnz,
+          blocks: blockMask.bits.length,
+        },
         theoretical,
-        queryOuterBytes: kernel === "flash" ? flashQueryOuterBytes(shape, tiles.br) : null,
+        queryOuterBytes: kernel === "flash" && t !== null
+          ? flashQueryOuterBytes(shape, t.br)
+          : null,
         modeledBytes,
         lowerBoundBytes: lowerBoundBytes(shape),
         flops: flopCount,
@@ -402,7 +403,7 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
           theoretical: arithmeticIntensity(flopCount, theoretical.bytes),
           modeled: modeledBytes === null ? null : arithmeticIntensity(flopCount, modeledBytes),
         },
-        footprintBytes: footprintBytes(kernel, shape, { tiles, maskNnz }),
+        footprintBytes: footprint,
       };
     });
     const std = kernels.find((k) => k.kernel === "standard");
@@ -460,6 +461,8 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
       dtype: opts.dtype,
       causal: opts.causal,
       density: opts.density,
+      mask: opts.mask,
+      seed: opts.seed,
       tiles,
     },
     sram: {
@@ -507,22 +510,34 @@ function ratioText(r: number | null): string {
 export function renderModel(report: ModelReport): string[] {
   const { config: c, sram } = report;
   const lines: string[] = [];
-  const mask = c.causal ? "causal" : "full (non-causal)";
+  const attention = c.causal ? "causal" : "full (non-causal)";
   const sparse = c.kernels.includes("block-sparse")
-    ? `, block-sparse density s = ${c.density}`
+    ? `, block-sparse ${c.mask} mask (seed ${c.seed}) of target density s = ${c.density}`
     : "";
   lines.push(
-    `attnbench model: batch ${c.batch} × heads ${c.heads}, d = ${c.d}, ${c.dtype}, ${mask}${sparse}`,
+    `attnbench model: batch ${c.batch} × heads ${c.heads}, d = ${c.d}, ${c.dtype}, ` +
+      `${attention}${sparse}`,
   );
   lines.push(
     `M = ${sram.bytes} bytes = ${sram.elements} ${sram.dtype} elements; ` +
       `Algorithm 1: Bc = ⌈M/4d⌉ = ${sram.bc}, Br = min(⌈M/4d⌉, d) = ${sram.br}`,
   );
+  const bySram = c.tiles.some((t) => t.source === "sram");
+  lines.push(
+    `tiles br×bc: ` + (bySram
+      ? `the first candidate of kernels/tiles.ts that fits M and ` +
+        `${MODEL_DEFAULTS.maxInvocations} threads`
+      : `from --br/--bc, rm = tx = 1`) +
+      `; modeled: the bytes our kernels move with them (kernels/modeled.ts)`,
+  );
+  for (const t of c.tiles) {
+    if (t.note !== null) lines.push(`note: ${t.kernel}: ${t.note}`);
+  }
   lines.push(
     `HBM bytes read + written by all heads, decimal units (1 MB = 10^6 B); ` +
-      `query-outer and footprint use tiles br = ${c.tiles.br}, bc = ${c.tiles.bc}; ` +
-      `FLOP/B on theoretical bytes`,
+      `query-outer uses flash's br; FLOP/B on theoretical bytes`,
   );
+  const flashBr = c.tiles.find((t) => t.kernel === "flash")?.tiles?.br;
   for (const size of report.sizes) {
     // flash and block-sparse share M, Bc, Br, Tc and the causal fraction.
     const tiled = size.kernels.find((k) => k.theoretical.tc !== null)?.theoretical;
@@ -531,24 +546,26 @@ export function renderModel(report: ModelReport): string[] {
       notes.push(`Tc = ⌈N/Bc⌉ = ${tiled.tc}`);
       if (c.causal) notes.push(`causal keeps ${tiled.causalFraction.toFixed(3)} of the Tc term`);
     }
-    if (size.kernels.some((k) => k.queryOuterBytes !== null)) {
-      notes.push(`query-outer Tr = ⌈N/br⌉ = ${ceilDiv(size.n, c.tiles.br)}`);
+    if (flashBr !== undefined && size.kernels.some((k) => k.queryOuterBytes !== null)) {
+      notes.push(`query-outer Tr = ⌈N/br⌉ = ${ceilDiv(size.n, flashBr)}`);
     }
     lines.push("", notes.length ? `N = ${size.n}  (${notes.join("; ")})` : `N = ${size.n}`);
     const rows = size.kernels.map((k) => [
       k.kernel,
+      k.tiles === null ? DASH : `${k.tiles.br}×${k.tiles.bc}`,
       formatBytes(k.theoretical.bytes),
       k.queryOuterBytes === null ? DASH : formatBytes(k.queryOuterBytes),
       k.modeledBytes === null ? DASH : formatBytes(k.modeledBytes),
       formatBytes(k.lowerBoundBytes),
       formatSi(k.flops, "FLOP"),
       k.intensity.theoretical.toPrecision(3),
-      formatBytes(k.footprintBytes),
+      k.footprintBytes === null ? DASH : formatBytes(k.footprintBytes),
     ]);
     lines.push(
       ...table(
         [
           "kernel",
+          "tiles",
           "theoretical",
           "query-outer",
           "modeled",
@@ -560,6 +577,13 @@ export function renderModel(report: ModelReport): string[] {
         rows,
       ),
     );
+    for (const k of size.kernels) {
+      if (k.mask === null) continue;
+      lines.push(
+        `${k.kernel} mask: s = ${k.mask.density.toFixed(3)} reached, ${k.mask.nnz} of ` +
+          `${k.mask.blocks} blocks kept (target ${k.mask.targetDensity})`,
+      );
+    }
     const r = size.standardOverFlash;
     if (r.theoretical !== null) {
       lines.push(
@@ -597,7 +621,8 @@ export interface ModelCommand {
 }
 
 /**
- * The `model` command with its dependencies injected (tests pass a fake `modeled`).
+ * The `model` command with its dependencies injected (tests pass a fake `modeled`; without one
+ * the modeled column shows "—").
  *
  * @example
  * ```ts
@@ -632,8 +657,7 @@ export function createModelCommand(deps: ModelDeps = {}): ModelCommand {
 }
 
 /**
- * The `model` command without modeled bytes (shown as "—") until `kernels/modeled.ts` is wired
- * in through {@linkcode createModelCommand}.
+ * The `model` command with the kernels' real modeled bytes ({@linkcode kernelModeledBytes}).
  *
  * @example
  * ```ts
@@ -643,4 +667,4 @@ export function createModelCommand(deps: ModelDeps = {}): ModelCommand {
  * console.assert(await modelCommand.run(["--n", "256..512"], io) === 0);
  * ```
  */
-export const modelCommand: ModelCommand = createModelCommand();
+export const modelCommand: ModelCommand = createModelCommand({ modeled: kernelModeledBytes });

@@ -1,5 +1,11 @@
-import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertNotEquals, assertRejects, assertThrows } from "@std/assert";
+import { formatBytes } from "../../analysis/io_model.ts";
+import { BlockMask, makeMask } from "../../kernels/masks.ts";
+import { modeledTraffic, totalBytes } from "../../kernels/modeled.ts";
+import { TILE_CANDIDATES } from "../../kernels/tiles.ts";
+import type { AttentionShape, KernelName, Tiles } from "../../kernels/types.ts";
 import { UsageError } from "../errors.ts";
+import { parseSizeList } from "../flags.ts";
 import { captureOutput } from "../output.ts";
 import {
   createModelCommand,
@@ -7,7 +13,6 @@ import {
   type ModelOptions,
   type ModelReport,
   parseModelArgs,
-  parseSizeList,
 } from "./model.ts";
 
 /** Parses flags that are not `--help` (the std assert build is untyped: it cannot narrow). */
@@ -39,6 +44,7 @@ Deno.test("parseModelArgs: defaults", () => {
   assertEquals(o.ns, [256, 512, 1024, 2048, 4096, 8192, 16384]);
   assertEquals([o.d, o.batch, o.heads, o.dtype, o.causal], [64, 1, 16, "f32", false]);
   assertEquals([o.density, o.sramBytes, o.blockSizes, o.json], [0.25, 49152, null, false]);
+  assertEquals([o.mask, o.seed, o.br, o.bc], ["random", 1, null, null]);
 });
 
 Deno.test("parseModelArgs: every flag", () => {
@@ -65,6 +71,10 @@ Deno.test("parseModelArgs: every flag", () => {
     "32",
     "--bc",
     "16",
+    "--mask",
+    "local",
+    "--seed",
+    "9",
   ]);
   assertEquals(o.kernels, ["flash", "standard"]);
   assertEquals(o.ns, [512, 1024, 2048]);
@@ -76,15 +86,17 @@ Deno.test("parseModelArgs: every flag", () => {
     32,
     16,
   ]);
+  assertEquals([o.mask, o.seed], ["local", 9]);
   assertEquals(parseModelArgs(["--help"]), "help");
+  assertEquals(parseModelArgs(["-h"]), "help");
 });
 
 Deno.test("bad input: each throws a UsageError that names the flag", async () => {
   const cases: [string[], string][] = [
-    [["--kernels", "foo"], "unknown kernel"],
-    [["--kernels="], "unknown kernel"],
+    [["--kernels", "foo"], "--kernels must be one of standard, flash, block-sparse"],
+    [["--kernels="], "--kernels must be one of"],
     [["--kernels", ""], "--kernels needs a value"],
-    [["--kernels", "flash,,standard"], "unknown kernel"],
+    [["--kernels", "flash,,standard"], "--kernels must be one of"],
     [["--dtype", "f64"], "--dtype"],
     [["--d", "48"], "--d"],
     [["--d", "abc"], "--d"],
@@ -109,6 +121,11 @@ Deno.test("bad input: each throws a UsageError that names the flag", async () =>
     [["--batch", "0"], "--batch"],
     [["--heads", "x"], "--heads"],
     [["--br", "0"], "--br"],
+    [["--bc", "1.5"], "--bc"],
+    [["--bc", "-16"], "--bc takes a positive value"],
+    [["--mask", "diagonal"], "--mask must be one of random, butterfly, local"],
+    [["--seed", "x"], "--seed"],
+    [["--seed", "-1"], "--seed takes a positive value"],
     [["--block-sizes", "0"], "--block-sizes"],
     [["--bogus"], "unknown flag --bogus"],
     [["--bogus=1"], "unknown flag --bogus"],
@@ -126,7 +143,7 @@ Deno.test("bad input: each throws a UsageError that names the flag", async () =>
 
 Deno.test("table: header states M's unit; one table per N; modeled absent shows —", async () => {
   const io = captureOutput();
-  assertEquals(await modelCommand.run(["--n", "1024,2048"], io), 0);
+  assertEquals(await createModelCommand().run(["--n", "1024,2048"], io), 0);
   const text = io.stdout.join("\n");
   assert(text.includes("M = 49152 bytes = 12288 f32 elements"), text);
   assert(text.includes("Bc = ⌈M/4d⌉ = 48"), text);
@@ -137,6 +154,10 @@ Deno.test("table: header states M's unit; one table per N; modeled absent shows 
   assert(flashRow.includes("291 MB") && flashRow.includes("143 MB"), flashRow);
   assert(flashRow.includes("—") && flashRow.includes("16.8 MB"), flashRow);
   assert(text.includes("standard/flash: theoretical 0.980×, modeled —"), text);
+  // tiles as the GPU would choose them for M = 49152 bytes
+  assert(flashRow.includes("64×32"), flashRow);
+  assert(io.stdout.find((l) => l.startsWith("standard"))?.includes("64×64"), text);
+  assert(text.includes("block-sparse mask: s = 0.250 reached, 128 of 512 blocks kept"), text);
 });
 
 Deno.test("table: f16 halves M's element count's width", async () => {
@@ -157,6 +178,8 @@ Deno.test("table: --block-sizes adds the block-size table", async () => {
 
 Deno.test("--json: parses, same numbers as the table", async () => {
   const r = await runJson(["--n", "1024", "--block-sizes", "64,128"]);
+  // Without modeled bytes every other number is the same, and modeled is null.
+  const bare = await runJson(["--n", "1024", "--block-sizes", "64,128"], createModelCommand());
   assertEquals(r.sram, { bytes: 49152, elements: 12288, dtype: "f32", bc: 48, br: 48 });
   assertEquals(r.sizes.length, 1);
   const size = r.sizes[0]!;
@@ -170,18 +193,50 @@ Deno.test("--json: parses, same numbers as the table", async () => {
   assertEquals(fl!.theoretical.tc, 22);
   // query-outer, br = 64: (2Nd + 16 · 2Nd) · 4 · 16 + 1024 · 4 · 16
   assertEquals(fl!.queryOuterBytes, (131072 + 16 * 131072) * 64 + 65536);
-  assertEquals(fl!.modeledBytes, null);
+  assertEquals(fl!.tiles, { br: 64, bc: 32, rm: 4, tx: 8 });
+  assertEquals(bs!.tiles, { br: 64, bc: 32, rm: 4, tx: 8 });
+  assertEquals(std!.tiles, { br: 64, bc: 64, rm: 4, tx: 8 });
+  assertEquals(
+    r.config.tiles.map((t) => [t.kernel, t.tiles?.br, t.tiles?.bc, t.source, t.note]),
+    [
+      ["standard", 64, 64, "sram", null],
+      ["flash", 64, 32, "sram", null],
+      ["block-sparse", 64, 32, "sram", null],
+    ],
+  );
+  assert(fl!.modeledBytes !== null && std!.modeledBytes !== null && bs!.modeledBytes !== null);
   assertEquals(bs!.density, 0.25);
+  assertEquals(bs!.mask, {
+    kind: "random",
+    seed: 1,
+    targetDensity: 0.25,
+    density: 0.25,
+    nnz: 128,
+    blocks: 512,
+  });
+  assertEquals([std!.mask, fl!.mask], [null, null]);
   assertEquals(bs!.theoretical.bytes, (131072 + 0.25 * 22 * 200704) * 64);
   assertEquals(std!.lowerBoundBytes, 4 * 1024 * 64 * 4 * 16);
   assertEquals(std!.flops, 4 * 16 * 1024 * 1024 * 64);
   assertEquals(bs!.flops, std!.flops / 4);
   assertEquals(std!.footprintBytes, 4 * 1024 * 64 * 4 * 16 + 2 * 1024 * 1024 * 4 * 16);
-  // block-sparse mask: Tr = Tc = 16, nnz = 64: rowptr 17 · 4, colidx 64 · 4
-  assertEquals(bs!.footprintBytes, fl!.footprintBytes + 17 * 4 + 64 * 4);
+  // block-sparse mask on its 64×32 tiles: Tr = 16, Tc = 32, nnz = 128: rowptr 17 · 4, colidx 128 · 4
+  assertEquals(bs!.footprintBytes, fl!.footprintBytes! + 17 * 4 + 128 * 4);
   assertEquals(size.standardOverFlash.theoretical, (4456448 * 64) / 290979840);
-  assertEquals(size.standardOverFlash.modeled, null);
+  assertEquals(size.standardOverFlash.modeled, std!.modeledBytes! / fl!.modeledBytes!);
   assertEquals(r.blockSizes?.[0]?.rows.map((row) => row.blocks), [16, 8]);
+
+  const bareSize = bare.sizes[0]!;
+  assertEquals(bareSize.kernels.map((k) => k.modeledBytes), [null, null, null]);
+  assertEquals(bareSize.kernels.map((k) => k.intensity.modeled), [null, null, null]);
+  assertEquals(bareSize.standardOverFlash.modeled, null);
+  const withoutModeled = (k: ModelReport["sizes"][number]["kernels"][number]) => ({
+    ...k,
+    modeledBytes: null,
+    intensity: { ...k.intensity, modeled: null },
+  });
+  assertEquals(bareSize.kernels, size.kernels.map(withoutModeled));
+  assertEquals([bare.config, bare.sram, bare.blockSizes], [r.config, r.sram, r.blockSizes]);
 });
 
 Deno.test("--json: causal fraction and halved FLOPs", async () => {
@@ -204,14 +259,20 @@ Deno.test("block-size table: flash traffic falls as the block size grows", async
 Deno.test("injected modeled bytes appear in the table, the ratio and JSON", async () => {
   const calls: string[] = [];
   const cmd = createModelCommand({
-    modeled: (kernel, shape, density) => {
-      calls.push(`${kernel}/${shape.n}/${density}`);
+    modeled: (kernel, shape, tiles, mask) => {
+      assertEquals(mask === null, kernel !== "block-sparse");
+      if (mask) assertEquals([mask.br, mask.bc, mask.kind], [tiles.br, tiles.bc, "random"]);
+      calls.push(`${kernel}/${shape.n}/${tiles.br}×${tiles.bc}/${mask?.density ?? 1}`);
       if (kernel === "block-sparse") return null;
       return kernel === "standard" ? 4e8 : 1e8;
     },
   });
   const r = await runJson(["--n", "1024", "--density", "0.5"], cmd);
-  assertEquals(calls, ["standard/1024/1", "flash/1024/1", "block-sparse/1024/0.5"]);
+  assertEquals(calls, [
+    "standard/1024/64×64/1",
+    "flash/1024/64×32/1",
+    "block-sparse/1024/64×32/0.5",
+  ]);
   const [std, fl, bs] = r.sizes[0]!.kernels;
   assertEquals([std!.modeledBytes, fl!.modeledBytes, bs!.modeledBytes], [4e8, 1e8, null]);
   assertEquals(fl!.intensity.modeled, fl!.flops / 1e8);
@@ -228,9 +289,207 @@ Deno.test("--help prints the flags and exits 0", async () => {
   const io = captureOutput();
   assertEquals(await modelCommand.run(["--help"], io), 0);
   const text = io.stdout.join("\n");
-  for (const flag of ["--kernels", "--n", "--d", "--sram", "--block-sizes", "--json"]) {
+  for (
+    const flag of [
+      "--kernels",
+      "--n",
+      "--d",
+      "--batch",
+      "--heads",
+      "--dtype",
+      "--causal",
+      "--density",
+      "--mask",
+      "--seed",
+      "--sram",
+      "--br",
+      "--bc",
+      "--block-sizes",
+      "--json",
+    ]
+  ) {
     assert(text.includes(flag), flag);
   }
   assertEquals(modelCommand.name, "model");
   assertEquals(modelCommand.help, text);
+});
+
+function shapeOf(r: ModelReport, n: number): AttentionShape {
+  const c = r.config;
+  return { batch: c.batch, heads: c.heads, n, d: c.d, dtype: c.dtype, causal: c.causal };
+}
+
+Deno.test("modeled column: totalBytes(modeledTraffic(...)) with the kernel's tiles and mask", async () => {
+  // Partial tiles (N = 1000), causal, f16, a non-default seed and mask.
+  const args = ["--n", "1000", "--d", "32", "--batch", "2", "--heads", "3", "--dtype", "f16"];
+  args.push("--causal", "--mask", "butterfly", "--density", "0.3", "--seed", "7");
+  const r = await runJson(args);
+  const shape = shapeOf(r, 1000);
+  const kernels = r.sizes[0]!.kernels;
+  assertEquals(kernels.length, 3);
+  for (const k of kernels) {
+    const tiles = k.tiles;
+    if (tiles === null) throw new Error(`${k.kernel} has no tiles`);
+    const mask = k.kernel === "block-sparse"
+      ? makeMask({
+        kind: "butterfly",
+        n: 1000,
+        br: tiles.br,
+        bc: tiles.bc,
+        density: 0.3,
+        seed: 7,
+      })
+      : null;
+    assertEquals(
+      k.modeledBytes,
+      totalBytes(modeledTraffic(k.kernel, shape, tiles, mask)),
+      k.kernel,
+    );
+    if (mask) {
+      // butterfly overshoots: the numbers use the density reached, not the target
+      assertEquals(k.mask?.density, mask.density);
+      assertEquals(k.density, mask.density);
+      assertEquals(k.mask?.nnz, mask.nnz);
+      assertNotEquals(mask.density, 0.3);
+    }
+  }
+
+  const io = captureOutput();
+  assertEquals(await modelCommand.run(args, io), 0);
+  const header = io.stdout.find((l) => l.startsWith("kernel")) ?? "";
+  const cells = (line: string) => line.trim().split(/\s{2,}/);
+  const column = cells(header).indexOf("modeled");
+  assert(column > 0, header);
+  for (const k of kernels) {
+    const row = io.stdout.find((l) => l.startsWith(k.kernel + " ")) ?? "";
+    assertEquals(cells(row)[column], formatBytes(k.modeledBytes!), row);
+    assertEquals(cells(row)[cells(header).indexOf("tiles")], `${k.tiles!.br}×${k.tiles!.bc}`);
+  }
+});
+
+Deno.test("modeled: standard moves more bytes than flash at N = 4096, d = 64", async () => {
+  const r = await runJson(["--n", "4096", "--d", "64", "--kernels", "standard,flash"]);
+  const [std, fl] = r.sizes[0]!.kernels;
+  assert(std!.modeledBytes! > fl!.modeledBytes!, `${std!.modeledBytes} ${fl!.modeledBytes}`);
+  assert(r.sizes[0]!.standardOverFlash.modeled! > 1);
+});
+
+Deno.test("--br/--bc: modeled flash bytes follow the given tiles", async () => {
+  const base = await runJson(["--n", "2048", "--kernels", "flash"]);
+  const r = await runJson(["--n", "2048", "--kernels", "flash", "--br", "16", "--bc", "16"]);
+  const before = base.sizes[0]!.kernels[0]!;
+  const after = r.sizes[0]!.kernels[0]!;
+  const tiles = { br: 16, bc: 16, rm: 1, tx: 1 };
+  assertEquals(after.tiles, tiles);
+  assertEquals(r.config.tiles[0]?.source, "flags");
+  assertEquals(
+    after.modeledBytes,
+    totalBytes(modeledTraffic("flash", shapeOf(r, 2048), tiles, null)),
+  );
+  assertNotEquals(after.modeledBytes, before.modeledBytes);
+  // smaller query tiles re-read K and V more often
+  assert(after.modeledBytes! > before.modeledBytes!);
+  // same loop order: the query-outer count plus one 16-byte uniform read per workgroup
+  // (Tr = 2048 / 16 = 128 per head, 16 heads)
+  assertEquals(after.modeledBytes, after.queryOuterBytes! + 16 * 128 * 16);
+
+  // One alone keeps the other from the GPU's choice (64×32 at M = 49152).
+  const brOnly = await runJson(["--n", "2048", "--kernels", "flash", "--br", "16"]);
+  assertEquals(brOnly.sizes[0]!.kernels[0]!.tiles, { br: 16, bc: 32, rm: 1, tx: 1 });
+  const bcOnly = await runJson(["--n", "2048", "--kernels", "flash", "--bc", "16"]);
+  assertEquals(bcOnly.sizes[0]!.kernels[0]!.tiles, { br: 64, bc: 16, rm: 1, tx: 1 });
+});
+
+Deno.test("--br/--bc: block-sparse builds its mask and footprint on the given tiles", async () => {
+  const r = await runJson([
+    "--n",
+    "1024",
+    "--kernels",
+    "flash,block-sparse",
+    "--br",
+    "32",
+    "--bc",
+    "128",
+  ]);
+  const [fl, bs] = r.sizes[0]!.kernels;
+  // 32 × 8 blocks, a quarter kept
+  assertEquals([bs!.mask?.blocks, bs!.mask?.nnz], [256, 64]);
+  assertEquals(bs!.footprintBytes, fl!.footprintBytes! + 33 * 4 + 64 * 4);
+});
+
+Deno.test("--br/--bc larger than M: modeled anyway, with a note", async () => {
+  const io = captureOutput();
+  assertEquals(
+    await modelCommand.run(["--n", "256", "--kernels", "flash", "--br", "256", "--bc", "256"], io),
+    0,
+  );
+  const text = io.stdout.join("\n");
+  assert(text.includes("note: flash: 256×256 needs"), text);
+  assert(text.includes("more than M = 49152; modeled anyway"), text);
+  const row = io.stdout.find((l) => l.startsWith("flash")) ?? "";
+  assert(row.includes("256×256") && !row.includes("—"), row);
+});
+
+Deno.test("modeled bytes depend on br and bc only, not on rm or tx", () => {
+  const kernels: KernelName[] = ["standard", "flash", "block-sparse"];
+  for (const causal of [false, true]) {
+    const shape: AttentionShape = { batch: 1, heads: 2, n: 200, d: 64, dtype: "f32", causal };
+    for (const t of TILE_CANDIDATES) {
+      const mask = makeMask({ kind: "random", n: 200, br: t.br, bc: t.bc, density: 0.4, seed: 3 });
+      for (const kernel of kernels) {
+        const m = kernel === "block-sparse" ? mask : null;
+        const bytes = (tiles: Tiles) => totalBytes(modeledTraffic(kernel, shape, tiles, m));
+        assertEquals(bytes({ ...t, rm: 1, tx: 1 }), bytes(t), `${kernel} ${JSON.stringify(t)}`);
+      }
+    }
+  }
+});
+
+Deno.test("no tile candidate fits M: modeled shows — with a note, no crash", async () => {
+  const args = ["--n", "1024", "--sram", "4096", "--d", "128"];
+  const io = captureOutput();
+  assertEquals(await modelCommand.run(args, io), 0);
+  const text = io.stdout.join("\n");
+  for (const kernel of ["standard", "flash", "block-sparse"]) {
+    assert(text.includes(`note: ${kernel}: no tile candidate fits M = 4096 bytes`), text);
+    const row = io.stdout.find((l) => l.startsWith(kernel + " ")) ?? "";
+    assert(/^\S+\s+—\s+\S+ [GMk]?B\s+—\s+—/.test(row), row);
+  }
+  assert(text.includes("modeled —"), text);
+
+  const r = await runJson(args);
+  for (const k of r.sizes[0]!.kernels) {
+    assertEquals([k.tiles, k.modeledBytes, k.queryOuterBytes, k.mask], [null, null, null, null]);
+    assert(k.theoretical.bytes > 0);
+  }
+  assertEquals(r.sizes[0]!.kernels.map((k) => k.footprintBytes === null), [false, false, true]);
+  assert(r.config.tiles.every((t) => t.tiles === null && t.note?.includes("raise --sram")));
+});
+
+Deno.test("--mask and --seed: the block-sparse mask is the one makeMask builds", async () => {
+  const r = await runJson([
+    "--n",
+    "512",
+    "--kernels",
+    "block-sparse",
+    "--mask",
+    "local",
+    "--seed",
+    "5",
+  ]);
+  const bs = r.sizes[0]!.kernels[0]!;
+  const mask = makeMask({ kind: "local", n: 512, br: 64, bc: 32, density: 0.25, seed: 5 });
+  assert(mask instanceof BlockMask);
+  assertEquals(bs.mask, {
+    kind: "local",
+    seed: 5,
+    targetDensity: 0.25,
+    density: mask.density,
+    nnz: mask.nnz,
+    blocks: mask.bits.length,
+  });
+  assertEquals([r.config.mask, r.config.seed], ["local", 5]);
+  const io = captureOutput();
+  await modelCommand.run(["--n", "512", "--mask", "local", "--seed", "5"], io);
+  assert(io.stdout[0]?.includes("block-sparse local mask (seed 5) of target density s = 0.25"));
 });

@@ -1,0 +1,231 @@
+/**
+ * The measuring half of `bench`: one kernel × shape → one {@linkcode RunRecord}. Prepares the
+ * kernel, times it, and fills in FLOPs, the three byte counts, the footprint and, when asked,
+ * the counted bytes and the error against the reference. A shape that does not fit is `skipped`;
+ * a kernel that fails (compile error, device lost, out of memory) is `failed`.
+ *
+ * @module
+ */
+
+import { UsageError } from "./errors.ts";
+import type { RunRecord } from "../analysis/schema.ts";
+import { summarize, timingWarnings } from "../analysis/stats.ts";
+import { denseFlops, flops, lowerBoundBytes, theoreticalBytes } from "../analysis/io_model.ts";
+import {
+  type AttentionKernels,
+  DoesNotFitError,
+  prepareAttention,
+  type PreparedAttention,
+} from "../kernels/attention.ts";
+import { checkAgainstReference, randomInputs } from "../kernels/check.ts";
+import { modeledTraffic, totalBytes } from "../kernels/modeled.ts";
+import { timeDispatches } from "../kernels/timing.ts";
+import type { AttentionShape, KernelName, MaskKind, Tiles } from "../kernels/types.ts";
+
+/** One run to make. */
+export interface RunSpec {
+  kernel: KernelName;
+  shape: AttentionShape;
+  tiles: Tiles;
+  /** Block-sparse: the mask generator and its target density. */
+  mask: { kind: MaskKind; density: number; seed: number };
+  sweep: RunRecord["sweep"];
+  seed: number;
+}
+
+/** How to measure. */
+export interface MeasureOptions {
+  warmup: number;
+  reps: number;
+  minTimeMs: number;
+  countIo: boolean;
+  verify: boolean;
+  /** Bytes of on-chip memory for the paper's model (the adapter's workgroup storage). */
+  sramBytes: number;
+}
+
+/** Largest single-head problem `--verify` checks on the CPU (N²·d multiply-adds). */
+export const VERIFY_MAX_WORK = 2 ** 32;
+
+/** Inputs larger than this are not rotated: they no longer fit in any GPU cache. */
+const ROTATE_BELOW_BYTES = 256 * 2 ** 20;
+
+/**
+ * Runs one spec and returns its record; never throws for a kernel failure.
+ *
+ * @example
+ * ```ts ignore
+ * const record = await measureRun(kernels, spec, { warmup: 3, reps: 20, minTimeMs: 0,
+ *   countIo: false, verify: false, sramBytes: 49152 });
+ * ```
+ */
+export async function measureRun(
+  kernels: AttentionKernels,
+  spec: RunSpec,
+  opts: MeasureOptions,
+): Promise<RunRecord> {
+  const { kernel, shape } = spec;
+  const record = baseRecord(spec, opts);
+  let prepared: PreparedAttention | null = null;
+  try {
+    const qkvBytes = 3 * shape.batch * shape.heads * shape.n * shape.d *
+      (shape.dtype === "f16" ? 2 : 4);
+    const inputSets = qkvBytes < ROTATE_BELOW_BYTES
+      ? Math.min(4, Math.ceil(ROTATE_BELOW_BYTES / qkvBytes))
+      : 1;
+    prepared = await prepareAttention(
+      kernels,
+      { kernel, shape, tiles: spec.tiles, mask: spec.mask },
+      { inputSets },
+    );
+    fillCounts(record, spec, prepared, opts);
+    for (let set = 0; set < inputSets; set++) {
+      const { q, k, v } = randomInputs(shape, spec.seed + 7919 * set);
+      prepared.upload(q, k, v, set);
+    }
+    record.compileMs = prepared.compileMs;
+    const p = prepared;
+    const timing = await timeDispatches(
+      kernels.gpu,
+      (pass, rep) => p.encode(pass, rep % inputSets),
+      { warmup: opts.warmup, reps: opts.reps, minTimeMs: opts.minTimeMs },
+    );
+    const stats = summarize(timing.samplesMs);
+    record.clock = timing.clock;
+    record.timeMs = stats;
+    record.tflops = record.flops / (stats.median * 1e9);
+    record.tflopsDenseEquivalent = denseFlops(shape) / (stats.median * 1e9);
+    record.achievedGBs = record.hbmBytes.modeled / (stats.median * 1e6);
+    record.warnings.push(
+      ...timingWarnings(timing.samplesMs, {
+        firstRunMs: Math.max(0, timing.firstRunMs - timing.roundTripMs),
+        timerResolutionMs: timing.resolutionMs,
+      }),
+    );
+    if (timing.discarded > 0) {
+      record.warnings.push(`${timing.discarded} samples with a non-positive time were discarded`);
+    }
+    if (opts.verify) await verifyRun(record, kernels, spec);
+    if (opts.countIo) await countRun(record, kernels, spec);
+    record.status = "ok";
+  } catch (e) {
+    if (e instanceof DoesNotFitError) {
+      record.status = "skipped";
+      record.reason = e.message;
+    } else if (e instanceof UsageError) {
+      record.status = "skipped";
+      record.reason = e.message;
+    } else {
+      record.status = "failed";
+      record.reason = (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
+    }
+  } finally {
+    prepared?.destroy();
+  }
+  return record;
+}
+
+function baseRecord(spec: RunSpec, opts: MeasureOptions): RunRecord {
+  const { kernel, shape } = spec;
+  const density = kernel === "block-sparse" ? spec.mask.density : 1;
+  return {
+    kernel,
+    dtype: shape.dtype,
+    batch: shape.batch,
+    heads: shape.heads,
+    n: shape.n,
+    d: shape.d,
+    causal: shape.causal,
+    density,
+    mask: kernel === "block-sparse" ? spec.mask.kind : null,
+    tile: { ...spec.tiles },
+    sweep: spec.sweep,
+    status: "failed",
+    reason: null,
+    clock: null,
+    compileMs: null,
+    timeMs: null,
+    flops: flops(kernel, shape, density),
+    tflops: null,
+    tflopsDenseEquivalent: null,
+    hbmBytes: {
+      theoretical: theoreticalBytes(kernel, shape, { sramBytes: opts.sramBytes, density }).bytes,
+      modeled: 0,
+      lowerBound: lowerBoundBytes(shape),
+      counted: null,
+    },
+    achievedGBs: null,
+    footprintBytes: 0,
+    maxRelError: null,
+    warnings: [],
+  };
+}
+
+/** Fills what depends on the prepared kernel: the real mask density, modeled bytes, footprint. */
+function fillCounts(
+  record: RunRecord,
+  spec: RunSpec,
+  prepared: PreparedAttention,
+  opts: MeasureOptions,
+): void {
+  const { kernel, shape } = spec;
+  if (prepared.mask) {
+    record.density = prepared.mask.density;
+    record.flops = flops(kernel, shape, record.density);
+    record.hbmBytes.theoretical = theoreticalBytes(kernel, shape, {
+      sramBytes: opts.sramBytes,
+      density: record.density,
+    }).bytes;
+  }
+  record.hbmBytes.modeled = totalBytes(
+    modeledTraffic(kernel, shape, prepared.tiles, prepared.mask),
+  );
+  record.footprintBytes = prepared.footprintBytes;
+}
+
+/** Checks one head (batch 1, heads 1) at the same N and tiles against the reference. */
+async function verifyRun(record: RunRecord, kernels: AttentionKernels, spec: RunSpec) {
+  const shape = { ...spec.shape, batch: 1, heads: 1 };
+  if (shape.n * shape.n * shape.d > VERIFY_MAX_WORK) {
+    record.warnings.push(
+      `not verified: n=${shape.n} is too large for the CPU reference (N²·d > 2^32)`,
+    );
+    return;
+  }
+  const prepared = await prepareAttention(kernels, {
+    kernel: spec.kernel,
+    shape,
+    tiles: spec.tiles,
+    mask: spec.mask,
+  });
+  try {
+    record.maxRelError = await checkAgainstReference(prepared, spec.seed + 1);
+  } finally {
+    prepared.destroy();
+  }
+}
+
+/** Runs the counting variant once at the full shape and records the counted bytes. */
+async function countRun(record: RunRecord, kernels: AttentionKernels, spec: RunSpec) {
+  const prepared = await prepareAttention(kernels, {
+    kernel: spec.kernel,
+    shape: spec.shape,
+    tiles: spec.tiles,
+    mask: spec.mask,
+    count: true,
+  });
+  try {
+    const { q, k, v } = randomInputs(spec.shape, spec.seed + 2);
+    prepared.upload(q, k, v);
+    prepared.resetCounters();
+    await prepared.run();
+    record.hbmBytes.counted = totalBytes(await prepared.readCounters());
+    if (record.hbmBytes.counted !== record.hbmBytes.modeled) {
+      record.warnings.push(
+        `counted bytes ${record.hbmBytes.counted} differ from modeled ${record.hbmBytes.modeled}`,
+      );
+    }
+  } finally {
+    prepared.destroy();
+  }
+}

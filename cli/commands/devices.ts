@@ -1,0 +1,59 @@
+/**
+ * `attnbench devices`: the adapter, and the limits and features that matter for attention.
+ *
+ * @module
+ */
+
+import { parseCommandFlags } from "../flags.ts";
+import type { Command } from "../command.ts";
+import { describeAdapter, FEATURE_NAMES, requestAdapter } from "../../kernels/gpu.ts";
+
+const HELP = `attnbench devices — the WebGPU adapter Deno finds, its limits and features
+
+Usage: attnbench devices [--json]
+
+Prints vendor, architecture, description, whether it is a fallback (software) adapter, the
+limits that bound the kernels (workgroup storage, storage binding and buffer sizes, invocations
+per workgroup, workgroups per dimension) and the features shader-f16, timestamp-query and
+subgroups. Exit code 2 when there is no adapter.`;
+
+/** The `devices` command. */
+export const devicesCommand: Command = {
+  name: "devices",
+  summary: "show the GPU adapter, its limits and features",
+  help: HELP,
+  async run(args, io) {
+    const flags = parseCommandFlags("devices", args, { boolean: ["json"] });
+    if (flags.help) {
+      io.out(HELP);
+      return 0;
+    }
+    const info = describeAdapter(await requestAdapter());
+    if (flags.json) {
+      io.out(JSON.stringify(info, null, 2));
+      return 0;
+    }
+    const rows: [string, string][] = [
+      ["description", info.description || "(none)"],
+      ["vendor", info.vendor || "(none)"],
+      ["architecture", info.architecture || "(none)"],
+      ["device", info.device || "(none)"],
+      ["fallback adapter", info.isFallbackAdapter ? "yes (software: correct but slow)" : "no"],
+      ...Object.entries(info.limits).map(([k, v]) =>
+        [k, v.toLocaleString("en-US")] as [
+          string,
+          string,
+        ]
+      ),
+      ...FEATURE_NAMES.map((f) =>
+        [f, info.features.includes(f) ? "yes" : "no"] as [
+          string,
+          string,
+        ]
+      ),
+    ];
+    const w = Math.max(...rows.map(([k]) => k.length));
+    for (const [k, v] of rows) io.out(`${k.padEnd(w)}  ${v}`);
+    return 0;
+  },
+};

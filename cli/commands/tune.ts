@@ -1,0 +1,178 @@
+/**
+ * `attnbench tune`: searches tile sizes per kernel, dtype and head dim on the present adapter
+ * and saves the fastest correct ones for `bench`.
+ *
+ * @module
+ */
+
+import type { Command } from "../command.ts";
+import { UsageError } from "../errors.ts";
+import { parseCommandFlags, parsePositiveInt, SHAPE_HELP, shapeOptions } from "../flags.ts";
+import { formatTable } from "../table.ts";
+import { DEFAULT_TUNED_PATH, saveTuned, type TunedEntry, tunedKey } from "../tuned.ts";
+import { AttentionKernels, prepareAttention } from "../../kernels/attention.ts";
+import { checkAgainstReference, randomInputs } from "../../kernels/check.ts";
+import { openGpu } from "../../kernels/gpu.ts";
+import { modeledTraffic, totalBytes } from "../../kernels/modeled.ts";
+import { median } from "../../analysis/stats.ts";
+import { timeDispatches } from "../../kernels/timing.ts";
+import { FALLBACK_TILE_CANDIDATES, tileProblem } from "../../kernels/tiles.ts";
+import { tolerance } from "../../kernels/tolerances.ts";
+import type { AttentionShape, Tiles } from "../../kernels/types.ts";
+
+const HELP = `attnbench tune — find the fastest correct tiles for each kernel on this adapter
+
+Usage: attnbench tune [shape flags] [--out FILE] [--reps N] [--max-candidates N]
+
+For each kernel (at --d, --dtype, one N) it tries every tile configuration that the device can
+build (br, bc in 16..128, rm, tx), checks each against the float64 reference at a small odd size,
+times the correct ones at N (default 4096; 256 on a fallback adapter) and saves the fastest in
+FILE (default: ${DEFAULT_TUNED_PATH}), keyed by the adapter's identity. 'bench' then uses them.
+Beside the measured best it prints the IO model's prediction: the tile that moves the fewest
+HBM bytes.
+
+${SHAPE_HELP}
+
+  --out FILE          tuned-tiles file to update (default: ${DEFAULT_TUNED_PATH})
+  --reps N            timed runs per candidate (default: 10)
+  --max-candidates N  try at most N candidates per kernel, largest tiles first`;
+
+/** Every tile configuration worth trying, largest first. */
+function candidateTiles(): Tiles[] {
+  const out: Tiles[] = [];
+  for (const br of [128, 64, 32, 16]) {
+    for (const bc of [128, 64, 32, 16]) {
+      for (const rm of [8, 4, 2, 1]) {
+        for (const tx of [16, 8, 4]) {
+          const threads = tx * (br / rm);
+          if (br % rm !== 0 || threads < 32 || threads > 256 || bc % tx !== 0) continue;
+          out.push({ br, bc, rm, tx });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** The `tune` command. */
+export const tuneCommand: Command = {
+  name: "tune",
+  summary: "search tile sizes on this adapter; save the winners for bench",
+  help: HELP,
+  async run(args, io) {
+    const flags = parseCommandFlags("tune", args, {
+      string: ["out", "reps", "max-candidates"],
+    });
+    if (flags.help) {
+      io.out(HELP);
+      return 0;
+    }
+    const str = (k: string) => (typeof flags[k] === "string" ? flags[k] as string : undefined);
+    const reps = str("reps") === undefined ? 10 : parsePositiveInt(str("reps")!, "--reps");
+    const maxCandidates = str("max-candidates") === undefined
+      ? Infinity
+      : parsePositiveInt(str("max-candidates")!, "--max-candidates");
+    const out = str("out") ?? DEFAULT_TUNED_PATH;
+    const gpu = await openGpu();
+    const fallback = gpu.info.isFallbackAdapter;
+    const o = shapeOptions(flags, {
+      ns: [fallback ? 256 : 4096],
+      batch: 1,
+      heads: fallback ? 2 : 16,
+    });
+    if (o.ns.length !== 1) throw new UsageError("tune takes one --n");
+    if (o.dtype === "f16" && !gpu.f16) {
+      throw new UsageError(`this adapter has no shader-f16 feature; use --dtype f32`);
+    }
+    const kernels = new AttentionKernels(gpu);
+    const winners: Record<string, TunedEntry> = {};
+    const n = o.ns[0]!;
+    const batch = o.batch === 1 && !flags.batch && !fallback
+      ? Math.max(1, Math.floor(16384 / n))
+      : o.batch;
+    for (const kernel of o.kernels) {
+      const shape: AttentionShape = {
+        batch,
+        heads: o.heads,
+        n,
+        d: o.d,
+        dtype: o.dtype,
+        causal: o.causal,
+      };
+      const small: AttentionShape = { ...shape, batch: 1, heads: 1, n: 77 };
+      const candidates = (fallback ? [...FALLBACK_TILE_CANDIDATES] : candidateTiles())
+        .filter((t) => tileProblem(kernel, o.d, o.dtype, t, gpu.device.limits) === null)
+        .slice(0, maxCandidates);
+      const mask = { kind: o.mask, density: o.density, seed: o.seed };
+      const rows: { tiles: Tiles; ms: number | null; note: string; bytes: number }[] = [];
+      for (const [i, tiles] of candidates.entries()) {
+        io.progress(`tune ${kernel} ${i + 1}/${candidates.length} ${JSON.stringify(tiles)}`);
+        try {
+          const check = await prepareAttention(kernels, { kernel, shape: small, tiles, mask });
+          const err = await checkAgainstReference(check, o.seed);
+          check.destroy();
+          const prepared = await prepareAttention(kernels, { kernel, shape, tiles, mask });
+          const bytes = totalBytes(modeledTraffic(kernel, shape, tiles, prepared.mask));
+          if (!(err <= tolerance(o.dtype))) {
+            rows.push({ tiles, ms: null, note: `wrong: error ${err.toExponential(1)}`, bytes });
+            prepared.destroy();
+            continue;
+          }
+          const { q, k, v } = randomInputs(shape, o.seed);
+          prepared.upload(q, k, v);
+          const t = await timeDispatches(gpu, (pass) => prepared.encode(pass), {
+            warmup: 2,
+            reps,
+          });
+          prepared.destroy();
+          rows.push({ tiles, ms: median(t.samplesMs), note: "", bytes });
+        } catch (e) {
+          rows.push({
+            tiles,
+            ms: null,
+            note: `failed: ${(e as Error).message.split("\n")[0]}`,
+            bytes: 0,
+          });
+        }
+      }
+      io.progress("");
+      const ok = rows.filter((r) => r.ms !== null).sort((a, b) => a.ms! - b.ms!);
+      if (ok.length === 0) {
+        io.err(`tune ${kernel}: no candidate ran correctly`);
+        continue;
+      }
+      const best = ok[0]!;
+      const predicted = [...ok].sort((a, b) => a.bytes - b.bytes || a.ms! - b.ms!)[0]!;
+      winners[tunedKey(kernel, o.dtype, o.d)] = {
+        tiles: best.tiles,
+        medianMs: best.ms!,
+        n,
+        batch,
+        heads: o.heads,
+        tunedAt: new Date().toISOString(),
+      };
+      const fmt = (t: Tiles) => `${t.br}x${t.bc} rm${t.rm} tx${t.tx}`;
+      io.out(
+        `${kernel} ${o.dtype} d=${o.d} n=${n} b×h=${batch}×${o.heads}: ` +
+          `${ok.length} of ${rows.length} candidates correct`,
+      );
+      const table = [...ok, ...rows.filter((r) => r.ms === null)].slice(0, 12).map((r) => [
+        fmt(r.tiles),
+        r.ms === null ? "" : r.ms.toPrecision(4),
+        r.bytes ? (r.bytes / 1e6).toPrecision(4) : "",
+        r.note,
+      ]);
+      for (const line of formatTable(["tiles", "median ms", "HBM MB", "note"], table)) io.out(line);
+      io.out(
+        `measured best: ${fmt(best.tiles)} (${best.ms!.toPrecision(4)} ms); IO model's ` +
+          `best (fewest bytes): ${fmt(predicted.tiles)} (${predicted.ms!.toPrecision(4)} ms)`,
+      );
+    }
+    gpu.device.destroy();
+    if (Object.keys(winners).length > 0) {
+      await saveTuned(out, gpu.info, winners);
+      io.err(`wrote ${out}`);
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,161 @@
+/**
+ * `attnbench verify`: every kernel against the float64 reference on fresh random inputs.
+ *
+ * @module
+ */
+
+import type { Command } from "../command.ts";
+import { parseCommandFlags, SHAPE_HELP, shapeOptions } from "../flags.ts";
+import { UsageError } from "../errors.ts";
+import { formatTable } from "../table.ts";
+import { AttentionKernels, prepareAttention } from "../../kernels/attention.ts";
+import { checkAgainstReference } from "../../kernels/check.ts";
+import { openGpu } from "../../kernels/gpu.ts";
+import { modeledTraffic, totalBytes } from "../../kernels/modeled.ts";
+import { tolerance } from "../../kernels/tolerances.ts";
+import type { AttentionShape } from "../../kernels/types.ts";
+
+const HELP = `attnbench verify — check every kernel against a float64 CPU reference
+
+Usage: attnbench verify [shape flags] [--count-io] [--json]
+
+Each kernel runs on fresh random inputs (N(0,1), seeded by --seed) with its output poisoned
+with NaN first; the max relative error max|O - ref| / max|ref| must stay within the dtype's
+tolerance (f32 1e-4, f16 1e-2). Block-sparse is compared with the reference whose masked
+blocks are -inf before the softmax. Exit code 1 when any kernel fails.
+
+${SHAPE_HELP}
+  (verify defaults: --n 1,17,128,257,1024 --batch 1 --heads 2)
+
+  --count-io          also run the counting variant and require counted == modeled bytes
+  --json              print the results as JSON`;
+
+interface VerifyRow {
+  kernel: string;
+  dtype: string;
+  n: number;
+  d: number;
+  batch: number;
+  heads: number;
+  causal: boolean;
+  density: number;
+  tiles: string;
+  maxRelError: number;
+  tolerance: number;
+  countedBytes: number | null;
+  modeledBytes: number | null;
+  pass: boolean;
+}
+
+/** The `verify` command. */
+export const verifyCommand: Command = {
+  name: "verify",
+  summary: "check every kernel against the float64 reference (exit 1 on any failure)",
+  help: HELP,
+  async run(args, io) {
+    const flags = parseCommandFlags("verify", args, { boolean: ["json", "count-io"] });
+    if (flags.help) {
+      io.out(HELP);
+      return 0;
+    }
+    const o = shapeOptions(flags, { ns: [1, 17, 128, 257, 1024], batch: 1, heads: 2 });
+    const gpu = await openGpu();
+    if (o.dtype === "f16" && !gpu.f16) {
+      throw new UsageError(
+        `this adapter (${gpu.info.description}) has no shader-f16 feature; use --dtype f32`,
+      );
+    }
+    const kernels = new AttentionKernels(gpu);
+    const rows: VerifyRow[] = [];
+    let seed = o.seed;
+    for (const kernel of o.kernels) {
+      for (const n of o.ns) {
+        const shape: AttentionShape = {
+          batch: o.batch,
+          heads: o.heads,
+          n,
+          d: o.d,
+          dtype: o.dtype,
+          causal: o.causal,
+        };
+        io.progress(`verify ${kernel} n=${n}`);
+        const problem = {
+          kernel,
+          shape,
+          mask: { kind: o.mask, density: o.density, seed: o.seed },
+        };
+        const prepared = await prepareAttention(kernels, problem);
+        const err = await checkAgainstReference(prepared, seed++);
+        prepared.destroy();
+        let counted: number | null = null;
+        let modeled: number | null = null;
+        if (flags["count-io"]) {
+          const counting = await prepareAttention(kernels, { ...problem, count: true });
+          counting.resetCounters();
+          await checkAgainstReference(counting, seed++);
+          counted = totalBytes(await counting.readCounters());
+          modeled = totalBytes(modeledTraffic(kernel, shape, counting.tiles, counting.mask));
+          counting.destroy();
+        }
+        const tol = tolerance(o.dtype);
+        const t = prepared.tiles;
+        rows.push({
+          kernel,
+          dtype: o.dtype,
+          n,
+          d: o.d,
+          batch: o.batch,
+          heads: o.heads,
+          causal: o.causal,
+          density: prepared.mask?.density ?? 1,
+          tiles: `${t.br}x${t.bc} rm${t.rm} tx${t.tx}`,
+          maxRelError: err,
+          tolerance: tol,
+          countedBytes: counted,
+          modeledBytes: modeled,
+          pass: err <= tol && counted === modeled,
+        });
+      }
+    }
+    io.progress("");
+    const failed = rows.filter((r) => !r.pass).length;
+    if (flags.json) {
+      io.out(JSON.stringify({ device: gpu.info, rows }, null, 2));
+    } else {
+      const fallback = gpu.info.isFallbackAdapter ? " (fallback adapter)" : "";
+      io.out(`adapter: ${gpu.info.description}${fallback}`);
+      const header = [
+        "kernel",
+        "dtype",
+        "n",
+        "d",
+        "b×h",
+        "causal",
+        "density",
+        "tiles",
+        "max rel err",
+        "tol",
+        ...(flags["count-io"] ? ["counted B", "modeled B"] : []),
+        "result",
+      ];
+      const body = rows.map((r) => [
+        r.kernel,
+        r.dtype,
+        String(r.n),
+        String(r.d),
+        `${r.batch}×${r.heads}`,
+        r.causal ? "yes" : "no",
+        r.density.toFixed(3),
+        r.tiles,
+        r.maxRelError.toExponential(2),
+        r.tolerance.toExponential(0),
+        ...(flags["count-io"] ? [String(r.countedBytes), String(r.modeledBytes)] : []),
+        r.pass ? "ok" : "FAIL",
+      ]);
+      for (const line of formatTable(header, body)) io.out(line);
+      io.out(`${rows.length - failed} passed, ${failed} failed`);
+    }
+    gpu.device.destroy();
+    return failed > 0 ? 1 : 0;
+  },
+};

@@ -1,0 +1,125 @@
+/**
+ * The tuned-tiles file that `attnbench tune` writes and `bench` reads: winners per kernel, dtype
+ * and head dim, keyed by the adapter's identity, so one file can hold several GPUs and a tile
+ * tuned on one is never used on another.
+ *
+ * @module
+ */
+
+import { UsageError } from "./errors.ts";
+import { writeFileAtomic } from "../analysis/results_io.ts";
+import type { DeviceRecord } from "../analysis/schema.ts";
+import type { Dtype, KernelName, Tiles } from "../kernels/types.ts";
+
+/** Schema of the tuned-tiles file. */
+export const TUNED_SCHEMA = "attnbench/tuned@1";
+/** Where `tune` writes and `bench` looks when no path is given. */
+export const DEFAULT_TUNED_PATH = "attnbench-tuned.json";
+
+/** One winner and how it was chosen. */
+export interface TunedEntry {
+  tiles: Tiles;
+  medianMs: number;
+  n: number;
+  batch: number;
+  heads: number;
+  tunedAt: string;
+}
+
+/** The file. */
+export interface TunedFile {
+  schema: typeof TUNED_SCHEMA;
+  adapters: Record<string, { device: DeviceRecord; entries: Record<string, TunedEntry> }>;
+}
+
+/**
+ * The identity an entry is keyed by: vendor, architecture, description and device id.
+ *
+ * @example
+ * ```ts
+ * import { adapterIdentity } from "./tuned.ts";
+ * const id = adapterIdentity({ vendor: "nvidia", architecture: "hopper", description: "H100",
+ *   device: "0x2330", isFallbackAdapter: false, limits: {}, features: [] });
+ * console.assert(id === "nvidia|hopper|H100|0x2330");
+ * ```
+ */
+export function adapterIdentity(d: DeviceRecord): string {
+  return [d.vendor, d.architecture, d.description, d.device].join("|");
+}
+
+/**
+ * The key of a kernel configuration in the file.
+ *
+ * @example
+ * ```ts
+ * import { tunedKey } from "./tuned.ts";
+ * console.assert(tunedKey("flash", "f32", 64) === "flash/f32/d64");
+ * ```
+ */
+export function tunedKey(kernel: KernelName, dtype: Dtype, d: number): string {
+  return `${kernel}/${dtype}/d${d}`;
+}
+
+async function readTunedFile(path: string, mustExist: boolean): Promise<TunedFile | null> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (!mustExist && e instanceof Deno.errors.NotFound) return null;
+    throw new UsageError(`cannot read tuned tiles ${path}: ${(e as Error).message}`);
+  }
+  let data: TunedFile;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    throw new UsageError(`${path} is not valid JSON; rerun 'attnbench tune' or delete it`);
+  }
+  if (data?.schema !== TUNED_SCHEMA || typeof data.adapters !== "object") {
+    throw new UsageError(`${path} is not a tuned-tiles file (schema ${TUNED_SCHEMA})`);
+  }
+  return data;
+}
+
+/**
+ * Tiles tuned for this adapter, by {@linkcode tunedKey}; null when there are none. `path`
+ * undefined means the default file, which may be absent; a given path must exist.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadTuned } from "./tuned.ts";
+ * const tiles = await loadTuned(undefined, gpu.info);
+ * ```
+ */
+export async function loadTuned(
+  path: string | undefined,
+  device: DeviceRecord,
+): Promise<Record<string, Tiles> | null> {
+  const file = await readTunedFile(path ?? DEFAULT_TUNED_PATH, path !== undefined);
+  const entries = file?.adapters[adapterIdentity(device)]?.entries;
+  if (!entries) return null;
+  return Object.fromEntries(Object.entries(entries).map(([k, e]) => [k, e.tiles]));
+}
+
+/**
+ * Adds winners for `device` to the file at `path` (created when absent), atomically.
+ *
+ * @example
+ * ```ts ignore
+ * import { saveTuned } from "./tuned.ts";
+ * await saveTuned("attnbench-tuned.json", gpu.info, { "flash/f32/d64": entry });
+ * ```
+ */
+export async function saveTuned(
+  path: string,
+  device: DeviceRecord,
+  entries: Record<string, TunedEntry>,
+): Promise<void> {
+  const file = (await readTunedFile(path, false)) ??
+    { schema: TUNED_SCHEMA, adapters: {} } as TunedFile;
+  const id = adapterIdentity(device);
+  const slot = file.adapters[id] ?? { device, entries: {} };
+  slot.device = device;
+  Object.assign(slot.entries, entries);
+  file.adapters[id] = slot;
+  await writeFileAtomic(path, JSON.stringify(file, null, 2) + "\n");
+}
