@@ -5,7 +5,7 @@
  */
 
 import flashBody from "./wgsl/flash.wgsl" with { type: "text" };
-import { commonPrelude, type ProgramBase } from "./program.ts";
+import { commonPrelude, type ProgramBase, unrollLoops } from "./program.ts";
 import type { Tiles } from "./types.ts";
 
 /** Compile-time knobs of the flash kernel. */
@@ -89,7 +89,12 @@ export function flashSource(k: FlashKnobs): string {
     `const RD4: u32 = ${k.d / 4 / t.tx}u;`,
     `const WG: u32 = ${flashThreads(t)}u;`,
   ];
-  return [commonPrelude(k), ...constants, k.sparse ? SPARSE_BLOCKS : DENSE_BLOCKS, flashBody].join(
+  const body = unrollLoops(flashBody, {
+    RM: t.rm,
+    RN: t.bc / t.tx,
+    RD4: k.d / 4 / t.tx,
+  });
+  return [commonPrelude(k), ...constants, k.sparse ? SPARSE_BLOCKS : DENSE_BLOCKS, body].join(
     "\n",
   );
 }

@@ -163,3 +163,49 @@ export class PipelineCache {
     return { key, source, pipeline, compileMs: performance.now() - t0 };
   }
 }
+
+/** Loop bounds that {@linkcode unrollLoops} unrolls: the per-thread register tile sizes. */
+export const UNROLLED_BOUNDS = ["RM", "RN", "RD4", "CACHE"] as const;
+
+/**
+ * Fully unrolls every `for (var x = 0u; x < B; x++) { … }` whose bound B is one of
+ * {@linkcode UNROLLED_BOUNDS}, replacing it with one block per iteration that binds
+ * `let x = ku;`. The per-thread tiles (`acc`, `s`, `m`, `l`, …) are arrays indexed by these loop
+ * counters; once every index is a constant the driver keeps them in registers. Without this,
+ * NVIDIA's Vulkan driver compiled naga's loops over them into local-memory traffic and the flash
+ * kernel ran at 0.9 TFLOP/s on an H200 (BENCHMARKS.md, v1).
+ *
+ * @example
+ * ```ts
+ * import { unrollLoops } from "./program.ts";
+ * const out = unrollLoops("for (var i = 0u; i < RM; i++) { a[i] = 0.0; }", { RM: 2 });
+ * console.assert(out === "{ let i = 0u; a[i] = 0.0; }{ let i = 1u; a[i] = 0.0; }");
+ * ```
+ */
+export function unrollLoops(source: string, bounds: Record<string, number>): string {
+  const head = new RegExp(
+    `for \\(var (\\w+) = 0u; \\1 < (${UNROLLED_BOUNDS.join("|")}); \\1\\+\\+\\) \\{`,
+  );
+  let out = "";
+  let rest = source;
+  for (let m = head.exec(rest); m; m = head.exec(rest)) {
+    const open = m.index + m[0].length - 1;
+    let depth = 0;
+    let close = -1;
+    for (let i = open; i < rest.length; i++) {
+      if (rest[i] === "{") depth++;
+      else if (rest[i] === "}" && --depth === 0) {
+        close = i;
+        break;
+      }
+    }
+    if (close < 0) throw new Error(`unbalanced braces after "${m[0]}"`);
+    const count = bounds[m[2]!];
+    if (count === undefined) throw new Error(`unroll bound ${m[2]} has no value`);
+    const body = unrollLoops(rest.slice(open + 1, close), bounds);
+    out += rest.slice(0, m.index);
+    for (let k = 0; k < count; k++) out += `{ let ${m[1]} = ${k}u;${body}}`;
+    rest = rest.slice(close + 1);
+  }
+  return out + rest;
+}

@@ -7,7 +7,7 @@
 import scoresBody from "./wgsl/standard_scores.wgsl" with { type: "text" };
 import softmaxBody from "./wgsl/standard_softmax.wgsl" with { type: "text" };
 import pvBody from "./wgsl/standard_pv.wgsl" with { type: "text" };
-import { commonPrelude, type ProgramBase } from "./program.ts";
+import { commonPrelude, type ProgramBase, unrollLoops } from "./program.ts";
 import type { Tiles } from "./types.ts";
 
 /** Threads of the softmax pass (a power of two: the reduction is a tree). */
@@ -67,7 +67,7 @@ export function standardSource(k: StandardKnobs, pass: StandardPass): string {
       prelude,
       `const WG: u32 = ${SOFTMAX_THREADS}u;`,
       `const CACHE: u32 = ${SOFTMAX_CACHE}u;`,
-      softmaxBody,
+      unrollLoops(softmaxBody, { CACHE: SOFTMAX_CACHE }),
     ].join("\n");
   }
   const constants = [
@@ -82,5 +82,10 @@ export function standardSource(k: StandardKnobs, pass: StandardPass): string {
     `const RD4: u32 = ${k.d / 4 / t.tx}u;`,
     `const WG: u32 = ${t.tx * (t.br / t.rm)}u;`,
   ];
-  return [prelude, ...constants, pass === "scores" ? scoresBody : pvBody].join("\n");
+  const body = unrollLoops(pass === "scores" ? scoresBody : pvBody, {
+    RM: t.rm,
+    RN: t.bc / t.tx,
+    RD4: k.d / 4 / t.tx,
+  });
+  return [prelude, ...constants, body].join("\n");
 }

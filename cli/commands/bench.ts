@@ -326,6 +326,8 @@ async function readPeers(path: string): Promise<PeerRecord[]> {
 }
 
 async function gitCommit(): Promise<string | null> {
+  const fromEnv = Deno.env.get("ATTNBENCH_GIT_COMMIT");
+  if (fromEnv) return fromEnv;
   try {
     const out = await new Deno.Command("git", {
       args: ["rev-parse", "HEAD"],
