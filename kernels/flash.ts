@@ -28,13 +28,14 @@ export function flashThreads(tiles: Tiles): number {
  * ```ts
  * import { flashWorkgroupBytes } from "./flash.ts";
  * const bytes = flashWorkgroupBytes(64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 });
- * console.assert(bytes === 32 * 64 * 4 + 32 * 64 * 4 + 32 * 32 * 4 + 32 * 8 * 4);
+ * console.assert(bytes === 64 * 68 * 4 + 32 * 36 * 4 + 32 * 8 * 4 + 12);
  * ```
  */
 export function flashWorkgroupBytes(d: number, dtype: "f32" | "f16", tiles: Tiles): number {
   const e = dtype === "f16" ? 2 : 4;
-  return (tiles.br * d + tiles.bc * d) * e + tiles.br * tiles.bc * 4 + tiles.br * tiles.tx * 4 +
-    8;
+  // q_tile and kv_tile rows padded by one vec4, p_tile rows by one vec4 (see flash.wgsl).
+  return (tiles.br + tiles.bc) * (d + 4) * e + tiles.br * (tiles.bc + 4) * 4 +
+    tiles.br * tiles.tx * 4 + 12;
 }
 
 /**
@@ -51,6 +52,7 @@ export function flashTileProblem(d: number, t: Tiles): string | null {
   if (t.br % t.rm !== 0) return `br ${t.br} is not a multiple of rm ${t.rm}`;
   if (t.bc % t.tx !== 0) return `bc ${t.bc} is not a multiple of tx ${t.tx}`;
   if (d % (4 * t.tx) !== 0) return `head dim ${d} is not a multiple of 4·tx = ${4 * t.tx}`;
+  if (t.bc % 4 !== 0) return `bc ${t.bc} is not a multiple of 4`;
   return null;
 }
 
@@ -88,11 +90,14 @@ export function flashSource(k: FlashKnobs): string {
     `const RN: u32 = ${t.bc / t.tx}u;`,
     `const RD4: u32 = ${k.d / 4 / t.tx}u;`,
     `const WG: u32 = ${flashThreads(t)}u;`,
+    `const D4P: u32 = ${k.d / 4 + 1}u;`,
+    `const BC4P: u32 = ${t.bc / 4 + 1}u;`,
   ];
   const body = unrollLoops(flashBody, {
     RM: t.rm,
     RN: t.bc / t.tx,
     RD4: k.d / 4 / t.tx,
+    VEC: 4,
   });
   return [commonPrelude(k), ...constants, k.sparse ? SPARSE_BLOCKS : DENSE_BLOCKS, body].join(
     "\n",

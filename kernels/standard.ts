@@ -30,13 +30,13 @@ export type StandardPass = "scores" | "softmax" | "pv";
  * @example
  * ```ts
  * import { standardWorkgroupBytes } from "./standard.ts";
- * console.assert(standardWorkgroupBytes(64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 }) === 16384);
+ * console.assert(standardWorkgroupBytes(64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 }) === 17408);
  * ```
  */
 export function standardWorkgroupBytes(d: number, dtype: "f32" | "f16", t: Tiles): number {
   const e = dtype === "f16" ? 2 : 4;
-  const scores = (t.br + t.bc) * d * e;
-  const pv = t.br * t.bc * 4 + t.bc * d * e;
+  const scores = (t.br + t.bc) * (d + 4) * e;
+  const pv = t.br * (t.bc + 1) * 4 + t.bc * d * e;
   return Math.max(scores, pv, SOFTMAX_THREADS * 8);
 }
 
@@ -55,8 +55,8 @@ export function standardKey(k: StandardKnobs, pass: StandardPass): string {
  * @example
  * ```ts
  * import { standardSource } from "./standard.ts";
- * const knobs = { dtype: "f32", count: false, d: 64, tiles: { br: 32, bc: 32, rm: 4, tx: 8 } };
- * console.assert(standardSource(knobs as const, "softmax").includes("const CACHE"));
+ * const knobs = { dtype: "f32", count: false, d: 64, tiles: { br: 32, bc: 32, rm: 4, tx: 8 } } as const;
+ * console.assert(standardSource(knobs, "softmax").includes("const CACHE"));
  * ```
  */
 export function standardSource(k: StandardKnobs, pass: StandardPass): string {
@@ -81,6 +81,8 @@ export function standardSource(k: StandardKnobs, pass: StandardPass): string {
     `const RN: u32 = ${t.bc / t.tx}u;`,
     `const RD4: u32 = ${k.d / 4 / t.tx}u;`,
     `const WG: u32 = ${t.tx * (t.br / t.rm)}u;`,
+    `const D4P: u32 = ${k.d / 4 + 1}u;`,
+    `const BCP: u32 = ${t.bc + 1}u;`,
   ];
   const body = unrollLoops(pass === "scores" ? scoresBody : pvBody, {
     RM: t.rm,

@@ -16,6 +16,7 @@ import {
 } from "./attention.ts";
 import { openGpu } from "./gpu.ts";
 import type { BlockMask } from "./masks.ts";
+import { type CompiledProgram, PipelineCache } from "./program.ts";
 import { maxRelError, referenceAttention } from "./reference.ts";
 import { mulberry32, randomNormal } from "./rng.ts";
 import { tolerance } from "./tolerances.ts";
@@ -258,4 +259,79 @@ export function describeTiles(t: Tiles): string {
  */
 export function describeMask(m: BlockMask): string {
   return `${m.kind} ${m.rowBlocks}x${m.colBlocks} nnz ${m.nnz}`;
+}
+
+/** A pipeline cache that compiles a mutated source: kernels with a deliberate bug. */
+export class MutatingCache extends PipelineCache {
+  /** How many sources contained `from` (so a test can tell its mutation found its target). */
+  mutated = 0;
+  readonly #from: string;
+  readonly #to: string;
+
+  constructor(device: GPUDevice, from: string, to: string) {
+    super(device);
+    this.#from = from;
+    this.#to = to;
+  }
+
+  /**
+   * Compiles `source` with every occurrence of `from` replaced (a statement inside an unrolled
+   * loop occurs once per iteration); other sources unchanged.
+   */
+  override get(key: string, source: string): Promise<CompiledProgram> {
+    if (!source.includes(this.#from)) return super.get(key, source);
+    this.mutated++;
+    return super.get(`${key}/mutant`, source.replaceAll(this.#from, this.#to));
+  }
+}
+
+/**
+ * Kernels on the same device whose WGSL has `from` replaced by `to`: a mutant, to show that a
+ * check fails when a kernel is wrong. `cache.mutated` tells how many sources `from` occurred in.
+ *
+ * @example
+ * ```ts ignore
+ * import { getKernels, mutantKernels } from "./testing.ts";
+ * const mutant = mutantKernels((await getKernels())!, "if row < n {", "if row + 1u < n {");
+ * ```
+ */
+export function mutantKernels(
+  kernels: AttentionKernels,
+  from: string,
+  to: string,
+): AttentionKernels & { cache: MutatingCache } {
+  return {
+    gpu: kernels.gpu,
+    cache: new MutatingCache(kernels.gpu.device, from, to),
+    defaultTiles: (kernel, shape) => kernels.defaultTiles(kernel, shape),
+  };
+}
+
+/**
+ * Runs `fn` with `device.createBuffer` wrapped to count calls, and returns the count: how a test
+ * tells that a refusal came before any allocation.
+ *
+ * @example
+ * ```ts ignore
+ * import { countingBuffers } from "./testing.ts";
+ * const made = await countingBuffers(device, async () => {});
+ * console.assert(made === 0);
+ * ```
+ */
+export async function countingBuffers(
+  device: GPUDevice,
+  fn: () => Promise<void>,
+): Promise<number> {
+  let made = 0;
+  const original = device.createBuffer;
+  device.createBuffer = function (this: GPUDevice, desc: GPUBufferDescriptor): GPUBuffer {
+    made++;
+    return original.call(this, desc);
+  };
+  try {
+    await fn();
+  } finally {
+    device.createBuffer = original;
+  }
+  return made;
 }

@@ -18,6 +18,8 @@
 //   RM, TX, TY     rows per thread, threads along keys / output columns, threads along rows
 //   RN, RD4        key columns per thread in the score tile (BC / TX), output vec4s per thread
 //   WG             threads per workgroup (TX * TY)
+//   D4P, BC4P      padded row strides (in vec4) of the workgroup tiles: one extra vec4 a row
+//                  moves consecutive rows to other banks, so the column reads do not conflict
 //   kv_block_count(qb, last_key, t) and kv_block_at(qb, i, t): the key blocks to visit
 //     (dense: 0 ..= last_key / BC, last_key clipped by the causal diagonal; block-sparse: the
 //     mask's CSR row, read by thread t = 0 and shared through workgroup memory)
@@ -51,18 +53,19 @@ struct Params {
 const NEG: f32 = -3.0e38;
 const LN2: f32 = 0.6931471805599453;
 
-var<workgroup> q_tile: array<T4, BR * D4>;
-var<workgroup> kv_tile: array<T4, BC * D4>;
-var<workgroup> p_tile: array<f32, BR * BC>;
+var<workgroup> q_tile: array<T4, BR * D4P>;
+var<workgroup> kv_tile: array<T4, BC * D4P>;
+var<workgroup> p_tile: array<vec4<f32>, BR * BC4P>;
 var<workgroup> row_max_part: array<f32, BR * TX>;
 
 // Stages rows [row0, row0 + BC) of k or v (ending at n) into kv_tile, zero-filling past n.
 fn load_kv_tile(use_v: bool, base: u32, row0: u32, n: u32, t: u32) {
   for (var idx = t; idx < BC * D4; idx += WG) {
     let r = idx / D4;
+    let c = idx % D4;
     var x = T4();
     if row0 + r < n {
-      let g = base + (row0 + r) * D4 + idx % D4;
+      let g = base + (row0 + r) * D4 + c;
       if use_v {
         x = v[g];
         count_read(SLOT_V, 4u * T_BYTES);
@@ -71,7 +74,7 @@ fn load_kv_tile(use_v: bool, base: u32, row0: u32, n: u32, t: u32) {
         count_read(SLOT_K, 4u * T_BYTES);
       }
     }
-    kv_tile[idx] = x;
+    kv_tile[r * D4P + c] = x;
   }
 }
 
@@ -90,12 +93,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
 
   for (var idx = t; idx < BR * D4; idx += WG) {
     let r = idx / D4;
+    let c = idx % D4;
     var x = T4();
     if q0 + r < n {
-      x = q[base + (q0 + r) * D4 + idx % D4];
+      x = q[base + (q0 + r) * D4 + c];
       count_read(SLOT_Q, 4u * T_BYTES);
     }
-    q_tile[idx] = x;
+    q_tile[r * D4P + c] = x;
   }
 
   var m: array<f32, RM>;
@@ -130,10 +134,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     for (var c = 0u; c < D4; c++) {
       var kc: array<vec4<f32>, RN>;
       for (var j = 0u; j < RN; j++) {
-        kc[j] = vec4<f32>(kv_tile[(tx + j * TX) * D4 + c]);
+        kc[j] = vec4<f32>(kv_tile[(tx + j * TX) * D4P + c]);
       }
       for (var i = 0u; i < RM; i++) {
-        let qc = vec4<f32>(q_tile[(ty + i * TY) * D4 + c]);
+        let qc = vec4<f32>(q_tile[(ty + i * TY) * D4P + c]);
         for (var j = 0u; j < RN; j++) {
           s[i][j] += dot(qc, kc[j]);
         }
@@ -167,22 +171,29 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
         acc[i][c] *= alpha;
       }
       for (var j = 0u; j < RN; j++) {
-        p_tile[r * BC + tx + j * TX] = select(exp2(s[i][j] - mx), 0.0, s[i][j] <= NEG);
+        let col = tx + j * TX;
+        p_tile[r * BC4P + col / 4u][col % 4u] = select(exp2(s[i][j] - mx), 0.0, s[i][j] <= NEG);
       }
     }
     workgroupBarrier();
 
-    // acc += P V over this block; every thread of a row also sums the row's p into l.
-    for (var j = 0u; j < BC; j++) {
-      var vj: array<vec4<f32>, RD4>;
-      for (var c = 0u; c < RD4; c++) {
-        vj[c] = vec4<f32>(kv_tile[j * D4 + tx * RD4 + c]);
-      }
+    // acc += P V over this block, four keys at a time (P read as vec4); every thread of a row
+    // also sums the row's p into l.
+    for (var j4 = 0u; j4 < BC / 4u; j4++) {
+      var p4: array<vec4<f32>, RM>;
       for (var i = 0u; i < RM; i++) {
-        let p = p_tile[(ty + i * TY) * BC + j];
-        l[i] += p;
+        p4[i] = p_tile[(ty + i * TY) * BC4P + j4];
+        l[i] += p4[i].x + p4[i].y + p4[i].z + p4[i].w;
+      }
+      for (var jj = 0u; jj < VEC; jj++) {
+        var vj: array<vec4<f32>, RD4>;
         for (var c = 0u; c < RD4; c++) {
-          acc[i][c] += p * vj[c];
+          vj[c] = vec4<f32>(kv_tile[(j4 * 4u + jj) * D4P + tx * RD4 + c]);
+        }
+        for (var i = 0u; i < RM; i++) {
+          for (var c = 0u; c < RD4; c++) {
+            acc[i][c] += p4[i][jj] * vj[c];
+          }
         }
       }
     }

@@ -5,7 +5,8 @@
 // accumulates RM rows (ty + i*TY) by RD4 vec4 columns (tx*RD4 + c). P is read in full, causal
 // or not (Algorithm 0 does not skip the zeros).
 //
-// The prelude defines T, T4, D, D4, BR, BC, RM, TX, TY, RD4, WG and the counting helpers.
+// The prelude defines T, T4, D, D4, BR, BC, RM, TX, TY, RD4, WG, BCP (row stride of the P tile,
+// padded by one element against bank conflicts) and the counting helpers.
 //
 // Bindings:
 //   @binding(0) params: uniform { n, bh, causal, scale }
@@ -27,7 +28,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> p: array<T>;
 @group(0) @binding(5) var<storage, read_write> o: array<T4>;
 
-var<workgroup> p_tile: array<f32, BR * BC>;
+var<workgroup> p_tile: array<f32, BR * BCP>;
 var<workgroup> v_tile: array<T4, BC * D4>;
 
 @compute @workgroup_size(WG)
@@ -54,7 +55,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
         x = f32(p[p_base + r * n + c]);
         count_read(SLOT_P, T_BYTES);
       }
-      p_tile[idx] = x;
+      p_tile[idx / BC * BCP + idx % BC] = x;
     }
     for (var idx = t; idx < BC * D4; idx += WG) {
       var x = T4();
@@ -71,7 +72,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
         vj[c] = vec4<f32>(v_tile[j * D4 + tx * RD4 + c]);
       }
       for (var i = 0u; i < RM; i++) {
-        let pij = p_tile[(ty + i * TY) * BC + j];
+        let pij = p_tile[(ty + i * TY) * BCP + j];
         for (var c = 0u; c < RD4; c++) {
           acc[i][c] += pij * vj[c];
         }

@@ -8,7 +8,8 @@
 // columns) in workgroup memory; each thread computes RM rows (ty + i*TY) by RN columns
 // (tx + j*TX) of the tile.
 //
-// The prelude defines T, T4, D, D4, BR, BC, RM, TX, TY, RN, WG and the counting helpers.
+// The prelude defines T, T4, D, D4, BR, BC, RM, TX, TY, RN, WG, D4P (row stride of the tiles,
+// padded by one vec4 against bank conflicts) and the counting helpers.
 //
 // Bindings:
 //   @binding(0) params: uniform { n, bh, causal, scale }
@@ -30,8 +31,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> k: array<T4>;
 @group(0) @binding(3) var<storage, read_write> s: array<T>;
 
-var<workgroup> q_tile: array<T4, BR * D4>;
-var<workgroup> k_tile: array<T4, BC * D4>;
+var<workgroup> q_tile: array<T4, BR * D4P>;
+var<workgroup> k_tile: array<T4, BC * D4P>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
@@ -52,7 +53,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
       x = q[base + q0 * D4 + idx];
       count_read(SLOT_Q, 4u * T_BYTES);
     }
-    q_tile[idx] = x;
+    q_tile[idx / D4 * D4P + idx % D4] = x;
   }
   for (var idx = t; idx < BC * D4; idx += WG) {
     var x = T4();
@@ -60,7 +61,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
       x = k[base + k0 * D4 + idx];
       count_read(SLOT_K, 4u * T_BYTES);
     }
-    k_tile[idx] = x;
+    k_tile[idx / D4 * D4P + idx % D4] = x;
   }
   workgroupBarrier();
 
@@ -73,10 +74,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   for (var c = 0u; c < D4; c++) {
     var kc: array<vec4<f32>, RN>;
     for (var j = 0u; j < RN; j++) {
-      kc[j] = vec4<f32>(k_tile[(tx + j * TX) * D4 + c]);
+      kc[j] = vec4<f32>(k_tile[(tx + j * TX) * D4P + c]);
     }
     for (var i = 0u; i < RM; i++) {
-      let qc = vec4<f32>(q_tile[(ty + i * TY) * D4 + c]);
+      let qc = vec4<f32>(q_tile[(ty + i * TY) * D4P + c]);
       for (var j = 0u; j < RN; j++) {
         acc[i][j] += dot(qc, kc[j]);
       }

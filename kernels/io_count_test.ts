@@ -1,0 +1,343 @@
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { type CountedBytes, prepareAttention, type PreparedAttention } from "./attention.ts";
+import { BlockMask } from "./masks.ts";
+import { modeledTraffic, totalBytes } from "./modeled.ts";
+import { mulberry32 } from "./rng.ts";
+import { SOFTMAX_CACHE, SOFTMAX_THREADS } from "./standard.ts";
+import { assertClose, checkPrepared, describeCase, getKernels, mutantKernels } from "./testing.ts";
+import {
+  type AttentionShape,
+  HEAD_DIMS,
+  type KernelName,
+  KERNELS,
+  MASK_KINDS,
+  type Tiles,
+} from "./types.ts";
+
+// The counting variant of every kernel adds up, per binding and direction, the bytes it reads
+// and writes; modeled.ts predicts them from the loop structure. They must agree exactly.
+//
+// Shapes are drawn from a seeded PRNG; set ATTNBENCH_TEST_SEED to draw other ones. Every
+// failure message names the seed, the case and the shape, so it can be replayed.
+
+const kernels = await getKernels();
+const noGpu = kernels === null;
+const SEED = Number(Deno.env.get("ATTNBENCH_TEST_SEED") ?? 20240917);
+const RANDOM_SHAPES = 54;
+const DENSITIES = [0.05, 0.25, 0.5, 1];
+
+interface CountCase {
+  shape: AttentionShape;
+  mask: { kind: (typeof MASK_KINDS)[number]; density: number; seed: number };
+  label: string;
+}
+
+/** A few fixed edge sizes, then random n in [1, 300], d in {32, 64, 128}, B and H in 1..3. */
+function countCases(seed: number): CountCase[] {
+  const rand = mulberry32(seed);
+  const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+  const ns = [1, 2, 8, 9, 300, ...Array.from({ length: RANDOM_SHAPES }, () => int(1, 300))];
+  return ns.map((n, i) => {
+    const shape: AttentionShape = {
+      batch: int(1, 3),
+      heads: int(1, 3),
+      n,
+      d: HEAD_DIMS[int(0, HEAD_DIMS.length - 1)]!,
+      dtype: "f32",
+      causal: i % 2 === 1,
+    };
+    const mask = {
+      kind: MASK_KINDS[i % MASK_KINDS.length]!,
+      density: DENSITIES[int(0, DENSITIES.length - 1)]!,
+      seed: int(1, 2 ** 30),
+    };
+    return { shape, mask, label: `ATTNBENCH_TEST_SEED=${seed} case ${i}` };
+  });
+}
+
+/** The slots where counted and modeled differ, as readable lines. */
+function differences(counted: CountedBytes, modeled: CountedBytes): string[] {
+  const out: string[] = [];
+  for (const slot of Object.keys(modeled) as (keyof CountedBytes)[]) {
+    for (const dir of ["read", "write"] as const) {
+      const c = counted[slot][dir];
+      const m = modeled[slot][dir];
+      if (c !== m) out.push(`${slot}.${dir}: counted ${c}, modeled ${m} (${c - m})`);
+    }
+  }
+  return out;
+}
+
+/** One counted run: fresh inputs, poisoned O, output checked, counters compared. */
+async function countOnce(p: PreparedAttention, seed: number, label: string): Promise<string[]> {
+  p.resetCounters();
+  const r = await checkPrepared(p, seed);
+  const counted = await p.readCounters();
+  const modeled = modeledTraffic(p.kernel, p.shape, p.tiles, p.mask);
+  const where = `${label}: ${describeCase(p, seed)}`;
+  const failures = differences(counted, modeled).map((d) => `${where}: ${d}`);
+  try {
+    assertClose(r); // the counting variant computes the same O
+  } catch (e) {
+    failures.push(`${where}: ${(e as Error).message}`);
+  }
+  return failures;
+}
+
+async function countSweep(kernel: KernelName, cases: CountCase[], tiles?: Tiles): Promise<void> {
+  const failures: string[] = [];
+  let causal = 0;
+  for (const c of cases) {
+    const p = await prepareAttention(kernels!, {
+      kernel,
+      shape: c.shape,
+      tiles,
+      mask: c.mask,
+      count: true,
+    });
+    try {
+      failures.push(...await countOnce(p, c.mask.seed, c.label));
+      if (c.shape.causal) causal++;
+    } finally {
+      p.destroy();
+    }
+  }
+  assert(causal > 0 && causal < cases.length, "both causal and not");
+  assertEquals(failures, [], `${failures.length} counted ≠ modeled (or wrong O) for ${kernel}`);
+}
+
+Deno.test("the random cases cover the sizes, head dims, masks and densities asked for", () => {
+  const cases = countCases(SEED);
+  assert(cases.length >= 50 + 5);
+  const random = cases.slice(5);
+  assert(random.every((c) => c.shape.n >= 1 && c.shape.n <= 300));
+  for (const d of HEAD_DIMS) assert(random.some((c) => c.shape.d === d), `d=${d}`);
+  for (const kind of MASK_KINDS) {
+    assert(new Set(cases.filter((c) => c.mask.kind === kind).map((c) => c.mask.density)).size >= 3);
+  }
+  assert(random.some((c) => c.shape.batch > 1) && random.some((c) => c.shape.heads > 1));
+  assert(new Set(random.map((c) => c.shape.n)).size >= 40, "n is spread");
+  // Reproducible: the same seed draws the same cases.
+  assertEquals(countCases(SEED), cases);
+});
+
+for (const kernel of KERNELS) {
+  Deno.test({
+    name: `${kernel}: counted bytes equal modeled bytes, per binding, on ${
+      RANDOM_SHAPES + 5
+    } shapes`,
+    ignore: noGpu,
+    fn: () => countSweep(kernel, countCases(SEED)),
+  });
+}
+
+Deno.test({
+  name: "counted bytes equal modeled bytes with non-default tiles",
+  ignore: noGpu,
+  async fn() {
+    const cases = countCases(SEED + 1).slice(0, 8).map((c) => ({
+      ...c,
+      shape: { ...c.shape, d: 32 },
+    }));
+    for (const tiles of [{ br: 16, bc: 8, rm: 2, tx: 2 }, { br: 8, bc: 16, rm: 1, tx: 4 }]) {
+      for (const kernel of KERNELS) await countSweep(kernel, cases, tiles);
+    }
+  },
+});
+
+Deno.test({
+  name: "counters add up over runs until reset, and need the counting variant",
+  ignore: noGpu,
+  async fn() {
+    const shape = { batch: 2, heads: 1, n: 45, d: 64, dtype: "f32", causal: true } as const;
+    for (const kernel of KERNELS) {
+      const p = await prepareAttention(kernels!, { kernel, shape, count: true });
+      try {
+        const once = modeledTraffic(kernel, shape, p.tiles, p.mask);
+        p.resetCounters();
+        await p.run();
+        await p.run();
+        const twice = await p.readCounters();
+        for (const [slot, v] of Object.entries(once)) {
+          const t = twice[slot as keyof CountedBytes];
+          assertEquals([t.read, t.write], [2 * v.read, 2 * v.write], `${kernel} ${slot}`);
+        }
+        p.resetCounters();
+        assertEquals(totalBytes(await p.readCounters()), 0, `${kernel}: reset`);
+      } finally {
+        p.destroy();
+      }
+      const plain = await prepareAttention(kernels!, { kernel, shape });
+      try {
+        await assertRejects(() => plain.readCounters(), Error, "count");
+      } finally {
+        plain.destroy();
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "a kernel that counts K's bytes under Q fails the comparison (same total)",
+  ignore: noGpu,
+  async fn() {
+    const from = "count_read(SLOT_K, 4u * T_BYTES);";
+    const shape = { batch: 1, heads: 2, n: 29, d: 32, dtype: "f32", causal: false } as const;
+    for (const kernel of KERNELS) {
+      const mutant = mutantKernels(kernels!, from, "count_read(SLOT_Q, 4u * T_BYTES);");
+      const p = await prepareAttention(mutant, { kernel, shape, count: true });
+      try {
+        assertEquals(mutant.cache.mutated, 1, `${kernel}: K's count not found`);
+        p.resetCounters();
+        await p.run();
+        const counted = await p.readCounters();
+        const modeled = modeledTraffic(kernel, shape, p.tiles, p.mask);
+        assertEquals(totalBytes(counted), totalBytes(modeled), kernel);
+        assertEquals(differences(counted, modeled).map((d) => d.split(":")[0]), [
+          "q.read",
+          "k.read",
+        ]);
+      } finally {
+        p.destroy();
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "counters carry into their high word past 2³² bytes",
+  ignore: noGpu,
+  async fn() {
+    // A mutant that counts each K read 65536 times over: K's total passes 2³² while every
+    // thread's private sum stays below it, so the 64-bit carry in add64 must be right.
+    const from = "count_read(SLOT_K, 4u * T_BYTES);";
+    const mutant = mutantKernels(kernels!, from, "count_read(SLOT_K, 4u * T_BYTES * 65536u);");
+    const shape = { batch: 1, heads: 1, n: 97, d: 32, dtype: "f32", causal: false } as const;
+    const p = await prepareAttention(mutant, { kernel: "flash", shape, count: true });
+    try {
+      assertEquals(mutant.cache.mutated, 1);
+      p.resetCounters();
+      await p.run();
+      const counted = await p.readCounters();
+      const modeled = modeledTraffic("flash", shape, p.tiles, null);
+      assert(counted.k.read > 2 ** 32, `${counted.k.read}`);
+      assertEquals(counted.k.read, modeled.k.read * 65536);
+      assertEquals({ ...counted, k: modeled.k }, modeled);
+    } finally {
+      p.destroy();
+    }
+  },
+});
+
+Deno.test({
+  name: "standard softmax: rows longer than its register cache are right and counted",
+  ignore: noGpu,
+  async fn() {
+    // The softmax keeps SOFTMAX_CACHE elements a thread in registers (rows up to 256 × 64 =
+    // 16384); longer rows take a second path, which S cannot reach on a 128 MiB binding. A
+    // mutant softmax of 4 threads (rows up to 4 × 64 = 256 cached) takes it at n = 300 and 520.
+    // The tail past the cache is read three times (maximum, sum, normalisation), the last two
+    // only up to the causal end of the row.
+    const threads = 4;
+    const cached = threads * SOFTMAX_CACHE;
+    const mutant = mutantKernels(
+      kernels!,
+      `const WG: u32 = ${SOFTMAX_THREADS}u;`,
+      `const WG: u32 = ${threads}u;`,
+    );
+    let prepared = 0;
+    for (const n of [300, 520]) {
+      for (const causal of [false, true]) {
+        const shape = { batch: 1, heads: 2, n, d: 32, dtype: "f32", causal } as const;
+        // Small tiles, so the other two passes have fewer threads and stay as they are.
+        const p = await prepareAttention(mutant, {
+          kernel: "standard",
+          shape,
+          tiles: TILES8,
+          count: true,
+        });
+        try {
+          assertEquals(mutant.cache.mutated, ++prepared, "only the softmax is mutated, always");
+          assert(n > cached);
+          p.resetCounters();
+          const r = await checkPrepared(p, n);
+          assertClose(r);
+          const counted = await p.readCounters();
+          let sReads = 0;
+          for (let row = 0; row < n; row++) {
+            const end = causal ? row + 1 : n;
+            sReads += cached + (n - cached) + 2 * Math.max(0, end - cached);
+          }
+          assertEquals(counted.s.read, 2 * 4 * sReads, r.label);
+          const modeled = modeledTraffic("standard", shape, p.tiles, null);
+          assertEquals({ ...counted, s: modeled.s }, modeled, r.label);
+        } finally {
+          p.destroy();
+        }
+      }
+    }
+  },
+});
+
+// Hand-worked traffic, so the model itself is pinned down (not only its agreement with the
+// counters): one head, n = 10, d = 32, f32 (128 bytes a row), tiles 8 × 8, so two query blocks
+// (8 + 2 rows) and two key blocks (8 + 2 rows).
+const TILES8 = { br: 8, bc: 8, rm: 2, tx: 4 };
+const ROW = 32 * 4;
+
+function shape10(causal: boolean): AttentionShape {
+  return { batch: 1, heads: 1, n: 10, d: 32, dtype: "f32", causal };
+}
+
+Deno.test("modeled traffic of flash, worked by hand", () => {
+  const full = modeledTraffic("flash", shape10(false), TILES8, null);
+  // Q and O once; each of the 2 query blocks reads all 10 K and V rows; 16 uniform bytes a
+  // workgroup; one f32 LSE a row.
+  assertEquals(full.q, { read: 10 * ROW, write: 0 });
+  assertEquals(full.k, { read: 2 * 10 * ROW, write: 0 });
+  assertEquals(full.v, { read: 2 * 10 * ROW, write: 0 });
+  assertEquals(full.o, { read: 0, write: 10 * ROW });
+  assertEquals(full.lse, { read: 0, write: 40 });
+  assertEquals(full.uniform, { read: 32, write: 0 });
+  assertEquals(full.mask.read + full.s.read + full.p.read + full.s.write + full.p.write, 0);
+  // Causal: block 0 (rows 0–7) reads key block 0 (8 rows); block 1 (rows 8–9) both (10 rows).
+  const causal = modeledTraffic("flash", shape10(true), TILES8, null);
+  assertEquals(causal.k.read, 18 * ROW);
+  assertEquals(causal.v.read, 18 * ROW);
+  // Batch and heads multiply everything.
+  const many = modeledTraffic("flash", { ...shape10(true), batch: 2, heads: 3 }, TILES8, null);
+  assertEquals(many.k.read, 6 * 18 * ROW);
+  assertEquals(totalBytes(many), 6 * totalBytes(causal));
+});
+
+Deno.test("modeled traffic of standard, worked by hand", () => {
+  const t = modeledTraffic("standard", shape10(true), TILES8, null);
+  // Scores: a 2 × 2 grid of tiles; each reads its Q rows and K rows: Q and K twice over.
+  assertEquals(t.q.read, 2 * 10 * ROW);
+  assertEquals(t.k.read, 2 * 10 * ROW);
+  // S: written in full (100 f32), read once by the softmax (rows fit its register cache).
+  assertEquals(t.s, { read: 400, write: 400 });
+  // P: written in full by the softmax, read in full by P·V, causal or not.
+  assertEquals(t.p, { read: 400, write: 400 });
+  // P·V: each of the 2 row blocks reads all of V.
+  assertEquals(t.v.read, 2 * 10 * ROW);
+  assertEquals(t.o.write, 10 * ROW);
+  // Uniforms: 4 score tiles + 10 softmax rows + 2 P·V blocks, 16 bytes each.
+  assertEquals(t.uniform.read, 16 * 16);
+  assertEquals(t.lse.write + t.mask.read, 0);
+});
+
+Deno.test("modeled traffic of block-sparse, worked by hand", () => {
+  // 2 × 2 blocks; row block 0 keeps key block 1 only, row block 1 keeps both.
+  const mask = new BlockMask("random", 10, 8, 8, new Uint8Array([0, 1, 1, 1]));
+  const t = modeledTraffic("block-sparse", shape10(false), TILES8, mask);
+  // Row block 0: key rows 8–9 (2); row block 1: 8 + 2. Mask: rowptr pair (8 bytes) and one u32
+  // per listed block, for each row block: 8 + 4 and 8 + 8.
+  assertEquals(t.k.read, 12 * ROW);
+  assertEquals(t.v.read, 12 * ROW);
+  assertEquals(t.mask.read, 28);
+  // Causal: row block 0 still reads its colidx entry but skips key block 1 (past the diagonal).
+  const c = modeledTraffic("block-sparse", shape10(true), TILES8, mask);
+  assertEquals(c.k.read, 10 * ROW);
+  assertEquals(c.mask.read, 28);
+});
