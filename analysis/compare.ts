@@ -64,6 +64,8 @@ export interface CompareOptions extends BootstrapOptions {
   thresholdPct: number;
   /** Judge timings even when the two files ran on different adapters. */
   allowDeviceMismatch: boolean;
+  /** Give no timing verdicts at all (for noisy clocks, e.g. a software adapter in CI). */
+  noTiming?: boolean;
   /** Largest acceptable `maxRelError` of a dtype. Default {@linkcode defaultTolerance}. */
   tolerance?: (dtype: Dtype) => number;
   /** Minimum usable timing samples per side. Default 5. */
@@ -85,7 +87,7 @@ export interface Finding {
 
 /** The timing side of a run's comparison. */
 export interface TimingComparison {
-  verdict: TimingVerdict | "device mismatch";
+  verdict: TimingVerdict | "device mismatch" | "not judged";
   baselineMedianMs: number | null;
   currentMedianMs: number | null;
   /** Change of the median in percent (positive is slower); null with too few samples. */
@@ -256,6 +258,7 @@ const TIMING_SEVERITY: Record<TimingComparison["verdict"], Severity> = {
   "regressed": "fail",
   "too few samples": "warn",
   "device mismatch": "warn",
+  "not judged": "ok",
   "improved": "info",
   "within noise": "ok",
 };
@@ -269,7 +272,7 @@ function compareTiming(
   const [bs, cs] = [timeSamples(b), timeSamples(c)];
   const s = compareSamples(bs, cs, opts);
   const timing: TimingComparison = {
-    verdict: judge ? s.verdict : "device mismatch",
+    verdict: opts.noTiming ? "not judged" : judge ? s.verdict : "device mismatch",
     baselineMedianMs: bs.length > 0 ? median(bs) : null,
     currentMedianMs: cs.length > 0 ? median(cs) : null,
     changePct: s.changePct,
@@ -283,6 +286,8 @@ function compareTiming(
       `(need ${opts.minSamples ?? MIN_SAMPLES} each)`
     : timing.verdict === "device mismatch"
     ? `time ${moved || "not compared"}, not judged across devices`
+    : timing.verdict === "not judged"
+    ? `time ${moved || "not compared"}, not judged (--no-timing)`
     : `time ${timing.verdict}: ${moved}`;
   return {
     timing,
@@ -426,7 +431,7 @@ export function compareResults(
   opts: CompareOptions,
 ): CompareReport {
   const { warnings, deviceMismatch } = fileWarnings(baseline, current, opts);
-  const timingCompared = !deviceMismatch || opts.allowDeviceMismatch;
+  const timingCompared = !opts.noTiming && (!deviceMismatch || opts.allowDeviceMismatch);
   const base = indexRuns(baseline, "baseline", warnings);
   const cur = indexRuns(current, "current", warnings);
   const keys = [...base.keys(), ...[...cur.keys()].filter((k) => !base.has(k))];
@@ -459,7 +464,7 @@ function fmtMs(ms: number | null): string {
 function rowCells(r: RunComparison): string[] {
   const t = r.timing;
   const notes = r.findings.filter((f) => f.kind !== "timing").map((f) => `${f.label}: ${f.detail}`);
-  if (t && (t.verdict === "too few samples" || t.verdict === "device mismatch")) {
+  if (t && ["too few samples", "device mismatch", "not judged"].includes(t.verdict)) {
     notes.unshift(r.findings.find((f) => f.kind === "timing")?.detail ?? "");
   }
   return [

@@ -171,6 +171,12 @@ function fillCounts(
   const { kernel, shape } = spec;
   if (prepared.mask) {
     record.density = prepared.mask.density;
+    if (record.density < spec.mask.density - 1 / prepared.mask.bits.length) {
+      record.warnings.push(
+        `the ${spec.mask.kind} mask reaches density ${record.density.toFixed(3)}, short of the ` +
+          `${spec.mask.density} asked for`,
+      );
+    }
     record.flops = flops(kernel, shape, record.density);
     record.hbmBytes.theoretical = theoreticalBytes(kernel, shape, {
       sramBytes: opts.sramBytes,

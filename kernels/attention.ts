@@ -144,7 +144,17 @@ export async function prepareAttention(
       bc: tiles.bc,
     });
   if (mask && (mask.br !== tiles.br || mask.bc !== tiles.bc)) {
-    throw new Error("the block mask's blocks must be the kernel's tiles");
+    throw new UsageError("the block mask's blocks must be the kernel's tiles");
+  }
+  if (
+    mask &&
+    (mask.rowBlocks !== Math.ceil(shape.n / tiles.br) ||
+      mask.colBlocks !== Math.ceil(shape.n / tiles.bc))
+  ) {
+    throw new UsageError(
+      `the block mask covers ${mask.rowBlocks}×${mask.colBlocks} blocks, n=${shape.n} needs ` +
+        `${Math.ceil(shape.n / tiles.br)}×${Math.ceil(shape.n / tiles.bc)}`,
+    );
   }
 
   const e = dtypeBytes(shape.dtype);

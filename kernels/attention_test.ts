@@ -33,7 +33,6 @@ import {
 const kernels = await getKernels();
 const noGpu = kernels === null;
 const f16 = kernels?.gpu.f16 ?? false;
-const knownBugs = !Deno.env.get("ATTNBENCH_KNOWN_BUGS");
 
 /**
  * The sweep every kernel runs: [batch, heads, n]. n = 1; n = 2 (less than a tile); 9 (one past
@@ -309,12 +308,11 @@ Deno.test({
 });
 
 Deno.test({
-  name: "KNOWN BUG attention.ts: a BlockMask built for another n is accepted",
-  ignore: noGpu || knownBugs,
+  name: "a BlockMask built for another n is refused",
+  ignore: noGpu,
   async fn() {
-    // prepareAttention checks a given mask's br and bc but not its grid: a mask made for n = 16
-    // (2 × 2 blocks) runs n = 97 with rowptr/colidx read out of bounds, and O is wrong (max
-    // relative error ≈ 1.1 on llvmpipe) instead of an error.
+    // A mask made for n = 16 (2 × 2 blocks) must not run n = 97: its rowptr/colidx would be read
+    // out of bounds and O would be wrong (max relative error ≈ 1.1 on llvmpipe) without an error.
     const shape = { batch: 1, heads: 1, n: 97, d: 32, dtype: "f32", causal: false } as const;
     const tiles = kernels!.defaultTiles("block-sparse", shape);
     const mask = makeMask({

@@ -82,7 +82,9 @@ export interface MaskOptions {
  * - `random`: exactly max(1, round(s · blocks)) blocks, chosen uniformly with the seed.
  * - `butterfly`: the diagonal plus the blocks whose indices differ by one bit (i ⊕ j = 2^k),
  *   strides 2^0, 2^1, … added until the density reaches s (the flat butterfly pattern the
- *   paper's block-sparse experiments use); it may overshoot s.
+ *   paper's block-sparse experiments use); it may overshoot s. On an R × R grid the whole
+ *   pattern holds only about (1 + log2 R) / R of the blocks: asking for more gives the whole
+ *   pattern, short of s (the bench then warns; `verify` shows the density reached).
  * - `local`: a sliding window, the blocks whose centres lie within w tokens of each other, w
  *   grown one key block at a time until the density reaches s; it may overshoot s.
  *

@@ -27,6 +27,8 @@ Options:
                            5 percent, "0.5%" half a percent; a bare number between 0 and 1 is
                            refused as ambiguous (default ${DEFAULT_THRESHOLD_PCT}%)
   --allow-device-mismatch  judge timings even when the files ran on different adapters
+  --no-timing              give no timing verdicts (a software adapter's clock is noise); bytes,
+                           correctness and status are still judged
   --json                   print the report as JSON instead of a table
   --markdown FILE          also write the report as Markdown (e.g. $GITHUB_STEP_SUMMARY)
   --save-baseline FILE     after comparing, write the current results to FILE (only that path)
@@ -36,7 +38,8 @@ Verdicts:
   timing       "regressed" or "improved" only when the median moved by more than the threshold
                and the 95% bootstrap interval of the ratio of medians excludes 1; otherwise
                "within noise"; "too few samples" below 5 samples a side (reported, not a
-               failure); "device mismatch" when the adapters differ and it was not allowed
+               failure); "device mismatch" when the adapters differ and it was not allowed;
+               "not judged" with --no-timing
   bytes        any increase of hbmBytes.modeled, hbmBytes.counted or footprintBytes fails
   correctness  maxRelError above the tolerance (f32 1e-4, f16 1e-2) fails
   status       a run ok in the baseline but skipped, failed or missing now fails
@@ -80,6 +83,7 @@ type CheckFlags = { help: true } | {
   thresholdPct: number;
   json: boolean;
   allowDeviceMismatch: boolean;
+  noTiming: boolean;
   markdown: string | null;
   saveBaseline: string | null;
 };
@@ -87,7 +91,7 @@ type CheckFlags = { help: true } | {
 function parseFlags(args: string[]): CheckFlags {
   const parsed = parseArgs(args, {
     string: ["baseline", "current", "threshold", "markdown", "save-baseline"],
-    boolean: ["json", "allow-device-mismatch", "help"],
+    boolean: ["json", "allow-device-mismatch", "no-timing", "help"],
     alias: { h: "help" },
     unknown: (arg: string) => {
       const isFlag = arg.startsWith("-") && !/^-[\d.]/.test(arg);
@@ -122,6 +126,7 @@ function parseFlags(args: string[]): CheckFlags {
     thresholdPct: typeof threshold === "string" ? parseThreshold(threshold) : DEFAULT_THRESHOLD_PCT,
     json: parsed.json === true,
     allowDeviceMismatch: parsed["allow-device-mismatch"] === true,
+    noTiming: parsed["no-timing"] === true,
     markdown: optionalPath("markdown"),
     saveBaseline: optionalPath("save-baseline"),
   };
@@ -138,6 +143,7 @@ async function run(args: string[], io: Output): Promise<number> {
   const report = compareResults(baseline, current, {
     thresholdPct: flags.thresholdPct,
     allowDeviceMismatch: flags.allowDeviceMismatch,
+    noTiming: flags.noTiming,
   });
   for (const warning of report.warnings) io.err(`warning: ${warning}`);
   if (flags.json) io.out(JSON.stringify(report, null, 2));

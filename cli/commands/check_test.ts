@@ -125,6 +125,19 @@ Deno.test("a 20% slowdown exits 1, unless the threshold is above it", async () =
   assertEquals((await checkFiles(BASE, current, ["--threshold", "25%"])).code, 0);
 });
 
+Deno.test("--no-timing judges no timing, but still fails a bytes increase", async () => {
+  const slower = makeResults([
+    makeRun({ n: 1024, samples: noisySamples(20, 2.4, 0.01, 2) }),
+    makeRun({ n: 2048 }),
+  ]);
+  const quiet = await checkFiles(BASE, slower, ["--no-timing"]);
+  assertEquals(quiet.code, 0);
+  assertStringIncludes(quiet.stdout, "not judged (--no-timing)");
+  const moreBytes = makeResults([makeRun({ n: 1024 }), makeRun({ n: 2048 })]);
+  moreBytes.runs[0]!.hbmBytes.modeled += 4;
+  assertEquals((await checkFiles(BASE, moreBytes, ["--no-timing"])).code, 1);
+});
+
 Deno.test("too few samples is reported but does not fail", async () => {
   const current = makeResults([makeRun({ n: 1024, samples: [9, 9, 9] }), makeRun({ n: 2048 })]);
   const { code, stdout } = await checkFiles(BASE, current);
