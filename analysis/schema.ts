@@ -105,6 +105,19 @@ export interface RunRecord {
   /** max |O − O_ref| / max |O_ref| against the float64 reference (only with `--verify`). */
   maxRelError: number | null;
   warnings: string[];
+  /**
+   * The kernel's dispatches timed one at a time (standard only: scores, softmax, pv), with the
+   * modeled bytes each moves (uniform reads left out) and the bandwidth that makes.
+   */
+  passes?: PassRecord[];
+}
+
+/** One dispatch of a multi-pass kernel, timed alone. */
+export interface PassRecord {
+  name: string;
+  medianMs: number;
+  bytes: number;
+  achievedGBs: number;
 }
 
 /** A peer's timing (PyTorch SDPA), recorded in the same device call for ratios. */

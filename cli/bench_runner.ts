@@ -9,7 +9,7 @@
 
 import { UsageError } from "./errors.ts";
 import type { RunRecord } from "../analysis/schema.ts";
-import { summarize, timingWarnings } from "../analysis/stats.ts";
+import { median, summarize, timingWarnings } from "../analysis/stats.ts";
 import { denseFlops, flops, lowerBoundBytes, theoreticalBytes } from "../analysis/io_model.ts";
 import {
   type AttentionKernels,
@@ -19,6 +19,7 @@ import {
 } from "../kernels/attention.ts";
 import { checkAgainstReference, randomInputs } from "../kernels/check.ts";
 import { modeledTraffic, totalBytes } from "../kernels/modeled.ts";
+import type { SlotName } from "../kernels/program.ts";
 import { timeDispatches } from "../kernels/timing.ts";
 import type { AttentionShape, KernelName, MaskKind, Tiles } from "../kernels/types.ts";
 
@@ -105,6 +106,7 @@ export async function measureRun(
     if (timing.discarded > 0) {
       record.warnings.push(`${timing.discarded} samples with a non-positive time were discarded`);
     }
+    if (p.passNames.length > 1) await timePasses(record, kernels, p, opts);
     if (opts.verify) await verifyRun(record, kernels, spec);
     if (opts.countIo) await countRun(record, kernels, spec);
     record.status = "ok";
@@ -187,6 +189,34 @@ function fillCounts(
     modeledTraffic(kernel, shape, prepared.tiles, prepared.mask),
   );
   record.footprintBytes = prepared.footprintBytes;
+}
+
+/** Which binding slots each pass of the standard kernel reads or writes. */
+const PASS_SLOTS: Record<string, [SlotName, "read" | "write"][]> = {
+  scores: [["q", "read"], ["k", "read"], ["s", "write"]],
+  softmax: [["s", "read"], ["p", "write"]],
+  pv: [["p", "read"], ["v", "read"], ["o", "write"]],
+};
+
+/** Times each dispatch of a multi-pass kernel on its own (10 reps each). */
+async function timePasses(
+  record: RunRecord,
+  kernels: AttentionKernels,
+  prepared: PreparedAttention,
+  opts: MeasureOptions,
+): Promise<void> {
+  const traffic = modeledTraffic(prepared.kernel, prepared.shape, prepared.tiles, prepared.mask);
+  record.passes = [];
+  for (const [index, name] of prepared.passNames.entries()) {
+    const t = await timeDispatches(
+      kernels.gpu,
+      (pass) => prepared.encodePass(pass, index),
+      { warmup: Math.min(opts.warmup, 2), reps: Math.min(opts.reps, 10) },
+    );
+    const ms = median(t.samplesMs);
+    const bytes = (PASS_SLOTS[name] ?? []).reduce((a, [slot, dir]) => a + traffic[slot][dir], 0);
+    record.passes.push({ name, medianMs: ms, bytes, achievedGBs: bytes / (ms * 1e6) });
+  }
 }
 
 /** Checks one head (batch 1, heads 1) at the same N and tiles against the reference. */

@@ -67,6 +67,10 @@ export interface PreparedAttention {
   poisonOutput(): void;
   /** Encodes the kernel's dispatches, reading input set `set`. */
   encode(pass: GPUComputePassEncoder, set?: number): void;
+  /** Names of the kernel's dispatches, in order (standard: scores, softmax, pv). */
+  readonly passNames: readonly string[];
+  /** Encodes dispatch `index` of {@linkcode passNames} alone (to time the passes apart). */
+  encodePass(pass: GPUComputePassEncoder, index: number, set?: number): void;
   /** One run: submit and wait. */
   run(set?: number): Promise<void>;
   /** O as f32, `[B, H, N, d]`. */
@@ -247,8 +251,10 @@ export async function prepareAttention(
 
   const tr = Math.ceil(shape.n / tiles.br);
   const tc = Math.ceil(shape.n / tiles.bc);
-  let encodeSet: (pass: GPUComputePassEncoder, set: number) => void;
+  let encodeSet: (pass: GPUComputePassEncoder, set: number, only?: number) => void;
+  let passNames: string[];
   if (kernel === "standard") {
+    passNames = ["scores", "softmax", "pv"];
     const [scores, softmax, pv] = programs.map((pr) => pr.pipeline) as [
       GPUComputePipeline,
       GPUComputePipeline,
@@ -259,19 +265,26 @@ export async function prepareAttention(
       scores: bind(scores, [[0, params], [1, set.q], [2, set.k], [3, s]]),
       pv: bind(pv, [[0, params], [3, set.v], [4, p], [5, o]]),
     }));
-    encodeSet = (pass, set) => {
+    encodeSet = (pass, set, only) => {
       const g = groups[set % inputSets]!;
-      pass.setPipeline(scores);
-      pass.setBindGroup(0, g.scores);
-      pass.dispatchWorkgroups(tc, tr, heads);
-      pass.setPipeline(softmax);
-      pass.setBindGroup(0, softmaxGroup);
-      pass.dispatchWorkgroups(shape.n, heads);
-      pass.setPipeline(pv);
-      pass.setBindGroup(0, g.pv);
-      pass.dispatchWorkgroups(tr, heads);
+      if (only === undefined || only === 0) {
+        pass.setPipeline(scores);
+        pass.setBindGroup(0, g.scores);
+        pass.dispatchWorkgroups(tc, tr, heads);
+      }
+      if (only === undefined || only === 1) {
+        pass.setPipeline(softmax);
+        pass.setBindGroup(0, softmaxGroup);
+        pass.dispatchWorkgroups(shape.n, heads);
+      }
+      if (only === undefined || only === 2) {
+        pass.setPipeline(pv);
+        pass.setBindGroup(0, g.pv);
+        pass.dispatchWorkgroups(tr, heads);
+      }
     };
   } else {
+    passNames = [kernel];
     const pipeline = programs[0]!.pipeline;
     const groups = inputs.map((set) =>
       bind(pipeline, [
@@ -336,6 +349,11 @@ export async function prepareAttention(
     },
     encode(pass, set = 0) {
       encodeSet(pass, set);
+    },
+    passNames,
+    encodePass(pass, index, set = 0) {
+      if (!(index >= 0 && index < passNames.length)) throw new Error(`no pass ${index}`);
+      encodeSet(pass, set, passNames.length === 1 ? undefined : index);
     },
     async run(set = 0) {
       device.pushErrorScope("validation");

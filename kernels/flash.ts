@@ -91,6 +91,7 @@ export function flashSource(k: FlashKnobs): string {
     `const RD4: u32 = ${k.d / 4 / t.tx}u;`,
     `const WG: u32 = ${flashThreads(t)}u;`,
     `const D4P: u32 = ${k.d / 4 + 1}u;`,
+    `const BC4: u32 = ${t.bc / 4}u;`,
     `const BC4P: u32 = ${t.bc / 4 + 1}u;`,
   ];
   const body = unrollLoops(flashBody, {
@@ -98,6 +99,9 @@ export function flashSource(k: FlashKnobs): string {
     RN: t.bc / t.tx,
     RD4: k.d / 4 / t.tx,
     VEC: 4,
+    D4: k.d / 4,
+    BC4: t.bc / 4,
+    TX: t.tx,
   });
   return [commonPrelude(k), ...constants, k.sparse ? SPARSE_BLOCKS : DENSE_BLOCKS, body].join(
     "\n",

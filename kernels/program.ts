@@ -165,7 +165,7 @@ export class PipelineCache {
 }
 
 /** Loop bounds that {@linkcode unrollLoops} unrolls: the per-thread register tile sizes. */
-export const UNROLLED_BOUNDS = ["RM", "RN", "RD4", "CACHE", "VEC"] as const;
+export const UNROLLED_BOUNDS = ["RM", "RN", "RD4", "CACHE", "VEC", "D4", "BC4", "TX"] as const;
 
 /**
  * Fully unrolls every `for (var x = 0u; x < B; x++) { … }` whose bound B is one of

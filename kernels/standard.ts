@@ -88,6 +88,7 @@ export function standardSource(k: StandardKnobs, pass: StandardPass): string {
     RM: t.rm,
     RN: t.bc / t.tx,
     RD4: k.d / 4 / t.tx,
+    D4: k.d / 4,
   });
   return [prelude, ...constants, body].join("\n");
 }

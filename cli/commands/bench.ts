@@ -407,5 +407,11 @@ function printSummary(results: ResultsFile, io: Output): void {
   for (const line of formatTable(header, rows)) io.out(line);
   for (const r of results.runs) {
     if (r.status !== "ok") io.out(`${r.kernel} n=${r.n}: ${r.status}: ${r.reason}`);
+    if (r.passes) {
+      const parts = r.passes.map((p) =>
+        `${p.name} ${p.medianMs.toPrecision(3)} ms (${p.achievedGBs.toFixed(0)} GB/s)`
+      );
+      io.out(`${r.kernel} n=${r.n} passes: ${parts.join(", ")}`);
+    }
   }
 }

@@ -35,9 +35,13 @@ ${SHAPE_HELP}
 
   --out FILE          tuned-tiles file to update (default: ${DEFAULT_TUNED_PATH})
   --reps N            timed runs per candidate (default: 10)
-  --max-candidates N  try at most N candidates per kernel, largest tiles first`;
+  --max-candidates N  try at most N candidates per kernel, the likeliest first`;
 
-/** Every tile configuration worth trying, largest first. */
+/**
+ * Every tile configuration worth trying, the likeliest first: 128 to 256 threads, 32 to 64
+ * query rows and 32 key rows a block, two or four rows a thread (what won on an H200, see
+ * BENCHMARKS.md), so that `--max-candidates` keeps the promising ones.
+ */
 function candidateTiles(): Tiles[] {
   const out: Tiles[] = [];
   for (const br of [128, 64, 32, 16]) {
@@ -51,7 +55,10 @@ function candidateTiles(): Tiles[] {
       }
     }
   }
-  return out;
+  const score = (t: Tiles) =>
+    Math.abs(Math.log2(t.tx * (t.br / t.rm)) - 7.5) + Math.abs(Math.log2(t.br) - 5.5) +
+    Math.abs(Math.log2(t.bc) - 5) + Math.abs(Math.log2(t.rm) - 1.5);
+  return out.sort((a, b) => score(a) - score(b));
 }
 
 /** The `tune` command. */

@@ -18,7 +18,8 @@
 //   RM, TX, TY     rows per thread, threads along keys / output columns, threads along rows
 //   RN, RD4        key columns per thread in the score tile (BC / TX), output vec4s per thread
 //   WG             threads per workgroup (TX * TY)
-//   D4P, BC4P      padded row strides (in vec4) of the workgroup tiles: one extra vec4 a row
+//   BC4            BC / 4
+//   D4P, BC4P      padded row lengths (in vec4) of the workgroup tiles: one extra vec4 a row
 //                  moves consecutive rows to other banks, so the column reads do not conflict
 //   kv_block_count(qb, last_key, t) and kv_block_at(qb, i, t): the key blocks to visit
 //     (dense: 0 ..= last_key / BC, last_key clipped by the causal diagonal; block-sparse: the
@@ -53,10 +54,12 @@ struct Params {
 const NEG: f32 = -3.0e38;
 const LN2: f32 = 0.6931471805599453;
 
-var<workgroup> q_tile: array<T4, BR * D4P>;
-var<workgroup> kv_tile: array<T4, BC * D4P>;
-var<workgroup> p_tile: array<vec4<f32>, BR * BC4P>;
-var<workgroup> row_max_part: array<f32, BR * TX>;
+// Two-dimensional tiles: with the column loops unrolled, every column index is a constant, so
+// the only bounds clamp naga adds is on the row, which the driver hoists out of the loops.
+var<workgroup> q_tile: array<array<T4, D4P>, BR>;
+var<workgroup> kv_tile: array<array<T4, D4P>, BC>;
+var<workgroup> p_tile: array<array<vec4<f32>, BC4P>, BR>;
+var<workgroup> row_max_part: array<array<f32, TX>, BR>;
 
 // Stages rows [row0, row0 + BC) of k or v (ending at n) into kv_tile, zero-filling past n.
 fn load_kv_tile(use_v: bool, base: u32, row0: u32, n: u32, t: u32) {
@@ -74,7 +77,7 @@ fn load_kv_tile(use_v: bool, base: u32, row0: u32, n: u32, t: u32) {
         count_read(SLOT_K, 4u * T_BYTES);
       }
     }
-    kv_tile[r * D4P + c] = x;
+    kv_tile[r][c] = x;
   }
 }
 
@@ -99,7 +102,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
       x = q[base + (q0 + r) * D4 + c];
       count_read(SLOT_Q, 4u * T_BYTES);
     }
-    q_tile[r * D4P + c] = x;
+    q_tile[r][c] = x;
   }
 
   var m: array<f32, RM>;
@@ -134,10 +137,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     for (var c = 0u; c < D4; c++) {
       var kc: array<vec4<f32>, RN>;
       for (var j = 0u; j < RN; j++) {
-        kc[j] = vec4<f32>(kv_tile[(tx + j * TX) * D4P + c]);
+        kc[j] = vec4<f32>(kv_tile[tx + j * TX][c]);
       }
       for (var i = 0u; i < RM; i++) {
-        let qc = vec4<f32>(q_tile[(ty + i * TY) * D4P + c]);
+        let qc = vec4<f32>(q_tile[ty + i * TY][c]);
         for (var j = 0u; j < RN; j++) {
           s[i][j] += dot(qc, kc[j]);
         }
@@ -152,7 +155,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
         s[i][j] = select(s[i][j] * params.scale_log2e, NEG, masked);
         mx = max(mx, s[i][j]);
       }
-      row_max_part[(ty + i * TY) * TX + tx] = mx;
+      row_max_part[ty + i * TY][tx] = mx;
     }
     workgroupBarrier();
 
@@ -162,7 +165,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
       let r = ty + i * TY;
       var mx = m[i];
       for (var x = 0u; x < TX; x++) {
-        mx = max(mx, row_max_part[r * TX + x]);
+        mx = max(mx, row_max_part[r][x]);
       }
       let alpha = exp2(m[i] - mx);
       m[i] = mx;
@@ -172,23 +175,23 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
       }
       for (var j = 0u; j < RN; j++) {
         let col = tx + j * TX;
-        p_tile[r * BC4P + col / 4u][col % 4u] = select(exp2(s[i][j] - mx), 0.0, s[i][j] <= NEG);
+        p_tile[r][col / 4u][col % 4u] = select(exp2(s[i][j] - mx), 0.0, s[i][j] <= NEG);
       }
     }
     workgroupBarrier();
 
     // acc += P V over this block, four keys at a time (P read as vec4); every thread of a row
     // also sums the row's p into l.
-    for (var j4 = 0u; j4 < BC / 4u; j4++) {
+    for (var j4 = 0u; j4 < BC4; j4++) {
       var p4: array<vec4<f32>, RM>;
       for (var i = 0u; i < RM; i++) {
-        p4[i] = p_tile[(ty + i * TY) * BC4P + j4];
+        p4[i] = p_tile[ty + i * TY][j4];
         l[i] += p4[i].x + p4[i].y + p4[i].z + p4[i].w;
       }
       for (var jj = 0u; jj < VEC; jj++) {
         var vj: array<vec4<f32>, RD4>;
         for (var c = 0u; c < RD4; c++) {
-          vj[c] = vec4<f32>(kv_tile[(j4 * 4u + jj) * D4P + tx * RD4 + c]);
+          vj[c] = vec4<f32>(kv_tile[j4 * 4u + jj][tx * RD4 + c]);
         }
         for (var i = 0u; i < RM; i++) {
           for (var c = 0u; c < RD4; c++) {

@@ -28,7 +28,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> p: array<T>;
 @group(0) @binding(5) var<storage, read_write> o: array<T4>;
 
-var<workgroup> p_tile: array<f32, BR * BCP>;
+var<workgroup> p_tile: array<array<f32, BCP>, BR>;
 var<workgroup> v_tile: array<T4, BC * D4>;
 
 @compute @workgroup_size(WG)
@@ -55,7 +55,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
         x = f32(p[p_base + r * n + c]);
         count_read(SLOT_P, T_BYTES);
       }
-      p_tile[idx / BC * BCP + idx % BC] = x;
+      p_tile[idx / BC][idx % BC] = x;
     }
     for (var idx = t; idx < BC * D4; idx += WG) {
       var x = T4();
@@ -72,7 +72,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
         vj[c] = vec4<f32>(v_tile[j * D4 + tx * RD4 + c]);
       }
       for (var i = 0u; i < RM; i++) {
-        let pij = p_tile[(ty + i * TY) * BCP + j];
+        let pij = p_tile[ty + i * TY][j];
         for (var c = 0u; c < RD4; c++) {
           acc[i][c] += pij * vj[c];
         }

@@ -31,8 +31,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> k: array<T4>;
 @group(0) @binding(3) var<storage, read_write> s: array<T>;
 
-var<workgroup> q_tile: array<T4, BR * D4P>;
-var<workgroup> k_tile: array<T4, BC * D4P>;
+var<workgroup> q_tile: array<array<T4, D4P>, BR>;
+var<workgroup> k_tile: array<array<T4, D4P>, BC>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
@@ -53,7 +53,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
       x = q[base + q0 * D4 + idx];
       count_read(SLOT_Q, 4u * T_BYTES);
     }
-    q_tile[idx / D4 * D4P + idx % D4] = x;
+    q_tile[idx / D4][idx % D4] = x;
   }
   for (var idx = t; idx < BC * D4; idx += WG) {
     var x = T4();
@@ -61,7 +61,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
       x = k[base + k0 * D4 + idx];
       count_read(SLOT_K, 4u * T_BYTES);
     }
-    k_tile[idx / D4 * D4P + idx % D4] = x;
+    k_tile[idx / D4][idx % D4] = x;
   }
   workgroupBarrier();
 
@@ -74,10 +74,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   for (var c = 0u; c < D4; c++) {
     var kc: array<vec4<f32>, RN>;
     for (var j = 0u; j < RN; j++) {
-      kc[j] = vec4<f32>(k_tile[(tx + j * TX) * D4P + c]);
+      kc[j] = vec4<f32>(k_tile[tx + j * TX][c]);
     }
     for (var i = 0u; i < RM; i++) {
-      let qc = vec4<f32>(q_tile[(ty + i * TY) * D4P + c]);
+      let qc = vec4<f32>(q_tile[ty + i * TY][c]);
       for (var j = 0u; j < RN; j++) {
         acc[i][j] += dot(qc, kc[j]);
       }
