@@ -13,7 +13,7 @@ import { flashKey, flashSource } from "./flash.ts";
 import type { Gpu } from "./gpu.ts";
 import { BlockMask, makeMask } from "./masks.ts";
 import { COUNTER_BINDING, COUNTER_WORDS, PipelineCache, type SlotName, SLOTS } from "./program.ts";
-import { standardKey, type StandardPass, standardSource } from "./standard.ts";
+import { SOFTMAX_ROWS, standardKey, type StandardPass, standardSource } from "./standard.ts";
 import { defaultTiles, FALLBACK_TILE_CANDIDATES, TILE_CANDIDATES, tileProblem } from "./tiles.ts";
 import {
   type AttentionShape,
@@ -275,7 +275,7 @@ export async function prepareAttention(
       if (only === undefined || only === 1) {
         pass.setPipeline(softmax);
         pass.setBindGroup(0, softmaxGroup);
-        pass.dispatchWorkgroups(shape.n, heads);
+        pass.dispatchWorkgroups(Math.ceil(shape.n / SOFTMAX_ROWS), heads);
       }
       if (only === undefined || only === 2) {
         pass.setPipeline(pv);
@@ -413,7 +413,7 @@ function checkFits(
   }
   const heads = shape.batch * shape.heads;
   const grid = kernel === "standard"
-    ? [Math.ceil(shape.n / tiles.bc), Math.ceil(shape.n / tiles.br), heads, shape.n]
+    ? [Math.ceil(shape.n / tiles.bc), Math.ceil(shape.n / tiles.br), heads]
     : [Math.ceil(shape.n / tiles.br), heads];
   const maxGrid = limits.maxComputeWorkgroupsPerDimension;
   if (grid.some((g) => g > maxGrid)) {

@@ -233,17 +233,17 @@ Deno.test({
   name: "standard softmax: rows longer than its register cache are right and counted",
   ignore: noGpu,
   async fn() {
-    // The softmax keeps SOFTMAX_CACHE elements a thread in registers (rows up to 256 × 64 =
-    // 16384); longer rows take a second path, which S cannot reach on a 128 MiB binding. A
-    // mutant softmax of 4 threads (rows up to 4 × 64 = 256 cached) takes it at n = 300 and 520.
+    // The softmax keeps SOFTMAX_CACHE elements a thread in registers (rows up to 32 × 64 =
+    // 2048); longer rows take a second path. A mutant softmax of 4 threads a row (rows up to
+    // 4 × 64 = 256 cached) takes it at n = 300 and 520 without a large S.
     // The tail past the cache is read three times (maximum, sum, normalisation), the last two
     // only up to the causal end of the row.
     const threads = 4;
     const cached = threads * SOFTMAX_CACHE;
     const mutant = mutantKernels(
       kernels!,
-      `const WG: u32 = ${SOFTMAX_THREADS}u;`,
-      `const WG: u32 = ${threads}u;`,
+      `const TPR: u32 = ${SOFTMAX_THREADS}u;`,
+      `const TPR: u32 = ${threads}u;`,
     );
     let prepared = 0;
     for (const n of [300, 520]) {
@@ -322,8 +322,8 @@ Deno.test("modeled traffic of standard, worked by hand", () => {
   // P·V: each of the 2 row blocks reads all of V.
   assertEquals(t.v.read, 2 * 10 * ROW);
   assertEquals(t.o.write, 10 * ROW);
-  // Uniforms: 4 score tiles + 10 softmax rows + 2 P·V blocks, 16 bytes each.
-  assertEquals(t.uniform.read, 16 * 16);
+  // Uniforms: 4 score tiles + 2 softmax workgroups (8 rows each) + 2 P·V blocks, 16 bytes each.
+  assertEquals(t.uniform.read, 8 * 16);
   assertEquals(t.lse.write + t.mask.read, 0);
 });
 

@@ -11,7 +11,7 @@
 
 import type { BlockMask } from "./masks.ts";
 import { type SlotName, SLOTS } from "./program.ts";
-import { SOFTMAX_CACHE, SOFTMAX_THREADS } from "./standard.ts";
+import { SOFTMAX_CACHE, SOFTMAX_ROWS, SOFTMAX_THREADS } from "./standard.ts";
 import { type AttentionShape, dtypeBytes, type KernelName, type Tiles } from "./types.ts";
 import type { CountedBytes } from "./attention.ts";
 
@@ -50,7 +50,7 @@ export function modeledTraffic(
   const tc = Math.ceil(n / tiles.bc);
 
   if (kernel === "standard") {
-    t.uniform.read += UNIFORM_BYTES * (tc * tr + n + tr);
+    t.uniform.read += UNIFORM_BYTES * (tc * tr + Math.ceil(n / SOFTMAX_ROWS) + tr);
     t.q.read += tc * n * d * e;
     t.k.read += tr * n * d * e;
     t.s.write += n * n * e;

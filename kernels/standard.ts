@@ -10,9 +10,11 @@ import pvBody from "./wgsl/standard_pv.wgsl" with { type: "text" };
 import { commonPrelude, type ProgramBase, unrollLoops } from "./program.ts";
 import type { Tiles } from "./types.ts";
 
-/** Threads of the softmax pass (a power of two: the reduction is a tree). */
-export const SOFTMAX_THREADS = 256;
-/** Row elements each softmax thread keeps in registers; longer rows are read twice. */
+/** Threads a row of the softmax pass (a power of two: the reduction is a tree). */
+export const SOFTMAX_THREADS = 32;
+/** Rows a workgroup of the softmax pass. */
+export const SOFTMAX_ROWS = 8;
+/** Row elements each softmax thread keeps in registers; the tail of a longer row is re-read. */
 export const SOFTMAX_CACHE = 64;
 
 /** Compile-time knobs of the standard kernel's tiled passes. */
@@ -36,15 +38,15 @@ export type StandardPass = "scores" | "softmax" | "pv";
 export function standardWorkgroupBytes(d: number, dtype: "f32" | "f16", t: Tiles): number {
   const e = dtype === "f16" ? 2 : 4;
   const scores = (t.br + t.bc) * (d + 4) * e;
-  const pv = t.br * (t.bc + 1) * 4 + t.bc * d * e;
-  return Math.max(scores, pv, SOFTMAX_THREADS * 8);
+  const pv = t.br * (t.bc + 4) * 4 + t.bc * d * e;
+  return Math.max(scores, pv, SOFTMAX_THREADS * SOFTMAX_ROWS * 8);
 }
 
 /** The cache key of one pass: every knob that changes its source. */
 export function standardKey(k: StandardKnobs, pass: StandardPass): string {
   const t = k.tiles;
   const tiles = pass === "softmax"
-    ? `wg${SOFTMAX_THREADS}-cache${SOFTMAX_CACHE}`
+    ? `tpr${SOFTMAX_THREADS}-rows${SOFTMAX_ROWS}-cache${SOFTMAX_CACHE}`
     : `d${k.d}/br${t.br}-bc${t.bc}-rm${t.rm}-tx${t.tx}`;
   return `standard-${pass}/${k.dtype}/${tiles}${k.count ? "/count" : ""}`;
 }
@@ -65,7 +67,9 @@ export function standardSource(k: StandardKnobs, pass: StandardPass): string {
   if (pass === "softmax") {
     return [
       prelude,
-      `const WG: u32 = ${SOFTMAX_THREADS}u;`,
+      `const TPR: u32 = ${SOFTMAX_THREADS}u;`,
+      `const ROWS: u32 = ${SOFTMAX_ROWS}u;`,
+      "const WG: u32 = TPR * ROWS;",
       `const CACHE: u32 = ${SOFTMAX_CACHE}u;`,
       unrollLoops(softmaxBody, { CACHE: SOFTMAX_CACHE }),
     ].join("\n");
@@ -82,13 +86,16 @@ export function standardSource(k: StandardKnobs, pass: StandardPass): string {
     `const RD4: u32 = ${k.d / 4 / t.tx}u;`,
     `const WG: u32 = ${t.tx * (t.br / t.rm)}u;`,
     `const D4P: u32 = ${k.d / 4 + 1}u;`,
-    `const BCP: u32 = ${t.bc + 1}u;`,
+    `const BC4: u32 = ${t.bc / 4}u;`,
+    `const BC4P: u32 = ${t.bc / 4 + 1}u;`,
   ];
   const body = unrollLoops(pass === "scores" ? scoresBody : pvBody, {
     RM: t.rm,
     RN: t.bc / t.tx,
     RD4: k.d / 4 / t.tx,
     D4: k.d / 4,
+    BC4: t.bc / 4,
+    VEC: 4,
   });
   return [prelude, ...constants, body].join("\n");
 }

@@ -142,8 +142,13 @@ export const benchCommand: Command = {
     }
     const tuned = await loadTuned(str("tuned"), gpu.info);
     const kernels = new AttentionKernels(gpu);
+    // Block-sparse is the flash kernel with a mask: flash's tuned tiles serve it too.
     const tilesFor = (kernel: KernelName, shape: AttentionShape): Tiles =>
-      tuned?.[tunedKey(kernel, shape.dtype, shape.d)] ?? kernels.defaultTiles(kernel, shape);
+      tuned?.[tunedKey(kernel, shape.dtype, shape.d)] ??
+        (kernel === "block-sparse"
+          ? tuned?.[tunedKey("flash", shape.dtype, shape.d)]
+          : undefined) ??
+        kernels.defaultTiles(kernel, shape);
     const specs = planRuns(o, sweep, { blockSizes, densities, fallback, tilesFor });
 
     await Deno.mkdir(outDir, { recursive: true }).catch((e) => {

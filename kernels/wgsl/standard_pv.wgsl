@@ -5,8 +5,8 @@
 // accumulates RM rows (ty + i*TY) by RD4 vec4 columns (tx*RD4 + c). P is read in full, causal
 // or not (Algorithm 0 does not skip the zeros).
 //
-// The prelude defines T, T4, D, D4, BR, BC, RM, TX, TY, RD4, WG, BCP (row stride of the P tile,
-// padded by one element against bank conflicts) and the counting helpers.
+// The prelude defines T, T4, D, D4, BR, BC, BC4 (= BC / 4), RM, TX, TY, RD4, WG, BC4P (row length
+// of the P tile in vec4, padded by one against bank conflicts) and the counting helpers.
 //
 // Bindings:
 //   @binding(0) params: uniform { n, bh, causal, scale }
@@ -28,7 +28,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> p: array<T>;
 @group(0) @binding(5) var<storage, read_write> o: array<T4>;
 
-var<workgroup> p_tile: array<array<f32, BCP>, BR>;
+var<workgroup> p_tile: array<array<vec4<f32>, BC4P>, BR>;
 var<workgroup> v_tile: array<T4, BC * D4>;
 
 @compute @workgroup_size(WG)
@@ -55,7 +55,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
         x = f32(p[p_base + r * n + c]);
         count_read(SLOT_P, T_BYTES);
       }
-      p_tile[idx / BC][idx % BC] = x;
+      p_tile[idx / BC][idx % BC / 4u][idx % 4u] = x;
     }
     for (var idx = t; idx < BC * D4; idx += WG) {
       var x = T4();
@@ -66,15 +66,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
       v_tile[idx] = x;
     }
     workgroupBarrier();
-    for (var j = 0u; j < BC; j++) {
-      var vj: array<vec4<f32>, RD4>;
-      for (var c = 0u; c < RD4; c++) {
-        vj[c] = vec4<f32>(v_tile[j * D4 + tx * RD4 + c]);
-      }
+    for (var j4 = 0u; j4 < BC4; j4++) {
+      var p4: array<vec4<f32>, RM>;
       for (var i = 0u; i < RM; i++) {
-        let pij = p_tile[ty + i * TY][j];
+        p4[i] = p_tile[ty + i * TY][j4];
+      }
+      for (var jj = 0u; jj < VEC; jj++) {
+        var vj: array<vec4<f32>, RD4>;
         for (var c = 0u; c < RD4; c++) {
-          acc[i][c] += pij * vj[c];
+          vj[c] = vec4<f32>(v_tile[(j4 * 4u + jj) * D4 + tx * RD4 + c]);
+        }
+        for (var i = 0u; i < RM; i++) {
+          for (var c = 0u; c < RD4; c++) {
+            acc[i][c] += p4[i][jj] * vj[c];
+          }
         }
       }
     }
