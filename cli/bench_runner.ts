@@ -37,6 +37,12 @@ export interface RunSpec {
 /** How to measure. */
 export interface MeasureOptions {
   warmup: number;
+  /**
+   * Keep the GPU busy with this kernel for at least this long before timing (ms): an idle GPU
+   * clocks down, and the first tens of milliseconds of a run are slow (seen on an H200: 21.4 ms
+   * samples, then 4.3 ms once the clocks came up).
+   */
+  warmupMs: number;
   reps: number;
   minTimeMs: number;
   countIo: boolean;
@@ -86,6 +92,13 @@ export async function measureRun(
     }
     record.compileMs = prepared.compileMs;
     const p = prepared;
+    if (opts.warmupMs > 0) {
+      await timeDispatches(kernels.gpu, (pass, rep) => p.encode(pass, rep % inputSets), {
+        warmup: 0,
+        reps: 1,
+        minTimeMs: opts.warmupMs,
+      });
+    }
     const timing = await timeDispatches(
       kernels.gpu,
       (pass, rep) => p.encode(pass, rep % inputSets),

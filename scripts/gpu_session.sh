@@ -4,7 +4,6 @@
 #   carry: [".device", "node_modules/chart.js", and the two files
 #           node_modules/.deno/chart.js@4.6.1/node_modules/chart.js/{package.json,dist/chart.umd.min.js}]
 #   command: bash scripts/gpu_session.sh <step>... ; results land in $OUT.
-# Steps: devices, verify, bench, peers, tune, sweeps. Each writes a log under $OUT.
 set -uo pipefail
 source .device/enter.sh
 export DENO_NO_UPDATE_CHECK=1
@@ -17,8 +16,10 @@ export DENO_DIR=$PWD/.device/deno_dir
 [ -f .device/commit ] && export ATTNBENCH_GIT_COMMIT=$(cat .device/commit)
 ab() {
   deno run --no-lock --cached-only --node-modules-dir=none --allow-read --allow-write \
-    --allow-run=git --allow-env cli/main.ts "$@"
+    --allow-run=git --allow-env cli/main.ts "$@" 2>&1 | grep -v '^\s*at '
 }
+TUNED=attnbench-tuned.json
+[ -f "$OUT/tuned.json" ] && TUNED=$OUT/tuned.json
 for step in "$@"; do
   echo "=== $step $(date +%T)"
   case "$step" in
@@ -26,16 +27,30 @@ for step in "$@"; do
     verify)
       for dt in f32 f16; do for d in 32 64 128; do
         ab verify --dtype $dt --d $d --n 1,37,257,1024 --heads 3 --batch 2 --count-io --quiet | tail -4
-        ab verify --dtype $dt --d $d --n 77,1000 --causal --mask butterfly --quiet | tail -3
+        ab verify --dtype $dt --d $d --n 77,1000 --causal --mask local --quiet | tail -3
       done; done ;;
-    bench) ab bench --out "$OUT" --reps 20 --verify --peers .device/peer64.jsonl --quiet ;;
-    bench128) ab bench --out "$OUT/d128" --d 128 --reps 20 --no-report --quiet ;;
-    causal) ab bench --out "$OUT/causal" --causal --kernels flash --n 1024..16384 --no-report --quiet ;;
-    f16) ab bench --out "$OUT/f16" --dtype f16 --kernels flash --no-report --quiet ;;
+    tune)
+      cp attnbench-tuned.json "$OUT/tuned.json" 2>/dev/null
+      ab tune --kernels flash --d 64 --out "$OUT/tuned.json" --max-candidates 12 | tail -2
+      ab tune --kernels flash --d 128 --out "$OUT/tuned.json" --max-candidates 12 | tail -2
+      ab tune --kernels flash --d 64 --dtype f16 --out "$OUT/tuned.json" --max-candidates 8 | tail -2
+      TUNED=$OUT/tuned.json ;;
     peers)
-      python3 .device/peer_sdpa.py --d 64 --dtype float32 > "$OUT/peer64.jsonl"
-      python3 .device/peer_sdpa.py --d 128 --dtype float32 > "$OUT/peer128.jsonl"
-      cat "$OUT/peer64.jsonl" "$OUT/peer128.jsonl" ;;
+      for d in 64 128; do python3 .device/peer_sdpa.py --d $d --dtype float32 2>/dev/null; done > "$OUT/peers.jsonl"
+      python3 .device/peer_sdpa.py --d 64 --dtype float32 --causal 2>/dev/null >> "$OUT/peers.jsonl"
+      python3 .device/peer_sdpa.py --d 64 --dtype float16 2>/dev/null >> "$OUT/peers.jsonl"
+      grep -c . "$OUT/peers.jsonl" ;;
+    d64) ab bench --out "$OUT/d64" --verify --peers "$OUT/peers.jsonl" --tuned "$TUNED" --quiet ;;
+    d128) ab bench --out "$OUT/d128" --d 128 --kernels standard,flash --peers "$OUT/peers.jsonl" \
+      --tuned "$TUNED" --no-report --quiet ;;
+    causal) ab bench --out "$OUT/causal" --causal --kernels flash,block-sparse --n 1024..16384 \
+      --tuned "$TUNED" --no-report --quiet ;;
+    density) ab bench --out "$OUT/density" --sweep density --n 4096,8192 --tuned "$TUNED" \
+      --no-report --quiet ;;
+    blocksize) ab bench --out "$OUT/blocksize" --sweep block-size --kernels flash --n 4096 \
+      --block-sizes 16,32,64,128 --no-report --quiet ;;
+    f16) ab bench --out "$OUT/f16" --dtype f16 --kernels flash --tuned "$TUNED" --no-report \
+      --quiet ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

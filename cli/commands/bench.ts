@@ -57,6 +57,8 @@ Flags:
   --block-sizes LIST  query-block sizes Br for --sweep block-size (default: 16,32,64,128)
   --densities LIST    densities for --sweep density (default: 1,0.5,0.25,0.125,0.0625)
   --warmup N          untimed runs before timing, the first (compiling) run included (default: 3)
+  --warmup-ms MS      then keep the GPU busy with the kernel for MS ms, so its clocks are up
+                      (default: 200 on a GPU, 0 on a fallback adapter)
   --reps N            timed runs at least (default: 20)
   --min-time MS       keep timing until the timed runs add up to MS milliseconds (default: 0)
   --count-io          also run the counting variant and record counted HBM bytes
@@ -85,6 +87,7 @@ export const benchCommand: Command = {
         "block-sizes",
         "densities",
         "warmup",
+        "warmup-ms",
         "reps",
         "min-time",
         "tuned",
@@ -108,7 +111,7 @@ export const benchCommand: Command = {
         throw new UsageError(`--export takes csv, markdown and gab, got "${x}"`);
       }
     }
-    const measure: Omit<MeasureOptions, "sramBytes"> = {
+    const measure: Omit<MeasureOptions, "sramBytes" | "warmupMs"> = {
       warmup: str("warmup") === undefined ? 3 : nonNegativeInt(str("warmup")!, "--warmup"),
       reps: str("reps") === undefined ? 20 : parsePositiveInt(str("reps")!, "--reps"),
       minTimeMs: str("min-time") === undefined ? 0 : positiveNumber(str("min-time")!, "--min-time"),
@@ -119,6 +122,10 @@ export const benchCommand: Command = {
     const densities = (str("densities") ?? "1,0.5,0.25,0.125,0.0625").split(",").map((x) =>
       parseFraction(x.trim(), "--densities")
     );
+    const warmupMsText = str("warmup-ms");
+    const warmupMsFlag = warmupMsText === undefined
+      ? undefined
+      : nonNegativeInt(warmupMsText, "--warmup-ms");
     const outDir = str("out") ?? "out";
     const peers = str("peers") === undefined ? undefined : await readPeers(str("peers")!);
 
@@ -156,6 +163,7 @@ export const benchCommand: Command = {
     });
 
     const sramBytes = gpu.device.limits.maxComputeWorkgroupStorageSize;
+    const warmupMs = warmupMsFlag ?? (fallback ? 0 : 200);
     let ceilings = null;
     if (flags["no-ceilings"] !== true) {
       io.progress("measuring device ceilings (copy, FMA, launch)");
@@ -164,7 +172,7 @@ export const benchCommand: Command = {
     const runs: RunRecord[] = [];
     for (const [i, spec] of specs.entries()) {
       io.progress(progressBar(i, specs.length, `${spec.kernel} n=${spec.shape.n}`));
-      runs.push(await measureRun(kernels, spec, { ...measure, sramBytes }));
+      runs.push(await measureRun(kernels, spec, { ...measure, sramBytes, warmupMs }));
     }
     io.progress("");
 
@@ -176,7 +184,7 @@ export const benchCommand: Command = {
       gitCommit: await gitCommit(),
       device: gpu.info,
       ceilings,
-      config: { args, sweep, ...measure, tuned: tuned !== null },
+      config: { args, sweep, ...measure, warmupMs, tuned: tuned !== null },
       runs,
       ...(peers ? { peers } : {}),
     };
