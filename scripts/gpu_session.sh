@@ -20,6 +20,8 @@ ab() {
 }
 TUNED=attnbench-tuned.json
 [ -f "$OUT/tuned.json" ] && TUNED=$OUT/tuned.json
+PEERS=$OUT/peers.jsonl  # written by the peers step; an earlier call's copy in .device/ else
+peers() { if [ -f "$PEERS" ]; then echo "$PEERS"; else echo .device/peers.jsonl; fi; }
 for step in "$@"; do
   echo "=== $step $(date +%T)"
   case "$step" in
@@ -40,8 +42,8 @@ for step in "$@"; do
       python3 .device/peer_sdpa.py --d 64 --dtype float32 --causal 2>/dev/null >> "$OUT/peers.jsonl"
       python3 .device/peer_sdpa.py --d 64 --dtype float16 2>/dev/null >> "$OUT/peers.jsonl"
       grep -c . "$OUT/peers.jsonl" ;;
-    d64) ab bench --out "$OUT/d64" --verify --peers "$OUT/peers.jsonl" --tuned "$TUNED" --quiet ;;
-    d128) ab bench --out "$OUT/d128" --d 128 --kernels standard,flash --peers "$OUT/peers.jsonl" \
+    d64) ab bench --out "$OUT/d64" --verify --peers "$(peers)" --tuned "$TUNED" --quiet ;;
+    d128) ab bench --out "$OUT/d128" --d 128 --kernels standard,flash --peers "$(peers)" \
       --tuned "$TUNED" --no-report --quiet ;;
     causal) ab bench --out "$OUT/causal" --causal --kernels flash,block-sparse --n 1024..16384 \
       --tuned "$TUNED" --no-report --quiet ;;
