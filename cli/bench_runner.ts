@@ -92,17 +92,24 @@ export async function measureRun(
     }
     record.compileMs = prepared.compileMs;
     const p = prepared;
+    // Estimate a run's time, then warm up for warmupMs in the same submission stream as the
+    // timed runs, so the GPU's clocks are up when timing starts.
+    let warmup = opts.warmup;
     if (opts.warmupMs > 0) {
-      await timeDispatches(kernels.gpu, (pass, rep) => p.encode(pass, rep % inputSets), {
-        warmup: 0,
-        reps: 1,
-        minTimeMs: opts.warmupMs,
-      });
+      const probe = await timeDispatches(
+        kernels.gpu,
+        (pass, rep) => p.encode(pass, rep % inputSets),
+        {
+          warmup: 1,
+          reps: 3,
+        },
+      );
+      warmup = Math.max(warmup, Math.min(5000, Math.ceil(opts.warmupMs / median(probe.samplesMs))));
     }
     const timing = await timeDispatches(
       kernels.gpu,
       (pass, rep) => p.encode(pass, rep % inputSets),
-      { warmup: opts.warmup, reps: opts.reps, minTimeMs: opts.minTimeMs },
+      { warmup, reps: opts.reps, minTimeMs: opts.minTimeMs },
     );
     const stats = summarize(timing.samplesMs);
     record.clock = timing.clock;
