@@ -10,7 +10,13 @@
 import { UsageError } from "./errors.ts";
 import type { RunRecord } from "../analysis/schema.ts";
 import { median, summarize, timingWarnings } from "../analysis/stats.ts";
-import { denseFlops, flops, lowerBoundBytes, theoreticalBytes } from "../analysis/io_model.ts";
+import {
+  denseFlops,
+  flops,
+  footprintBytes,
+  lowerBoundBytes,
+  theoreticalBytes,
+} from "../analysis/io_model.ts";
 import {
   type AttentionKernels,
   DoesNotFitError,
@@ -18,6 +24,7 @@ import {
   type PreparedAttention,
 } from "../kernels/attention.ts";
 import { checkAgainstReference, randomInputs } from "../kernels/check.ts";
+import { makeMask } from "../kernels/masks.ts";
 import { modeledTraffic, totalBytes } from "../kernels/modeled.ts";
 import type { SlotName } from "../kernels/program.ts";
 import { timeDispatches } from "../kernels/timing.ts";
@@ -73,6 +80,7 @@ export async function measureRun(
 ): Promise<RunRecord> {
   const { kernel, shape } = spec;
   const record = baseRecord(spec, opts);
+  fillModel(record, spec);
   let prepared: PreparedAttention | null = null;
   try {
     const qkvBytes = 3 * shape.batch * shape.heads * shape.n * shape.d *
@@ -181,6 +189,20 @@ function baseRecord(spec: RunSpec, opts: MeasureOptions): RunRecord {
     maxRelError: null,
     warnings: [],
   };
+}
+
+/**
+ * Modeled bytes and footprint from the spec alone, so a run that is skipped (does not fit)
+ * still records what it would have moved and allocated; fillCounts overwrites them with the
+ * prepared kernel's own figures.
+ */
+function fillModel(record: RunRecord, spec: RunSpec): void {
+  const { kernel, shape, tiles } = spec;
+  const mask = kernel === "block-sparse"
+    ? makeMask({ ...spec.mask, n: shape.n, br: tiles.br, bc: tiles.bc })
+    : null;
+  record.hbmBytes.modeled = totalBytes(modeledTraffic(kernel, shape, tiles, mask));
+  record.footprintBytes = footprintBytes(kernel, shape, { tiles, maskNnz: mask?.nnz });
 }
 
 /** Fills what depends on the prepared kernel: the real mask density, modeled bytes, footprint. */

@@ -155,7 +155,7 @@ export async function timeDispatches(
 
   const rest = Math.max(0, warmup - 1);
   if (rest > 0) {
-    await withErrorScopes(device, "warm-up", async () => {
+    await withErrorScopes(device, "warm-up", () => {
       const buffers: GPUCommandBuffer[] = [];
       for (let done = 0; done < rest; done += WARMUP_CHUNK) {
         const encoder = device.createCommandEncoder();
@@ -165,6 +165,7 @@ export async function timeDispatches(
       // No wait here: the timed reps follow on the queue with no idle gap, during which an idle
       // GPU would clock down (seen on an H200: the first timed samples 1.6x slower).
       device.queue.submit(buffers);
+      return Promise.resolve();
     });
   }
 
