@@ -22,6 +22,7 @@
  * @module
  */
 
+import { mulberry32 } from "../kernels/rng.ts";
 import type { TimeStats } from "./schema.ts";
 
 function requireSamples(xs: readonly number[], what: string): void {
@@ -281,26 +282,8 @@ function fmtMs(ms: number): string {
   return Number(ms.toPrecision(4)).toString();
 }
 
-/**
- * The mulberry32 generator: a seeded, deterministic source of uniform numbers in [0, 1).
- *
- * @example
- * ```ts
- * import { mulberry32 } from "./stats.ts";
- * const a = mulberry32(42), b = mulberry32(42);
- * console.assert(a() === b() && a() < 1);
- * ```
- */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded generator of the bootstrap (mulberry32, shared with the kernels' inputs). */
+export { mulberry32 };
 
 /** Settings of the bootstrap. */
 export interface BootstrapOptions {

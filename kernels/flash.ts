@@ -5,7 +5,7 @@
  */
 
 import flashBody from "./wgsl/flash.wgsl" with { type: "text" };
-import { commonPrelude, type ProgramBase, unrollLoops } from "./program.ts";
+import { commonPrelude, type ProgramBase, tileConstants, unrollLoops } from "./program.ts";
 import type { Tiles } from "./types.ts";
 
 /** Compile-time knobs of the flash kernel. */
@@ -91,32 +91,9 @@ export function flashKey(k: FlashKnobs): string {
 export function flashSource(k: FlashKnobs): string {
   const problem = flashTileProblem(k.d, k.tiles);
   if (problem) throw new Error(`flash tiles: ${problem}`);
-  const t = k.tiles;
-  const constants = [
-    `const D: u32 = ${k.d}u;`,
-    `const D4: u32 = ${k.d / 4}u;`,
-    `const BR: u32 = ${t.br}u;`,
-    `const BC: u32 = ${t.bc}u;`,
-    `const RM: u32 = ${t.rm}u;`,
-    `const TX: u32 = ${t.tx}u;`,
-    `const TY: u32 = ${t.br / t.rm}u;`,
-    `const RN: u32 = ${t.bc / t.tx}u;`,
-    `const RD4: u32 = ${k.d / 4 / t.tx}u;`,
-    `const WG: u32 = ${flashThreads(t)}u;`,
-    `const D4P: u32 = ${k.d / 4 + 1}u;`,
-    `const BC4: u32 = ${t.bc / 4}u;`,
-    `const BC4P: u32 = ${t.bc / 4 + 1}u;`,
-  ];
-  const body = unrollLoops(flashBody, {
-    RM: t.rm,
-    RN: t.bc / t.tx,
-    RD4: k.d / 4 / t.tx,
-    VEC: 4,
-    D4: k.d / 4,
-    BC4: t.bc / 4,
-    TX: t.tx,
-  });
-  return [commonPrelude(k), ...constants, k.sparse ? SPARSE_BLOCKS : DENSE_BLOCKS, body].join(
+  const { lines, bounds } = tileConstants(k.d, k.tiles);
+  const body = unrollLoops(flashBody, bounds);
+  return [commonPrelude(k), ...lines, k.sparse ? SPARSE_BLOCKS : DENSE_BLOCKS, body].join(
     "\n",
   );
 }

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Dtype } from "./types.ts";
+import type { Dtype, Tiles } from "./types.ts";
 import { dtypeBytes } from "./types.ts";
 
 /**
@@ -208,4 +208,46 @@ export function unrollLoops(source: string, bounds: Record<string, number>): str
     rest = rest.slice(close + 1);
   }
   return out + rest;
+}
+
+/**
+ * The constants and unroll bounds every tiled program shares (flash, and standard's scores and
+ * P·V passes): head dim, tile sizes, per-thread tile sizes and padded workgroup row lengths.
+ *
+ * @example
+ * ```ts
+ * import { tileConstants } from "./program.ts";
+ * const { lines, bounds } = tileConstants(64, { br: 32, bc: 32, rm: 4, tx: 8 });
+ * console.assert(lines.includes("const RN: u32 = 4u;") && bounds.RD4 === 2);
+ * ```
+ */
+export function tileConstants(
+  d: number,
+  t: Tiles,
+): { lines: string[]; bounds: Record<string, number> } {
+  const lines = [
+    `const D: u32 = ${d}u;`,
+    `const D4: u32 = ${d / 4}u;`,
+    `const BR: u32 = ${t.br}u;`,
+    `const BC: u32 = ${t.bc}u;`,
+    `const RM: u32 = ${t.rm}u;`,
+    `const TX: u32 = ${t.tx}u;`,
+    `const TY: u32 = ${t.br / t.rm}u;`,
+    `const RN: u32 = ${t.bc / t.tx}u;`,
+    `const RD4: u32 = ${d / 4 / t.tx}u;`,
+    `const WG: u32 = ${t.tx * (t.br / t.rm)}u;`,
+    `const D4P: u32 = ${d / 4 + 1}u;`,
+    `const BC4: u32 = ${t.bc / 4}u;`,
+    `const BC4P: u32 = ${t.bc / 4 + 1}u;`,
+  ];
+  const bounds = {
+    RM: t.rm,
+    RN: t.bc / t.tx,
+    RD4: d / 4 / t.tx,
+    VEC: 4,
+    D4: d / 4,
+    BC4: t.bc / 4,
+    TX: t.tx,
+  };
+  return { lines, bounds };
 }

@@ -7,7 +7,7 @@
 import scoresBody from "./wgsl/standard_scores.wgsl" with { type: "text" };
 import softmaxBody from "./wgsl/standard_softmax.wgsl" with { type: "text" };
 import pvBody from "./wgsl/standard_pv.wgsl" with { type: "text" };
-import { commonPrelude, type ProgramBase, unrollLoops } from "./program.ts";
+import { commonPrelude, type ProgramBase, tileConstants, unrollLoops } from "./program.ts";
 import type { Tiles } from "./types.ts";
 
 /** Threads a row of the softmax pass (a power of two: the reduction is a tree). */
@@ -74,28 +74,7 @@ export function standardSource(k: StandardKnobs, pass: StandardPass): string {
       unrollLoops(softmaxBody, { CACHE: SOFTMAX_CACHE }),
     ].join("\n");
   }
-  const constants = [
-    `const D: u32 = ${k.d}u;`,
-    `const D4: u32 = ${k.d / 4}u;`,
-    `const BR: u32 = ${t.br}u;`,
-    `const BC: u32 = ${t.bc}u;`,
-    `const RM: u32 = ${t.rm}u;`,
-    `const TX: u32 = ${t.tx}u;`,
-    `const TY: u32 = ${t.br / t.rm}u;`,
-    `const RN: u32 = ${t.bc / t.tx}u;`,
-    `const RD4: u32 = ${k.d / 4 / t.tx}u;`,
-    `const WG: u32 = ${t.tx * (t.br / t.rm)}u;`,
-    `const D4P: u32 = ${k.d / 4 + 1}u;`,
-    `const BC4: u32 = ${t.bc / 4}u;`,
-    `const BC4P: u32 = ${t.bc / 4 + 1}u;`,
-  ];
-  const body = unrollLoops(pass === "scores" ? scoresBody : pvBody, {
-    RM: t.rm,
-    RN: t.bc / t.tx,
-    RD4: k.d / 4 / t.tx,
-    D4: k.d / 4,
-    BC4: t.bc / 4,
-    VEC: 4,
-  });
-  return [prelude, ...constants, body].join("\n");
+  const { lines, bounds } = tileConstants(k.d, t);
+  const body = unrollLoops(pass === "scores" ? scoresBody : pvBody, bounds);
+  return [prelude, ...lines, body].join("\n");
 }

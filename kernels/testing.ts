@@ -18,38 +18,14 @@ import { openGpu } from "./gpu.ts";
 import type { BlockMask } from "./masks.ts";
 import { type CompiledProgram, PipelineCache } from "./program.ts";
 import { maxRelError, referenceAttention } from "./reference.ts";
-import { mulberry32, randomNormal } from "./rng.ts";
+import { type AttentionInputs, randomInputs } from "./check.ts";
 import { tolerance } from "./tolerances.ts";
 import type { AttentionShape, Tiles } from "./types.ts";
 
 /** Q, K and V of one problem, `[B, H, N, d]` each. */
-export interface TestInputs {
-  q: Float32Array;
-  k: Float32Array;
-  v: Float32Array;
-}
+export type TestInputs = AttentionInputs;
 
-/**
- * Seeded N(0, 1) inputs for `shape`. With dtype f16 the values are rounded to f16 first, so the
- * reference sees exactly the numbers the kernel sees.
- *
- * @example
- * ```ts
- * import { randomInputs } from "./testing.ts";
- * const shape = { batch: 2, heads: 1, n: 3, d: 32, dtype: "f32", causal: false } as const;
- * const a = randomInputs(shape, 7), b = randomInputs(shape, 7);
- * console.assert(a.q.length === 2 * 3 * 32 && a.v[5] === b.v[5]);
- * ```
- */
-export function randomInputs(shape: AttentionShape, seed: number): TestInputs {
-  const len = shape.batch * shape.heads * shape.n * shape.d;
-  const rand = mulberry32(seed);
-  const draw = () => {
-    const x = randomNormal(rand, len);
-    return shape.dtype === "f16" ? new Float32Array(new Float16Array(x)) : x;
-  };
-  return { q: draw(), k: draw(), v: draw() };
-}
+export { randomInputs };
 
 /**
  * A 32-bit seed from a label (FNV-1a), so every case gets its own inputs and the same ones on
