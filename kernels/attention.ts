@@ -9,19 +9,18 @@
  */
 
 import { UsageError } from "../cli/errors.ts";
+import {
+  bufferSizes,
+  fitsDevice,
+  footprintBytes as footprintBytesOf,
+} from "../analysis/io_model.ts";
 import { flashKey, flashSource } from "./flash.ts";
 import type { Gpu } from "./gpu.ts";
 import { BlockMask, makeMask } from "./masks.ts";
 import { COUNTER_BINDING, COUNTER_WORDS, PipelineCache, type SlotName, SLOTS } from "./program.ts";
 import { SOFTMAX_ROWS, standardKey, type StandardPass, standardSource } from "./standard.ts";
 import { defaultTiles, FALLBACK_TILE_CANDIDATES, TILE_CANDIDATES, tileProblem } from "./tiles.ts";
-import {
-  type AttentionShape,
-  dtypeBytes,
-  type KernelName,
-  type MaskKind,
-  type Tiles,
-} from "./types.ts";
+import type { AttentionShape, KernelName, MaskKind, Tiles } from "./types.ts";
 
 /** A problem larger than the device's limits. The bench records it as `skipped`. */
 export class DoesNotFitError extends UsageError {
@@ -161,23 +160,23 @@ export async function prepareAttention(
     );
   }
 
-  const e = dtypeBytes(shape.dtype);
   const heads = shape.batch * shape.heads;
-  const qkvBytes = heads * shape.n * shape.d * e;
-  const sizes: Record<string, number> = { Q: qkvBytes, K: qkvBytes, V: qkvBytes, O: qkvBytes };
-  if (kernel === "standard") {
-    sizes.S = heads * shape.n * shape.n * e;
-    sizes.P = sizes.S;
-  } else {
-    sizes.LSE = heads * shape.n * 4;
+  // The IO model's buffer list is the one allocated here, so the footprint it reports and the
+  // fit check it makes are this kernel's own.
+  const footprint = { tiles, maskNnz: mask?.nnz };
+  const why = fitsDevice(kernel, shape, device.limits, footprint);
+  if (why) {
+    throw new DoesNotFitError(
+      `${kernel} n=${shape.n}: buffer ${why.replace(/^does not fit: /, "")}`,
+    );
   }
+  checkGrid(device.limits, kernel, shape, tiles);
+  const sizes = Object.fromEntries(
+    bufferSizes(kernel, shape, footprint).map((b) => [b.name, b.bytes]),
+  );
+  const footprintBytes = footprintBytesOf(kernel, shape, footprint);
+  const qkvBytes = sizes.Q!;
   const csr = mask?.csr();
-  if (csr) {
-    sizes.rowptr = csr.rowptr.byteLength;
-    sizes.colidx = csr.colidx.byteLength;
-  }
-  checkFits(device.limits, sizes, kernel, shape, tiles);
-  const footprintBytes = Object.values(sizes).reduce((a, b) => a + b, 0);
 
   const knobs = { dtype: shape.dtype, count, d: shape.d, tiles };
   const programs = kernel === "standard"
@@ -395,22 +394,12 @@ function align4(n: number): number {
   return Math.ceil(n / 4) * 4;
 }
 
-function checkFits(
+function checkGrid(
   limits: GPUSupportedLimits,
-  sizes: Record<string, number>,
   kernel: KernelName,
   shape: AttentionShape,
   tiles: Tiles,
 ): void {
-  for (const [name, size] of Object.entries(sizes)) {
-    const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
-    if (size > limit) {
-      throw new DoesNotFitError(
-        `${kernel} n=${shape.n}: buffer ${name} is ${fmtBytes(size)}, the device allows ` +
-          `${fmtBytes(limit)} per binding`,
-      );
-    }
-  }
   const heads = shape.batch * shape.heads;
   const grid = kernel === "standard"
     ? [Math.ceil(shape.n / tiles.bc), Math.ceil(shape.n / tiles.br), heads]
@@ -422,15 +411,4 @@ function checkFits(
         `${maxGrid} workgroups`,
     );
   }
-}
-
-/** Bytes in human units (decimal). */
-export function fmtBytes(n: number): string {
-  const units = ["B", "kB", "MB", "GB", "TB"];
-  let i = 0;
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 2)} ${units[i]}`;
 }
