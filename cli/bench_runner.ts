@@ -19,12 +19,13 @@ import {
 } from "../analysis/io_model.ts";
 import {
   type AttentionKernels,
+  type CountedBytes,
   DoesNotFitError,
   prepareAttention,
   type PreparedAttention,
 } from "../kernels/attention.ts";
 import { checkAgainstReference, randomInputs } from "../kernels/check.ts";
-import { makeMask } from "../kernels/masks.ts";
+import { type BlockMask, makeMask } from "../kernels/masks.ts";
 import { modeledTraffic, totalBytes } from "../kernels/modeled.ts";
 import type { SlotName } from "../kernels/program.ts";
 import { timeDispatches } from "../kernels/timing.ts";
@@ -78,9 +79,13 @@ export async function measureRun(
   spec: RunSpec,
   opts: MeasureOptions,
 ): Promise<RunRecord> {
-  const { kernel, shape } = spec;
-  const record = baseRecord(spec, opts);
-  fillModel(record, spec);
+  const { kernel, shape, tiles } = spec;
+  // The mask is built once, from the spec: the record, the kernel and the checks share it.
+  const mask = kernel === "block-sparse"
+    ? makeMask({ ...spec.mask, n: shape.n, br: tiles.br, bc: tiles.bc })
+    : null;
+  const traffic = modeledTraffic(kernel, shape, tiles, mask);
+  const record = baseRecord(spec, opts, mask, totalBytes(traffic));
   let prepared: PreparedAttention | null = null;
   try {
     const qkvBytes = 3 * shape.batch * shape.heads * shape.n * shape.d *
@@ -90,10 +95,9 @@ export async function measureRun(
       : 1;
     prepared = await prepareAttention(
       kernels,
-      { kernel, shape, tiles: spec.tiles, mask: spec.mask },
+      { kernel, shape, tiles, mask: mask ?? undefined },
       { inputSets },
     );
-    fillCounts(record, spec, prepared, opts);
     for (let set = 0; set < inputSets; set++) {
       const { q, k, v } = randomInputs(shape, spec.seed + 7919 * set);
       prepared.upload(q, k, v, set);
@@ -134,9 +138,9 @@ export async function measureRun(
     if (timing.discarded > 0) {
       record.warnings.push(`${timing.discarded} samples with a non-positive time were discarded`);
     }
-    if (p.passNames.length > 1) await timePasses(record, kernels, p, opts);
-    if (opts.verify) await verifyRun(record, kernels, spec);
-    if (opts.countIo) await countRun(record, kernels, spec);
+    if (p.passNames.length > 1) await timePasses(record, kernels, p, traffic, opts);
+    if (opts.verify) await verifyRun(record, kernels, spec, mask);
+    if (opts.countIo) await countRun(record, kernels, spec, mask);
     record.status = "ok";
   } catch (e) {
     if (e instanceof DoesNotFitError) {
@@ -155,9 +159,26 @@ export async function measureRun(
   return record;
 }
 
-function baseRecord(spec: RunSpec, opts: MeasureOptions): RunRecord {
-  const { kernel, shape } = spec;
-  const density = kernel === "block-sparse" ? spec.mask.density : 1;
+/**
+ * Everything known before the kernel runs: the configuration, FLOPs and the byte models at the
+ * mask's real density, and the footprint, so a run that is skipped (does not fit) still
+ * records what it would have moved and allocated.
+ */
+function baseRecord(
+  spec: RunSpec,
+  opts: MeasureOptions,
+  mask: BlockMask | null,
+  modeledBytes: number,
+): RunRecord {
+  const { kernel, shape, tiles } = spec;
+  const density = mask?.density ?? 1;
+  const warnings: string[] = [];
+  if (mask && density < spec.mask.density - 1 / mask.bits.length) {
+    warnings.push(
+      `the ${spec.mask.kind} mask reaches density ${density.toFixed(3)}, short of the ` +
+        `${spec.mask.density} asked for`,
+    );
+  }
   return {
     kernel,
     dtype: shape.dtype,
@@ -168,7 +189,7 @@ function baseRecord(spec: RunSpec, opts: MeasureOptions): RunRecord {
     causal: shape.causal,
     density,
     mask: kernel === "block-sparse" ? spec.mask.kind : null,
-    tile: { ...spec.tiles },
+    tile: { ...tiles },
     sweep: spec.sweep,
     status: "failed",
     reason: null,
@@ -180,57 +201,15 @@ function baseRecord(spec: RunSpec, opts: MeasureOptions): RunRecord {
     tflopsDenseEquivalent: null,
     hbmBytes: {
       theoretical: theoreticalBytes(kernel, shape, { sramBytes: opts.sramBytes, density }).bytes,
-      modeled: 0,
+      modeled: modeledBytes,
       lowerBound: lowerBoundBytes(shape),
       counted: null,
     },
     achievedGBs: null,
-    footprintBytes: 0,
+    footprintBytes: footprintBytes(kernel, shape, { tiles, maskNnz: mask?.nnz }),
     maxRelError: null,
-    warnings: [],
+    warnings,
   };
-}
-
-/**
- * Modeled bytes and footprint from the spec alone, so a run that is skipped (does not fit)
- * still records what it would have moved and allocated; fillCounts overwrites them with the
- * prepared kernel's own figures.
- */
-function fillModel(record: RunRecord, spec: RunSpec): void {
-  const { kernel, shape, tiles } = spec;
-  const mask = kernel === "block-sparse"
-    ? makeMask({ ...spec.mask, n: shape.n, br: tiles.br, bc: tiles.bc })
-    : null;
-  record.hbmBytes.modeled = totalBytes(modeledTraffic(kernel, shape, tiles, mask));
-  record.footprintBytes = footprintBytes(kernel, shape, { tiles, maskNnz: mask?.nnz });
-}
-
-/** Fills what depends on the prepared kernel: the real mask density, modeled bytes, footprint. */
-function fillCounts(
-  record: RunRecord,
-  spec: RunSpec,
-  prepared: PreparedAttention,
-  opts: MeasureOptions,
-): void {
-  const { kernel, shape } = spec;
-  if (prepared.mask) {
-    record.density = prepared.mask.density;
-    if (record.density < spec.mask.density - 1 / prepared.mask.bits.length) {
-      record.warnings.push(
-        `the ${spec.mask.kind} mask reaches density ${record.density.toFixed(3)}, short of the ` +
-          `${spec.mask.density} asked for`,
-      );
-    }
-    record.flops = flops(kernel, shape, record.density);
-    record.hbmBytes.theoretical = theoreticalBytes(kernel, shape, {
-      sramBytes: opts.sramBytes,
-      density: record.density,
-    }).bytes;
-  }
-  record.hbmBytes.modeled = totalBytes(
-    modeledTraffic(kernel, shape, prepared.tiles, prepared.mask),
-  );
-  record.footprintBytes = prepared.footprintBytes;
 }
 
 /** Which binding slots each pass of the standard kernel reads or writes. */
@@ -245,9 +224,9 @@ async function timePasses(
   record: RunRecord,
   kernels: AttentionKernels,
   prepared: PreparedAttention,
+  traffic: CountedBytes,
   opts: MeasureOptions,
 ): Promise<void> {
-  const traffic = modeledTraffic(prepared.kernel, prepared.shape, prepared.tiles, prepared.mask);
   record.passes = [];
   for (const [index, name] of prepared.passNames.entries()) {
     const t = await timeDispatches(
@@ -262,7 +241,12 @@ async function timePasses(
 }
 
 /** Checks one head (batch 1, heads 1) at the same N and tiles against the reference. */
-async function verifyRun(record: RunRecord, kernels: AttentionKernels, spec: RunSpec) {
+async function verifyRun(
+  record: RunRecord,
+  kernels: AttentionKernels,
+  spec: RunSpec,
+  mask: BlockMask | null,
+) {
   const shape = { ...spec.shape, batch: 1, heads: 1 };
   if (shape.n * shape.n * shape.d > VERIFY_MAX_WORK) {
     record.warnings.push(
@@ -274,7 +258,7 @@ async function verifyRun(record: RunRecord, kernels: AttentionKernels, spec: Run
     kernel: spec.kernel,
     shape,
     tiles: spec.tiles,
-    mask: spec.mask,
+    mask: mask ?? undefined,
   });
   try {
     record.maxRelError = await checkAgainstReference(prepared, spec.seed + 1);
@@ -284,12 +268,17 @@ async function verifyRun(record: RunRecord, kernels: AttentionKernels, spec: Run
 }
 
 /** Runs the counting variant once at the full shape and records the counted bytes. */
-async function countRun(record: RunRecord, kernels: AttentionKernels, spec: RunSpec) {
+async function countRun(
+  record: RunRecord,
+  kernels: AttentionKernels,
+  spec: RunSpec,
+  mask: BlockMask | null,
+) {
   const prepared = await prepareAttention(kernels, {
     kernel: spec.kernel,
     shape: spec.shape,
     tiles: spec.tiles,
-    mask: spec.mask,
+    mask: mask ?? undefined,
     count: true,
   });
   try {
