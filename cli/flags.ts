@@ -9,6 +9,7 @@
 import { parseArgs } from "@std/cli/parse-args";
 import { UsageError } from "./errors.ts";
 import {
+  type AttentionShape,
   type Dtype,
   DTYPES,
   HEAD_DIMS,
@@ -250,5 +251,28 @@ export function shapeOptions(
     density: density === undefined ? defaults.density ?? 0.25 : parseFraction(density, "--density"),
     mask: str("mask") === undefined ? "random" : oneOf(str("mask")!, MASK_KINDS, "--mask"),
     seed,
+  };
+}
+
+/**
+ * The attention shape the options describe at sequence length `n`. A `batch` of 0 (the
+ * commands' "not given") becomes `tokens / n`, at least 1: batch·N held constant, as the
+ * flash-attention benchmarks do.
+ *
+ * @example
+ * ```ts
+ * import { parseCommandFlags, shapeAt, shapeOptions } from "./flags.ts";
+ * const o = shapeOptions(parseCommandFlags("bench", ["--d", "32"], {}), { ns: [], batch: 0, heads: 2 });
+ * console.assert(shapeAt(o, 1024, 16384).batch === 16 && shapeAt(o, 1024, 16384).d === 32);
+ * ```
+ */
+export function shapeAt(o: ShapeOptions, n: number, tokens = 0): AttentionShape {
+  return {
+    batch: o.batch > 0 ? o.batch : Math.max(1, Math.floor(tokens / n)),
+    heads: o.heads,
+    n,
+    d: o.d,
+    dtype: o.dtype,
+    causal: o.causal,
   };
 }

@@ -14,6 +14,7 @@ import {
   parsePositiveInt,
   parseSizeList,
   SHAPE_HELP,
+  shapeAt,
   type ShapeOptions,
   shapeOptions,
 } from "../flags.ts";
@@ -228,19 +229,11 @@ interface PlanContext {
  */
 function planRuns(o: ShapeOptions, sweep: SweepKind, ctx: PlanContext): RunSpec[] {
   const tokens = ctx.fallback ? FALLBACK_TOKENS : GPU_TOKENS;
-  const shapeAt = (n: number): AttentionShape => ({
-    batch: o.batch > 0 ? o.batch : Math.max(1, Math.floor(tokens / n)),
-    heads: o.heads,
-    n,
-    d: o.d,
-    dtype: o.dtype,
-    causal: o.causal,
-  });
   const mask = { kind: o.mask, density: o.density, seed: o.seed };
   const specs: RunSpec[] = [];
   let seed = o.seed;
   for (const n of o.ns) {
-    const shape = shapeAt(n);
+    const shape = shapeAt(o, n, tokens);
     if (sweep === "n") {
       for (const kernel of o.kernels) {
         specs.push({

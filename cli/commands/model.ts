@@ -21,6 +21,7 @@ import {
   parseSizeList,
   type RawFlags,
   SHAPE_HELP,
+  shapeAt,
   type ShapeOptions,
   shapeOptions,
 } from "../flags.ts";
@@ -346,14 +347,7 @@ export interface ModelReport {
 export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
   const tiles = opts.kernels.map((kernel) => chooseTiles(kernel, opts));
   const sizes = opts.ns.map((n): SizeModel => {
-    const shape: AttentionShape = {
-      batch: opts.batch,
-      heads: opts.heads,
-      n,
-      d: opts.d,
-      dtype: opts.dtype,
-      causal: opts.causal,
-    };
+    const shape = shapeAt(opts, n);
     const kernels = opts.kernels.map((kernel, i): KernelModel => {
       const t = tiles[i]?.tiles ?? null;
       const blockMask = kernel === "block-sparse" && t !== null
@@ -427,14 +421,7 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
   if (opts.blockSizes !== null) {
     const bs = opts.blockSizes;
     blockSizes = opts.ns.map((n) => {
-      const shape: AttentionShape = {
-        batch: opts.batch,
-        heads: opts.heads,
-        n,
-        d: opts.d,
-        dtype: opts.dtype,
-        causal: opts.causal,
-      };
+      const shape = shapeAt(opts, n);
       return {
         n,
         rows: bs.map((b) => ({

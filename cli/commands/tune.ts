@@ -7,7 +7,13 @@
 
 import type { Command } from "../command.ts";
 import { UsageError } from "../errors.ts";
-import { parseCommandFlags, parsePositiveInt, SHAPE_HELP, shapeOptions } from "../flags.ts";
+import {
+  parseCommandFlags,
+  parsePositiveInt,
+  SHAPE_HELP,
+  shapeAt,
+  shapeOptions,
+} from "../flags.ts";
 import { formatTable } from "../table.ts";
 import { DEFAULT_TUNED_PATH, saveTuned, type TunedEntry, tunedKey } from "../tuned.ts";
 import { AttentionKernels, prepareAttention } from "../../kernels/attention.ts";
@@ -84,7 +90,7 @@ export const tuneCommand: Command = {
     const fallback = gpu.info.isFallbackAdapter;
     const o = shapeOptions(flags, {
       ns: [fallback ? 256 : 4096],
-      batch: 1,
+      batch: 0, // 0: 16384 tokens on a GPU, 1 on a fallback adapter (shapeAt)
       heads: fallback ? 2 : 16,
     });
     if (o.ns.length !== 1) throw new UsageError("tune takes one --n");
@@ -94,18 +100,9 @@ export const tuneCommand: Command = {
     const kernels = new AttentionKernels(gpu);
     const winners: Record<string, TunedEntry> = {};
     const n = o.ns[0]!;
-    const batch = o.batch === 1 && !flags.batch && !fallback
-      ? Math.max(1, Math.floor(16384 / n))
-      : o.batch;
+    const shape = shapeAt(o, n, fallback ? 0 : 16384);
+    const batch = shape.batch;
     for (const kernel of o.kernels) {
-      const shape: AttentionShape = {
-        batch,
-        heads: o.heads,
-        n,
-        d: o.d,
-        dtype: o.dtype,
-        causal: o.causal,
-      };
       const small: AttentionShape = { ...shape, batch: 1, heads: 1, n: 77 };
       const candidates = (fallback ? [...FALLBACK_TILE_CANDIDATES] : candidateTiles())
         .filter((t) => tileProblem(kernel, o.d, o.dtype, t, gpu.device.limits) === null)

@@ -5,7 +5,7 @@
  */
 
 import type { Command } from "../command.ts";
-import { parseCommandFlags, SHAPE_HELP, shapeOptions } from "../flags.ts";
+import { parseCommandFlags, SHAPE_HELP, shapeAt, shapeOptions } from "../flags.ts";
 import { UsageError } from "../errors.ts";
 import { formatTable } from "../table.ts";
 import { AttentionKernels, prepareAttention } from "../../kernels/attention.ts";
@@ -13,7 +13,6 @@ import { checkAgainstReference } from "../../kernels/check.ts";
 import { openGpu } from "../../kernels/gpu.ts";
 import { modeledTraffic, totalBytes } from "../../kernels/modeled.ts";
 import { tolerance } from "../../kernels/tolerances.ts";
-import type { AttentionShape } from "../../kernels/types.ts";
 
 const HELP = `attnbench verify — check every kernel against a float64 CPU reference
 
@@ -70,14 +69,7 @@ export const verifyCommand: Command = {
     let seed = o.seed;
     for (const kernel of o.kernels) {
       for (const n of o.ns) {
-        const shape: AttentionShape = {
-          batch: o.batch,
-          heads: o.heads,
-          n,
-          d: o.d,
-          dtype: o.dtype,
-          causal: o.causal,
-        };
+        const shape = shapeAt(o, n);
         io.progress(`verify ${kernel} n=${n}`);
         const problem = {
           kernel,
