@@ -15,7 +15,7 @@ import {
   footprintBytes as footprintBytesOf,
 } from "../analysis/io_model.ts";
 import { flashKey, flashSource } from "./flash.ts";
-import type { Gpu } from "./gpu.ts";
+import { type Gpu, requireDtype } from "./gpu.ts";
 import { BlockMask, makeMask } from "./masks.ts";
 import { COUNTER_BINDING, COUNTER_WORDS, PipelineCache, type SlotName, SLOTS } from "./program.ts";
 import { SOFTMAX_ROWS, standardKey, type StandardPass, standardSource } from "./standard.ts";
@@ -125,11 +125,7 @@ export async function prepareAttention(
   const { kernel, shape } = problem;
   const count = problem.count ?? false;
   const inputSets = Math.max(1, opts.inputSets ?? 1);
-  if (shape.dtype === "f16" && !gpu.f16) {
-    throw new UsageError(
-      "this adapter has no shader-f16 feature; use --dtype f32",
-    );
-  }
+  requireDtype(gpu, shape.dtype);
   const tiles = problem.tiles ?? kernels.defaultTiles(kernel, shape);
   const problemText = tileProblem(kernel, shape.d, shape.dtype, tiles, device.limits);
   if (problemText) throw new UsageError(`tiles ${JSON.stringify(tiles)}: ${problemText}`);

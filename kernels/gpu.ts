@@ -6,6 +6,7 @@
 
 import { UsageError } from "../cli/errors.ts";
 import type { DeviceRecord } from "../analysis/schema.ts";
+import type { Dtype } from "./types.ts";
 
 /** The limits that matter for attention, in the order `devices` prints them. */
 export const LIMIT_NAMES = [
@@ -114,4 +115,22 @@ export async function openGpu(): Promise<Gpu> {
   for (const name of LIMIT_NAMES) requiredLimits[name] = Number(adapter.limits[name]);
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
   return { adapter, device, info, f16, timestamps };
+}
+
+/**
+ * Throws {@linkcode UsageError} when `dtype` needs a feature the device lacks (f16 needs
+ * `shader-f16`). Commands call it before any work, the kernels again before compiling.
+ *
+ * @example
+ * ```ts ignore
+ * import { openGpu, requireDtype } from "./gpu.ts";
+ * requireDtype(await openGpu(), "f16");
+ * ```
+ */
+export function requireDtype(gpu: Gpu, dtype: Dtype): void {
+  if (dtype === "f16" && !gpu.f16) {
+    throw new UsageError(
+      `this adapter (${gpu.info.description}) has no shader-f16 feature; use --dtype f32`,
+    );
+  }
 }

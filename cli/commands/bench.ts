@@ -31,7 +31,7 @@ import {
 import { writeFileAtomic } from "../../analysis/results_io.ts";
 import { AttentionKernels } from "../../kernels/attention.ts";
 import { measureCeilings } from "../../kernels/ceilings.ts";
-import { openGpu } from "../../kernels/gpu.ts";
+import { openGpu, requireDtype } from "../../kernels/gpu.ts";
 import type { AttentionShape, KernelName, Tiles } from "../../kernels/types.ts";
 import { renderHtml, toCsv, toGithubActionBenchmark, toMarkdown } from "../../reports/mod.ts";
 
@@ -137,11 +137,7 @@ export const benchCommand: Command = {
       batch: 0, // 0: derived per N below
       heads: fallback ? FALLBACK_HEADS : GPU_HEADS,
     });
-    if (o.dtype === "f16" && !gpu.f16) {
-      throw new UsageError(
-        `this adapter (${gpu.info.description}) has no shader-f16 feature; use --dtype f32`,
-      );
-    }
+    requireDtype(gpu, o.dtype);
     if (fallback) {
       io.err(
         `fallback (software) adapter "${gpu.info.description}": timings say nothing about a ` +

@@ -18,7 +18,7 @@ import { formatTable } from "../table.ts";
 import { DEFAULT_TUNED_PATH, saveTuned, type TunedEntry, tunedKey } from "../tuned.ts";
 import { AttentionKernels, prepareAttention } from "../../kernels/attention.ts";
 import { checkAgainstReference, randomInputs } from "../../kernels/check.ts";
-import { openGpu } from "../../kernels/gpu.ts";
+import { openGpu, requireDtype } from "../../kernels/gpu.ts";
 import { modeledTraffic, totalBytes } from "../../kernels/modeled.ts";
 import { median } from "../../analysis/stats.ts";
 import { timeDispatches } from "../../kernels/timing.ts";
@@ -94,9 +94,7 @@ export const tuneCommand: Command = {
       heads: fallback ? 2 : 16,
     });
     if (o.ns.length !== 1) throw new UsageError("tune takes one --n");
-    if (o.dtype === "f16" && !gpu.f16) {
-      throw new UsageError(`this adapter has no shader-f16 feature; use --dtype f32`);
-    }
+    requireDtype(gpu, o.dtype);
     const kernels = new AttentionKernels(gpu);
     const winners: Record<string, TunedEntry> = {};
     const n = o.ns[0]!;

@@ -6,11 +6,10 @@
 
 import type { Command } from "../command.ts";
 import { parseCommandFlags, SHAPE_HELP, shapeAt, shapeOptions } from "../flags.ts";
-import { UsageError } from "../errors.ts";
 import { formatTable } from "../table.ts";
 import { AttentionKernels, prepareAttention } from "../../kernels/attention.ts";
 import { checkAgainstReference } from "../../kernels/check.ts";
-import { openGpu } from "../../kernels/gpu.ts";
+import { openGpu, requireDtype } from "../../kernels/gpu.ts";
 import { modeledTraffic, totalBytes } from "../../kernels/modeled.ts";
 import { tolerance } from "../../kernels/tolerances.ts";
 
@@ -59,11 +58,7 @@ export const verifyCommand: Command = {
     }
     const o = shapeOptions(flags, { ns: [1, 17, 128, 257, 1024], batch: 1, heads: 2 });
     const gpu = await openGpu();
-    if (o.dtype === "f16" && !gpu.f16) {
-      throw new UsageError(
-        `this adapter (${gpu.info.description}) has no shader-f16 feature; use --dtype f32`,
-      );
-    }
+    requireDtype(gpu, o.dtype);
     const kernels = new AttentionKernels(gpu);
     const rows: VerifyRow[] = [];
     let seed = o.seed;
