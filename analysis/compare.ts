@@ -18,14 +18,14 @@
  * @module
  */
 
-import type { Dtype } from "../kernels/types.ts";
+import type { Dtype } from "../core/shapes.ts";
 import {
   type DeviceRecord,
   type ResultsFile,
   runKey,
   type RunRecord,
   type RunStatus,
-} from "./schema.ts";
+} from "../core/schema.ts";
 import {
   type BootstrapOptions,
   compareSamples,

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { type AttentionShape, dtypeBytes, type KernelName, type Tiles } from "../kernels/types.ts";
+import { type AttentionShape, dtypeBytes, type KernelName, type Tiles } from "../core/shapes.ts";
 
 /** Options of {@linkcode theoreticalBytes}. */
 export interface TheoreticalOptions {

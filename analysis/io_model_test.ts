@@ -1,5 +1,5 @@
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
-import type { AttentionShape } from "../kernels/types.ts";
+import type { AttentionShape } from "../core/shapes.ts";
 import {
   arithmeticIntensity,
   bufferSizes,

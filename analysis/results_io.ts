@@ -4,8 +4,8 @@
  * @module
  */
 
-import { UsageError } from "../cli/errors.ts";
-import { RESULTS_SCHEMA, type ResultsFile } from "./schema.ts";
+import { UsageError } from "../core/errors.ts";
+import { RESULTS_SCHEMA, type ResultsFile } from "../core/schema.ts";
 
 /**
  * Parses and validates a results file's text. Throws {@linkcode UsageError} (exit 2) when the

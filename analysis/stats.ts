@@ -23,7 +23,7 @@
  */
 
 import { mulberry32 } from "../kernels/rng.ts";
-import type { TimeStats } from "./schema.ts";
+import type { TimeStats } from "../core/schema.ts";
 
 function requireSamples(xs: readonly number[], what: string): void {
   if (xs.length === 0) throw new RangeError(`${what} of an empty sample`);

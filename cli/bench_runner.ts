@@ -7,8 +7,8 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
-import type { RunRecord } from "../analysis/schema.ts";
+import { UsageError } from "../core/errors.ts";
+import type { RunRecord } from "../core/schema.ts";
 import { median, summarize, timingWarnings } from "../analysis/stats.ts";
 import {
   denseFlops,
@@ -29,7 +29,7 @@ import { type BlockMask, makeMask } from "../kernels/masks.ts";
 import { modeledTraffic, totalBytes } from "../kernels/modeled.ts";
 import type { SlotName } from "../kernels/program.ts";
 import { timeDispatches } from "../kernels/timing.ts";
-import type { AttentionShape, KernelName, MaskKind, Tiles } from "../kernels/types.ts";
+import type { AttentionShape, KernelName, MaskKind, Tiles } from "../core/shapes.ts";
 
 /** One run to make. */
 export interface RunSpec {

@@ -7,7 +7,7 @@
  */
 
 import { parseArgs } from "@std/cli/parse-args";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../core/errors.ts";
 import {
   type AttentionShape,
   type Dtype,
@@ -17,7 +17,7 @@ import {
   KERNELS,
   MASK_KINDS,
   type MaskKind,
-} from "../kernels/types.ts";
+} from "../core/shapes.ts";
 
 /** The shape flags every command takes. */
 export const SHAPE_STRING_FLAGS = [

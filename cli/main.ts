@@ -5,7 +5,7 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../core/errors.ts";
 import { consoleOutput, type Output } from "./output.ts";
 import type { Command } from "./command.ts";
 import { benchCommand } from "./commands/bench.ts";

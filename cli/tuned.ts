@@ -6,10 +6,10 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../core/errors.ts";
 import { writeFileAtomic } from "../analysis/results_io.ts";
-import type { DeviceRecord } from "../analysis/schema.ts";
-import type { Dtype, KernelName, Tiles } from "../kernels/types.ts";
+import type { DeviceRecord } from "../core/schema.ts";
+import type { Dtype, KernelName, Tiles } from "../core/shapes.ts";
 
 /** Schema of the tuned-tiles file. */
 export const TUNED_SCHEMA = "attnbench/tuned@1";

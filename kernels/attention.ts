@@ -8,7 +8,7 @@
  * @module
  */
 
-import { UsageError } from "../cli/errors.ts";
+import { UsageError } from "../core/errors.ts";
 import {
   bufferSizes,
   fitsDevice,
@@ -20,7 +20,7 @@ import { BlockMask, makeMask } from "./masks.ts";
 import { COUNTER_BINDING, COUNTER_WORDS, PipelineCache, type SlotName, SLOTS } from "./program.ts";
 import { SOFTMAX_ROWS, standardKey, type StandardPass, standardSource } from "./standard.ts";
 import { defaultTiles, FALLBACK_TILE_CANDIDATES, TILE_CANDIDATES, tileProblem } from "./tiles.ts";
-import type { AttentionShape, KernelName, MaskKind, Tiles } from "./types.ts";
+import type { AttentionShape, KernelName, MaskKind, Tiles } from "../core/shapes.ts";
 
 /** A problem larger than the device's limits. The bench records it as `skipped`. */
 export class DoesNotFitError extends UsageError {

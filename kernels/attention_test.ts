@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertGreater, assertRejects, assertThrows } from "@std/assert";
-import { UsageError } from "../cli/errors.ts";
+import { UsageError } from "../core/errors.ts";
 import {
   type AttentionKernels,
   type AttentionProblem,
@@ -26,7 +26,7 @@ import {
   type KernelName,
   KERNELS,
   MASK_KINDS,
-} from "./types.ts";
+} from "../core/shapes.ts";
 
 // GPU tests: they need a WebGPU adapter (Mesa's llvmpipe will do) and are ignored without one.
 // f16 tests also need the adapter's shader-f16 feature (llvmpipe has none: they show as ignored).

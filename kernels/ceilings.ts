@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Ceilings, ClockKind, DeviceRecord } from "../analysis/schema.ts";
+import type { Ceilings, ClockKind, DeviceRecord } from "../core/schema.ts";
 import type { Gpu } from "./gpu.ts";
 import {
   timeDispatches,

@@ -8,7 +8,7 @@
 import type { PreparedAttention } from "./attention.ts";
 import { maxRelError, referenceAttention } from "./reference.ts";
 import { mulberry32, randomNormal } from "./rng.ts";
-import type { AttentionShape } from "./types.ts";
+import type { AttentionShape } from "../core/shapes.ts";
 
 /** Q, K and V for a shape, drawn from N(0, 1) with a seed, rounded to the storage dtype. */
 export interface AttentionInputs {

@@ -6,7 +6,7 @@
 
 import flashBody from "./wgsl/flash.wgsl" with { type: "text" };
 import { commonPrelude, type ProgramBase, tileConstants, unrollLoops } from "./program.ts";
-import type { Tiles } from "./types.ts";
+import type { Tiles } from "../core/shapes.ts";
 
 /** Compile-time knobs of the flash kernel. */
 export interface FlashKnobs extends ProgramBase {

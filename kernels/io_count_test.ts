@@ -12,7 +12,7 @@ import {
   KERNELS,
   MASK_KINDS,
   type Tiles,
-} from "./types.ts";
+} from "../core/shapes.ts";
 
 // The counting variant of every kernel adds up, per binding and direction, the bytes it reads
 // and writes; modeled.ts predicts them from the loop structure. They must agree exactly.

@@ -10,7 +10,7 @@
  */
 
 import { mulberry32 } from "./rng.ts";
-import type { MaskKind } from "./types.ts";
+import type { MaskKind } from "../core/shapes.ts";
 
 /** A block mask over a `rowBlocks × colBlocks` grid. */
 export class BlockMask {

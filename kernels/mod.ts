@@ -20,7 +20,7 @@
 import { AttentionKernels, prepareAttention } from "./attention.ts";
 import { type Gpu, openGpu } from "./gpu.ts";
 import type { BlockMask } from "./masks.ts";
-import type { Dtype, KernelName, MaskKind, Tiles } from "./types.ts";
+import type { Dtype, KernelName, MaskKind, Tiles } from "../core/shapes.ts";
 
 export { AttentionKernels, DoesNotFitError, prepareAttention } from "./attention.ts";
 export type { AttentionProblem, CountedBytes, PreparedAttention } from "./attention.ts";
@@ -30,7 +30,7 @@ export { BlockMask, makeMask } from "./masks.ts";
 export { modeledTraffic, totalBytes } from "./modeled.ts";
 export { maxRelError, referenceAttention } from "./reference.ts";
 export { tolerance } from "./tolerances.ts";
-export * from "./types.ts";
+export * from "../core/shapes.ts";
 
 /** Options of {@linkcode attention}. */
 export interface AttentionOptions {

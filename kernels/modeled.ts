@@ -12,7 +12,7 @@
 import type { BlockMask } from "./masks.ts";
 import { type SlotName, SLOTS } from "./program.ts";
 import { SOFTMAX_CACHE, SOFTMAX_ROWS, SOFTMAX_THREADS } from "./standard.ts";
-import { type AttentionShape, dtypeBytes, type KernelName, type Tiles } from "./types.ts";
+import { type AttentionShape, dtypeBytes, type KernelName, type Tiles } from "../core/shapes.ts";
 import type { CountedBytes } from "./attention.ts";
 
 const UNIFORM_BYTES = 16;

@@ -8,8 +8,8 @@
  * @module
  */
 
-import type { Dtype, Tiles } from "./types.ts";
-import { dtypeBytes } from "./types.ts";
+import type { Dtype, Tiles } from "../core/shapes.ts";
+import { dtypeBytes } from "../core/shapes.ts";
 
 /**
  * Counter slots of the counting variant: each global-memory binding has one slot, with reads and

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { AttentionShape } from "./types.ts";
+import type { AttentionShape } from "../core/shapes.ts";
 import type { BlockMask } from "./masks.ts";
 
 /**

@@ -8,7 +8,7 @@ import scoresBody from "./wgsl/standard_scores.wgsl" with { type: "text" };
 import softmaxBody from "./wgsl/standard_softmax.wgsl" with { type: "text" };
 import pvBody from "./wgsl/standard_pv.wgsl" with { type: "text" };
 import { commonPrelude, type ProgramBase, tileConstants, unrollLoops } from "./program.ts";
-import type { Tiles } from "./types.ts";
+import type { Tiles } from "../core/shapes.ts";
 
 /** Threads a row of the softmax pass (a power of two: the reduction is a tree). */
 export const SOFTMAX_THREADS = 32;

@@ -20,7 +20,7 @@ import { type CompiledProgram, PipelineCache } from "./program.ts";
 import { maxRelError, referenceAttention } from "./reference.ts";
 import { type AttentionInputs, randomInputs } from "./check.ts";
 import { tolerance } from "./tolerances.ts";
-import type { AttentionShape, Tiles } from "./types.ts";
+import type { AttentionShape, Tiles } from "../core/shapes.ts";
 
 /** Q, K and V of one problem, `[B, H, N, d]` each. */
 export type TestInputs = AttentionInputs;

@@ -7,7 +7,7 @@
 
 import { flashThreads, flashTileProblem, flashWorkgroupBytes } from "./flash.ts";
 import { standardWorkgroupBytes } from "./standard.ts";
-import type { Dtype, KernelName, Tiles } from "./types.ts";
+import type { Dtype, KernelName, Tiles } from "../core/shapes.ts";
 
 /** The device limits a tile choice must respect. */
 export interface TileLimits {

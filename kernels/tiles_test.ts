@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "@std/assert";
-import { UsageError } from "../cli/errors.ts";
+import { UsageError } from "../core/errors.ts";
 import { prepareAttention } from "./attention.ts";
 import { flashWorkgroupBytes } from "./flash.ts";
 import { standardWorkgroupBytes } from "./standard.ts";
@@ -20,7 +20,13 @@ import {
   tileProblem,
   workgroupBytes,
 } from "./tiles.ts";
-import { type AttentionShape, HEAD_DIMS, type KernelName, KERNELS, type Tiles } from "./types.ts";
+import {
+  type AttentionShape,
+  HEAD_DIMS,
+  type KernelName,
+  KERNELS,
+  type Tiles,
+} from "../core/shapes.ts";
 
 const kernels = await getKernels();
 const noGpu = kernels === null;

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertGreater, assertRejects } from "@std/assert";
-import { UsageError } from "../cli/errors.ts";
+import { UsageError } from "../core/errors.ts";
 import { type Gpu, openGpu } from "./gpu.ts";
 import {
   measurePipelineCompileMs,

@@ -7,8 +7,8 @@
  * @module
  */
 
-import type { PeerRecord, ResultsFile, RunRecord } from "../analysis/schema.ts";
-import { KERNELS } from "../kernels/types.ts";
+import type { PeerRecord, ResultsFile, RunRecord } from "../core/schema.ts";
+import { KERNELS } from "../core/shapes.ts";
 import { fmtBytes, fmtMem, fmtMs, fmtNum, fmtTile, isDoesNotFit, isTimed } from "./_format.ts";
 
 /** How an axis maps values: linear, base-10 log, or log with power-of-two ticks (sizes). */

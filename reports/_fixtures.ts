@@ -6,7 +6,7 @@
  */
 
 import { parseResults } from "../analysis/results_io.ts";
-import type { ResultsFile } from "../analysis/schema.ts";
+import type { ResultsFile } from "../core/schema.ts";
 
 /** The fallback-adapter sample (all sweeps, ceilings, peers, a skipped and a failed run). */
 export const SAMPLE_PATH: string =

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ResultsFile, RunRecord } from "../analysis/schema.ts";
+import type { ResultsFile, RunRecord } from "../core/schema.ts";
 import { deviceName, fileLabels, fmtBytes, fmtDate, fmtMs, fmtNum, fmtTile } from "./_format.ts";
 
 /** One entry of github-action-benchmark's `customSmallerIsBetter` format. */

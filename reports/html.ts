@@ -13,9 +13,9 @@
  */
 
 import { createHash } from "node:crypto";
-import type { PeerRecord, ResultsFile, RunRecord } from "../analysis/schema.ts";
-import { RESULTS_SCHEMA } from "../analysis/schema.ts";
-import { KERNELS } from "../kernels/types.ts";
+import type { PeerRecord, ResultsFile, RunRecord } from "../core/schema.ts";
+import { RESULTS_SCHEMA } from "../core/schema.ts";
+import { KERNELS } from "../core/shapes.ts";
 import clientSource from "./_client.js" with { type: "text" };
 import cssSource from "./_report.css" with { type: "text" };
 import { buildCharts, type ChartSpec, speedupPairs } from "./_charts.ts";
@@ -483,7 +483,7 @@ ${body}
  * @example
  * ```ts
  * import { renderHtml } from "./html.ts";
- * import type { ResultsFile } from "../analysis/schema.ts";
+ * import type { ResultsFile } from "../core/schema.ts";
  * const results: ResultsFile[] = []; // e.g. [await readResults("out/results.json")]
  * const page = renderHtml(results, { title: "nightly" });
  * console.assert(page.startsWith("<!doctype html>") && !page.includes("<script src="));

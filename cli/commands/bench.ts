@@ -6,7 +6,7 @@
  */
 
 import type { Command } from "../command.ts";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../core/errors.ts";
 import type { Output } from "../output.ts";
 import {
   parseCommandFlags,
@@ -27,12 +27,12 @@ import {
   RESULTS_SCHEMA,
   type ResultsFile,
   type RunRecord,
-} from "../../analysis/schema.ts";
+} from "../../core/schema.ts";
 import { writeFileAtomic } from "../../analysis/results_io.ts";
 import { AttentionKernels } from "../../kernels/attention.ts";
 import { measureCeilings } from "../../kernels/ceilings.ts";
 import { openGpu, requireDtype } from "../../kernels/gpu.ts";
-import type { AttentionShape, KernelName, Tiles } from "../../kernels/types.ts";
+import type { AttentionShape, KernelName, Tiles } from "../../core/shapes.ts";
 import { renderHtml, toCsv, toGithubActionBenchmark, toMarkdown } from "../../reports/mod.ts";
 
 const GPU_NS = [256, 512, 1024, 2048, 4096, 8192, 16384];

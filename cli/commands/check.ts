@@ -9,7 +9,7 @@
 import { parseArgs } from "@std/cli/parse-args";
 import { compareResults, renderMarkdown, renderTable } from "../../analysis/compare.ts";
 import { readResults, writeFileAtomic } from "../../analysis/results_io.ts";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../core/errors.ts";
 import type { Output } from "../output.ts";
 
 /** The threshold when `--threshold` is not given, in percent. */

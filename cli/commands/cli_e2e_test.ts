@@ -13,8 +13,8 @@
 
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { parseResults } from "../../analysis/results_io.ts";
-import { RESULTS_SCHEMA } from "../../analysis/schema.ts";
-import type { DeviceRecord } from "../../analysis/schema.ts";
+import { RESULTS_SCHEMA } from "../../core/schema.ts";
+import type { DeviceRecord } from "../../core/schema.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../core/errors.ts";
 import {
   parseCommandFlags,
   parsePositiveInt,
@@ -54,7 +54,7 @@ import {
   type KernelName,
   type MaskKind,
   type Tiles,
-} from "../../kernels/types.ts";
+} from "../../core/shapes.ts";
 
 /**
  * The kernels' own exact byte count for `shape` with `tiles` (and `mask`, block-sparse only;

@@ -3,8 +3,8 @@ import { formatBytes } from "../../analysis/io_model.ts";
 import { BlockMask, makeMask } from "../../kernels/masks.ts";
 import { modeledTraffic, totalBytes } from "../../kernels/modeled.ts";
 import { TILE_CANDIDATES } from "../../kernels/tiles.ts";
-import type { AttentionShape, KernelName, Tiles } from "../../kernels/types.ts";
-import { UsageError } from "../errors.ts";
+import type { AttentionShape, KernelName, Tiles } from "../../core/shapes.ts";
+import { UsageError } from "../../core/errors.ts";
 import { parseSizeList } from "../flags.ts";
 import { captureOutput } from "../output.ts";
 import {

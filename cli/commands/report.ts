@@ -7,8 +7,8 @@
 
 import { parseArgs } from "@std/cli/parse-args";
 import { readResults, writeFileAtomic } from "../../analysis/results_io.ts";
-import type { ResultsFile } from "../../analysis/schema.ts";
-import { UsageError } from "../errors.ts";
+import type { ResultsFile } from "../../core/schema.ts";
+import { UsageError } from "../../core/errors.ts";
 import type { Output } from "../output.ts";
 import { renderHtml } from "../../reports/html.ts";
 import { toCsv, toGithubActionBenchmark, toMarkdown } from "../../reports/export.ts";

@@ -6,7 +6,7 @@
  */
 
 import type { Command } from "../command.ts";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../core/errors.ts";
 import {
   parseCommandFlags,
   parsePositiveInt,
@@ -24,7 +24,7 @@ import { median } from "../../analysis/stats.ts";
 import { timeDispatches } from "../../kernels/timing.ts";
 import { FALLBACK_TILE_CANDIDATES, tileProblem } from "../../kernels/tiles.ts";
 import { tolerance } from "../../kernels/tolerances.ts";
-import type { AttentionShape, Tiles } from "../../kernels/types.ts";
+import type { AttentionShape, Tiles } from "../../core/shapes.ts";
 
 const HELP = `attnbench tune — find the fastest correct tiles for each kernel on this adapter
 

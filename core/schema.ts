@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Dtype, KernelName, MaskKind } from "../kernels/types.ts";
+import type { Dtype, KernelName, MaskKind } from "./shapes.ts";
 
 /** Schema identifier written into and required of every results file. */
 export const RESULTS_SCHEMA = "attnbench/results@1";
