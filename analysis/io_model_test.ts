@@ -2,16 +2,14 @@ import { assert, assertAlmostEquals, assertEquals, assertThrows } from "@std/ass
 import type { AttentionShape } from "../core/shapes.ts";
 import {
   arithmeticIntensity,
-  bufferSizes,
-  denseFlops,
   fitsDevice,
+  flashAttentionBytes,
   flashQueryOuterBytes,
-  flops,
   footprintBytes,
   formatBytes,
   formatSi,
   lowerBoundBytes,
-  theoreticalBytes,
+  standardAttentionBytes,
 } from "./io_model.ts";
 
 /** A shape with the fields that matter overridden; one f32 head by default. */
@@ -19,33 +17,25 @@ function shape(over: Partial<AttentionShape>): AttentionShape {
   return { batch: 1, heads: 1, n: 8, d: 2, dtype: "f32", causal: false, ...over };
 }
 
-const tiles = { br: 4, bc: 4 };
-
 // Hand-computed small case: N = 8, d = 2, SRAM 64 bytes of f32 = 16 elements:
 // Bc = ⌈16 / 8⌉ = 2, Br = min(2, 2) = 2, Tc = 4.
 
 Deno.test("standard: 4N² + 4Nd elements a head", () => {
   // 4·64 + 4·16 = 320 elements · 4 bytes
-  const t = theoreticalBytes("standard", shape({}), { sramBytes: 64, density: 1 });
+  const t = standardAttentionBytes(shape({}));
   assertEquals(t.elementsPerHead, 320);
   assertEquals(t.bytes, 1280);
   assertEquals([t.mElements, t.bc, t.br, t.tc], [null, null, null, null]);
   // f16, 2 × 3 heads: 320 · 2 · 6
-  const many = theoreticalBytes("standard", shape({ batch: 2, heads: 3, dtype: "f16" }), {
-    sramBytes: 64,
-    density: 1,
-  });
+  const many = standardAttentionBytes(shape({ batch: 2, heads: 3, dtype: "f16" }));
   assertEquals(many.bytes, 3840);
   // causal does not change the standard algorithm's traffic
-  const causal = theoreticalBytes("standard", shape({ causal: true }), {
-    sramBytes: 64,
-    density: 1,
-  });
+  const causal = standardAttentionBytes(shape({ causal: true }));
   assertEquals(causal.bytes, 1280);
 });
 
 Deno.test("flash: 2Nd + Tc(3Nd + 4N) with Algorithm 1's block sizes", () => {
-  const t = theoreticalBytes("flash", shape({}), { sramBytes: 64, density: 1 });
+  const t = flashAttentionBytes(shape({}), { sramBytes: 64, density: 1 });
   assertEquals([t.mElements, t.bc, t.br, t.tc, t.tr], [16, 2, 2, 4, 4]);
   // 2·16 + 4·(3·16 + 4·8) = 32 + 320
   assertEquals(t.elementsPerHead, 352);
@@ -56,35 +46,35 @@ Deno.test("flash: 2Nd + Tc(3Nd + 4N) with Algorithm 1's block sizes", () => {
 Deno.test("flash: the paper's setting, N = 1024, d = 64", () => {
   const s = shape({ n: 1024, d: 64, heads: 16 });
   // M = 49152 / 4 = 12288; Bc = ⌈12288 / 256⌉ = 48 = Br; Tc = ⌈1024 / 48⌉ = 22
-  const t = theoreticalBytes("flash", s, { sramBytes: 49152, density: 1 });
+  const t = flashAttentionBytes(s, { sramBytes: 49152, density: 1 });
   assertEquals([t.mElements, t.bc, t.br, t.tc], [12288, 48, 48, 22]);
   // 131072 + 22 · (196608 + 4096) = 4546560 elements, · 4 bytes · 16 heads
   assertEquals(t.bytes, 290979840);
   // f16, 100 KB: M = 51200, Bc = 200, Br = min(200, 64) = 64, Tc = 6
-  const h = theoreticalBytes("flash", { ...s, dtype: "f16" }, { sramBytes: 102400, density: 1 });
+  const h = flashAttentionBytes({ ...s, dtype: "f16" }, { sramBytes: 102400, density: 1 });
   assertEquals([h.mElements, h.bc, h.br, h.tc], [51200, 200, 64, 6]);
   assertEquals(h.elementsPerHead, 131072 + 6 * 200704);
 });
 
 Deno.test("flash: M is rounded down to whole elements", () => {
-  const t = theoreticalBytes("flash", shape({}), { sramBytes: 67, density: 1 });
+  const t = flashAttentionBytes(shape({}), { sramBytes: 67, density: 1 });
   assertEquals(t.mElements, 16);
 });
 
 Deno.test("causal rule: Tc term × row-weighted share of blocks on or below the diagonal", () => {
   // Square blocks (Bc = Br = 2, Tc = 4): rows visited 8 + 6 + 4 + 2 = 20 of 32.
-  const t = theoreticalBytes("flash", shape({ causal: true }), { sramBytes: 64, density: 1 });
+  const t = flashAttentionBytes(shape({ causal: true }), { sramBytes: 64, density: 1 });
   assertEquals(t.causalFraction, 0.625);
   // 32 + (3·2 + 4) · 20
   assertEquals(t.elementsPerHead, 232);
   // Bc = ⌈40 / 8⌉ = 5, Br = 2, Tc = 2: key block 1 (keys 5..7) needs query rows 4..7 only.
   // Rows 8 + 4 = 12 of 16; 32 + 10 · 12 = 152.
-  const r = theoreticalBytes("flash", shape({ causal: true }), { sramBytes: 160, density: 1 });
+  const r = flashAttentionBytes(shape({ causal: true }), { sramBytes: 160, density: 1 });
   assertEquals([r.bc, r.br, r.tc], [5, 2, 2]);
   assertEquals(r.causalFraction, 0.75);
   assertEquals(r.elementsPerHead, 152);
   // Large N: the fraction tends to one half.
-  const big = theoreticalBytes("flash", shape({ n: 65536, d: 64, causal: true }), {
+  const big = flashAttentionBytes(shape({ n: 65536, d: 64, causal: true }), {
     sramBytes: 49152,
     density: 1,
   });
@@ -93,31 +83,26 @@ Deno.test("causal rule: Tc term × row-weighted share of blocks on or below the 
 
 Deno.test("block-sparse: the Tc term scales with the density s", () => {
   // 32 + 0.25 · 320
-  const t = theoreticalBytes("block-sparse", shape({}), { sramBytes: 64, density: 0.25 });
+  const t = flashAttentionBytes(shape({}), { sramBytes: 64, density: 0.25 });
   assertEquals(t.elementsPerHead, 112);
   assertEquals(t.density, 0.25);
   const s = shape({ n: 4096, d: 64 });
   const fixed = 2 * 4096 * 64 * 4; // K and V read once, 2Nd elements · 4 bytes
   const at = (density: number) =>
-    theoreticalBytes("block-sparse", s, { sramBytes: 49152, density }).bytes - fixed;
+    flashAttentionBytes(s, { sramBytes: 49152, density }).bytes - fixed;
   assertAlmostEquals(at(0.5) / at(1), 0.5, 1e-12);
   assertAlmostEquals(at(0.125) / at(1), 0.125, 1e-12);
   // s = 1 is flash
   assertEquals(
-    theoreticalBytes("block-sparse", s, { sramBytes: 49152, density: 1 }).bytes,
-    theoreticalBytes("flash", s, { sramBytes: 49152, density: 1 }).bytes,
-  );
-  // flash ignores the density
-  assertEquals(
-    theoreticalBytes("flash", s, { sramBytes: 49152, density: 0.1 }).bytes,
-    theoreticalBytes("flash", s, { sramBytes: 49152, density: 1 }).bytes,
+    flashAttentionBytes(s, { sramBytes: 49152, density: 1 }).bytes,
+    flashAttentionBytes(s, { sramBytes: 49152, density: 1 }).bytes,
   );
 });
 
 Deno.test("block-sparse: bad density is a bug (RangeError)", () => {
   for (const density of [0, -0.5, 1.5, NaN]) {
     assertThrows(
-      () => theoreticalBytes("block-sparse", shape({}), { sramBytes: 64, density }),
+      () => flashAttentionBytes(shape({}), { sramBytes: 64, density }),
       RangeError,
     );
   }
@@ -126,21 +111,18 @@ Deno.test("block-sparse: bad density is a bug (RangeError)", () => {
 Deno.test("flash traffic falls as SRAM grows", () => {
   const s = shape({ n: 4096, d: 64, heads: 16 });
   const srams = [4096, 8192, 16384, 32768, 49152, 102400, 262144];
-  const bytes = srams.map((sramBytes) =>
-    theoreticalBytes("flash", s, { sramBytes, density: 1 }).bytes
-  );
+  const bytes = srams.map((sramBytes) => flashAttentionBytes(s, { sramBytes, density: 1 }).bytes);
   for (let i = 1; i < bytes.length; i++) {
     assert(bytes[i]! < bytes[i - 1]!, `SRAM ${srams[i]} moved ${bytes[i]} ≥ ${bytes[i - 1]}`);
   }
   // Θ(N²d²/M): doubling M roughly halves the Tc term
-  const t1 = theoreticalBytes("flash", s, { sramBytes: 16384, density: 1 });
-  const t2 = theoreticalBytes("flash", s, { sramBytes: 32768, density: 1 });
+  const t1 = flashAttentionBytes(s, { sramBytes: 16384, density: 1 });
+  const t2 = flashAttentionBytes(s, { sramBytes: 32768, density: 1 });
   assertEquals([t1.tc, t2.tc], [256, 128]);
 });
 
 Deno.test("standard traffic grows as N²", () => {
-  const at = (n: number) =>
-    theoreticalBytes("standard", shape({ n, d: 64 }), { sramBytes: 49152, density: 1 }).bytes;
+  const at = (n: number) => standardAttentionBytes(shape({ n, d: 64 })).bytes;
   // (4·4N² + 8Nd) / (4N² + 4Nd) at N = 1024, d = 64: 16896 / 4352
   assertAlmostEquals(at(2048) / at(1024), 16896 / 4352, 1e-12);
   assertAlmostEquals(at(65536) / at(32768), 4, 0.01);
@@ -148,7 +130,7 @@ Deno.test("standard traffic grows as N²", () => {
 
 Deno.test("block-size override: Bc = B gives Tc = ⌈N / B⌉", () => {
   const s = shape({ n: 1024, d: 64 });
-  const at = (b: number) => theoreticalBytes("flash", s, { sramBytes: 49152, density: 1, bc: b });
+  const at = (b: number) => flashAttentionBytes(s, { sramBytes: 49152, density: 1, bc: b });
   assertEquals(at(64).tc, 16);
   assertEquals(at(128).tc, 8);
   // 2Nd + 8 · (3Nd + 4N) elements · 4 bytes
@@ -175,68 +157,38 @@ Deno.test("flashQueryOuterBytes: Q and O once, K and V per query block, LSE in f
   assert(flashQueryOuterBytes(s, 128) < flashQueryOuterBytes(s, 64));
 });
 
-Deno.test("flops: 4BHN²d, halved when causal, × density for block-sparse", () => {
-  assertEquals(flops("standard", shape({}), 1), 512); // 4 · 64 · 2
-  assertEquals(flops("flash", shape({ causal: true }), 1), 256);
-  assertEquals(flops("block-sparse", shape({}), 0.5), 256);
-  assertEquals(flops("block-sparse", shape({ causal: true }), 0.5), 128);
-  assertEquals(flops("standard", shape({}), 0.5), 512);
-  assertEquals(denseFlops(shape({ batch: 2, heads: 3 })), 3072);
-  assertEquals(denseFlops(shape({ causal: true })), 256);
-});
-
 Deno.test("arithmeticIntensity: FLOPs per byte", () => {
   assertEquals(arithmeticIntensity(512, 256), 2);
   assertThrows(() => arithmeticIntensity(1, 0), RangeError);
 });
 
-Deno.test("footprint: buffers of each kernel", () => {
-  // Q, K, V, O: 4 · 16 · 4 = 256; S, P: 2 · 64 · 4 = 512
-  assertEquals(footprintBytes("standard", shape({}), { tiles }), 768);
-  // + LSE 8 · 4
-  assertEquals(footprintBytes("flash", shape({}), { tiles }), 288);
-  // Tr = Tc = 2: rowptr 3 · 4, colidx (default all 4 blocks) 4 · 4
-  assertEquals(footprintBytes("block-sparse", shape({}), { tiles }), 316);
-  assertEquals(footprintBytes("block-sparse", shape({}), { tiles, maskNnz: 2 }), 308);
-  // the mask is shared by all heads; the tensors are not
-  assertEquals(footprintBytes("block-sparse", shape({ heads: 2 }), { tiles, maskNnz: 2 }), 596);
-  assertEquals(
-    bufferSizes("block-sparse", shape({}), { tiles }).map((b) => b.name),
-    ["Q", "K", "V", "O", "LSE", "mask rowptr", "mask colidx"],
-  );
-  assertThrows(
-    () => footprintBytes("block-sparse", shape({}), { tiles, maskNnz: 5 }),
-    RangeError,
-  );
-});
-
-Deno.test("footprint: standard grows as N², flash as N", () => {
-  const at = (kernel: "standard" | "flash", n: number) =>
-    footprintBytes(kernel, shape({ n, d: 64 }), { tiles: { br: 64, bc: 64 } });
-  assertAlmostEquals(at("standard", 32768) / at("standard", 16384), 4, 0.05);
-  assertEquals(at("flash", 32768) / at("flash", 16384), 2);
+Deno.test("footprintBytes: the sum of the buffers", () => {
+  assertEquals(footprintBytes([]), 0);
+  assertEquals(footprintBytes([{ bytes: 256 }, { bytes: 512 }]), 768);
 });
 
 Deno.test("fitsDevice: null when every buffer fits, else names buffer and limit", () => {
-  const s = shape({ heads: 16, n: 16384, d: 64 });
+  // Q of 16 heads · 16384 · 64 f32, and standard's S of 16 · 16384² f32
+  const q = { name: "Q", bytes: 67108864 };
+  const big = [q, { name: "S", bytes: 17179869184 }];
   const roomy = { maxStorageBufferBindingSize: 2 ** 31, maxBufferSize: 2 ** 32 };
-  assertEquals(fitsDevice("flash", s, roomy, { tiles }), null);
+  assertEquals(fitsDevice([q], roomy), null);
   assertEquals(
-    fitsDevice("standard", s, roomy, { tiles }),
+    fitsDevice(big, roomy),
     "does not fit: S is 17.2 GB, device binding limit is 2.15 GB",
   );
   // the tighter limit is named
   const smallBuffer = { maxStorageBufferBindingSize: 2 ** 31, maxBufferSize: 2 ** 30 };
   assertEquals(
-    fitsDevice("standard", s, smallBuffer, { tiles }),
+    fitsDevice(big, smallBuffer),
     "does not fit: S is 17.2 GB, device buffer limit is 1.07 GB",
   );
-  // Q is 16 · 16384 · 64 · 4 = 67108864 bytes: equal to the limit fits, one byte less does not
+  // equal to the limit fits, one byte less does not
   const exact = { maxStorageBufferBindingSize: 67108864, maxBufferSize: 2 ** 30 };
-  assertEquals(fitsDevice("flash", s, exact, { tiles }), null);
+  assertEquals(fitsDevice([q], exact), null);
   const tight = { maxStorageBufferBindingSize: 67108863, maxBufferSize: 2 ** 30 };
   assertEquals(
-    fitsDevice("flash", s, tight, { tiles }),
+    fitsDevice([q], tight),
     "does not fit: Q is 67.1 MB (67108864 B), device binding limit is 67.1 MB (67108863 B)",
   );
 });
@@ -254,7 +206,7 @@ Deno.test("bad shapes are bugs (RangeError)", () => {
   assertThrows(() => lowerBoundBytes(shape({ n: 0 })), RangeError);
   assertThrows(() => lowerBoundBytes(shape({ d: 1.5 })), RangeError);
   assertThrows(
-    () => theoreticalBytes("flash", shape({}), { sramBytes: 2, density: 1 }),
+    () => flashAttentionBytes(shape({}), { sramBytes: 2, density: 1 }),
     RangeError,
   );
   assertThrows(() => flashQueryOuterBytes(shape({}), 0), RangeError);

@@ -22,7 +22,7 @@
  * @module
  */
 
-import { mulberry32 } from "../kernels/rng.ts";
+import { mulberry32 } from "../core/rng.ts";
 import type { TimeStats } from "../core/schema.ts";
 
 function requireSamples(xs: readonly number[], what: string): void {

@@ -10,33 +10,25 @@
 import { UsageError } from "../core/errors.ts";
 import type { RunRecord } from "../core/schema.ts";
 import { median, summarize, timingWarnings } from "../analysis/stats.ts";
-import {
-  denseFlops,
-  flops,
-  footprintBytes,
-  lowerBoundBytes,
-  theoreticalBytes,
-} from "../analysis/io_model.ts";
+import { footprintBytes, lowerBoundBytes } from "../analysis/io_model.ts";
 import {
   type AttentionKernels,
-  type CountedBytes,
   DoesNotFitError,
   prepareAttention,
   type PreparedAttention,
 } from "../kernels/attention.ts";
-import { checkAgainstReference, randomInputs } from "../kernels/check.ts";
-import { type BlockMask, makeMask } from "../kernels/masks.ts";
-import { modeledTraffic, totalBytes } from "../kernels/modeled.ts";
-import type { SlotName } from "../kernels/program.ts";
-import { timeDispatches } from "../kernels/timing.ts";
-import type { AttentionShape, KernelName, MaskKind, Tiles } from "../core/shapes.ts";
+import { checkAgainstReference, countRun } from "../kernels/check.ts";
+import { type CountedBytes, type Kernel, type KernelPlan, totalBytes } from "../kernels/kernel.ts";
+import type { BlockMask } from "../kernels/masks.ts";
+import { timeDispatches as realTimeDispatches } from "../kernels/timing.ts";
+import type { AttentionShape, MaskKind, Tiles } from "../core/shapes.ts";
 
 /** One run to make. */
 export interface RunSpec {
-  kernel: KernelName;
+  kernel: Kernel;
   shape: AttentionShape;
   tiles: Tiles;
-  /** Block-sparse: the mask generator and its target density. */
+  /** Sparse kernels: the mask generator and its target density. */
   mask: { kind: MaskKind; density: number; seed: number };
   sweep: RunRecord["sweep"];
   seed: number;
@@ -59,6 +51,9 @@ export interface MeasureOptions {
   sramBytes: number;
 }
 
+/** The timer {@linkcode measureRun} uses; tests pass a mock. */
+export type TimeDispatches = typeof realTimeDispatches;
+
 /** Largest single-head problem `--verify` checks on the CPU (N²·d multiply-adds). */
 export const VERIFY_MAX_WORK = 2 ** 32;
 
@@ -78,14 +73,23 @@ export async function measureRun(
   kernels: AttentionKernels,
   spec: RunSpec,
   opts: MeasureOptions,
+  timeDispatches: TimeDispatches = realTimeDispatches,
 ): Promise<RunRecord> {
   const { kernel, shape, tiles } = spec;
-  // The mask is built once, from the spec: the record, the kernel and the checks share it.
-  const mask = kernel === "block-sparse"
-    ? makeMask({ ...spec.mask, n: shape.n, br: tiles.br, bc: tiles.bc })
-    : null;
-  const traffic = modeledTraffic(kernel, shape, tiles, mask);
-  const record = baseRecord(spec, opts, mask, totalBytes(traffic));
+  let plan: KernelPlan;
+  try {
+    // The plan (and a sparse kernel's mask) is made once, from the spec: the record, the kernel
+    // and the checks share it.
+    plan = kernel.plan({ shape, tiles, mask: spec.mask });
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    const record = unplannedRecord(spec);
+    record.reason = e.message;
+    return record;
+  }
+  const mask = plan.mask;
+  const traffic = plan.modeledTraffic();
+  const record = baseRecord(spec, opts, plan, totalBytes(traffic));
   let prepared: PreparedAttention | null = null;
   try {
     const qkvBytes = 3 * shape.batch * shape.heads * shape.n * shape.d *
@@ -99,8 +103,7 @@ export async function measureRun(
       { inputSets },
     );
     for (let set = 0; set < inputSets; set++) {
-      const { q, k, v } = randomInputs(shape, spec.seed + 7919 * set);
-      prepared.upload(q, k, v, set);
+      prepared.upload(prepared.plan.randomInputs(spec.seed + 7919 * set), set);
     }
     record.compileMs = prepared.compileMs;
     const p = prepared;
@@ -127,7 +130,7 @@ export async function measureRun(
     record.clock = timing.clock;
     record.timeMs = stats;
     record.tflops = record.flops / (stats.median * 1e9);
-    record.tflopsDenseEquivalent = denseFlops(shape) / (stats.median * 1e9);
+    record.tflopsDenseEquivalent = plan.denseFlops(kernel.mode) / (stats.median * 1e9);
     record.achievedGBs = record.hbmBytes.modeled / (stats.median * 1e6);
     record.warnings.push(
       ...timingWarnings(timing.samplesMs, {
@@ -138,9 +141,11 @@ export async function measureRun(
     if (timing.discarded > 0) {
       record.warnings.push(`${timing.discarded} samples with a non-positive time were discarded`);
     }
-    if (p.passNames.length > 1) await timePasses(record, kernels, p, traffic, opts);
+    if (p.passNames.length > 1) {
+      await timePasses(record, kernels, p, traffic, opts, timeDispatches);
+    }
     if (opts.verify) await verifyRun(record, kernels, spec, mask);
-    if (opts.countIo) await countRun(record, kernels, spec, mask);
+    if (opts.countIo) await countBytes(record, kernels, spec, mask);
     record.status = "ok";
   } catch (e) {
     if (e instanceof DoesNotFitError) {
@@ -167,11 +172,12 @@ export async function measureRun(
 function baseRecord(
   spec: RunSpec,
   opts: MeasureOptions,
-  mask: BlockMask | null,
+  plan: KernelPlan,
   modeledBytes: number,
 ): RunRecord {
-  const { kernel, shape, tiles } = spec;
-  const density = mask?.density ?? 1;
+  const { kernel, shape } = spec;
+  const mask = plan.mask;
+  const density = plan.density;
   const warnings: string[] = [];
   if (mask && density < spec.mask.density - 1 / mask.bits.length) {
     warnings.push(
@@ -180,44 +186,51 @@ function baseRecord(
     );
   }
   return {
-    kernel,
+    ...unplannedRecord(spec),
+    density,
+    status: "failed",
+    flops: plan.flops(kernel.mode),
+    hbmBytes: {
+      theoretical: plan.theoreticalBytes({ sramBytes: opts.sramBytes }).bytes,
+      modeled: modeledBytes,
+      lowerBound: lowerBoundBytes(shape),
+      counted: null,
+    },
+    footprintBytes: footprintBytes(plan.buffers),
+    warnings,
+  };
+}
+
+/** The record of a run whose kernel refused the problem: the configuration, no figures. */
+function unplannedRecord(spec: RunSpec): RunRecord {
+  const { kernel, shape, tiles } = spec;
+  return {
+    kernel: kernel.name,
     dtype: shape.dtype,
     batch: shape.batch,
     heads: shape.heads,
     n: shape.n,
     d: shape.d,
     causal: shape.causal,
-    density,
-    mask: kernel === "block-sparse" ? spec.mask.kind : null,
+    density: 1,
+    mask: kernel.sparse ? spec.mask.kind : null,
     tile: { ...tiles },
     sweep: spec.sweep,
-    status: "failed",
+    status: "skipped",
     reason: null,
     clock: null,
     compileMs: null,
     timeMs: null,
-    flops: flops(kernel, shape, density),
+    flops: 0,
     tflops: null,
     tflopsDenseEquivalent: null,
-    hbmBytes: {
-      theoretical: theoreticalBytes(kernel, shape, { sramBytes: opts.sramBytes, density }).bytes,
-      modeled: modeledBytes,
-      lowerBound: lowerBoundBytes(shape),
-      counted: null,
-    },
+    hbmBytes: { theoretical: 0, modeled: 0, lowerBound: lowerBoundBytes(shape), counted: null },
     achievedGBs: null,
-    footprintBytes: footprintBytes(kernel, shape, { tiles, maskNnz: mask?.nnz }),
+    footprintBytes: 0,
     maxRelError: null,
-    warnings,
+    warnings: [],
   };
 }
-
-/** Which binding slots each pass of the standard kernel reads or writes. */
-const PASS_SLOTS: Record<string, [SlotName, "read" | "write"][]> = {
-  scores: [["q", "read"], ["k", "read"], ["s", "write"]],
-  softmax: [["s", "read"], ["p", "write"]],
-  pv: [["p", "read"], ["v", "read"], ["o", "write"]],
-};
 
 /** Times each dispatch of a multi-pass kernel on its own (10 reps each). */
 async function timePasses(
@@ -226,8 +239,10 @@ async function timePasses(
   prepared: PreparedAttention,
   traffic: CountedBytes,
   opts: MeasureOptions,
+  timeDispatches: TimeDispatches,
 ): Promise<void> {
   record.passes = [];
+  const passes = prepared.plan.passes();
   for (const [index, name] of prepared.passNames.entries()) {
     const t = await timeDispatches(
       kernels.gpu,
@@ -235,7 +250,8 @@ async function timePasses(
       { warmup: Math.min(opts.warmup, 2), reps: Math.min(opts.reps, 10) },
     );
     const ms = median(t.samplesMs);
-    const bytes = (PASS_SLOTS[name] ?? []).reduce((a, [slot, dir]) => a + traffic[slot][dir], 0);
+    const moves = passes[index]?.moves ?? [];
+    const bytes = moves.reduce((a, [slot, dir]) => a + (traffic[slot]?.[dir] ?? 0), 0);
     record.passes.push({ name, medianMs: ms, bytes, achievedGBs: bytes / (ms * 1e6) });
   }
 }
@@ -268,31 +284,23 @@ async function verifyRun(
 }
 
 /** Runs the counting variant once at the full shape and records the counted bytes. */
-async function countRun(
+async function countBytes(
   record: RunRecord,
   kernels: AttentionKernels,
   spec: RunSpec,
   mask: BlockMask | null,
 ) {
-  const prepared = await prepareAttention(kernels, {
+  const problem = {
     kernel: spec.kernel,
     shape: spec.shape,
     tiles: spec.tiles,
     mask: mask ?? undefined,
-    count: true,
-  });
-  try {
-    const { q, k, v } = randomInputs(spec.shape, spec.seed + 2);
-    prepared.upload(q, k, v);
-    prepared.resetCounters();
-    await prepared.run();
-    record.hbmBytes.counted = totalBytes(await prepared.readCounters());
-    if (record.hbmBytes.counted !== record.hbmBytes.modeled) {
-      record.warnings.push(
-        `counted bytes ${record.hbmBytes.counted} differ from modeled ${record.hbmBytes.modeled}`,
-      );
-    }
-  } finally {
-    prepared.destroy();
+  };
+  const r = await countRun(kernels, problem, spec.seed + 2, { check: false });
+  record.hbmBytes.counted = r.countedBytes;
+  if (record.hbmBytes.counted !== record.hbmBytes.modeled) {
+    record.warnings.push(
+      `counted bytes ${record.hbmBytes.counted} differ from modeled ${record.hbmBytes.modeled}`,
+    );
   }
 }

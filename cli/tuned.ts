@@ -9,7 +9,7 @@
 import { UsageError } from "../core/errors.ts";
 import { writeFileAtomic } from "../analysis/results_io.ts";
 import type { DeviceRecord } from "../core/schema.ts";
-import type { Dtype, KernelName, Tiles } from "../core/shapes.ts";
+import type { Dtype, Tiles } from "../core/shapes.ts";
 
 /** Schema of the tuned-tiles file. */
 export const TUNED_SCHEMA = "attnbench/tuned@1";
@@ -56,7 +56,7 @@ export function adapterIdentity(d: DeviceRecord): string {
  * console.assert(tunedKey("flash", "f32", 64) === "flash/f32/d64");
  * ```
  */
-export function tunedKey(kernel: KernelName, dtype: Dtype, d: number): string {
+export function tunedKey(kernel: string, dtype: Dtype, d: number): string {
   return `${kernel}/${dtype}/d${d}`;
 }
 

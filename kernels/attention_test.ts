@@ -18,15 +18,9 @@ import {
   runChecked,
   seedFor,
 } from "./testing.ts";
-import { tolerance } from "./tolerances.ts";
-import {
-  type AttentionShape,
-  type Dtype,
-  HEAD_DIMS,
-  type KernelName,
-  KERNELS,
-  MASK_KINDS,
-} from "../core/shapes.ts";
+import { tolerance } from "../core/tolerances.ts";
+import { type AttentionShape, type Dtype, HEAD_DIMS, MASK_KINDS } from "../core/shapes.ts";
+import { BUILTIN_KERNEL_NAMES as KERNELS, type KernelName } from "./registry.ts";
 
 // GPU tests: they need a WebGPU adapter (Mesa's llvmpipe will do) and are ignored without one.
 // f16 tests also need the adapter's shader-f16 feature (llvmpipe has none: they show as ignored).

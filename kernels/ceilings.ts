@@ -13,7 +13,7 @@ import {
   type TimingResult,
   withErrorScopes,
 } from "./timing.ts";
-import ceilingsWgsl from "./wgsl/ceilings.wgsl" with { type: "text" };
+import ceilingsWgsl from "./ceilings.wgsl" with { type: "text" };
 
 const MIB = 1024 * 1024;
 /** Threads per workgroup of fill, copy and FMA (the WGSL's `@workgroup_size`). */

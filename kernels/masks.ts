@@ -9,7 +9,7 @@
  * @module
  */
 
-import { mulberry32 } from "./rng.ts";
+import { mulberry32 } from "../core/rng.ts";
 import type { MaskKind } from "../core/shapes.ts";
 
 /** A block mask over a `rowBlocks × colBlocks` grid. */

@@ -8,7 +8,7 @@
  */
 
 import type { PeerRecord, ResultsFile, RunRecord } from "../core/schema.ts";
-import { KERNELS } from "../core/shapes.ts";
+import { displayStyle, findKernel, isSparseKernel, kernelOrder } from "../kernels/registry.ts";
 import { fmtBytes, fmtMem, fmtMs, fmtNum, fmtTile, isDoesNotFit, isTimed } from "./_format.ts";
 
 /** How an axis maps values: linear, base-10 log, or log with power-of-two ticks (sizes). */
@@ -76,11 +76,6 @@ export interface SpeedupPair {
 
 type Timed = RunRecord & { timeMs: NonNullable<RunRecord["timeMs"]> };
 
-const HUE: Record<string, [number, number]> = {
-  standard: [8, 72],
-  flash: [212, 74],
-  "block-sparse": [158, 64],
-};
 const LIGHTNESS = [44, 30, 58, 22, 68];
 const FILE_DASH: number[][] = [[], [7, 4], [2, 3], [10, 3, 2, 3]];
 const FILE_MARKER: Marker[] = ["circle", "triangle", "rect", "rectRot", "star"];
@@ -92,7 +87,7 @@ const PEER = "hsl(282, 55%, 48%)";
 const MISS = "hsl(0, 80%, 42%)";
 
 function kernelColor(kernel: string, variant: number): string {
-  const [h, s] = HUE[kernel] ?? [40, 60];
+  const { hue: h, saturation: s } = displayStyle(kernel);
   return `hsl(${h}, ${s}%, ${LIGHTNESS[variant % LIGHTNESS.length]}%)`;
 }
 
@@ -102,11 +97,6 @@ function fileDash(file: number): number[] {
 
 function fileMarker(file: number): Marker {
   return FILE_MARKER[file % FILE_MARKER.length] ?? "circle";
-}
-
-function kernelOrder(k: string): number {
-  const i = (KERNELS as readonly string[]).indexOf(k);
-  return i < 0 ? KERNELS.length : i;
 }
 
 function pct(x: number): string {
@@ -164,7 +154,7 @@ function groupRuns(
       heads: r.heads,
       d: r.d,
       causal: r.causal,
-      mask: r.kernel === "block-sparse" ? (r.mask ?? "mask") : null,
+      mask: isSparseKernel(r.kernel) ? (r.mask ?? "mask") : null,
       n: opts.fixN ? r.n : null,
       sub: opts.sub ? opts.sub(r) : "",
     };
@@ -254,7 +244,7 @@ function timeTip(r: Timed): string {
     `median ${fmtMs(t.median)} ± ${fmtMs(t.stdev)} (${t.samples.length} samples)`,
     `tile ${fmtTile(r.tile)}`,
   ];
-  if (r.kernel === "block-sparse") lines.push(`density ${pct(r.density)} (${r.mask ?? "mask"})`);
+  if (isSparseKernel(r.kernel)) lines.push(`density ${pct(r.density)} (${r.mask ?? "mask"})`);
   return lines.join("\n");
 }
 
@@ -384,7 +374,7 @@ function tflopsChart(results: ResultsFile[], labels: string[]): ChartSpec {
       x: r.n,
       y: r.tflops ?? 0,
       tip: `${timeTip(r)}\n${fmtNum(r.tflops ?? 0)} TFLOP/s` +
-        (r.kernel === "block-sparse" && r.tflopsDenseEquivalent !== null
+        (isSparseKernel(r.kernel) && r.tflopsDenseEquivalent !== null
           ? ` (${fmtNum(r.tflopsDenseEquivalent)} dense-equivalent)`
           : ""),
     })).filter(positive),
@@ -528,15 +518,19 @@ export function speedupPairs(results: ResultsFile[]): SpeedupPair[] {
   const out: SpeedupPair[] = [];
   results.forEach((f, file) => {
     const shape = (r: RunRecord) => JSON.stringify([r.dtype, r.batch, r.heads, r.n, r.d, r.causal]);
+    // Each kernel is compared with its registry baseline (flash and block-sparse: standard).
+    const baseline = (r: RunRecord) => findKernel(r.kernel)?.baseline ?? null;
     const base = new Map<string, Timed>();
     for (const r of f.runs) {
-      if (r.kernel !== "standard" || !isTimed(r)) continue;
-      const cur = base.get(shape(r));
-      if (!cur || r.timeMs.median < cur.timeMs.median) base.set(shape(r), r);
+      if (!isTimed(r)) continue;
+      const key = `${r.kernel}/${shape(r)}`;
+      const cur = base.get(key);
+      if (!cur || r.timeMs.median < cur.timeMs.median) base.set(key, r);
     }
     for (const r of f.runs) {
-      if (r.kernel === "standard" || r.sweep !== "n" || !isTimed(r)) continue;
-      const b = base.get(shape(r));
+      const of = baseline(r);
+      if (of === null || r.sweep !== "n" || !isTimed(r)) continue;
+      const b = base.get(`${of}/${shape(r)}`);
       if (b) out.push({ file, run: r, base: b, speedup: b.timeMs.median / r.timeMs.median });
     }
   });
@@ -861,7 +855,8 @@ function densityChart(results: ResultsFile[], labels: string[]): ChartSpec {
     const f = results[g.file];
     if (!f) continue;
     const flash = f.runs.filter((r): r is Timed =>
-      r.kernel === "flash" && isTimed(r) && r.n === g.n && r.d === g.d && r.dtype === g.dtype &&
+      findKernel(r.kernel)?.densitySweep === "once" && isTimed(r) && r.n === g.n && r.d === g.d &&
+      r.dtype === g.dtype &&
       r.batch === g.batch && r.heads === g.heads && r.causal === g.causal
     ).sort((a, b) =>
       a.timeMs.median - b.timeMs.median
@@ -877,7 +872,7 @@ function densityChart(results: ResultsFile[], labels: string[]): ChartSpec {
       `dense flash: ${fmtMs(flash.timeMs.median)}`,
       "y",
       [6, 4],
-      kernelColor("flash", 0),
+      kernelColor(flash.kernel, 0),
     ));
   }
   const notes: string[] = [];

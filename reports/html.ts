@@ -15,7 +15,7 @@
 import { createHash } from "node:crypto";
 import type { PeerRecord, ResultsFile, RunRecord } from "../core/schema.ts";
 import { RESULTS_SCHEMA } from "../core/schema.ts";
-import { KERNELS } from "../core/shapes.ts";
+import { allKernels, isSparseKernel } from "../kernels/registry.ts";
 import clientSource from "./_client.js" with { type: "text" };
 import cssSource from "./_report.css" with { type: "text" };
 import { buildCharts, type ChartSpec, speedupPairs } from "./_charts.ts";
@@ -76,7 +76,7 @@ function stat(value: string, key: string): SafeHtml {
 function highlights(f: ResultsFile): SafeHtml[] {
   const best = f.runs.filter(isTimed).filter((r) => r.tflops !== null)
     .sort((a, b) => (b.tflops ?? 0) - (a.tflops ?? 0))[0];
-  const flash = speedupPairs([f]).filter((p) => p.run.kernel === "flash")
+  const flash = speedupPairs([f]).filter((p) => !isSparseKernel(p.run.kernel))
     .sort((a, b) => b.speedup - a.speedup)[0];
   const c = f.ceilings;
   const runs = `runs; ${count(f.runs, "skipped")} skipped, ${count(f.runs, "failed")} failed`;
@@ -85,7 +85,12 @@ function highlights(f: ResultsFile): SafeHtml[] {
     out.push(stat(`${fmtNum(best.tflops ?? 0)} TFLOP/s`, `best: ${best.kernel}, N=${best.n}`));
   }
   if (flash) {
-    out.push(stat(`${fmtNum(flash.speedup)}×`, `flash over standard, best at N=${flash.run.n}`));
+    out.push(
+      stat(
+        `${fmtNum(flash.speedup)}×`,
+        `${flash.run.kernel} over ${flash.base.kernel}, best at N=${flash.run.n}`,
+      ),
+    );
   }
   if (c && c.copyGBs !== null && c.fmaTflops !== null) {
     out.push(stat(`${fmtNum(c.copyGBs)} GB/s`, `copy; FMA peak ${fmtNum(c.fmaTflops)} TFLOP/s`));
@@ -205,7 +210,7 @@ function peerMatches(f: ResultsFile, p: PeerRecord): Map<string, RunRecord> {
     isTimed(r) && r.tflops !== null && r.sweep === "n" && r.n === p.n && r.d === p.d &&
     r.causal === p.causal
   );
-  for (const k of KERNELS) {
+  for (const k of allKernels().map((k) => k.name)) {
     const mine = same.filter((r) => r.kernel === k);
     const exact = mine.filter((r) =>
       r.batch * r.heads === p.batchHeads && dtypeMatches(p.dtype, r.dtype)
@@ -250,7 +255,8 @@ function peerRow(f: ResultsFile, p: PeerRecord, kernels: readonly string[]): Saf
 }
 
 function peersTable(f: ResultsFile, label: string, multi: boolean): SafeHtml {
-  const kernels = KERNELS.filter((k) => f.runs.some((r) => r.kernel === k && isTimed(r)));
+  const kernels = allKernels().map((k) => k.name)
+    .filter((k) => f.runs.some((r) => r.kernel === k && isTimed(r)));
   const heads = kernels.map((k) => markup`<th class="num wrap">${k}<br>TFLOP/s (× peer)</th>`);
   const rows = (f.peers ?? []).map((p) => peerRow(f, p, kernels));
   const title = multi ? markup`<h3>${label}</h3>` : NONE;
@@ -380,7 +386,7 @@ function runBody(r: RunRecord): SafeHtml {
   const t = r.timeMs;
   const notes = [r.reason ?? "", ...(r.warnings ?? [])].filter((s) => s !== "");
   const span = RUN_COLUMNS.length;
-  const density = r.kernel === "block-sparse" ? `${fmtNum(r.density)} ${r.mask ?? ""}` : "dense";
+  const density = isSparseKernel(r.kernel) ? `${fmtNum(r.density)} ${r.mask ?? ""}` : "dense";
   const tile = r.tile ? fmtTile(r.tile) : "—";
   const detailText = notes.map((n, i) => markup`${i > 0 ? " · " : ""}${n}`);
   const detail = notes.length === 0 ? NONE : markup`<tr class="detail">

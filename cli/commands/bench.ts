@@ -19,6 +19,7 @@ import {
   shapeOptions,
 } from "../flags.ts";
 import { type MeasureOptions, measureRun, type RunSpec } from "../bench_runner.ts";
+import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
 import { formatTable } from "../table.ts";
 import { loadTuned, tunedKey } from "../tuned.ts";
 import { VERSION } from "../version.ts";
@@ -32,7 +33,9 @@ import { writeFileAtomic } from "../../analysis/results_io.ts";
 import { AttentionKernels } from "../../kernels/attention.ts";
 import { measureCeilings } from "../../kernels/ceilings.ts";
 import { openGpu, requireDtype } from "../../kernels/gpu.ts";
-import type { AttentionShape, KernelName, Tiles } from "../../core/shapes.ts";
+import type { AttentionShape, Tiles } from "../../core/shapes.ts";
+import type { Kernel } from "../../kernels/kernel.ts";
+import { findKernel } from "../../kernels/registry.ts";
 import { renderHtml, toCsv, toGithubActionBenchmark, toMarkdown } from "../../reports/mod.ts";
 
 const GPU_NS = [256, 512, 1024, 2048, 4096, 8192, 16384];
@@ -68,6 +71,7 @@ Flags:
                       exists); entries for another adapter are ignored
   --peers FILE        PyTorch SDPA timings (JSON lines from peer_sdpa.py) to record beside ours
   --export LIST       also write csv, markdown and/or gab (github-action-benchmark JSON)
+${KERNEL_MODULE_HELP}
   --no-ceilings       skip the copy / FMA / launch micro-benchmarks
   --no-report         write results.json only
   --json              print the results file to stdout instead of the summary table
@@ -94,8 +98,10 @@ export const benchCommand: Command = {
         "tuned",
         "peers",
         "export",
+        "kernel-module",
       ],
       boolean: ["count-io", "verify", "json", "no-ceilings", "no-report", "quiet"],
+      collect: ["kernel-module"],
     });
     if (flags.help) {
       io.out(HELP);
@@ -129,6 +135,7 @@ export const benchCommand: Command = {
       : nonNegativeInt(warmupMsText, "--warmup-ms");
     const outDir = str("out") ?? "out";
     const peers = str("peers") === undefined ? undefined : await readPeers(str("peers")!);
+    await loadKernelModules(kernelModulePaths(flags));
 
     const gpu = await openGpu();
     const fallback = gpu.info.isFallbackAdapter;
@@ -146,12 +153,12 @@ export const benchCommand: Command = {
     }
     const tuned = await loadTuned(str("tuned"), gpu.info);
     const kernels = new AttentionKernels(gpu);
-    // Block-sparse is the flash kernel with a mask: flash's tuned tiles serve it too.
-    const tilesFor = (kernel: KernelName, shape: AttentionShape): Tiles =>
-      tuned?.[tunedKey(kernel, shape.dtype, shape.d)] ??
-        (kernel === "block-sparse"
-          ? tuned?.[tunedKey("flash", shape.dtype, shape.d)]
-          : undefined) ??
+    // A kernel may use another's tuned tiles (block-sparse is the flash program with a mask).
+    const tilesFor = (kernel: Kernel, shape: AttentionShape): Tiles =>
+      tuned?.[tunedKey(kernel.name, shape.dtype, shape.d)] ??
+        (kernel.tunedLike === null
+          ? undefined
+          : tuned?.[tunedKey(kernel.tunedLike, shape.dtype, shape.d)]) ??
         kernels.defaultTiles(kernel, shape);
     const specs = planRuns(o, sweep, { blockSizes, densities, fallback, tilesFor });
 
@@ -168,7 +175,7 @@ export const benchCommand: Command = {
     }
     const runs: RunRecord[] = [];
     for (const [i, spec] of specs.entries()) {
-      io.progress(progressBar(i, specs.length, `${spec.kernel} n=${spec.shape.n}`));
+      io.progress(progressBar(i, specs.length, `${spec.kernel.name} n=${spec.shape.n}`));
       runs.push(await measureRun(kernels, spec, { ...measure, sramBytes, warmupMs }));
     }
     io.progress("");
@@ -216,7 +223,7 @@ interface PlanContext {
   blockSizes: number[];
   densities: number[];
   fallback: boolean;
-  tilesFor: (kernel: KernelName, shape: AttentionShape) => Tiles;
+  tilesFor: (kernel: Kernel, shape: AttentionShape) => Tiles;
 }
 
 /**
@@ -256,26 +263,28 @@ function planRuns(o: ShapeOptions, sweep: SweepKind, ctx: PlanContext): RunSpec[
         }
       }
     } else {
-      const flash = o.kernels.includes("flash");
-      if (flash) {
+      // Each kernel as it asks: dense references once, sparse kernels at every density.
+      for (const kernel of o.kernels.filter((k) => k.densitySweep === "once")) {
         specs.push({
-          kernel: "flash",
+          kernel,
           shape,
-          tiles: ctx.tilesFor("flash", shape),
+          tiles: ctx.tilesFor(kernel, shape),
           mask,
           sweep,
           seed: seed++,
         });
       }
-      for (const density of ctx.densities) {
-        specs.push({
-          kernel: "block-sparse",
-          shape,
-          tiles: ctx.tilesFor("block-sparse", shape),
-          mask: { ...mask, density },
-          sweep,
-          seed: seed++,
-        });
+      for (const kernel of o.kernels.filter((k) => k.densitySweep === "each")) {
+        for (const density of ctx.densities) {
+          specs.push({
+            kernel,
+            shape,
+            tiles: ctx.tilesFor(kernel, shape),
+            mask: { ...mask, density },
+            sweep,
+            seed: seed++,
+          });
+        }
       }
     }
   }
@@ -383,7 +392,7 @@ function printSummary(results: ResultsFile, io: Output): void {
     String(r.d),
     `${r.batch}×${r.heads}`,
     r.causal ? "causal" : "",
-    r.kernel === "block-sparse" ? r.density.toFixed(3) : "",
+    findKernel(r.kernel)?.sparse ? r.density.toFixed(3) : "",
     `${r.tile.br}x${r.tile.bc}`,
     r.status === "ok" ? r.timeMs!.median.toPrecision(4) : r.status,
     r.tflops === null ? "" : r.tflops.toFixed(2),

@@ -3,7 +3,7 @@
  *
  * For each sequence length it prints, per kernel, the tiles it would run with, the paper's
  * theoretical HBM traffic, the query-outer count of our flash kernel's loop order, the bytes our
- * kernels move with those tiles (`kernels/modeled.ts`, injectable through {@linkcode ModelDeps}),
+ * kernels move with those tiles (each kernel plan's `modeledTraffic`, injectable through {@linkcode ModelDeps}),
  * the compulsory lower bound, the standard/flash ratio, FLOPs, arithmetic intensity and the
  * buffer footprint. The formulas are in `analysis/IO_MODEL.md`.
  *
@@ -29,58 +29,59 @@ import type { Output } from "../output.ts";
 import {
   arithmeticIntensity,
   ceilDiv,
+  flashAttentionBytes,
   flashQueryOuterBytes,
-  flops,
   footprintBytes,
   formatBytes,
   formatSi,
   lowerBoundBytes,
-  theoreticalBytes,
   type TheoreticalTraffic,
 } from "../../analysis/io_model.ts";
-import { type BlockMask, makeMask } from "../../kernels/masks.ts";
-import { modeledTraffic, totalBytes } from "../../kernels/modeled.ts";
+import { type Kernel, totalBytes } from "../../kernels/kernel.ts";
+import type { BlockMask } from "../../kernels/masks.ts";
+import { findKernel, isSparseKernel, planFor } from "../../kernels/registry.ts";
 import {
   defaultTiles,
   TILE_CANDIDATES,
   type TileLimits,
   tileProblem,
-  workgroupBytes,
 } from "../../kernels/tiles.ts";
 import {
   type AttentionShape,
   type Dtype,
   dtypeBytes,
-  type KernelName,
   type MaskKind,
   type Tiles,
 } from "../../core/shapes.ts";
+import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
 
 /**
  * The kernels' own exact byte count for `shape` with `tiles` (and `mask`, block-sparse only;
  * null otherwise), or null when the kernel has none.
  */
 export type ModeledBytesFn = (
-  kernel: KernelName,
+  kernel: Kernel,
   shape: AttentionShape,
   tiles: Tiles,
   mask: BlockMask | null,
 ) => number | null;
 
 /**
- * The real modeled bytes: {@linkcode totalBytes} of {@linkcode modeledTraffic}.
+ * The real modeled bytes: {@linkcode totalBytes} of the kernel plan's modeled traffic.
  *
  * @example
  * ```ts
  * import { kernelModeledBytes } from "./model.ts";
+ * import { KERNELS } from "../../kernels/registry.ts";
  * const shape = { batch: 1, heads: 1, n: 64, d: 64, dtype: "f32", causal: false } as const;
  * // Q, K, V read once, O written once, 64 LSE floats, one 16-byte uniform read per workgroup.
- * const bytes = kernelModeledBytes("flash", shape, { br: 64, bc: 64, rm: 1, tx: 1 }, null);
+ * const tiles = { br: 64, bc: 64, rm: 1, tx: 1 };
+ * const bytes = kernelModeledBytes(KERNELS.flash, shape, tiles, null);
  * console.assert(bytes === 4 * 64 * 64 * 4 + 64 * 4 + 16);
  * ```
  */
 export const kernelModeledBytes: ModeledBytesFn = (kernel, shape, tiles, mask) =>
-  totalBytes(modeledTraffic(kernel, shape, tiles, mask));
+  totalBytes(planFor(kernel, { shape, tiles, mask: mask ?? undefined }).modeledTraffic());
 
 /** What the model command needs from outside `analysis/`; injectable for tests. */
 export interface ModelDeps {
@@ -138,11 +139,12 @@ one alone
   --block-sizes LIST  also tabulate traffic as the block size grows at each N (paper Figure 2,
                       middle): flash theoretical with Bc = Br = B, query-outer with br = B
   --json              print the same data as JSON
+${KERNEL_MODULE_HELP}
   --help              this text
 
 Columns: tiles br×bc each kernel runs with; theoretical, the paper's count for M; query-outer,
 our flash loop order's count with its br; modeled, the exact bytes our kernels move with their
-tiles (kernels/modeled.ts); block-sparse uses its real mask (--mask, --density, --seed) on its
+tiles (each kernel's plan, kernels/<name>/mod.ts); block-sparse uses its real mask (--mask, --density, --seed) on its
 tiles and reports the density that mask reaches.
 Bytes are HBM reads plus writes of all batch·heads heads, in decimal units (1 MB = 10^6 B).
 Formulas and sources: analysis/IO_MODEL.md.`;
@@ -160,13 +162,14 @@ function stringFlag(raw: RawFlags, name: string): string | undefined {
  * ```ts
  * import { parseModelArgs } from "./model.ts";
  * const o = parseModelArgs(["--n", "1024", "--kernels", "flash", "--causal"]);
- * console.assert(o !== "help" && o.ns[0] === 1024 && o.kernels.join() === "flash" && o.causal);
+ * console.assert(o !== "help" && o.ns[0] === 1024 && o.kernels[0]?.name === "flash" && o.causal);
  * ```
  */
 export function parseModelArgs(args: string[]): ModelOptions | "help" {
   const raw = parseCommandFlags("model", args, {
-    string: ["sram", "block-sizes", "br", "bc"],
+    string: ["sram", "block-sizes", "br", "bc", "kernel-module"],
     boolean: ["json"],
+    collect: ["kernel-module"],
   });
   if (raw.help === true) return "help";
   const shape = shapeOptions(raw, {
@@ -202,7 +205,7 @@ export function parseModelArgs(args: string[]): ModelOptions | "help" {
 
 /** The tiles one kernel is modeled with. */
 export interface KernelTiles {
-  kernel: KernelName;
+  kernel: string;
   /** null when no candidate fits M: the kernel could not run, and modeled shows "—". */
   tiles: Tiles | null;
   /** `"sram"`: the first candidate that fits `--sram`; `"flags"`: `--br`/`--bc`. */
@@ -220,10 +223,11 @@ export interface KernelTiles {
  * ```ts
  * import { chooseTiles, parseModelArgs } from "./model.ts";
  * const o = parseModelArgs([]);
- * if (o !== "help") console.assert(chooseTiles("flash", o).tiles?.bc === 32);
+ * import { KERNELS } from "../../kernels/registry.ts";
+ * if (o !== "help") console.assert(chooseTiles(KERNELS.flash, o).tiles?.bc === 32);
  * ```
  */
-export function chooseTiles(kernel: KernelName, opts: ModelOptions): KernelTiles {
+export function chooseTiles(kernel: Kernel, opts: ModelOptions): KernelTiles {
   const limits: TileLimits = {
     maxComputeWorkgroupStorageSize: opts.sramBytes,
     maxComputeInvocationsPerWorkgroup: MODEL_DEFAULTS.maxInvocations,
@@ -231,11 +235,12 @@ export function chooseTiles(kernel: KernelName, opts: ModelOptions): KernelTiles
   const { d, dtype } = opts;
   const fits = TILE_CANDIDATES.some((t) => tileProblem(kernel, d, dtype, t, limits) === null);
   const chosen = fits ? defaultTiles(kernel, d, dtype, limits) : null;
+  const name = kernel.name;
   if (opts.br === null && opts.bc === null) {
-    if (chosen) return { kernel, tiles: chosen, source: "sram", note: null };
-    const smallest = Math.min(...TILE_CANDIDATES.map((t) => workgroupBytes(kernel, d, dtype, t)));
+    if (chosen) return { kernel: name, tiles: chosen, source: "sram", note: null };
+    const smallest = Math.min(...TILE_CANDIDATES.map((t) => kernel.workgroupBytes(d, dtype, t)));
     return {
-      kernel,
+      kernel: name,
       tiles: null,
       source: "sram",
       note: `no tile candidate fits M = ${opts.sramBytes} bytes (the smallest needs ` +
@@ -245,9 +250,9 @@ export function chooseTiles(kernel: KernelName, opts: ModelOptions): KernelTiles
   const br = opts.br ?? chosen?.br ?? opts.bc!;
   const bc = opts.bc ?? chosen?.bc ?? opts.br!;
   const tiles: Tiles = { br, bc, rm: 1, tx: 1 };
-  const bytes = workgroupBytes(kernel, d, dtype, tiles);
+  const bytes = kernel.workgroupBytes(d, dtype, tiles);
   return {
-    kernel,
+    kernel: name,
     tiles,
     source: "flags",
     note: bytes > opts.sramBytes
@@ -272,15 +277,15 @@ export interface MaskModel {
 
 /** One kernel at one N. */
 export interface KernelModel {
-  kernel: KernelName;
+  kernel: string;
   /** Tiles modeled, or null when none fits M. */
   tiles: Tiles | null;
-  /** s used for this kernel: the mask's real density for block-sparse, 1 otherwise. */
+  /** s used for this kernel: the mask's real density for sparse kernels, 1 otherwise. */
   density: number;
   /** Block-sparse's mask; null for the other kernels and when there are no tiles. */
   mask: MaskModel | null;
   theoretical: TheoreticalTraffic;
-  /** Query-outer loop-order count with the kernel's br (flash only), bytes. */
+  /** Query-outer loop-order count with the kernel's br (flash's idealized count), bytes. */
   queryOuterBytes: number | null;
   /** The kernels' modeled bytes, or null when not wired in or without tiles. */
   modeledBytes: number | null;
@@ -296,7 +301,10 @@ export interface KernelModel {
 export interface SizeModel {
   n: number;
   kernels: KernelModel[];
-  /** standard bytes / flash bytes; null when either kernel is missing (or not modeled). */
+  /**
+   * Baseline bytes / kernel bytes for the first kernel whose registry baseline is modeled too
+   * (standard / flash); null when there is no such pair (or it is not modeled).
+   */
   standardOverFlash: { theoretical: number | null; modeled: number | null };
 }
 
@@ -312,7 +320,7 @@ export interface BlockSizeRow {
 /** The whole report: what the tables show and `--json` prints. */
 export interface ModelReport {
   config: {
-    kernels: KernelName[];
+    kernels: string[];
     batch: number;
     heads: number;
     d: number;
@@ -350,32 +358,22 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
     const shape = shapeAt(opts, n);
     const kernels = opts.kernels.map((kernel, i): KernelModel => {
       const t = tiles[i]?.tiles ?? null;
-      const blockMask = kernel === "block-sparse" && t !== null
-        ? makeMask({
-          kind: opts.mask,
-          n,
-          br: t.br,
-          bc: t.bc,
-          density: opts.density,
-          seed: opts.seed,
-        })
-        : null;
-      const density = kernel !== "block-sparse" ? 1 : blockMask?.density ?? opts.density;
-      const theoretical = theoreticalBytes(kernel, shape, {
-        sramBytes: opts.sramBytes,
-        density,
+      // Without tiles the kernel could not run; its buffers and the paper's count are still
+      // shown (on one n×n tile), a sparse kernel's mask and footprint are not (no grid).
+      const plan = kernel.plan({
+        shape,
+        tiles: t ?? { br: n, bc: n, rm: 1, tx: 1 },
+        mask: { kind: opts.mask, density: opts.density, seed: opts.seed },
       });
+      const blockMask = t === null ? null : plan.mask;
+      const density = plan.density;
+      const theoretical = plan.theoreticalBytes({ sramBytes: opts.sramBytes });
       const modeled = t === null ? null : deps.modeled?.(kernel, shape, t, blockMask) ?? null;
       const modeledBytes = modeled !== null && modeled > 0 ? modeled : null;
-      const flopCount = flops(kernel, shape, density);
-      // Standard's and flash's buffers do not depend on the tiles; block-sparse's mask does.
-      const footprint = kernel !== "block-sparse"
-        ? footprintBytes(kernel, shape, { tiles: t ?? { br: n, bc: n } })
-        : t !== null && blockMask !== null
-        ? footprintBytes(kernel, shape, { tiles: t, maskNnz: blockMask.nnz })
-        : null;
+      const flopCount = plan.flops(kernel.mode);
+      const footprint = t === null && kernel.sparse ? null : footprintBytes(plan.buffers);
       return {
-        kernel,
+        kernel: kernel.name,
         tiles: t,
         density,
         mask: blockMask === null ? null : {
@@ -387,9 +385,7 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
           blocks: blockMask.bits.length,
         },
         theoretical,
-        queryOuterBytes: kernel === "flash" && t !== null
-          ? flashQueryOuterBytes(shape, t.br)
-          : null,
+        queryOuterBytes: t === null ? null : plan.idealBytes()["query-outer"] ?? null,
         modeledBytes,
         lowerBoundBytes: lowerBoundBytes(shape),
         flops: flopCount,
@@ -400,16 +396,19 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
         footprintBytes: footprint,
       };
     });
-    const std = kernels.find((k) => k.kernel === "standard");
-    const fl = kernels.find((k) => k.kernel === "flash");
+    const pair = kernels.find((k) => {
+      const base = findKernel(k.kernel)?.baseline;
+      return base != null && kernels.some((b) => b.kernel === base);
+    });
+    const base = kernels.find((b) => b.kernel === findKernel(pair?.kernel ?? "")?.baseline);
     const ratio = (a: number | null | undefined, b: number | null | undefined) =>
       a == null || b == null ? null : a / b;
     return {
       n,
       kernels,
       standardOverFlash: {
-        theoretical: ratio(std?.theoretical.bytes, fl?.theoretical.bytes),
-        modeled: ratio(std?.modeledBytes, fl?.modeledBytes),
+        theoretical: ratio(base?.theoretical.bytes, pair?.theoretical.bytes),
+        modeled: ratio(base?.modeledBytes, pair?.modeledBytes),
       },
     };
   });
@@ -427,7 +426,7 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
         rows: bs.map((b) => ({
           blockSize: b,
           blocks: ceilDiv(n, b),
-          flashTheoreticalBytes: theoreticalBytes("flash", shape, {
+          flashTheoreticalBytes: flashAttentionBytes(shape, {
             sramBytes: opts.sramBytes,
             density: 1,
             bc: b,
@@ -441,7 +440,7 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
 
   return {
     config: {
-      kernels: opts.kernels,
+      kernels: opts.kernels.map((k) => k.name),
       batch: opts.batch,
       heads: opts.heads,
       d: opts.d,
@@ -498,7 +497,7 @@ export function renderModel(report: ModelReport): string[] {
   const { config: c, sram } = report;
   const lines: string[] = [];
   const attention = c.causal ? "causal" : "full (non-causal)";
-  const sparse = c.kernels.includes("block-sparse")
+  const sparse = c.kernels.some(isSparseKernel)
     ? `, block-sparse ${c.mask} mask (seed ${c.seed}) of target density s = ${c.density}`
     : "";
   lines.push(
@@ -515,7 +514,7 @@ export function renderModel(report: ModelReport): string[] {
       ? `the first candidate of kernels/tiles.ts that fits M and ` +
         `${MODEL_DEFAULTS.maxInvocations} threads`
       : `from --br/--bc, rm = tx = 1`) +
-      `; modeled: the bytes our kernels move with them (kernels/modeled.ts)`,
+      `; modeled: the bytes our kernels move with them (kernels/<name>/mod.ts)`,
   );
   for (const t of c.tiles) {
     if (t.note !== null) lines.push(`note: ${t.kernel}: ${t.note}`);
@@ -524,8 +523,8 @@ export function renderModel(report: ModelReport): string[] {
     `HBM bytes read + written by all heads, decimal units (1 MB = 10^6 B); ` +
       `query-outer uses flash's br; FLOP/B on theoretical bytes`,
   );
-  const flashBr = c.tiles.find((t) => t.kernel === "flash")?.tiles?.br;
   for (const size of report.sizes) {
+    const flashBr = size.kernels.find((k) => k.queryOuterBytes !== null)?.tiles?.br;
     // flash and block-sparse share M, Bc, Br, Tc and the causal fraction.
     const tiled = size.kernels.find((k) => k.theoretical.tc !== null)?.theoretical;
     const notes: string[] = [];
@@ -574,9 +573,11 @@ export function renderModel(report: ModelReport): string[] {
       );
     }
     const r = size.standardOverFlash;
-    if (r.theoretical !== null) {
+    const pair = size.kernels.find((k) => findKernel(k.kernel)?.baseline != null);
+    if (r.theoretical !== null && pair) {
       lines.push(
-        `standard/flash: theoretical ${ratioText(r.theoretical)}, modeled ${ratioText(r.modeled)}`,
+        `${findKernel(pair.kernel)?.baseline}/${pair.kernel}: theoretical ` +
+          `${ratioText(r.theoretical)}, modeled ${ratioText(r.modeled)}`,
       );
     }
   }
@@ -628,19 +629,23 @@ export function createModelCommand(deps: ModelDeps = {}): ModelCommand {
     name: "model",
     summary: "IO model: HBM traffic, FLOPs and footprint of each kernel, no GPU",
     help: HELP,
-    run(args: string[], io: Output): Promise<number> {
-      // A UsageError thrown in the executor rejects the promise.
-      return new Promise((resolve) => {
-        const opts = parseModelArgs(args);
-        if (opts === "help") {
-          for (const line of HELP.split("\n")) io.out(line);
-        } else if (opts.json) {
-          io.out(JSON.stringify(buildModel(opts, deps), null, 2));
-        } else {
-          for (const line of renderModel(buildModel(opts, deps))) io.out(line);
-        }
-        resolve(0);
-      });
+    async run(args: string[], io: Output): Promise<number> {
+      await loadKernelModules(kernelModulePaths(
+        parseCommandFlags("model", args, {
+          string: ["sram", "block-sizes", "br", "bc", "kernel-module"],
+          boolean: ["json"],
+          collect: ["kernel-module"],
+        }),
+      ));
+      const opts = parseModelArgs(args);
+      if (opts === "help") {
+        for (const line of HELP.split("\n")) io.out(line);
+      } else if (opts.json) {
+        io.out(JSON.stringify(buildModel(opts, deps), null, 2));
+      } else {
+        for (const line of renderModel(buildModel(opts, deps))) io.out(line);
+      }
+      return 0;
     },
   };
 }
