@@ -97,6 +97,19 @@ export function registerKernel(kernel: Kernel): void {
 }
 
 /**
+ * Forgets a kernel {@linkcode registerKernel} added (built-in ones stay); for tests.
+ *
+ * @example
+ * ```ts
+ * import { unregisterKernel } from "./registry.ts";
+ * unregisterKernel("never-registered");
+ * ```
+ */
+export function unregisterKernel(name: string): void {
+  loaded.delete(name);
+}
+
+/**
  * How reports draw a kernel: its own style, or a neutral one for a name no kernel has (results
  * files from elsewhere).
  *
