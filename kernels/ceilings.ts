@@ -6,6 +6,7 @@
  */
 
 import type { Ceilings, ClockKind, DeviceRecord } from "../core/schema.ts";
+import { median } from "../analysis/stats.ts";
 import type { Gpu } from "./gpu.ts";
 import {
   timeDispatches,
@@ -144,14 +145,6 @@ function paramsBuffer(
   view.setUint32(12, p.seed, true);
   device.queue.writeBuffer(buffer, 0, data);
   return buffer;
-}
-
-/** The middle sample (mean of the middle two for an even count). */
-function median(xs: readonly number[]): number {
-  if (xs.length === 0) throw new Error("median of no samples");
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 /** What {@linkcode measureCopy} measured. */

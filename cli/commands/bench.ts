@@ -20,7 +20,7 @@ import {
 } from "../flags.ts";
 import { type MeasureOptions, measureRun, type RunSpec } from "../bench_runner.ts";
 import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
-import { formatTable } from "../table.ts";
+import { formatTable } from "../../analysis/table.ts";
 import { loadTuned, tunedKey } from "../tuned.ts";
 import { VERSION } from "../version.ts";
 import {

@@ -26,6 +26,7 @@ import {
   shapeOptions,
 } from "../flags.ts";
 import type { Output } from "../output.ts";
+import { formatTable } from "../../analysis/table.ts";
 import {
   arithmeticIntensity,
   ceilDiv,
@@ -465,16 +466,6 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
 
 const DASH = "—";
 
-function table(header: string[], rows: string[][]): string[] {
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? "").length)));
-  const line = (cells: string[]) =>
-    cells.map((cell, c) => {
-      const w = widths[c] ?? 0;
-      return c === 0 ? cell.padEnd(w) : cell.padStart(w);
-    }).join("  ").trimEnd();
-  return [line(header), ...rows.map(line)];
-}
-
 function ratioText(r: number | null): string {
   return r === null ? DASH : `${r.toPrecision(3)}×`;
 }
@@ -549,7 +540,7 @@ export function renderModel(report: ModelReport): string[] {
       k.footprintBytes === null ? DASH : formatBytes(k.footprintBytes),
     ]);
     lines.push(
-      ...table(
+      ...formatTable(
         [
           "kernel",
           "tiles",
@@ -588,7 +579,7 @@ export function renderModel(report: ModelReport): string[] {
         `flash theoretical with Bc = Br = B, query-outer with br = B`,
     );
     lines.push(
-      ...table(
+      ...formatTable(
         ["B", "⌈N/B⌉", "flash theoretical", "query-outer"],
         bs.rows.map((row) => [
           String(row.blockSize),

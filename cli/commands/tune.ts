@@ -15,7 +15,7 @@ import {
   shapeOptions,
 } from "../flags.ts";
 import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
-import { formatTable } from "../table.ts";
+import { formatTable } from "../../analysis/table.ts";
 import { DEFAULT_TUNED_PATH, saveTuned, type TunedEntry, tunedKey } from "../tuned.ts";
 import { AttentionKernels, prepareAttention } from "../../kernels/attention.ts";
 import { checkAgainstReference } from "../../kernels/check.ts";

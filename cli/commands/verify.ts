@@ -7,7 +7,7 @@
 import type { Command } from "../command.ts";
 import { parseCommandFlags, SHAPE_HELP, shapeAt, shapeOptions } from "../flags.ts";
 import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
-import { formatTable } from "../table.ts";
+import { formatTable } from "../../analysis/table.ts";
 import { AttentionKernels, prepareAttention } from "../../kernels/attention.ts";
 import { checkAgainstReference, countRun } from "../../kernels/check.ts";
 import { openGpu, requireDtype } from "../../kernels/gpu.ts";
