@@ -17,7 +17,7 @@ import { type BufferLimits, fitsDevice, footprintBytes as sumBytes } from "../an
 import { type Gpu, requireDtype } from "./gpu.ts";
 import type { CountedBytes, Kernel, KernelPlan, PassSpec } from "./kernel.ts";
 import type { BlockMask } from "./masks.ts";
-import { counterWords, PipelineCache, shaderHeader } from "./program.ts";
+import { counterWords, type PipelineCache, pipelineCacheFor, shaderHeader } from "./program.ts";
 import { resolveKernel } from "./registry.ts";
 import { defaultTiles, FALLBACK_TILE_CANDIDATES, TILE_CANDIDATES, tileProblem } from "./tiles.ts";
 
@@ -93,14 +93,14 @@ export interface PreparedAttention {
   destroy(): void;
 }
 
-/** Per-device state: the pipeline cache. */
+/** Per-device state: the device's shared pipeline cache. */
 export class AttentionKernels {
   readonly gpu: Gpu;
   readonly cache: PipelineCache;
 
   constructor(gpu: Gpu) {
     this.gpu = gpu;
-    this.cache = new PipelineCache(gpu.device);
+    this.cache = pipelineCacheFor(gpu.device);
   }
 
   /** The adapter's default tiles for a kernel and shape. */

@@ -130,11 +130,14 @@ export class PipelineCache {
     this.#device = device;
   }
 
-  /** The pipeline for `key`, compiling `source` the first time. Shader errors throw. */
-  get(key: string, source: string): Promise<CompiledProgram> {
+  /**
+   * The pipeline for `key`, compiling `source` (entry point `entryPoint`, default `main`) the
+   * first time. Shader errors throw.
+   */
+  get(key: string, source: string, entryPoint = "main"): Promise<CompiledProgram> {
     let p = this.#programs.get(key);
     if (!p) {
-      p = this.#compile(key, source);
+      p = this.#compile(key, source, entryPoint);
       this.#programs.set(key, p);
       p.catch(() => this.#programs.delete(key));
     }
@@ -143,7 +146,7 @@ export class PipelineCache {
     )));
   }
 
-  async #compile(key: string, source: string): Promise<CompiledProgram> {
+  async #compile(key: string, source: string, entryPoint: string): Promise<CompiledProgram> {
     const device = this.#device;
     device.pushErrorScope("validation");
     const t0 = performance.now();
@@ -163,7 +166,7 @@ export class PipelineCache {
       pipeline = await device.createComputePipelineAsync({
         label: key,
         layout: "auto",
-        compute: { module, entryPoint: "main" },
+        compute: { module, entryPoint },
       });
     } catch (e) {
       failure = e;
@@ -173,6 +176,27 @@ export class PipelineCache {
     if (failure || !pipeline) throw new Error(`pipeline ${key}: ${String(failure)}`);
     return { key, source, pipeline, compileMs: performance.now() - t0 };
   }
+}
+
+const caches = new WeakMap<GPUDevice, PipelineCache>();
+
+/**
+ * The device's shared pipeline cache: the kernels and the ceiling micro-kernels compile through
+ * it, so each pipeline is compiled once per device.
+ *
+ * @example
+ * ```ts ignore
+ * import { pipelineCacheFor } from "./program.ts";
+ * console.assert(pipelineCacheFor(device) === pipelineCacheFor(device));
+ * ```
+ */
+export function pipelineCacheFor(device: GPUDevice): PipelineCache {
+  let cache = caches.get(device);
+  if (!cache) {
+    cache = new PipelineCache(device);
+    caches.set(device, cache);
+  }
+  return cache;
 }
 
 /** Loop bounds that {@linkcode unrollLoops} unrolls: the per-thread register tile sizes. */

@@ -134,10 +134,10 @@ export class MutatingCache extends PipelineCache {
    * Compiles `source` with every occurrence of `from` replaced (a statement inside an unrolled
    * loop occurs once per iteration); other sources unchanged.
    */
-  override get(key: string, source: string): Promise<CompiledProgram> {
-    if (!source.includes(this.#from)) return super.get(key, source);
+  override get(key: string, source: string, entryPoint = "main"): Promise<CompiledProgram> {
+    if (!source.includes(this.#from)) return super.get(key, source, entryPoint);
     this.mutated++;
-    return super.get(`${key}/mutant`, source.replaceAll(this.#from, this.#to));
+    return super.get(`${key}/mutant`, source.replaceAll(this.#from, this.#to), entryPoint);
   }
 }
 
