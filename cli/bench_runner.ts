@@ -54,6 +54,12 @@ export interface MeasureOptions {
 /** The timer {@linkcode measureRun} uses; tests pass a mock. */
 export type TimeDispatches = typeof realTimeDispatches;
 
+/** What {@linkcode measureRun} measures with: the timer and the preparation (tests mock them). */
+export interface MeasureDeps {
+  timeDispatches: TimeDispatches;
+  prepare: typeof prepareAttention;
+}
+
 /** Largest single-head problem `--verify` checks on the CPU (N²·d multiply-adds). */
 export const VERIFY_MAX_WORK = 2 ** 32;
 
@@ -73,8 +79,10 @@ export async function measureRun(
   kernels: AttentionKernels,
   spec: RunSpec,
   opts: MeasureOptions,
-  timeDispatches: TimeDispatches = realTimeDispatches,
+  deps: Partial<MeasureDeps> = {},
 ): Promise<RunRecord> {
+  const timeDispatches = deps.timeDispatches ?? realTimeDispatches;
+  const prepare = deps.prepare ?? prepareAttention;
   const { kernel, shape, tiles } = spec;
   let plan: KernelPlan;
   try {
@@ -97,7 +105,7 @@ export async function measureRun(
     const inputSets = qkvBytes < ROTATE_BELOW_BYTES
       ? Math.min(4, Math.ceil(ROTATE_BELOW_BYTES / qkvBytes))
       : 1;
-    prepared = await prepareAttention(
+    prepared = await prepare(
       kernels,
       { kernel, shape, tiles, mask: mask ?? undefined },
       { inputSets },
