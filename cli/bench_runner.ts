@@ -100,8 +100,8 @@ export async function measureRun(
   const record = baseRecord(spec, opts, plan, totalBytes(traffic));
   let prepared: PreparedAttention | null = null;
   try {
-    const qkvBytes = 3 * shape.batch * shape.heads * shape.n * shape.d *
-      (shape.dtype === "f16" ? 2 : 4);
+    // The inputs the caller fills (Q, K, V) are rotated among sets while they are small.
+    const qkvBytes = footprintBytes(plan.buffers.filter((b) => b.role === "input" && !b.data));
     const inputSets = qkvBytes < ROTATE_BELOW_BYTES
       ? Math.min(4, Math.ceil(ROTATE_BELOW_BYTES / qkvBytes))
       : 1;
@@ -183,7 +183,7 @@ function baseRecord(
   plan: KernelPlan,
   modeledBytes: number,
 ): RunRecord {
-  const { kernel, shape } = spec;
+  const { kernel } = spec;
   const mask = plan.mask;
   const density = plan.density;
   const warnings: string[] = [];
@@ -201,7 +201,7 @@ function baseRecord(
     hbmBytes: {
       theoretical: plan.theoreticalBytes({ sramBytes: opts.sramBytes }).bytes,
       modeled: modeledBytes,
-      lowerBound: lowerBoundBytes(shape),
+      lowerBound: plan.lowerBoundBytes(),
       counted: null,
     },
     footprintBytes: footprintBytes(plan.buffers),

@@ -26,7 +26,8 @@
  *   in WGSL). A kernel that does not count declares none; `--count-io` then records nothing.
  * - **modeledTraffic()**: the exact bytes each slot reads and writes, from the loop structure; the
  *   counting variant must count the same (generic tests hold every kernel to it).
- * - **theoreticalBytes()**: the paper's (or the author's) idealized HBM traffic.
+ * - **theoreticalBytes()**: the paper's (or the author's) idealized HBM traffic, and
+ *   **lowerBoundBytes()**, the compulsory traffic of the problem.
  * - **flops(mode)**: FLOPs of the problem this kernel computes, per {@linkcode FlopMode}
  *   (`"fwd"`: 4·B·H·N²·d, halved when causal; `"bwd"`: 2.5× that; a sparse kernel scales by its
  *   density), and **denseFlops** for the "dense-equivalent" rate.
@@ -36,7 +37,10 @@
  * The problem's shape is the {@linkcode AttentionShape} (B, H, N, d, dtype, causal); anything
  * else a kernel needs (a KV length ≠ N, a page size, a mask) comes in
  * {@linkcode ProblemRequest.mask} or {@linkcode ProblemRequest.options} and lives in the plan's
- * closure. Dimensions of a grid that exceed the device's limit, or buffers larger than it
+ * closure, as do structural inputs (block tables: an `input` buffer with `data`). A backward
+ * kernel declares `mode: "bwd"`, inputs Q, K, V, O, dO, LSE and outputs dQ, dK, dV; a decode
+ * kernel several passes (split-KV partials into `scratch`, then a combine pass), each with its
+ * own bindings, grid and uniforms. Dimensions of a grid that exceed the device's limit, or buffers larger than it
  * allows, make the runner refuse the problem before allocating anything.
  *
  * @module
@@ -99,6 +103,10 @@ export interface PassSpec {
    * at binding 0 and each of {@linkcode bindings} at bindings 1, 2, … in order.
    */
   source: string;
+  /**
+   * The buffers this pass binds, in binding order. Every one must be used by the source: the
+   * pipeline layout is derived from the shader, which drops unused bindings.
+   */
   bindings: readonly PassBinding[];
   uniforms: readonly Uniform[];
   /** Workgroups along x, y, z. */
@@ -154,6 +162,11 @@ export interface KernelPlan {
   modeledTraffic(): CountedBytes;
   /** Idealized traffic for an on-chip memory of `sramBytes`; `bc`/`br` override its blocks. */
   theoreticalBytes(opts: { sramBytes: number; bc?: number; br?: number }): TheoreticalTraffic;
+  /**
+   * The compulsory traffic of the problem: what any kernel must read and write once (attention:
+   * Q, K, V and O, `lowerBoundBytes` of the IO model).
+   */
+  lowerBoundBytes(): number;
   /** Other idealized counts worth printing (flash: its query-outer loop order), by label. */
   idealBytes(): Readonly<Record<string, number>>;
   /** FLOPs of this problem as this kernel computes it (× density when sparse). */

@@ -13,7 +13,6 @@ import {
   flashAttentionBytes,
   flashQueryOuterBytes,
   footprintBytes,
-  lowerBoundBytes,
   type TheoreticalTraffic,
 } from "../../analysis/io_model.ts";
 import { type Kernel, totalBytes } from "../../kernels/kernel.ts";
@@ -284,7 +283,7 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
         theoretical,
         queryOuterBytes: t === null ? null : plan.idealBytes()["query-outer"] ?? null,
         modeledBytes,
-        lowerBoundBytes: lowerBoundBytes(shape),
+        lowerBoundBytes: plan.lowerBoundBytes(),
         flops: flopCount,
         intensity: {
           theoretical: arithmeticIntensity(flopCount, theoretical.bytes),

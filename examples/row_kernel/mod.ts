@@ -105,6 +105,7 @@ export const rowKernel: Kernel = {
         causalFraction: 1,
         density: 1,
       }),
+      lowerBoundBytes: () => 4 * bytes, // Q, K, V read once, O written once
       idealBytes: () => ({}),
       flops: (mode) => attentionFlops(shape, mode),
       denseFlops: (mode) => attentionFlops(shape, mode),

@@ -5,7 +5,7 @@
 
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { parseResults } from "../../analysis/results_io.ts";
-import { AttentionKernels, prepareAttention } from "../../kernels/attention.ts";
+import { type AttentionKernels, prepareAttention } from "../../kernels/attention.ts";
 import { checkPrepared, countRun } from "../../kernels/check.ts";
 import { getKernels } from "../../kernels/testing.ts";
 import { tolerance } from "../../core/tolerances.ts";

@@ -11,7 +11,11 @@
 
 import flashBody from "./flash.wgsl" with { type: "text" };
 import { type AttentionShape, type Dtype, dtypeBytes, type Tiles } from "../../core/shapes.ts";
-import { flashAttentionBytes, flashQueryOuterBytes } from "../../analysis/io_model.ts";
+import {
+  flashAttentionBytes,
+  flashQueryOuterBytes,
+  lowerBoundBytes,
+} from "../../analysis/io_model.ts";
 import { need, qkvoBuffers, randomInputs, shapeUniforms } from "../common.ts";
 import {
   attentionFlops,
@@ -260,6 +264,7 @@ export function flashPlan(
     }],
     modeledTraffic: () => flashTraffic(shape, tiles, mask),
     theoreticalBytes: (o) => flashAttentionBytes(shape, { ...o, density }),
+    lowerBoundBytes: () => lowerBoundBytes(shape),
     idealBytes: (): Record<string, number> =>
       mask ? {} : { "query-outer": flashQueryOuterBytes(shape, tiles.br) },
     flops: (mode) => attentionFlops(shape, mode) * density,

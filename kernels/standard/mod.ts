@@ -12,7 +12,7 @@ import scoresBody from "./scores.wgsl" with { type: "text" };
 import softmaxBody from "./softmax.wgsl" with { type: "text" };
 import pvBody from "./pv.wgsl" with { type: "text" };
 import { type AttentionShape, type Dtype, dtypeBytes, type Tiles } from "../../core/shapes.ts";
-import { standardAttentionBytes } from "../../analysis/io_model.ts";
+import { lowerBoundBytes, standardAttentionBytes } from "../../analysis/io_model.ts";
 import { need, qkvoBuffers, randomInputs, shapeUniforms } from "../common.ts";
 import {
   attentionFlops,
@@ -217,6 +217,7 @@ export const standard: Kernel = {
       ],
       modeledTraffic: () => standardTraffic(shape, tiles),
       theoreticalBytes: () => standardAttentionBytes(shape),
+      lowerBoundBytes: () => lowerBoundBytes(shape),
       idealBytes: () => ({}),
       flops: (mode) => attentionFlops(shape, mode),
       denseFlops: (mode) => attentionFlops(shape, mode),
