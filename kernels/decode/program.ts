@@ -212,20 +212,23 @@ export function decodeSource(k: DecodeKnobs, pass: DecodePass["name"]): string {
     ),
     `const D: u32 = ${k.d}u;`,
     `const D4: u32 = ${d4}u;`,
-    `const RM: u32 = ${k.group}u;`,
-    `const WG: u32 = ${DECODE_WG}u;`,
-    `const TILE: u32 = ${DECODE_WG}u;`,
-    `const TG: u32 = ${DECODE_WG / d4}u;`,
-    `const CWG: u32 = ${d4}u;`,
     `const PARAMS_BYTES: u32 = ${PARAMS_BYTES}u;`,
     "struct Params {",
     ...PARAM_FIELDS.map(([name, type]) => `  ${name}: ${type},`),
     "}",
     commonBody,
   ];
+  if (pass === "combine") {
+    return [...lines, `const CWG: u32 = ${d4}u;`, unrollLoops(combineBody, { D4: d4 })].join("\n");
+  }
   const bounds = { RM: k.group, D4: d4 };
-  if (pass === "combine") return [...lines, unrollLoops(combineBody, bounds)].join("\n");
   const layout = k.kernel === "paged-decode" ? pagedLayout : contiguousLayout;
+  lines.push(
+    `const RM: u32 = ${k.group}u;`,
+    `const WG: u32 = ${DECODE_WG}u;`,
+    `const TILE: u32 = ${DECODE_WG}u;`,
+    `const TG: u32 = ${DECODE_WG / d4}u;`,
+  );
   return [...lines, layout, unrollLoops(splitBody, bounds)].join("\n");
 }
 
