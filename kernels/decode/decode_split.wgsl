@@ -108,7 +108,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
 
     if t < nt {
       let row = kv_row(seq, kvh, t0 + t);
+      // Zeroed explicitly: naga does not re-zero a var declared without a value in a loop.
       var sc: array<f32, RM>;
+      for (var i = 0u; i < RM; i++) {
+        sc[i] = 0.0;
+      }
       for (var c4 = 0u; c4 < D4; c4++) {
         let kc = vec4<f32>(k[row + c4]);
         count_read(SLOT_K, 4u * T_BYTES);
