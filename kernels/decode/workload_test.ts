@@ -169,3 +169,11 @@ Deno.test("decode shapes: heads a multiple of KV heads, d of 32, 64, 128", () =>
     "sequence 1",
   );
 });
+
+Deno.test("a length-trace file drives a batch and its block tables", async () => {
+  const values = await readLengthTrace("testdata/decode/lengths.txt");
+  assertEquals(values.length, 48);
+  const lens = contextLengths({ kind: "trace", values, count: 16, seed: 1 });
+  assert(lens.every((n) => values.includes(n)));
+  validateBlockTables(lens, buildBlockTables(lens, 16, { seed: 1 }));
+});
