@@ -171,7 +171,9 @@ Deno.test("decode shapes: heads a multiple of KV heads, d of 32, 64, 128", () =>
 });
 
 Deno.test("a length-trace file drives a batch and its block tables", async () => {
-  const values = await readLengthTrace("testdata/decode/lengths.txt");
+  const values = await readLengthTrace(
+    new URL("../../testdata/decode/lengths.txt", import.meta.url).pathname,
+  );
   assertEquals(values.length, 48);
   const lens = contextLengths({ kind: "trace", values, count: 16, seed: 1 });
   assert(lens.every((n) => values.includes(n)));
