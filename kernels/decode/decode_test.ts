@@ -3,7 +3,8 @@ import { UsageError } from "../../cli/errors.ts";
 import { countingBuffers, getKernels, mutantKernels } from "../testing.ts";
 import { tolerance } from "../tolerances.ts";
 import type { DecodeKernelName, DecodeProblem } from "./program.ts";
-import { randomDecodeInputs } from "./reference.ts";
+import { maxRelError } from "../reference.ts";
+import { randomDecodeInputs, referenceDecode } from "./reference.ts";
 import { type PreparedDecode, prepareDecode } from "./run.ts";
 import { assertDecodeClose, checkDecode } from "./testing.ts";
 import { BlockTableError, buildBlockTables, type DecodeShape } from "./workload.ts";
@@ -219,5 +220,25 @@ Deno.test({
       splitTokens: 64,
     });
     assert(shortTile > tolerance("f32"), `a tile short by one: error ${shortTile}`);
+  },
+});
+
+Deno.test({
+  name: "poisoning leaves every element of O NaN: an element the kernel does not write fails",
+  ignore: noGpu,
+  async fn() {
+    const shape: DecodeShape = { lens: [5, 9], heads: 2, kvHeads: 1, d: 64, dtype: "f32" };
+    const p = await prepared({ kernel: "paged-decode", shape });
+    try {
+      const inputs = randomDecodeInputs(shape, 1);
+      await checkDecode(p, 1, inputs); // a real run leaves a finite O behind
+      p.upload(inputs);
+      p.poisonOutput();
+      const out = await p.readOutput();
+      assert(out.every(Number.isNaN), "poisoned");
+      assertEquals(maxRelError(out, referenceDecode(shape, inputs)), Infinity);
+    } finally {
+      p.destroy();
+    }
   },
 });

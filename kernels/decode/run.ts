@@ -85,6 +85,8 @@ export async function prepareDecode(
 
   const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
   const buffers = new Map<DecodeBuffer["name"], GPUBuffer>();
+  device.pushErrorScope("out-of-memory");
+  device.pushErrorScope("validation");
   for (const b of plan.buffers) {
     const usage = b.role === "uniform" ? GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST : STORAGE;
     buffers.set(b.name, device.createBuffer({ label: b.name, size: align16(b.bytes), usage }));
@@ -92,6 +94,15 @@ export async function prepareDecode(
   const counters = plan.count
     ? device.createBuffer({ label: "counters", size: COUNTER_WORDS * 4, usage: STORAGE })
     : null;
+  const validation = await device.popErrorScope();
+  const oom = await device.popErrorScope();
+  if (validation || oom) {
+    for (const b of buffers.values()) b.destroy();
+    counters?.destroy();
+    throw new UsageError(
+      `does not fit: allocating ${plan.kernel}'s buffers failed: ${(oom ?? validation)!.message}`,
+    );
+  }
   const buf = (name: DecodeBuffer["name"]) => buffers.get(name)!;
   const spec = (name: DecodeBuffer["name"]) => plan.buffers.find((b) => b.name === name)!;
 
