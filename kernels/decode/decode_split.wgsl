@@ -14,10 +14,11 @@
 // A workgroup serves all g query heads of one KV head, so every live K and V row is read once.
 //
 // Within a split, the workgroup walks tiles of TILE tokens: thread j scores token j of the tile
-// against the g query vectors (one K row read, d elements); threads 0..g-1 each fold one head's
-// tile into its running max and sum (online softmax) and turn the scores into weights p; then
-// thread (tg, c) adds p_j v_j for the tokens j = tg, tg + TG, ... of the tile into column vec4 c
-// of its accumulators (V read once, coalesced along d). Scores are kept in base 2:
+// against the g query vectors (one K row read, d elements); threads 0..g-1 each take one head's
+// new running maximum over the tile (online softmax); thread j turns its token's scores into
+// weights p; threads 0..g-1 add each head's weights into its running sum while thread (tg, c)
+// adds p_j v_j for the tokens j = tg, tg + TG, ... of the tile into column vec4 c of its
+// accumulators (V read once, coalesced along d). Scores are kept in base 2:
 // s2 = scale * log2(e) * q.k.
 //
 // Where token p of sequence s, KV head kvh lies is the layout's business, given by the prelude:
@@ -126,26 +127,35 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     }
     workgroupBarrier();
 
-    // Thread i < g: head i's tile maximum, weights, and running max and sum.
+    // Thread i < g: head i's new running maximum, and the factor that rescales what came before.
     if t < RM {
       let m_old = m_run[t];
       var mx = m_old;
       for (var j = 0u; j < nt; j++) {
         mx = max(mx, s_tile[t][j]);
       }
-      var sum = 0.0;
-      for (var j = 0u; j < nt; j++) {
-        let p = exp2(s_tile[t][j] - mx);
-        s_tile[t][j] = p;
-        sum += p;
-      }
-      let a = exp2(m_old - mx);
-      alpha[t] = a;
+      alpha[t] = exp2(m_old - mx);
       m_run[t] = mx;
-      l_run[t] = l_run[t] * a + sum;
     }
     workgroupBarrier();
 
+    // Thread j: token j's weight p = 2^(s - m) for every head.
+    if t < nt {
+      for (var i = 0u; i < RM; i++) {
+        s_tile[i][t] = exp2(s_tile[i][t] - m_run[i]);
+      }
+    }
+    workgroupBarrier();
+
+    // The weights are read only from here to the next tile: thread i < g sums head i's into
+    // its running sum while every thread accumulates P V.
+    if t < RM {
+      var sum = 0.0;
+      for (var j = 0u; j < nt; j++) {
+        sum += s_tile[t][j];
+      }
+      l_run[t] = l_run[t] * alpha[t] + sum;
+    }
     for (var i = 0u; i < RM; i++) {
       acc[i] *= alpha[i];
     }
