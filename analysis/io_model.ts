@@ -117,9 +117,27 @@ export function standardAttentionBytes(shape: AttentionShape): TheoreticalTraffi
   checkShape(shape);
   const { n, d } = shape;
   const elementsPerHead = 4 * n * n + 4 * n * d;
+  const bytes = elementsPerHead * dtypeBytes(shape.dtype) * shape.batch * shape.heads;
+  return unblockedTraffic("Algorithm 0", bytes, elementsPerHead);
+}
+
+/**
+ * Idealized traffic of an algorithm without on-chip blocking (no M, Bc, Br, Tc, Tr; density 1).
+ *
+ * @example
+ * ```ts
+ * import { unblockedTraffic } from "./io_model.ts";
+ * console.assert(unblockedTraffic("compulsory", 64, 16).tc === null);
+ * ```
+ */
+export function unblockedTraffic(
+  algorithm: string,
+  bytes: number,
+  elementsPerHead: number,
+): TheoreticalTraffic {
   return {
-    algorithm: "Algorithm 0",
-    bytes: elementsPerHead * dtypeBytes(shape.dtype) * shape.batch * shape.heads,
+    algorithm,
+    bytes,
     elementsPerHead,
     mElements: null,
     bc: null,

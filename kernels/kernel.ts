@@ -55,9 +55,10 @@ export type BufferRole = "input" | "output" | "scratch";
 
 /**
  * WGSL element type of a storage buffer: `T` / `T4` are the storage dtype (f32 or f16) as a
- * scalar or a vec4; `f32` and `u32` are fixed.
+ * scalar or a vec4; `f32`, `u32` and the f32 vectors (a decode kernel's partial states) are
+ * fixed.
  */
-export type WgslElement = "T" | "T4" | "f32" | "u32";
+export type WgslElement = "T" | "T4" | "f32" | "u32" | "vec2<f32>" | "vec4<f32>";
 
 /** One storage buffer of a plan. */
 export interface BufferSpec {
@@ -201,6 +202,14 @@ export interface Kernel {
   readonly summary: string;
   /** What one run computes, for its FLOPs. */
   readonly mode: FlopMode;
+  /**
+   * Which problem the shape describes (absent: `"attention"`). `"attention"`: `[B, H, N, d]`
+   * queries against as many keys. `"decode"`: one query token for each of `batch` sequences and
+   * `heads` query heads against a KV cache of up to `n` tokens; the context lengths, KV heads
+   * and cache layout come in `ProblemRequest.options` (see `kernels/decode/program.ts`), and
+   * tiles are not a knob.
+   */
+  readonly problem?: "attention" | "decode";
   readonly display: DisplayStyle;
   /** Whether the kernel's work follows a block mask (density sweeps vary it; reports show it). */
   readonly sparse: boolean;

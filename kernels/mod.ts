@@ -38,8 +38,17 @@ export {
   KERNELS,
   modeledTraffic,
   planFor,
+  problemOf,
   registerKernel,
 } from "./registry.ts";
+export {
+  BLOCK_SIZES,
+  buildBlockTables,
+  contextLengths,
+  type DecodeOptions,
+  type LengthSpec,
+  readLengthTrace,
+} from "./decode/mod.ts";
 export { maxRelError, referenceAttention, referenceWithLse } from "./reference.ts";
 export { tolerance } from "../core/tolerances.ts";
 export { UsageError } from "../core/errors.ts";

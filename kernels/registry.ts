@@ -11,6 +11,7 @@
 
 import { UsageError } from "../core/errors.ts";
 import { blockSparse } from "./block_sparse/mod.ts";
+import { decode, pagedDecode } from "./decode/mod.ts";
 import { flash } from "./flash/mod.ts";
 import type { CountedBytes, DisplayStyle, Kernel, KernelPlan, ProblemRequest } from "./kernel.ts";
 import type { BlockMask } from "./masks.ts";
@@ -22,6 +23,8 @@ export const KERNELS = {
   standard,
   flash,
   "block-sparse": blockSparse,
+  decode,
+  "paged-decode": pagedDecode,
 } as const satisfies Record<string, Kernel>;
 
 /** Name of a built-in kernel. */
@@ -39,7 +42,9 @@ const loaded = new Map<string, Kernel>();
  * @example
  * ```ts
  * import { allKernels } from "./registry.ts";
- * console.assert(allKernels().map((k) => k.name).join() === "standard,flash,block-sparse");
+ * console.assert(
+ *   allKernels().map((k) => k.name).join() === "standard,flash,block-sparse,decode,paged-decode",
+ * );
  * ```
  */
 export function allKernels(): Kernel[] {
@@ -183,4 +188,18 @@ export function modeledTraffic(
   mask: BlockMask | null,
 ): CountedBytes {
   return planFor(kernel, { shape, tiles, mask: mask ?? undefined }).modeledTraffic();
+}
+
+/**
+ * Which problem a kernel's shape describes: `"attention"` (the default) or `"decode"` (one query
+ * a sequence against a KV cache; tiles are not its knob).
+ *
+ * @example
+ * ```ts
+ * import { problemOf } from "./registry.ts";
+ * console.assert(problemOf("flash") === "attention" && problemOf("paged-decode") === "decode");
+ * ```
+ */
+export function problemOf(kernel: Kernel | string): "attention" | "decode" {
+  return resolveKernel(kernel).problem ?? "attention";
 }

@@ -31,14 +31,25 @@ Deno.test("a registry entry without a Kernel member does not compile", () => {
   const incomplete = { mine: { name: "mine", plan: () => null } };
   // @ts-expect-error: the entry lacks most of Kernel's members
   incomplete satisfies Record<string, Kernel>;
-  assertEquals(BUILTIN_KERNEL_NAMES, ["standard", "flash", "block-sparse"]);
+  assertEquals(BUILTIN_KERNEL_NAMES, [
+    "standard",
+    "flash",
+    "block-sparse",
+    "decode",
+    "paged-decode",
+  ]);
   for (const [key, k] of Object.entries(KERNELS)) assertEquals(k.name, key);
 });
 
 Deno.test("names resolve to kernels; an unknown name is a UsageError listing the kernels", () => {
   assertEquals(resolveKernel("flash"), KERNELS.flash);
-  assertEquals(findKernel("paged-decode"), undefined);
-  assertThrows(() => resolveKernel("paged-decode"), UsageError, "standard, flash, block-sparse");
+  assertEquals(findKernel("paged-decode"), KERNELS["paged-decode"]);
+  assertEquals(findKernel("paged-decod"), undefined);
+  assertThrows(
+    () => resolveKernel("paged-decod"),
+    UsageError,
+    "standard, flash, block-sparse, decode, paged-decode",
+  );
   assertEquals(displayStyle("flash").hue, 212);
   assertEquals(displayStyle("someone-elses").label, "someone-elses");
 });
@@ -90,8 +101,12 @@ for (const kernel of Object.values(KERNELS)) {
       // Modeled traffic has exactly the declared slots.
       assertEquals(Object.keys(plan.modeledTraffic()).sort(), [...plan.slots].sort());
       assert(totalBytes(plan.modeledTraffic()) > 0);
-      assertEquals(plan.denseFlops("fwd"), attentionFlops(s, "fwd"));
-      assertEquals(plan.denseFlops("bwd"), 2.5 * attentionFlops(s, "fwd"));
+      // A decode kernel's shape has one query a sequence: 4 · B · H · n · d (n keys each).
+      const fwd = kernel.problem === "decode"
+        ? 4 * s.batch * s.heads * s.n * s.d
+        : attentionFlops(s, "fwd");
+      assertEquals(plan.denseFlops("fwd"), fwd);
+      assertEquals(plan.denseFlops("bwd"), 2.5 * fwd);
     }
   });
 }

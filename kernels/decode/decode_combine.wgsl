@@ -12,19 +12,15 @@
 // PARAMS_BYTES and the counting helpers, as for the split pass, and decode_common.wgsl its
 // params, lens and sequence_length.
 //
-// Bindings (the same numbers as the split pass for the buffers they share):
-//   @binding(0) params: uniform Params (fields as in decode_split.wgsl)
-//   @binding(4) lens: array<u32>, [seqs]
-//   @binding(6) part_ml: array<vec2<f32>>, [seqs, heads, max_splits]
-//   @binding(7) part_o: array<vec4<f32>>, [seqs, heads, max_splits, D]
-//   @binding(9) o: array<T4>, [seqs, heads, D] (written)
-//   counting only: @binding(8) counters
+// Buffers (declared by the generated header, numbered from the pass's binding list in
+// program.ts; params is binding 0, the counters follow the list in the counting variant):
+//   params: uniform Params (fields as in decode_split.wgsl)
+//   lens: array<u32>, [seqs]
+//   part_ml: array<vec2<f32>>, [seqs, heads, max_splits]
+//   part_o: array<vec4<f32>>, [seqs, heads, max_splits, D]
+//   o: array<T4>, [seqs, heads, D] (written)
 //
 // Grid: (heads, seqs) workgroups of CWG threads.
-
-@group(0) @binding(6) var<storage, read> part_ml: array<vec2<f32>>;
-@group(0) @binding(7) var<storage, read> part_o: array<vec4<f32>>;
-@group(0) @binding(9) var<storage, read_write> o: array<T4>;
 
 const NEG: f32 = -3.0e38;
 
@@ -45,7 +41,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     workgroupBarrier();
     if i0 + t < splits {
       ml_list[t] = part_ml[row * params.max_splits + i0 + t];
-      count_read(SLOT_PARTIAL_ML, 8u);
+      count_read(SLOT_PART_ML, 8u);
     }
     workgroupBarrier();
     let n = min(CWG, splits - i0);
@@ -55,7 +51,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
       let a = exp2(m - mx);
       let b = exp2(ml.x - mx);
       acc = acc * a + part_o[(row * params.max_splits + i0 + i) * D4 + t] * b;
-      count_read(SLOT_PARTIAL_O, 16u);
+      count_read(SLOT_PART_O, 16u);
       l = l * a + ml.y * b;
       m = mx;
     }

@@ -33,7 +33,7 @@
 //   RM               query heads per KV head (g): the query rows each thread owns
 //   WG, TILE         threads per workgroup; tokens per tile (= WG)
 //   TG               threads per column in the P.V step (WG / D4)
-//   Params           the uniforms, generated from PARAM_FIELDS in decode/program.ts:
+//   Params           the uniforms, generated from DECODE_UNIFORMS in decode/program.ts:
 //                      seqs, heads, kv_heads: batch size, query heads, KV heads
 //                      stride: contiguous: rows reserved per (sequence, KV head);
 //                              paged: block-table entries per sequence
@@ -45,24 +45,18 @@
 //   count_read / count_write / count_flush and SLOT_*: the counting variant's instrumentation
 //   params, lens, sequence_length(seq, t): decode_common.wgsl
 //
-// Bindings:
-//   @binding(0) params: uniform Params
-//   @binding(1) q: array<T4>, [seqs, heads, D]
-//   @binding(2) k, @binding(3) v: array<T4>, the KV cache (layout: see the prelude)
-//   @binding(4) lens: array<u32>, [seqs], context length of each sequence (>= 1)
-//   paged only: @binding(5) table: array<u32>, [seqs, stride] block tables
-//   @binding(6) part_ml: array<vec2<f32>>, [seqs, heads, max_splits], (m_i, l_i) (written)
-//   @binding(7) part_o: array<vec4<f32>>, [seqs, heads, max_splits, D] f32, acc_i (written)
-//   counting only: @binding(8) counters
+// Buffers (declared by the generated header, numbered from the pass's binding list in
+// program.ts; params is binding 0, the counters follow the list in the counting variant):
+//   params: uniform Params
+//   q: array<T4>, [seqs, heads, D]
+//   k, v: array<T4>, the KV cache (layout: see the prelude)
+//   lens: array<u32>, [seqs], context length of each sequence (>= 1)
+//   paged only: table: array<u32>, [seqs, stride] block tables
+//   part_ml: array<vec2<f32>>, [seqs, heads, max_splits], (m_i, l_i) (written)
+//   part_o: array<vec4<f32>>, [seqs, heads, max_splits, D] f32, acc_i (written)
 //
 // Grid: (max_splits, kv_heads, seqs) workgroups of WG threads; a workgroup whose split starts at
 // or past its sequence's length reads lens[s] and exits.
-
-@group(0) @binding(1) var<storage, read> q: array<T4>;
-@group(0) @binding(2) var<storage, read> k: array<T4>;
-@group(0) @binding(3) var<storage, read> v: array<T4>;
-@group(0) @binding(6) var<storage, read_write> part_ml: array<vec2<f32>>;
-@group(0) @binding(7) var<storage, read_write> part_o: array<vec4<f32>>;
 
 const NEG: f32 = -3.0e38;
 
@@ -179,13 +173,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
         o4 += red[g * D4 + c];
       }
       part_o[((seq * params.heads + h0 + i) * params.max_splits + split) * D4 + c] = o4;
-      count_write(SLOT_PARTIAL_O, 16u);
+      count_write(SLOT_PART_O, 16u);
     }
   }
   if t < RM {
     let slot = (seq * params.heads + h0 + t) * params.max_splits + split;
     part_ml[slot] = vec2<f32>(m_run[t], l_run[t]);
-    count_write(SLOT_PARTIAL_ML, 8u);
+    count_write(SLOT_PART_ML, 8u);
   }
   count_flush();
 }

@@ -1,15 +1,16 @@
 import { assert, assertEquals } from "@std/assert";
-import { mulberry32 } from "../rng.ts";
+import { mulberry32 } from "../../core/rng.ts";
+import { type CountedBytes, totalBytes } from "../kernel.ts";
 import { getKernels, mutantKernels } from "../testing.ts";
-import { compulsoryDecodeBytes, decodeTotalBytes, modeledDecodeTraffic } from "./modeled.ts";
+import { compulsoryDecodeBytes } from "./modeled.ts";
+import { DECODE_KERNELS, type DecodeKernelName } from "./program.ts";
 import {
-  DECODE_KERNELS,
-  type DecodeBytes,
-  type DecodeKernelName,
+  assertDecodeClose,
+  checkDecode,
   type DecodeProblem,
-} from "./program.ts";
-import { prepareDecode } from "./run.ts";
-import { assertDecodeClose, checkDecode, describeDecode } from "./testing.ts";
+  describeDecode,
+  prepareDecode,
+} from "./testing.ts";
 import { BLOCK_SIZES, contextLengths, type DecodeShape } from "./workload.ts";
 
 // The counting variant of each decode kernel adds up, per binding and direction, the bytes it
@@ -55,12 +56,16 @@ function countCases(seed: number): CountCase[] {
 }
 
 /** The slots where counted and modeled differ, as readable lines. */
-function differences(counted: DecodeBytes, modeled: DecodeBytes): string[] {
+function differences(counted: CountedBytes, modeled: CountedBytes): string[] {
   const out: string[] = [];
-  for (const slot of Object.keys(modeled) as (keyof DecodeBytes)[]) {
+  const slots = (x: CountedBytes) => Object.keys(x).sort().join();
+  if (slots(counted) !== slots(modeled)) {
+    out.push(`slots: counted ${slots(counted)}, modeled ${slots(modeled)}`);
+  }
+  for (const slot of Object.keys(modeled)) {
     for (const dir of ["read", "write"] as const) {
-      const c = counted[slot][dir];
-      const m = modeled[slot][dir];
+      const c = counted[slot]?.[dir] ?? NaN;
+      const m = modeled[slot]![dir];
       if (c !== m) out.push(`${slot}.${dir}: counted ${c}, modeled ${m} (${c - m})`);
     }
   }
@@ -99,28 +104,25 @@ for (const kernel of DECODE_KERNELS) {
     async fn() {
       const failures: string[] = [];
       for (const c of countCases(SEED)) {
-        const p = await prepareDecode(kernels!.gpu, kernels!.cache, problemOf(kernel, c));
+        const p = await prepareDecode(kernels!, problemOf(kernel, c));
         try {
           p.resetCounters();
           const r = await checkDecode(p, c.tableSeed);
           const counted = await p.readCounters();
-          const modeled = modeledDecodeTraffic(p.plan);
+          const modeled = p.plan.modeledTraffic();
           const where = `${c.label}: ${describeDecode(p, c.tableSeed)}`;
           failures.push(...differences(counted, modeled).map((d) => `${where}: ${d}`));
           try {
-            assertDecodeClose(r, "f32"); // the counting variant computes the same O
+            assertDecodeClose(r); // the counting variant computes the same O
           } catch (e) {
             failures.push(`${where}: ${(e as Error).message}`);
           }
           // K and V are the compulsory ones: every live row once; the rest is overhead.
           const kv = compulsoryDecodeBytes(c.shape) - 2 * c.shape.lens.length * c.shape.heads *
               c.shape.d * 4;
-          if (counted.k.read + counted.v.read !== kv) {
-            failures.push(
-              `${where}: K+V read ${counted.k.read + counted.v.read}, compulsory ${kv}`,
-            );
-          }
-          assert(decodeTotalBytes(modeled) >= compulsoryDecodeBytes(c.shape));
+          const kvRead = counted.k!.read + counted.v!.read;
+          if (kvRead !== kv) failures.push(`${where}: K+V read ${kvRead}, compulsory ${kv}`);
+          assert(totalBytes(modeled) >= compulsoryDecodeBytes(c.shape));
         } finally {
           p.destroy();
         }
@@ -141,14 +143,14 @@ Deno.test({
         "count_read(SLOT_K, 4u * T_BYTES);",
         "count_read(SLOT_V, 4u * T_BYTES);",
       );
-      const p = await prepareDecode(mutant.gpu, mutant.cache, { kernel, shape, count: true });
+      const p = await prepareDecode(mutant, { kernel, shape, count: true });
       try {
         assertEquals(mutant.cache.mutated, 1, `${kernel}: K's count not found`);
         p.resetCounters();
         await p.run();
         const counted = await p.readCounters();
-        const modeled = modeledDecodeTraffic(p.plan);
-        assertEquals(decodeTotalBytes(counted), decodeTotalBytes(modeled), kernel);
+        const modeled = p.plan.modeledTraffic();
+        assertEquals(totalBytes(counted), totalBytes(modeled), kernel);
         assertEquals(differences(counted, modeled).map((d) => d.split(":")[0]), [
           "k.read",
           "v.read",
@@ -170,7 +172,7 @@ Deno.test({
       "let end = min(start + params.chunk, len);",
       "let end = min(start + params.chunk, max(len / params.block * params.block, 1u));",
     );
-    const p = await prepareDecode(mutant.gpu, mutant.cache, {
+    const p = await prepareDecode(mutant, {
       kernel: "paged-decode",
       shape,
       blockSize: 16,
@@ -182,10 +184,10 @@ Deno.test({
       p.resetCounters();
       await p.run();
       const counted = await p.readCounters();
-      const modeled = modeledDecodeTraffic(p.plan);
+      const modeled = p.plan.modeledTraffic();
       // 40 = 2·16 + 8 and 100 = 6·16 + 4: 12 rows of K (and V) left unread, 128 bytes each.
-      assertEquals(modeled.k.read - counted.k.read, 12 * 128);
-      assertEquals(modeled.v.read - counted.v.read, 12 * 128);
+      assertEquals(modeled.k!.read - counted.k!.read, 12 * 128);
+      assertEquals(modeled.v!.read - counted.v!.read, 12 * 128);
     } finally {
       p.destroy();
     }

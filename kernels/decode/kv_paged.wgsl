@@ -8,13 +8,11 @@
 // rows past lens[s] are never read. The host validates every table before dispatch (each entry
 // a sequence uses lies in the pool, and the table holds ceil(lens[s] / block) entries).
 //
-//   @binding(5) table: array<u32>, [seqs, stride]
+//   table: array<u32>, [seqs, stride] (bound by the generated header)
 //
 // At the start of each tile of tokens [t0, t0 + nt), threads 0..nb-1 read the nb table entries
 // that cover it (nb <= TILE / 8 + 1 since block >= 8) into workgroup memory; kv_row looks its
 // block up there. So each tile reads each of its blocks' entries once.
-
-@group(0) @binding(5) var<storage, read> table: array<u32>;
 
 const TILE_BLOCKS: u32 = TILE / 8u + 1u;
 var<workgroup> tile_blocks: array<u32, TILE_BLOCKS>;

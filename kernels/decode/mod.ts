@@ -2,49 +2,70 @@
  * Decode attention with a contiguous or a paged KV cache (PagedAttention's block pool and block
  * tables), split across workgroups and combined (flash-decoding); see README.md in this folder.
  *
- * {@linkcode decodePlan} describes a run as data (buffers with roles and bindings, passes with
- * source, cache key, bindings and grid, and the uniforms); {@linkcode prepareDecode} runs it;
- * {@linkcode modeledDecodeTraffic} predicts its bytes per binding; {@linkcode referenceDecode} is
- * the float64 oracle.
+ * Two registry entries: {@linkcode decode} (a contiguous cache per sequence) and
+ * {@linkcode pagedDecode} (a block pool found through block tables). Their plans
+ * ({@linkcode decodePlan}) are run by the generic runner like every kernel's; the problem's
+ * context lengths, KV heads and cache layout come in `ProblemRequest.options`
+ * ({@linkcode DecodeOptions}).
  *
  * @example
- * ```ts ignore
- * import { openGpu } from "../gpu.ts";
- * import { PipelineCache } from "../program.ts";
- * import { prepareDecode, randomDecodeInputs } from "./mod.ts";
- * const gpu = await openGpu();
- * const shape = { lens: [17, 300], heads: 8, kvHeads: 2, d: 128, dtype: "f32" } as const;
- * const p = await prepareDecode(gpu, new PipelineCache(gpu.device), { kernel: "paged-decode", shape });
- * p.upload(randomDecodeInputs(shape, 1));
- * await p.run();
- * const o = await p.readOutput();
+ * ```ts
+ * import { pagedDecode } from "./mod.ts";
+ * const shape = { batch: 2, heads: 8, n: 300, d: 128, dtype: "f16", causal: false } as const;
+ * const plan = pagedDecode.plan({ shape, tiles: { br: 8, bc: 8, rm: 1, tx: 4 },
+ *   options: { lens: [17, 300], kvHeads: 2, blockSize: 16 } });
+ * console.assert(plan.passes().map((p) => p.name).join() === "split,combine");
  * ```
  *
  * @module
  */
 
+import type { Kernel } from "../kernel.ts";
+import { decodeKernel } from "./program.ts";
+
+/** `decode`: one query token per (sequence, head) against a contiguous KV cache. */
+export const decode: Kernel = decodeKernel(
+  "decode",
+  "decode step: one query token per (sequence, head), contiguous KV cache, split-KV + combine",
+  { label: "decode", hue: 42, saturation: 80 },
+  null,
+);
+
+/** `paged-decode`: the same against a paged KV cache (block pool and block tables). */
+export const pagedDecode: Kernel = decodeKernel(
+  "paged-decode",
+  "decode step against a paged KV cache (PagedAttention block tables), split-KV + combine",
+  { label: "paged-decode", hue: 268, saturation: 60 },
+  "decode",
+);
+
 export {
   DECODE_KERNELS,
   DECODE_SLOTS,
+  DECODE_UNIFORMS,
   DECODE_WG,
-  type DecodeBuffer,
-  type DecodeBytes,
+  decodeFlops,
   type DecodeKernelName,
   decodeKey,
   type DecodeKnobs,
-  type DecodePass,
-  type DecodePlan,
+  type DecodeOptions,
   decodePlan,
-  type DecodeProblem,
+  type DecodeSetup,
+  decodeSetup,
+  decodeShapeOf,
   decodeSource,
+  decodeWorkgroupBytes,
   defaultSplitTokens,
   MAX_GROUP,
-  PARAM_FIELDS,
-  paramsBytes,
+  PARAMS_BYTES,
 } from "./program.ts";
-export { compulsoryDecodeBytes, decodeTotalBytes, modeledDecodeTraffic } from "./modeled.ts";
-export { type DecodeInputs, randomDecodeInputs, referenceDecode } from "./reference.ts";
-export { type PreparedDecode, prepareDecode } from "./run.ts";
+export { compulsoryDecodeBytes, modeledDecodeTraffic } from "./modeled.ts";
+export {
+  type DecodeInputs,
+  gatherCache,
+  randomDecodeInputs,
+  referenceDecode,
+} from "./reference.ts";
 export {
   BLOCK_SIZES,
   BlockAllocator,

@@ -1,18 +1,35 @@
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
-import { UsageError } from "../../cli/errors.ts";
-import { COUNTER_BINDING } from "../program.ts";
+import { UsageError } from "../../core/errors.ts";
+import { totalBytes } from "../kernel.ts";
 import { referenceAttention } from "../reference.ts";
-import { compulsoryDecodeBytes, decodeTotalBytes, modeledDecodeTraffic } from "./modeled.ts";
+import { decode, pagedDecode } from "./mod.ts";
+import { compulsoryDecodeBytes } from "./modeled.ts";
 import {
   DECODE_KERNELS,
+  DECODE_UNIFORMS,
+  decodeFlops,
   decodeKey,
   decodePlan,
   decodeSource,
+  decodeWorkgroupBytes,
   defaultSplitTokens,
-  paramsBytes,
 } from "./program.ts";
 import { randomDecodeInputs, referenceDecode } from "./reference.ts";
+import { attentionProblem, type DecodeProblem } from "./testing.ts";
 import { BlockTableError, buildBlockTables, type DecodeShape } from "./workload.ts";
+
+/** Tiles are not a knob of the decode kernels; any will do. */
+const TILES = { br: 8, bc: 8, rm: 1, tx: 4 };
+
+function planOf(p: Omit<DecodeProblem, "count">) {
+  const { shape, options, scale } = attentionProblem(p);
+  return decodePlan(p.kernel === "decode" ? decode : pagedDecode, {
+    shape,
+    tiles: TILES,
+    options,
+    scale,
+  });
+}
 
 Deno.test("reference: the last row of causal attention over the context", () => {
   // Decode of a sequence of length L is row L − 1 of causal attention over those L tokens.
@@ -59,11 +76,10 @@ const SHAPE: DecodeShape = { lens: [100, 5], heads: 2, kvHeads: 1, d: 32, dtype:
 
 Deno.test("plan: buffers, bindings, grids and uniforms", () => {
   const tables = buildBlockTables(SHAPE.lens, 16, { seed: 1 });
-  const plan = decodePlan({ kernel: "paged-decode", shape: SHAPE, tables, splitTokens: 64 });
-  assertEquals(plan.maxSplits, 2);
+  const plan = planOf({ kernel: "paged-decode", shape: SHAPE, tables, splitTokens: 64 });
+  assertEquals(plan.decode.maxSplits, 2);
   const bytes = Object.fromEntries(plan.buffers.map((b) => [b.name, b.bytes]));
   assertEquals(bytes, {
-    params: 32,
     q: 2 * 2 * 32 * 4,
     k: tables.poolBlocks * 16 * 32 * 4,
     v: tables.poolBlocks * 16 * 32 * 4,
@@ -73,41 +89,47 @@ Deno.test("plan: buffers, bindings, grids and uniforms", () => {
     part_o: 2 * 2 * 2 * 32 * 4,
     o: 2 * 2 * 32 * 4,
   });
-  assertEquals(plan.passes.map((p) => [p.name, p.grid, p.workgroupSize]), [
-    ["split", [2, 1, 2], 64],
-    ["combine", [2, 2, 1], 8],
+  assertEquals(plan.passes().map((p) => [p.name, p.grid]), [
+    ["split", [2, 1, 2]],
+    ["combine", [2, 2]],
   ]);
-  assertEquals(plan.params, {
-    seqs: 2,
-    heads: 2,
-    kv_heads: 1,
-    stride: 7,
-    block: 16,
-    chunk: 64,
-    max_splits: 2,
-    scale_log2e: Math.LOG2E / Math.sqrt(32),
-  });
-  const words = new Uint32Array(paramsBytes(plan));
-  assertEquals([...words.subarray(0, 7)], [2, 2, 1, 7, 16, 64, 2]);
-  assertAlmostEquals(new Float32Array(paramsBytes(plan))[7]!, Math.LOG2E / Math.sqrt(32), 1e-7);
-  const contiguous = decodePlan({ kernel: "decode", shape: SHAPE, cap: 128 });
-  assertEquals(contiguous.params.stride, 128);
+  // The lengths and the tables are structure: written once by the runner, never rotated.
+  assertEquals(plan.buffers.filter((b) => b.data).map((b) => b.name), ["lens", "table"]);
+  assertEquals(plan.buffers.filter((b) => b.role === "output").map((b) => b.name), ["o"]);
+  for (const pass of plan.passes()) {
+    const values = Object.fromEntries(pass.uniforms.map((u) => [u.name, u.value]));
+    assertEquals(pass.uniforms.map((u) => u.name), DECODE_UNIFORMS.map(([n]) => n));
+    assertEquals(values.scale_log2e, Math.LOG2E / Math.sqrt(32));
+    delete values.scale_log2e;
+    assertEquals(values, {
+      seqs: 2,
+      heads: 2,
+      kv_heads: 1,
+      stride: 7,
+      block: 16,
+      chunk: 64,
+      max_splits: 2,
+    });
+  }
+  assertEquals(plan.slots, ["q", "k", "v", "o", "uniform", "lens", "part_ml", "part_o", "table"]);
+  const contiguous = planOf({ kernel: "decode", shape: SHAPE, cap: 128 });
+  const stride = contiguous.passes()[0]!.uniforms.find((u) => u.name === "stride")!.value;
+  assertEquals(stride, 128);
+  assert(!contiguous.slots.includes("table"));
   assertEquals(contiguous.buffers.find((b) => b.name === "k")!.bytes, 2 * 128 * 32 * 4);
   assert(!contiguous.buffers.some((b) => b.name === "table"));
 });
 
-Deno.test("plan: every pass binds exactly the buffers its WGSL declares, at their numbers", () => {
+Deno.test("plan: passes declare no binding of their own and use every buffer they bind", () => {
   for (const kernel of DECODE_KERNELS) {
-    for (const count of [false, true]) {
-      const plan = decodePlan({ kernel, shape: SHAPE, count });
-      const numbers = new Map(plan.buffers.map((b) => [b.name, b.binding]));
-      assertEquals(new Set(numbers.values()).size, numbers.size, "binding numbers unique");
-      for (const pass of plan.passes) {
-        const declared = [...pass.source.matchAll(/@binding\((\d+)\) var/g)].map((m) => +m[1]!);
-        const bound = pass.bindings.map((n) => numbers.get(n)!);
-        if (count) bound.push(COUNTER_BINDING);
-        assertEquals(declared.sort(), bound.sort(), `${kernel} ${pass.name} count=${count}`);
+    const plan = planOf({ kernel, shape: SHAPE });
+    for (const pass of plan.passes()) {
+      // Bindings and struct Params come from the generated header, numbered from the list.
+      assert(!/@binding|struct Params/.test(pass.source), `${kernel} ${pass.name}`);
+      for (const b of pass.bindings) {
+        assert(pass.source.includes(`${b.buffer}[`), `${kernel} ${pass.name} binds ${b.buffer}`);
       }
+      for (const [slot] of pass.moves) assert(plan.slots.includes(slot));
     }
   }
 });
@@ -115,24 +137,20 @@ Deno.test("plan: every pass binds exactly the buffers its WGSL declares, at thei
 Deno.test("plan: keys change with every knob that changes the source", () => {
   const seen = new Map<string, string>();
   for (const kernel of DECODE_KERNELS) {
-    for (const dtype of ["f32", "f16"] as const) {
-      for (const d of [64, 128]) {
-        for (const group of [1, 4]) {
-          for (const count of [false, true]) {
-            for (const pass of ["split", "combine"] as const) {
-              const knobs = { kernel, dtype, d, group, count };
-              const key = decodeKey(knobs, pass);
-              const src = decodeSource(knobs, pass);
-              if (seen.has(key)) assertEquals(seen.get(key), src, key);
-              seen.set(key, src);
-            }
-          }
+    for (const d of [64, 128]) {
+      for (const group of [1, 4]) {
+        for (const pass of ["split", "combine"] as const) {
+          const knobs = { kernel, d, group };
+          const key = decodeKey(knobs, pass);
+          const src = decodeSource(knobs, pass);
+          if (seen.has(key)) assertEquals(seen.get(key), src, key);
+          seen.set(key, src);
         }
       }
     }
   }
-  // 2 kernels × 2 dtypes × 2 d × 2 groups × 2 count split keys, 2 × 2 × 2 combine keys.
-  assertEquals(seen.size, 32 + 8);
+  // 2 kernels × 2 d × 2 groups split keys, 2 combine keys (dtype and counting: the runner's).
+  assertEquals(seen.size, 8 + 2);
   assertEquals(new Set(seen.values()).size, seen.size, "distinct keys, distinct sources");
 });
 
@@ -140,35 +158,35 @@ Deno.test("plan: bad problems refused before anything is built", () => {
   const tables = buildBlockTables(SHAPE.lens, 16, { seed: 1 });
   tables.table[0] = tables.poolBlocks + 3;
   assertThrows(
-    () => decodePlan({ kernel: "paged-decode", shape: SHAPE, tables }),
+    () => planOf({ kernel: "paged-decode", shape: SHAPE, tables }),
     BlockTableError,
     "outside the pool",
   );
   const short = buildBlockTables([100, 5], 16, { seed: 1 });
   assertThrows(
-    () =>
-      decodePlan({ kernel: "paged-decode", shape: { ...SHAPE, lens: [120, 5] }, tables: short }),
+    () => planOf({ kernel: "paged-decode", shape: { ...SHAPE, lens: [120, 5] }, tables: short }),
     BlockTableError,
     "sequence 0: context length 120 needs 8 blocks of 16 tokens, its table holds 7",
   );
   assertThrows(
-    () => decodePlan({ kernel: "paged-decode", shape: SHAPE, blockSize: 4 }),
+    () => planOf({ kernel: "paged-decode", shape: SHAPE, blockSize: 4 }),
     UsageError,
     "from 8 to 256",
   );
-  assertThrows(() => decodePlan({ kernel: "decode", shape: SHAPE, cap: 99 }), UsageError, "99");
+  assertThrows(() => planOf({ kernel: "decode", shape: SHAPE, cap: 99 }), UsageError, "99");
   assertThrows(
-    () => decodePlan({ kernel: "decode", shape: SHAPE, blockSize: 16 }),
+    () =>
+      planOf({ kernel: "decode", shape: SHAPE, tables: buildBlockTables([5], 16, { seed: 1 }) }),
     UsageError,
     "paged-decode only",
   );
   assertThrows(
-    () => decodePlan({ kernel: "decode", shape: { ...SHAPE, heads: 32 } }),
+    () => planOf({ kernel: "decode", shape: { ...SHAPE, heads: 32 } }),
     UsageError,
     "at most 16",
   );
   assertThrows(
-    () => decodePlan({ kernel: "decode", shape: SHAPE, splitTokens: 0 }),
+    () => planOf({ kernel: "decode", shape: SHAPE, splitTokens: 0 }),
     UsageError,
     "per split",
   );
@@ -187,8 +205,8 @@ Deno.test("default split: about 512 workgroups, whole tiles, never more splits t
 Deno.test("modeled bytes of paged-decode, worked by hand", () => {
   // Sequences of 100 and 5 tokens, 2 query heads on 1 KV head, d = 32 f32 (128 bytes a row),
   // splits of 64, blocks of 16. Split grid 2 × 1 × 2 = 4 workgroups, combine 2 × 2 = 4.
-  const plan = decodePlan({ kernel: "paged-decode", shape: SHAPE, splitTokens: 64 });
-  const t = modeledDecodeTraffic(plan);
+  const plan = planOf({ kernel: "paged-decode", shape: SHAPE, splitTokens: 64 });
+  const t = plan.modeledTraffic();
   // Uniforms (32 bytes) and a length (4) per workgroup, 8 workgroups.
   assertEquals(t.uniform, { read: 8 * 32, write: 0 });
   assertEquals(t.lens, { read: 8 * 4, write: 0 });
@@ -200,23 +218,27 @@ Deno.test("modeled bytes of paged-decode, worked by hand", () => {
   // Table: tile [0, 64) blocks 0–3, tile [64, 100) blocks 4–6, tile [0, 5) block 0: 8 entries.
   assertEquals(t.table, { read: 8 * 4, write: 0 });
   // Partials: 3 live splits × 2 heads, (m, l) 8 bytes and 32 f32 each, written and read once.
-  assertEquals(t.partialMl, { read: 48, write: 48 });
-  assertEquals(t.partialO, { read: 6 * 128, write: 6 * 128 });
+  assertEquals(t.part_ml, { read: 48, write: 48 });
+  assertEquals(t.part_o, { read: 6 * 128, write: 6 * 128 });
   assertEquals(t.o, { read: 0, write: 4 * 128 });
   // Contiguous: the same without the table.
-  const c = modeledDecodeTraffic(decodePlan({ kernel: "decode", shape: SHAPE, splitTokens: 64 }));
-  assertEquals(c, { ...t, table: { read: 0, write: 0 } });
+  const c = planOf({ kernel: "decode", shape: SHAPE, splitTokens: 64 }).modeledTraffic();
+  const { table: _, ...rest } = t;
+  assertEquals(c, rest);
   // Splits of 40 cut tiles across blocks: [0,40) blocks 0–2, [40,80) 2–4, [80,100) 5–6, and
   // [0,5) block 0: 9 entries; with blocks of 256 one entry a tile: 4.
   const at = (splitTokens: number, blockSize: number) =>
-    modeledDecodeTraffic(
-      decodePlan({ kernel: "paged-decode", shape: SHAPE, splitTokens, blockSize }),
-    ).table.read;
+    planOf({ kernel: "paged-decode", shape: SHAPE, splitTokens, blockSize }).modeledTraffic()
+      .table!.read;
   assertEquals(at(40, 16), 9 * 4);
   assertEquals(at(40, 256), 4 * 4);
   // Compulsory: K and V once (2 · 105 · 128), Q and O once (2 · 4 · 128).
   assertEquals(compulsoryDecodeBytes(SHAPE), 2 * 105 * 128 + 2 * 4 * 128);
-  assert(decodeTotalBytes(t) > compulsoryDecodeBytes(SHAPE));
+  assert(totalBytes(t) > compulsoryDecodeBytes(SHAPE));
+  assertEquals(plan.lowerBoundBytes(), compulsoryDecodeBytes(SHAPE));
+  // FLOPs: 4 · 105 tokens · 2 heads · 32.
+  assertEquals(plan.flops("fwd"), 4 * 105 * 2 * 32);
+  assertEquals(decodeFlops(SHAPE, "bwd"), 2.5 * plan.flops("fwd"));
 });
 
 Deno.test("modeled K and V bytes are the compulsory ones for any split", () => {
@@ -228,9 +250,28 @@ Deno.test("modeled K and V bytes are the compulsory ones for any split", () => {
       d: 64,
       dtype: "f16",
     };
-    const t = modeledDecodeTraffic(decodePlan({ kernel: "paged-decode", shape, splitTokens }));
+    const t = planOf({ kernel: "paged-decode", shape, splitTokens }).modeledTraffic();
     const kv = 495 * 2 * 64 * 2;
-    assertEquals([t.k.read, t.v.read], [kv, kv]);
-    assertEquals(t.q.read + t.o.write >= 2 * 6 * 8 * 64 * 2, true);
+    assertEquals([t.k!.read, t.v!.read], [kv, kv]);
+    assertEquals(t.q!.read + t.o!.write >= 2 * 6 * 8 * 64 * 2, true);
   }
+});
+
+Deno.test("the shape and the options must agree; unknown options are refused", () => {
+  const shape = { batch: 2, heads: 2, n: 100, d: 32, dtype: "f32", causal: false } as const;
+  const plan = (options: Record<string, unknown>) =>
+    decodePlan(decode, { shape, tiles: TILES, options });
+  assertThrows(() => plan({ lens: [100] }), UsageError, "1 context lengths for a batch of 2");
+  assertThrows(() => plan({ lens: [5, 99] }), UsageError, "the longest context is 99");
+  assertThrows(() => plan({ kvHeads: 3 }), UsageError, "multiple of KV heads");
+  assertThrows(() => plan({ blockSz: 16 }), UsageError, "unknown decode option blockSz");
+  assertThrows(() => plan({ lens: [0, 100] }), UsageError, "sequence 0");
+  // Without options: every sequence n tokens long, as many KV heads as query heads.
+  assertEquals(plan({}).decode.shape.lens, [100, 100]);
+  assertEquals(plan({}).decode.shape.kvHeads, 2);
+  // Tiles are not a knob: any tiles, the same plan.
+  const other = decode.plan({ shape, tiles: { br: 64, bc: 64, rm: 4, tx: 8 } });
+  assertEquals(other.passes().map((p) => p.key), plan({}).passes().map((p) => p.key));
+  assertEquals(decode.tileProblem(64, { br: 3, bc: 5, rm: 7, tx: 9 }), null);
+  assert(decodeWorkgroupBytes(128) <= 16384, "fits WebGPU's default workgroup memory");
 });

@@ -4,8 +4,8 @@
  * @module
  */
 
-import { mulberry32, randomNormal } from "../rng.ts";
-import { type DecodeShape, queryElements } from "./workload.ts";
+import { mulberry32, randomNormal } from "../../core/rng.ts";
+import { type BlockTables, type DecodeShape, queryElements } from "./workload.ts";
 
 /** Q `[sequences, heads, d]` and the contiguous K and V caches `[sequences, kvHeads, cap, d]`. */
 export interface DecodeInputs {
@@ -101,4 +101,41 @@ export function randomDecodeInputs(
     return x;
   };
   return { q, k: cache(), v: cache(), cap };
+}
+
+/**
+ * The contiguous cache `[sequences, kvHeads, longest, d]` read back out of a paged pool through
+ * the block tables (the inverse of `pageCache` for the live tokens); rows past a sequence's
+ * length hold NaN.
+ *
+ * @example
+ * ```ts
+ * import { buildBlockTables, pageCache } from "./workload.ts";
+ * import { gatherCache } from "./reference.ts";
+ * const t = buildBlockTables([3, 1], 8, { seed: 1 });
+ * const c = new Float32Array([1, 2, 3, 4, NaN, NaN]);
+ * const back = gatherCache(pageCache(c, [3, 1], 1, 1, 3, t), [3, 1], 1, 1, t);
+ * console.assert(back[2] === 3 && back[3] === 4 && Number.isNaN(back[4]!));
+ * ```
+ */
+export function gatherCache(
+  pool: Float32Array,
+  lens: readonly number[],
+  kvHeads: number,
+  d: number,
+  t: BlockTables,
+): Float32Array {
+  const cap = Math.max(...lens);
+  const b = t.blockSize;
+  const out = new Float32Array(lens.length * kvHeads * cap * d).fill(NaN);
+  lens.forEach((n, s) => {
+    for (let h = 0; h < kvHeads; h++) {
+      for (let p = 0; p < n; p++) {
+        const block = t.table[s * t.stride + Math.floor(p / b)]!;
+        const src = ((block * kvHeads + h) * b + (p % b)) * d;
+        out.set(pool.subarray(src, src + d), ((s * kvHeads + h) * cap + p) * d);
+      }
+    }
+  });
+  return out;
 }

@@ -1,26 +1,83 @@
 /**
- * Helpers of the decode kernels' tests: one checked run (fresh inputs with NaN past every
- * sequence's length, outputs poisoned, one run, max relative error against the float64
- * reference) and a case label to replay it. For tests only.
+ * Helpers of the decode kernels' tests: a decode problem in the decode's own terms
+ * ({@linkcode DecodeProblem}: lengths, heads and KV heads, block size, split) turned into the
+ * registry's problem, prepared by the generic runner, checked by the generic check (fresh inputs
+ * with NaN in every cache slot no live token fills, O poisoned, one run, the float64 reference),
+ * and a case label to replay it. For tests only.
  *
  * @module
  */
 
-import { AssertionError } from "@std/assert";
-import { maxRelError } from "../reference.ts";
-import { tolerance } from "../tolerances.ts";
-import type { PreparedDecode } from "./run.ts";
-import { type DecodeInputs, randomDecodeInputs, referenceDecode } from "./reference.ts";
+import type { AttentionKernels, AttentionProblem, PreparedAttention } from "../attention.ts";
+import { prepareAttention } from "../attention.ts";
+import type { AttentionShape } from "../../core/shapes.ts";
+import { assertClose, checkPrepared, type CheckResult } from "../testing.ts";
+import type { DecodeKernelName, DecodeOptions, DecodeSetup } from "./program.ts";
+import type { BlockTables, DecodeShape } from "./workload.ts";
 
-/** One checked decode run. */
-export interface DecodeCheck {
-  /** max |out − ref| / max |ref|; Infinity when any element of `out` is not finite. */
-  error: number;
-  out: Float32Array;
-  ref: Float64Array;
-  inputs: DecodeInputs;
-  /** Kernel, shape, split, block size and seed, to replay the case. */
-  label: string;
+/** A decode problem in the decode's terms. */
+export interface DecodeProblem {
+  kernel: DecodeKernelName;
+  shape: DecodeShape;
+  blockSize?: number;
+  tables?: BlockTables;
+  tableSeed?: number;
+  cap?: number;
+  splitTokens?: number;
+  count?: boolean;
+  scale?: number;
+}
+
+/**
+ * The registry's problem for a decode problem: `batch` = sequences, `n` = the longest context,
+ * the rest in the options.
+ *
+ * @example
+ * ```ts
+ * import { attentionProblem } from "./testing.ts";
+ * const p = attentionProblem({ kernel: "decode",
+ *   shape: { lens: [3, 9], heads: 4, kvHeads: 2, d: 64, dtype: "f32" } });
+ * console.assert(p.shape.batch === 2 && p.shape.n === 9);
+ * ```
+ */
+export function attentionProblem(p: DecodeProblem): AttentionProblem {
+  const { lens, heads, kvHeads, d, dtype } = p.shape;
+  const shape: AttentionShape = {
+    batch: lens.length,
+    heads,
+    n: Math.max(...lens),
+    d,
+    dtype,
+    causal: false,
+  };
+  const options: DecodeOptions = { lens, kvHeads };
+  for (const key of ["blockSize", "tables", "tableSeed", "cap", "splitTokens"] as const) {
+    if (p[key] !== undefined) Object.assign(options, { [key]: p[key] });
+  }
+  return { kernel: p.kernel, shape, options, count: p.count, scale: p.scale };
+}
+
+/** The decode setup of a prepared decode kernel (its plan carries it). */
+export function setupOf(p: PreparedAttention): DecodeSetup {
+  const setup = (p.plan as unknown as { decode?: DecodeSetup }).decode;
+  if (!setup) throw new Error(`${p.kernel.name} is not a decode kernel`);
+  return setup;
+}
+
+/**
+ * Prepares a decode problem on the generic runner.
+ *
+ * @example
+ * ```ts ignore
+ * import { prepareDecode } from "./testing.ts";
+ * const p = await prepareDecode(kernels, { kernel: "paged-decode", shape });
+ * ```
+ */
+export function prepareDecode(
+  kernels: AttentionKernels,
+  problem: DecodeProblem,
+): Promise<PreparedAttention> {
+  return prepareAttention(kernels, attentionProblem(problem));
 }
 
 /**
@@ -32,19 +89,20 @@ export interface DecodeCheck {
  * console.log(describeDecode(prepared, 1));
  * ```
  */
-export function describeDecode(p: PreparedDecode, seed: number): string {
-  const { plan } = p;
-  const s = plan.shape;
-  const lens = s.lens.length > 8
-    ? `${s.lens.slice(0, 8).join(",")},… (${s.lens.length})`
-    : s.lens.join(",");
-  return `${plan.kernel} lens=[${lens}] heads=${s.heads}/${s.kvHeads} d=${s.d} ${s.dtype} ` +
-    `split=${plan.splitTokens}${plan.tables ? ` block=${plan.tables.blockSize}` : ""} seed ${seed}`;
+export function describeDecode(p: PreparedAttention, seed: number): string {
+  const s = setupOf(p);
+  const lens = s.shape.lens.length > 8
+    ? `${s.shape.lens.slice(0, 8).join(",")},… (${s.shape.lens.length})`
+    : s.shape.lens.join(",");
+  return `${s.kernel} lens=[${lens}] heads=${s.shape.heads}/${s.shape.kvHeads} d=${s.shape.d} ` +
+    `${s.shape.dtype} split=${s.splitTokens}${
+      s.tables ? ` block=${s.tables.blockSize}` : ""
+    } seed ${seed}`;
 }
 
 /**
- * Uploads inputs drawn with `seed` (or `inputs`), poisons O and the partials, runs once and
- * compares O with the float64 reference.
+ * The generic check (inputs drawn with `seed`, O poisoned, one run, every output against the
+ * float64 reference), labelled with the decode case.
  *
  * @example
  * ```ts ignore
@@ -52,31 +110,20 @@ export function describeDecode(p: PreparedDecode, seed: number): string {
  * const { error } = await checkDecode(prepared, 7);
  * ```
  */
-export async function checkDecode(
-  p: PreparedDecode,
-  seed: number,
-  inputs: DecodeInputs = randomDecodeInputs(p.plan.shape, seed, p.plan.cap ?? undefined),
-): Promise<DecodeCheck> {
-  p.upload(inputs);
-  p.poisonOutput();
-  await p.run();
-  const out = await p.readOutput();
-  const ref = referenceDecode(p.plan.shape, inputs);
-  return { error: maxRelError(out, ref), out, ref, inputs, label: describeDecode(p, seed) };
+export async function checkDecode(p: PreparedAttention, seed: number): Promise<CheckResult> {
+  const r = await checkPrepared(p, seed);
+  return { ...r, label: describeDecode(p, seed) };
 }
 
 /**
- * Throws unless the run is within its dtype's tolerance (NaN anywhere never is).
+ * Throws unless the run is finite and within its dtype's tolerance.
  *
  * @example
  * ```ts ignore
  * import { assertDecodeClose, checkDecode } from "./testing.ts";
- * assertDecodeClose(await checkDecode(prepared, 7), "f32");
+ * assertDecodeClose(await checkDecode(prepared, 7));
  * ```
  */
-export function assertDecodeClose(r: DecodeCheck, dtype: "f32" | "f16"): void {
-  const bound = tolerance(dtype);
-  if (!(r.error <= bound)) {
-    throw new AssertionError(`${r.label}: max relative error ${r.error} exceeds ${bound}`);
-  }
+export function assertDecodeClose(r: CheckResult): void {
+  assertClose(r);
 }
