@@ -50,6 +50,8 @@ export interface KvSequence {
   len: number;
   /** Length the sequence will have when it finishes (≥ len); `len` when absent. */
   final?: number;
+  /** Of `len`, the prompt's tokens (the rest were generated), where known. */
+  prompt?: number;
 }
 
 /** The memory schemes the model compares. */
@@ -429,6 +431,6 @@ export function sharegptSnapshot(seed: number, count: number, maxLen: number): K
     const output = int(1, 2 * SHAREGPT_MEANS.output - 1);
     const final = Math.min(maxLen, prompt + output);
     const len = Math.min(final, prompt + int(0, output));
-    return { len, final };
+    return { len, final, prompt: Math.min(prompt, len) };
   });
 }

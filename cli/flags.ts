@@ -17,7 +17,7 @@ import {
   type MaskKind,
 } from "../core/shapes.ts";
 import type { Kernel } from "../kernels/kernel.ts";
-import { allKernels, BUILTIN_KERNEL_NAMES } from "../kernels/registry.ts";
+import { allKernels, BUILTIN_KERNEL_NAMES, problemOf } from "../kernels/registry.ts";
 
 /** The shape flags every command takes. */
 export const SHAPE_STRING_FLAGS = [
@@ -50,7 +50,7 @@ export interface ShapeOptions {
 /** Help text lines of the shape flags, for each command's `--help`. */
 export const SHAPE_HELP = `Shape flags:
   --kernels LIST      comma list of ${BUILTIN_KERNEL_NAMES.join(", ")} and kernels loaded with
-                      --kernel-module (default: all)
+                      --kernel-module (default: all but the decode kernels)
   --n LIST            sequence lengths: comma list and/or power-of-two ranges like 256..16384
   --d D               head dimension: 32, 64 or 128 (default: 64)
   --batch B           batch size
@@ -212,7 +212,8 @@ export function shapeOptions(
     return typeof v === "string" ? v : undefined;
   };
   const known = allKernels();
-  let kernels: Kernel[] = known;
+  // By default the attention kernels; the decode kernels (another problem) when named.
+  let kernels: Kernel[] = known.filter((k) => problemOf(k) === "attention");
   const kernelText = str("kernels");
   if (kernelText !== undefined) {
     kernels = [];

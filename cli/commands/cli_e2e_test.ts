@@ -102,7 +102,10 @@ const BAD_SHAPES: [string[], string][] = [
   [["--d", "48"], `--d must be one of 32, 64, 128, got "48"`],
   [["--density", "0"], `--density must be a number in (0, 1]`],
   [["--density", "1.5"], `--density must be a number in (0, 1]`],
-  [["--kernels", "nope"], `--kernels must be one of standard, flash, block-sparse, got "nope"`],
+  [
+    ["--kernels", "nope"],
+    `--kernels must be one of standard, flash, block-sparse, decode, paged-decode, got "nope"`,
+  ],
   [["--dtype", "f64"], `--dtype must be one of f32, f16, got "f64"`],
 ];
 
