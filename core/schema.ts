@@ -111,6 +111,23 @@ export interface RunRecord {
    * modeled bytes each moves (uniform reads left out) and the bandwidth that makes.
    */
   passes?: PassRecord[];
+  /**
+   * Decode kernels only: the workload. `batch` is then the number of sequences, `n` the longest
+   * context, `heads` the query heads (one query token each).
+   */
+  decode?: RunDecode;
+}
+
+/** The workload of a decode run (`RunRecord.decode`). */
+export interface RunDecode {
+  /** Context length of each sequence (tokens in its KV cache). */
+  contexts: number[];
+  /** KV heads (fewer than `heads`: grouped-query attention). */
+  kvHeads: number;
+  /** Tokens per KV block (paged kernels); null for a contiguous cache. */
+  blockSize: number | null;
+  /** How the lengths were made: `fixed`, `uniform:LO..HI`, `trace:FILE` or `list`. */
+  lengths: string;
 }
 
 /** One dispatch of a multi-pass kernel, timed alone. */
@@ -133,6 +150,10 @@ export interface PeerRecord {
   tflops: number | null;
   gpu: string;
   error?: string;
+  /** `peer_sdpa.py --decode`: one query token per row against a KV cache of `n` tokens. */
+  decode?: boolean;
+  /** Decode peers: GB/s of reading K and V once. */
+  gbs?: number;
 }
 
 /** The whole results file. */
@@ -163,5 +184,17 @@ export function runKey(r: RunRecord): string {
     `s${r.density}`,
     `${r.mask ?? "dense"}`,
     `t${r.tile.br}x${r.tile.bc}x${r.tile.rm}x${r.tile.tx}`,
+    ...(r.decode ? decodeKeyParts(r.decode) : []),
   ].join("/");
+}
+
+/** A decode run's workload in its key: KV heads, block size and a digest of the lengths. */
+function decodeKeyParts(d: RunDecode): string[] {
+  let h = 0x811c9dc5;
+  for (const c of d.contexts.join(",")) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193);
+  return [
+    `kv${d.kvHeads}`,
+    d.blockSize === null ? "contiguous" : `block${d.blockSize}`,
+    `ctx${d.contexts.length}-${(h >>> 0).toString(16)}`,
+  ];
 }

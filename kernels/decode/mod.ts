@@ -39,6 +39,19 @@ export const pagedDecode: Kernel = decodeKernel(
   "decode",
 );
 
+/**
+ * Whether a kernel is the paged decode kernel (takes a block size and block tables).
+ *
+ * @example
+ * ```ts
+ * import { decode, isPagedDecode, pagedDecode } from "./mod.ts";
+ * console.assert(isPagedDecode(pagedDecode) && !isPagedDecode(decode));
+ * ```
+ */
+export function isPagedDecode(kernel: Kernel): boolean {
+  return kernel === pagedDecode;
+}
+
 export {
   DECODE_KERNELS,
   DECODE_SLOTS,

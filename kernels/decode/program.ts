@@ -222,7 +222,9 @@ export function decodeSetup(
       buildBlockTables(shape.lens, blockSize, { seed: options.tableSeed ?? 1 });
     validateBlockTables(shape.lens, tables);
   } else {
-    if (options.tables) throw new UsageError("block tables apply to paged-decode only");
+    if (options.tables || options.blockSize !== undefined) {
+      throw new UsageError("block tables and block size apply to paged-decode only");
+    }
     cap = options.cap ?? longest;
     if (!Number.isInteger(cap) || cap < longest) {
       throw new UsageError(

@@ -181,6 +181,11 @@ Deno.test("plan: bad problems refused before anything is built", () => {
     "paged-decode only",
   );
   assertThrows(
+    () => planOf({ kernel: "decode", shape: SHAPE, blockSize: 16 }),
+    UsageError,
+    "paged-decode only",
+  );
+  assertThrows(
     () => planOf({ kernel: "decode", shape: { ...SHAPE, heads: 32 } }),
     UsageError,
     "at most 16",
