@@ -55,7 +55,10 @@ export interface MeasureOptions {
   minTimeMs: number;
   countIo: boolean;
   verify: boolean;
-  /** Bytes of on-chip memory for the paper's model (the adapter's workgroup storage). */
+  /**
+   * On-chip memory M in bytes for the paper's model: `bench` passes the adapter's
+   * `maxComputeWorkgroupStorageSize`; every record stores it as `hbmBytes.sramBytes`.
+   */
   sramBytes: number;
 }
 
@@ -160,8 +163,8 @@ export async function measureRun(
 }
 
 /**
- * Everything known before the kernel runs: the configuration, FLOPs and the byte models at the
- * mask's real density, and the footprint, so a run that is skipped (does not fit) still
+ * Everything known before the kernel runs: the configuration, FLOPs and the byte models with the
+ * mask the kernel runs (and the M and s the theoretical count used), and the footprint, so a run that is skipped (does not fit) still
  * records what it would have moved and allocated.
  */
 function baseRecord(
@@ -172,6 +175,7 @@ function baseRecord(
 ): RunRecord {
   const { kernel, shape, tiles } = spec;
   const density = mask?.density ?? 1;
+  const theory = theoreticalBytes(kernel, shape, { sramBytes: opts.sramBytes, mask });
   const warnings: string[] = [];
   if (mask && density < spec.mask.density - 1 / mask.bits.length) {
     warnings.push(
@@ -200,10 +204,12 @@ function baseRecord(
     tflops: null,
     tflopsDenseEquivalent: null,
     hbmBytes: {
-      theoretical: theoreticalBytes(kernel, shape, { sramBytes: opts.sramBytes, density }).bytes,
+      theoretical: theory.bytes,
       modeled: modeledBytes,
-      lowerBound: lowerBoundBytes(shape),
+      lowerBound: lowerBoundBytes(shape, mask),
       counted: null,
+      sramBytes: opts.sramBytes,
+      theoreticalDensity: theory.density,
     },
     achievedGBs: null,
     footprintBytes: footprintBytes(kernel, shape, { tiles, maskNnz: mask?.nnz }),

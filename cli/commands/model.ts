@@ -142,8 +142,11 @@ one alone
 
 Columns: tiles br×bc each kernel runs with; theoretical, the paper's count for M; query-outer,
 our flash loop order's count with its br; modeled, the exact bytes our kernels move with their
-tiles (kernels/modeled.ts); block-sparse uses its real mask (--mask, --density, --seed) on its
-tiles and reports the density that mask reaches.
+tiles (kernels/modeled.ts); lower bound, the compulsory bytes. block-sparse uses its real mask
+(--mask, --density, --seed) on its tiles and reports the density that mask reaches; its
+theoretical count visits Algorithm 5's Br×Bc blocks holding an entry of that mask, and its lower
+bound counts only the rows the mask uses. With --causal every column skips what lies above the
+diagonal. bench uses the adapter's maxComputeWorkgroupStorageSize as M and records it.
 Bytes are HBM reads plus writes of all batch·heads heads, in decimal units (1 MB = 10^6 B).
 Formulas and sources: analysis/IO_MODEL.md.`;
 
@@ -275,15 +278,22 @@ export interface KernelModel {
   kernel: KernelName;
   /** Tiles modeled, or null when none fits M. */
   tiles: Tiles | null;
-  /** s used for this kernel: the mask's real density for block-sparse, 1 otherwise. */
+  /**
+   * s of the kernel's FLOPs: the density its mask reaches on its own tiles for block-sparse, 1
+   * otherwise (the theoretical count's s, on Algorithm 5's grid, is `theoretical.density`).
+   */
   density: number;
   /** Block-sparse's mask; null for the other kernels and when there are no tiles. */
   mask: MaskModel | null;
   theoretical: TheoreticalTraffic;
-  /** Query-outer loop-order count with the kernel's br (flash only), bytes. */
+  /**
+   * Query-outer loop-order count with the kernel's br (flash only), bytes; when causal, each query
+   * block reads only the keys up to its last row.
+   */
   queryOuterBytes: number | null;
   /** The kernels' modeled bytes, or null when not wired in or without tiles. */
   modeledBytes: number | null;
+  /** Compulsory bytes; for block-sparse only the rows its mask uses. */
   lowerBoundBytes: number;
   flops: number;
   /** FLOPs per byte of theoretical and of modeled traffic. */
@@ -346,6 +356,8 @@ export interface ModelReport {
  */
 export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
   const tiles = opts.kernels.map((kernel) => chooseTiles(kernel, opts));
+  const elements = Math.floor(opts.sramBytes / dtypeBytes(opts.dtype));
+  const block = ceilDiv(elements, 4 * opts.d);
   const sizes = opts.ns.map((n): SizeModel => {
     const shape = shapeAt(opts, n);
     const kernels = opts.kernels.map((kernel, i): KernelModel => {
@@ -360,10 +372,20 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
           seed: opts.seed,
         })
         : null;
-      const density = kernel !== "block-sparse" ? 1 : blockMask?.density ?? opts.density;
+      // Without tiles the kernel cannot run; the theoretical count then builds the mask on
+      // Algorithm 5's own Br × Bc grid.
+      const theoryMask = kernel !== "block-sparse" ? null : blockMask ?? makeMask({
+        kind: opts.mask,
+        n,
+        br: Math.min(block, opts.d),
+        bc: block,
+        density: opts.density,
+        seed: opts.seed,
+      });
+      const density = theoryMask?.density ?? 1;
       const theoretical = theoreticalBytes(kernel, shape, {
         sramBytes: opts.sramBytes,
-        density,
+        mask: theoryMask,
       });
       const modeled = t === null ? null : deps.modeled?.(kernel, shape, t, blockMask) ?? null;
       const modeledBytes = modeled !== null && modeled > 0 ? modeled : null;
@@ -391,7 +413,7 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
           ? flashQueryOuterBytes(shape, t.br)
           : null,
         modeledBytes,
-        lowerBoundBytes: lowerBoundBytes(shape),
+        lowerBoundBytes: lowerBoundBytes(shape, theoryMask),
         flops: flopCount,
         intensity: {
           theoretical: arithmeticIntensity(flopCount, theoretical.bytes),
@@ -414,9 +436,6 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
     };
   });
 
-  const elements = Math.floor(opts.sramBytes / dtypeBytes(opts.dtype));
-  const block = ceilDiv(elements, 4 * opts.d);
-
   let blockSizes: ModelReport["blockSizes"] = null;
   if (opts.blockSizes !== null) {
     const bs = opts.blockSizes;
@@ -429,7 +448,6 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
           blocks: ceilDiv(n, b),
           flashTheoreticalBytes: theoreticalBytes("flash", shape, {
             sramBytes: opts.sramBytes,
-            density: 1,
             bc: b,
             br: b,
           }).bytes,
@@ -506,7 +524,8 @@ export function renderModel(report: ModelReport): string[] {
       `${attention}${sparse}`,
   );
   lines.push(
-    `M = ${sram.bytes} bytes = ${sram.elements} ${sram.dtype} elements; ` +
+    `M = ${sram.bytes} bytes = ${sram.elements} ${sram.dtype} elements (--sram; bench uses the ` +
+      `adapter's maxComputeWorkgroupStorageSize and records it as hbmBytes.sramBytes); ` +
       `Algorithm 1: Bc = ⌈M/4d⌉ = ${sram.bc}, Br = min(⌈M/4d⌉, d) = ${sram.br}`,
   );
   const bySram = c.tiles.some((t) => t.source === "sram");
@@ -524,6 +543,19 @@ export function renderModel(report: ModelReport): string[] {
     `HBM bytes read + written by all heads, decimal units (1 MB = 10^6 B); ` +
       `query-outer uses flash's br; FLOP/B on theoretical bytes`,
   );
+  if (c.causal) {
+    lines.push(
+      `causal: every column skips what lies above the diagonal: theoretical and the block-size ` +
+        `table Algorithm 1's blocks wholly above it, query-outer the keys past each query ` +
+        `block's last row, modeled our kernels' key blocks on their own tiles`,
+    );
+  }
+  if (c.kernels.includes("block-sparse")) {
+    lines.push(
+      `block-sparse: theoretical visits Algorithm 5's Br×Bc blocks that hold an entry of the ` +
+        `mask (s on that grid below); lower bound: only the rows of Q, K, V, O the mask uses`,
+    );
+  }
   const flashBr = c.tiles.find((t) => t.kernel === "flash")?.tiles?.br;
   for (const size of report.sizes) {
     // flash and block-sparse share M, Bc, Br, Tc and the causal fraction.
@@ -570,7 +602,8 @@ export function renderModel(report: ModelReport): string[] {
       if (k.mask === null) continue;
       lines.push(
         `${k.kernel} mask: s = ${k.mask.density.toFixed(3)} reached, ${k.mask.nnz} of ` +
-          `${k.mask.blocks} blocks kept (target ${k.mask.targetDensity})`,
+          `${k.mask.blocks} blocks kept (target ${k.mask.targetDensity}); on Algorithm 5's ` +
+          `${k.theoretical.br}×${k.theoretical.bc} grid s = ${k.theoretical.density.toFixed(3)}`,
       );
     }
     const r = size.standardOverFlash;
@@ -584,7 +617,8 @@ export function renderModel(report: ModelReport): string[] {
     lines.push(
       "",
       `HBM traffic vs block size at N = ${bs.n} (paper Figure 2, middle): ` +
-        `flash theoretical with Bc = Br = B, query-outer with br = B`,
+        `flash theoretical with Bc = Br = B, query-outer with br = B` +
+        (c.causal ? ` (both skip what lies above the diagonal)` : ""),
     );
     lines.push(
       ...table(
