@@ -425,8 +425,15 @@ function bytesChart(results: ResultsFile[], labels: string[]): ChartSpec {
       runs.map((r) => ({
         x: r.n,
         y: r.hbmBytes[what],
-        tip: `n=${r.n}: ${fmtBytes(r.hbmBytes[what])} ${what}\n` +
-          `floor (Q, K, V read once, O written once) ${fmtBytes(r.hbmBytes.lowerBound)}`,
+        tip: `n=${r.n}: ${fmtBytes(r.hbmBytes[what])} ${what}` +
+          (what === "theoretical" && r.hbmBytes.sramBytes !== undefined
+            ? ` (M = ${r.hbmBytes.sramBytes} B)`
+            : "") +
+          `\nfloor (${
+            r.kernel === "block-sparse"
+              ? "the rows of Q, K, V, O the mask uses"
+              : "Q, K, V read once, O written once"
+          }) ${fmtBytes(r.hbmBytes.lowerBound)}`,
       })).filter(positive);
     series.push({
       label: `${name} modeled`,
@@ -472,9 +479,11 @@ function bytesChart(results: ResultsFile[], labels: string[]): ChartSpec {
       }).filter(positive),
     });
   });
-  // The compulsory floor depends on the shape but not the kernel.
+  // The compulsory floor of dense attention depends on the shape only; block-sparse's depends on
+  // its mask too (its tooltips give it).
   const floors = new Map<string, Map<number, number>>();
   for (const { run: r } of all) {
+    if (r.kernel === "block-sparse") continue;
     const key = `${r.dtype} d=${r.d} b=${r.batch} h=${r.heads}`;
     const m = floors.get(key) ?? new Map<number, number>();
     m.set(r.n, r.hbmBytes.lowerBound);

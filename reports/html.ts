@@ -300,6 +300,15 @@ function ceilingText(f: ResultsFile, what: "copy" | "fma" | "launch" | "clock"):
   return `${fmtNum(v)} ${{ copy: "GB/s", fma: "TFLOP/s", launch: "µs" }[what]}`;
 }
 
+/** The M (bytes) the file's theoretical counts assumed, from its runs' `hbmBytes.sramBytes`. */
+function sramText(f: ResultsFile): string {
+  const values = [...new Set(f.runs.map((r) => r.hbmBytes?.sramBytes))];
+  const known = values.filter((v): v is number => typeof v === "number").sort((a, b) => a - b);
+  if (known.length === 0) return "not recorded (file written before M was recorded)";
+  const text = known.map((v) => `${fmtMem(v)} (${v} B)`).join(", ");
+  return values.length > known.length ? `${text}; not recorded for some runs` : text;
+}
+
 function devicesSection(results: ResultsFile[], labels: string[]): SafeHtml {
   const multi = results.length > 1;
   const row = (name: string, cell: (f: ResultsFile, i: number) => SafeHtml | string) =>
@@ -328,6 +337,7 @@ function devicesSection(results: ResultsFile[], labels: string[]): SafeHtml {
     row("FMA peak", (f) => ceilingText(f, "fma")),
     row("Launch overhead", (f) => ceilingText(f, "launch")),
     row("Clock", (f) => ceilingText(f, "clock")),
+    row("IO model M (theoretical bytes)", sramText),
     ...limitKeys.map((k) => row(k, limit(k))),
     row("Features", features),
   ];

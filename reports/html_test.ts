@@ -179,3 +179,14 @@ Deno.test("markup escapes interpolations; jsonForScript round-trips", () => {
   assert(!/[<>&\u2028\u2029]/.test(json));
   assertEquals(JSON.parse(json), value);
 });
+
+Deno.test("the devices table states the M the theoretical bytes assumed, or that it is unknown", async () => {
+  const old = await loadFixture(SAMPLE_PATH);
+  assert(old.runs.every((r) => r.hbmBytes.sramBytes === undefined), "the fixture predates M");
+  assertStringIncludes(renderHtml([old]), "not recorded (file written before M was recorded)");
+  const recorded = await loadFixture(SAMPLE_PATH);
+  for (const r of recorded.runs) r.hbmBytes.sramBytes = 32768;
+  const page = renderHtml([recorded]);
+  assertStringIncludes(page, "IO model M (theoretical bytes)");
+  assertMatch(page, /IO model M \(theoretical bytes\)<\/th><td>[^<]*\(32768 B\)<\/td>/);
+});

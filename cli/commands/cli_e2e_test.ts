@@ -257,6 +257,18 @@ Deno.test({
         assert(run.hbmBytes.modeled > 0, what);
         assert(run.maxRelError !== null && run.maxRelError <= 1e-4, `${what}: ${run.maxRelError}`);
         assertEquals(run.timeMs?.samples.length, 3, what);
+        // Every parameter of the theoretical count is recorded; the floor holds; whole bytes.
+        assertEquals(
+          run.hbmBytes.sramBytes,
+          device!.limits.maxComputeWorkgroupStorageSize,
+          `${what}: M recorded`,
+        );
+        const s = run.hbmBytes.theoreticalDensity;
+        assert(s !== undefined && s > 0 && s <= 1, `${what}: s ${s}`);
+        if (run.kernel !== "block-sparse") assertEquals(s, 1, what);
+        assert(Number.isInteger(run.hbmBytes.theoretical), `${what}: ${run.hbmBytes.theoretical}`);
+        assert(run.hbmBytes.modeled >= run.hbmBytes.lowerBound, `${what}: modeled ≥ lower bound`);
+        assert(run.hbmBytes.theoretical >= run.hbmBytes.lowerBound, `${what}: theoretical ≥ floor`);
       }
 
       const html = await Deno.readTextFile(`${out}/report.html`);
