@@ -9,7 +9,7 @@
  */
 
 import type { ResultsFile, RunRecord, TimeStats } from "../analysis/schema.ts";
-import { OUTLIER_Z } from "../analysis/stats.ts";
+import { median, OUTLIER_Z } from "../analysis/stats.ts";
 import { fmtMs, fmtNum, fmtVendor } from "../reports/mod.ts";
 import { formatTable } from "./table.ts";
 
@@ -100,23 +100,31 @@ export function runsTable(runs: RunRecord[]): string[] {
   return formatTable(header, rows);
 }
 
+/** Outliers farther than this from the median (relative) are worth a warning. */
+const OUTLIER_MATTERS = 0.05;
+
 /**
  * Warnings about how far a run's timing can be trusted: statistical outliers among its samples
- * (modified z-score), and the run's own warnings (a cold first run, samples under the timer's
- * resolution).
+ * (modified z-score) when one lies at least 5% from the median (a tight run's "outliers" a few
+ * µs off are noise, not news), and the run's own warnings (a cold first run, samples under the
+ * timer's resolution, not verified).
  */
 export function timingWarnings(runs: RunRecord[]): string[] {
   const out: string[] = [];
   for (const r of runs) {
     const t = r.timeMs;
-    if (t && t.outliers.length > 0) {
-      const values = t.outliers.map((i) => t.samples[i]).filter((v) => v !== undefined)
-        .map((v) => fmtMs(v!));
+    const values = (t?.outliers ?? []).map((i) => t?.samples[i]).filter((v) => v !== undefined);
+    const far = t ? values.filter((v) => Math.abs(v! / t.median - 1) >= OUTLIER_MATTERS) : [];
+    if (t && far.length > 0) {
+      const worst = far.reduce((
+        a,
+        b,
+      ) => (Math.abs(b! - t.median) > Math.abs(a! - t.median) ? b : a))!;
       out.push(
-        `${runName(r)}: ${t.outliers.length} of ${t.samples.length} samples are statistical ` +
-          `outliers (modified z-score > ${OUTLIER_Z}: ${values.slice(0, 4).join(", ")}` +
-          `${values.length > 4 ? ", …" : ""}); the median holds, but rerun on a quiet machine ` +
-          "if it matters",
+        `${runName(r)}: ${values.length} of ${t.samples.length} samples are statistical ` +
+          `outliers (modified z-score > ${OUTLIER_Z}), the farthest ${fmtMs(worst)} against a ` +
+          `median of ${fmtMs(t.median)}; the median holds, but rerun on a quiet machine if it ` +
+          "matters",
       );
     }
     for (const w of r.warnings ?? []) out.push(`${runName(r)}: ${w}`);
@@ -125,23 +133,61 @@ export function timingWarnings(runs: RunRecord[]): string[] {
 }
 
 /**
- * A ratio of two medians with its uncertainty propagated from each run's standard deviation
- * relative to its mean, as hyperfine does: r·√((σa/μa)² + (σb/μb)²).
+ * A run's relative spread: 1.4826 × the median absolute deviation over the median (the robust
+ * counterpart of σ/μ, so a few outliers do not swamp it); σ/μ with fewer than 3 samples.
+ *
+ * @example
+ * ```ts
+ * import { relativeSpread } from "./bench_summary.ts";
+ * const t = { median: 10, mean: 14, stdev: 9, samples: [10, 10, 10, 11, 30] };
+ * console.assert(Math.abs(relativeSpread(t) - 0) < 1e-12); // MAD = 0: the 30 does not count
+ * ```
+ */
+export function relativeSpread(
+  t: Pick<TimeStats, "median" | "mean" | "stdev" | "samples">,
+): number {
+  const xs = t.samples ?? [];
+  if (xs.length >= 3 && t.median > 0) {
+    return 1.4826 * median(xs.map((x) => Math.abs(x - t.median))) / t.median;
+  }
+  return t.mean > 0 ? t.stdev / t.mean : 0;
+}
+
+/**
+ * A ratio of two medians with its uncertainty propagated from each run's relative spread, as
+ * hyperfine propagates σ/μ: r·√(sa² + sb²).
  *
  * @example
  * ```ts
  * import { ratioWithError } from "./bench_summary.ts";
- * const a = { median: 4, mean: 4, stdev: 0 }, b = { median: 1, mean: 1, stdev: 0 };
+ * const a = { median: 4, mean: 4, stdev: 0, samples: [] }, b = { median: 1, mean: 1, stdev: 0, samples: [] };
  * console.assert(ratioWithError(a, b).ratio === 4 && ratioWithError(a, b).error === 0);
  * ```
  */
 export function ratioWithError(
-  slow: Pick<TimeStats, "median" | "mean" | "stdev">,
-  fast: Pick<TimeStats, "median" | "mean" | "stdev">,
+  slow: Pick<TimeStats, "median" | "mean" | "stdev" | "samples">,
+  fast: Pick<TimeStats, "median" | "mean" | "stdev" | "samples">,
 ): { ratio: number; error: number } {
   const ratio = slow.median / fast.median;
-  const rel = (t: typeof slow) => (t.mean > 0 ? t.stdev / t.mean : 0);
-  return { ratio, error: ratio * Math.hypot(rel(slow), rel(fast)) };
+  return { ratio, error: ratio * Math.hypot(relativeSpread(slow), relativeSpread(fast)) };
+}
+
+/**
+ * A ratio and its error, as hyperfine writes them: the ratio to 3 significant digits, the error
+ * to the same decimals (one significant digit more when that would round it to 0).
+ *
+ * @example
+ * ```ts
+ * import { fmtRatio } from "./bench_summary.ts";
+ * console.assert(fmtRatio(2.4371, 0.0096) === "2.44 ± 0.01");
+ * console.assert(fmtRatio(16.12, 1.07) === "16.1 ± 1.1" && fmtRatio(3, 0.04) === "3 ± 0.04");
+ * ```
+ */
+export function fmtRatio(ratio: number, error: number): string {
+  const r = fmtNum(ratio);
+  const decimals = (r.split(".")[1] ?? "").length;
+  const e = error.toFixed(decimals);
+  return `${r} ± ${Number(e) === 0 && error > 0 ? fmtNum(error, 1) : e}`;
 }
 
 function shapeKey(r: RunRecord): string {
@@ -184,7 +230,7 @@ export function relativeSummary(runs: RunRecord[]): string[] {
       const { ratio, error } = faster
         ? ratioWithError(ref.timeMs, r.timeMs)
         : ratioWithError(r.timeMs, ref.timeMs);
-      return `  ${name(r)} ran ${fmtNum(ratio)} ± ${fmtNum(error, 2)} times ` +
+      return `  ${name(r)} ran ${fmtRatio(ratio, error)} times ` +
         `${faster ? "faster" : "slower"} than ${name(ref)} at N = ${r.n}`;
     });
   const s = pick[0]!;

@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import {
   fmtRate,
+  fmtRatio,
   maskText,
   passLines,
   progressText,
@@ -12,7 +13,7 @@ import {
 } from "./bench_summary.ts";
 import { parseResults } from "../analysis/results_io.ts";
 import type { ResultsFile } from "../analysis/schema.ts";
-import { fmtNum } from "../reports/mod.ts";
+import { fmtMs } from "../reports/mod.ts";
 
 const DEFAULT_SWEEP = new URL("../testdata/reports/default_sweep_llvmpipe.json", import.meta.url);
 const H200 = new URL("../docs/h200/results.json", import.meta.url);
@@ -47,9 +48,12 @@ Deno.test("relative summary: how many times faster than standard, with its error
   const { ratio, error } = ratioWithError(std, fl);
   assertEquals(ratio, std.median / fl.median);
   assert(error > 0 && error < ratio / 10);
+  // The robust spread: block-sparse's bimodal samples at N = 1024 do not swamp the error.
+  const bs = f.runs.find((r) => r.kernel === "block-sparse" && r.n === 1024)!.timeMs!;
+  assert(ratioWithError(std, bs).error < ratioWithError(std, bs).ratio / 10);
   assert(
     lines.includes(
-      `  flash ran ${fmtNum(ratio)} ± ${fmtNum(error, 2)} times faster than standard at N = 1024`,
+      `  flash ran ${fmtRatio(ratio, error)} times faster than standard at N = 1024`,
     ),
     lines.join("\n"),
   );
@@ -66,15 +70,24 @@ Deno.test("relative summary: how many times faster than standard, with its error
 Deno.test("warnings: outliers and the run's own (cold first run) are named with the run", async () => {
   const f = await load(H200);
   const r = structuredClone(f.runs.find((x) => x.kernel === "flash" && x.n === 512)!);
+  r.timeMs!.samples[3] = r.timeMs!.median * 1.5;
   r.timeMs!.outliers = [0, 3];
   r.warnings = ["first run took 50 ms, 20× the median: caches or compilation were cold"];
   const w = timingWarnings([r]);
   assertEquals(w.length, 2);
   assertStringIncludes(w[0] ?? "", "flash n=512 d=64 b×h=32×16 f32 tile ");
   assertStringIncludes(w[0] ?? "", "2 of 20 samples are statistical outliers");
+  assertStringIncludes(w[0] ?? "", `the farthest ${fmtMs(r.timeMs!.median * 1.5)}`);
+  // Outliers a few µs off a tight median are not worth a warning.
+  const tight = structuredClone(r);
+  tight.timeMs!.samples[3] = tight.timeMs!.median * 1.001;
+  tight.warnings = [];
+  assertEquals(timingWarnings([tight]), []);
   assertStringIncludes(w[1] ?? "", "first run took 50 ms");
   const quiet = f.runs.filter((x) => x.timeMs?.outliers.length === 0 && x.warnings.length === 0);
   assertEquals(timingWarnings(quiet), []);
+  // The bimodal block-sparse run at N = 1024 (1.13 ms, some 5.74 ms) is warned about.
+  assert(timingWarnings(f.runs).some((l) => /^block-sparse n=1024 .*outliers.*5\.74 ms/.test(l)));
   // The H200 file's cold first runs are recorded and now printed.
   const cold = timingWarnings(f.runs).filter((l) => l.includes("first run took"));
   assertEquals(
