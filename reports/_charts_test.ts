@@ -1,4 +1,10 @@
-import { assert, assertAlmostEquals, assertEquals, assertStringIncludes } from "@std/assert";
+import {
+  assert,
+  assertAlmostEquals,
+  assertEquals,
+  assertMatch,
+  assertStringIncludes,
+} from "@std/assert";
 import { attainableTflops, buildCharts, type ChartSpec, speedupPairs } from "./_charts.ts";
 import {
   DEFAULT_SWEEP_PATH,
@@ -8,7 +14,7 @@ import {
   SAMPLE_PATH,
   sparseFixture,
 } from "./_fixtures.ts";
-import { spread } from "./_chart_common.ts";
+import { pct, spread } from "./_chart_common.ts";
 import { headlines } from "./_headline.ts";
 import { fmtNum, isTimed } from "./_format.ts";
 import { percentile } from "../analysis/stats.ts";
@@ -233,4 +239,26 @@ Deno.test("headline: speedup and byte ratio over standard at the largest common 
   assertStringIncludes(lines[0] ?? "", `moves ${fewer}× fewer bytes`);
   assert(lines.some((l) => l.startsWith("Best throughput: ") && l.includes("of the measured FMA")));
   assert(lines.some((l) => l.startsWith("standard does not fit the device at N = 2048")));
+});
+
+Deno.test("headline of the sweeps: block sizes against the IO model, sparse against dense", async () => {
+  const bs = headlines(
+    await loadFixture(H200_PATH.replace("results.json", "results-blocksize.json")),
+  );
+  assertEquals(bs.length, 1);
+  assertMatch(
+    bs[0] ?? "",
+    /^Block sizes, flash at N = 4096: fastest tile \d+×\d+ \(.+\) of the 3 timed; /,
+  );
+  const f = await loadFixture(H200_PATH.replace("results.json", "results-density.json"));
+  const dense = f.runs.find((r) => r.kernel === "flash" && r.n === 4096 && isTimed(r))!;
+  const sparse = f.runs.filter((r) => r.mask !== null && r.n === 4096 && isTimed(r))
+    .sort((a, b) => a.density - b.density)[0]!;
+  const ratio = fmtNum(dense.timeMs!.median / sparse.timeMs!.median);
+  assertStringIncludes(
+    headlines(f)[0] ?? "",
+    `Density, N = 4096: block-sparse at ${
+      pct(sparse.density)
+    } of the blocks runs ${ratio}× faster than dense flash`,
+  );
 });

@@ -7,8 +7,8 @@
  */
 
 import type { ResultsFile, RunRecord } from "../analysis/schema.ts";
-import { fmtNum, isDoesNotFit, isTimed } from "./_format.ts";
-import { BASELINE_KERNEL, kernelOrder, kernelStyle } from "./_kernel_style.ts";
+import { fmtMs, fmtNum, isDoesNotFit, isTimed } from "./_format.ts";
+import { BASELINE_KERNEL, DENSE_KERNEL, kernelOrder, kernelStyle } from "./_kernel_style.ts";
 import { speedupPairs } from "./_chart_speedup.ts";
 import { pct } from "./_chart_common.ts";
 
@@ -24,7 +24,9 @@ function config(r: RunRecord): string {
 /**
  * Headline sentences of one results file: per other kernel, its speedup and byte ratio over the
  * baseline at the largest N both ran; the best throughput and its share of the FMA peak; the
- * first N at which a kernel no longer fits. Empty when nothing was timed.
+ * sizes at which a kernel does not fit; for a block-size sweep the fastest tile beside the IO
+ * model's pick, for a density sweep the sparse kernel against the dense one. Empty when nothing
+ * was timed.
  *
  * @example
  * ```ts
@@ -80,6 +82,51 @@ export function headlines(f: ResultsFile): string[] {
   for (const [k, ns] of misses) {
     const list = [...new Set(ns)].sort((a, b) => a - b).join(", ");
     out.push(`${name(k)} does not fit the device at N = ${list} (skipped).`);
+  }
+  out.push(...sweepHeadlines(f));
+  return out;
+}
+
+function ratioWords(a: number, b: number): string {
+  return a <= b ? `${fmtNum(b / a)}× faster than` : `${fmtNum(a / b)}× slower than`;
+}
+
+/** Block-size sweep: the fastest tile beside the IO model's; density sweep: sparse vs dense. */
+function sweepHeadlines(f: ResultsFile): string[] {
+  const out: string[] = [];
+  const timed = f.runs.filter(isTimed);
+  const byKey = new Map<string, typeof timed>();
+  for (const r of timed.filter((r) => r.sweep === "block-size")) {
+    const key = JSON.stringify([r.kernel, r.n, r.d, r.dtype, r.causal]);
+    byKey.set(key, [...(byKey.get(key) ?? []), r]);
+  }
+  for (const runs of byKey.values()) {
+    if (runs.length < 2) continue;
+    const fastest = runs.reduce((a, b) => (b.timeMs.median < a.timeMs.median ? b : a));
+    const fewest = runs.reduce((a, b) => (b.hbmBytes.modeled < a.hbmBytes.modeled ? b : a));
+    const tile = (r: RunRecord) => `${r.tile.br}×${r.tile.bc}`;
+    const model = fewest === fastest
+      ? "the IO model (fewest bytes) picks the same"
+      : `the IO model's pick (fewest bytes) ${tile(fewest)} (${fmtMs(fewest.timeMs.median)})`;
+    out.push(
+      `Block sizes, ${name(fastest.kernel)} at N = ${fastest.n}: fastest tile ${tile(fastest)} ` +
+        `(${fmtMs(fastest.timeMs.median)}) of the ${runs.length} timed; ${model}.`,
+    );
+  }
+  const dense = timed.filter((r) => r.sweep === "density" && r.kernel === DENSE_KERNEL);
+  for (const d of dense) {
+    const sparse = timed.filter((r) =>
+      r.sweep === "density" && r.mask !== null && r.n === d.n && r.d === d.d &&
+      r.dtype === d.dtype && r.causal === d.causal
+    ).sort((a, b) => a.density - b.density);
+    const lo = sparse[0];
+    const hi = sparse.at(-1);
+    if (!lo || !hi || lo === hi) continue;
+    out.push(
+      `Density, N = ${d.n}: ${name(lo.kernel)} at ${pct(lo.density)} of the blocks runs ` +
+        `${ratioWords(lo.timeMs.median, d.timeMs.median)} dense ${name(d.kernel)}, at ` +
+        `${pct(hi.density)} ${ratioWords(hi.timeMs.median, d.timeMs.median)} it.`,
+    );
   }
   return out;
 }

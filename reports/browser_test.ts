@@ -11,6 +11,7 @@
 
 import { assert, assertEquals } from "@std/assert";
 import { renderHtml } from "./html.ts";
+import { buildCharts } from "./_charts.ts";
 import { CHROMIUM_PATH, type PageReport } from "./_chromium.ts";
 import {
   DEFAULT_SWEEP_PATH,
@@ -173,7 +174,11 @@ function assertReadable(r: PageReport, kernels: string[]): void {
     }
   }
   const runtime = rd.charts.find((c) => c.id === "chart-runtime");
-  if (!runtime) throw new Error(`${where}: no runtime chart`);
+  if (!runtime) {
+    // Only a file without a sweep over N (a block-size or density sweep) has no runtime chart.
+    assertEquals(kernels, [], `${where}: no runtime chart`);
+    return;
+  }
   for (const k of kernels) {
     const line = runtime.datasets.find((d) => d.label === k || d.label.startsWith(`${k} (`));
     if (!line) throw new Error(`${where}: no runtime line for ${k}`);
@@ -182,34 +187,43 @@ function assertReadable(r: PageReport, kernels: string[]): void {
 }
 
 browserTest(
-  "the default sweep's report and the H200 report read at a glance (screenshots saved)",
+  "the default sweep's report and every H200 results file's report read at a glance",
   async () => {
     // Screenshots go to $ATTNBENCH_SCREENSHOTS when set (kept), else to a temporary folder.
     const keep = Deno.env.get("ATTNBENCH_SCREENSHOTS");
     const dir = keep ?? await Deno.makeTempDir({ prefix: "attnbench_readable_" });
     await Deno.mkdir(dir, { recursive: true });
     try {
-      const defaults = await loadFixture(DEFAULT_SWEEP_PATH);
-      const h200 = await loadFixture(H200_PATH);
-      const files = [`${dir}/default.html`, `${dir}/h200.html`];
-      await Deno.writeTextFile(files[0]!, renderHtml([defaults]));
-      await Deno.writeTextFile(files[1]!, renderHtml([h200]));
-      const [d, h] = await inspect(files, ["--screenshot", `${dir}/report.png`]);
-      if (!d || !h) throw new Error("missing page reports");
-      assertClean(d, 10 - 2); // no block-size or density sweep in either
-      assertClean(h, 10 - 2);
-      const kernels = (f: typeof h200) => [
-        ...new Set(f.runs.filter((r) => r.sweep === "n" && r.status === "ok").map((r) => r.kernel)),
-      ];
-      assertReadable(d, kernels(defaults));
-      assertReadable(h, kernels(h200));
-      for (
-        const png of ["report_0.png", "report_0_charts.png", "report_1.png", "report_1_charts.png"]
-      ) {
-        const bytes = await Deno.readFile(`${dir}/${png}`);
-        assertEquals([...bytes.slice(1, 4)], [80, 78, 71], `${png} is a PNG`); // "PNG"
-        assert(bytes.length > 20_000, `${png} is only ${bytes.length} bytes`);
+      // The default `deno task bench` sweep (fixture) first, then docs/h200/results*.json.
+      const h200Dir = H200_PATH.slice(0, H200_PATH.lastIndexOf("/"));
+      const h200Files = [...Deno.readDirSync(h200Dir)].map((e) => e.name)
+        .filter((n) => /^results.*\.json$/.test(n)).sort();
+      assert(h200Files.length >= 7, `H200 results files: ${h200Files}`);
+      const inputs = [DEFAULT_SWEEP_PATH, ...h200Files.map((n) => `${h200Dir}/${n}`)];
+      const results = await Promise.all(inputs.map(loadFixture));
+      const files = inputs.map((_, i) => `${dir}/report_${i}.html`);
+      for (const [i, f] of results.entries()) await Deno.writeTextFile(files[i]!, renderHtml([f]));
+      const pages = await inspect(files, ["--screenshot", `${dir}/report.png`]);
+      assertEquals(pages.length, inputs.length);
+      for (const [i, page] of pages.entries()) {
+        const f = results[i]!;
+        const drawn = buildCharts([f], ["x"]).filter((c) => c.series.length > 0).length;
+        assertClean(page, drawn);
+        const kernels = [
+          ...new Set(
+            f.runs.filter((r) => r.sweep === "n" && r.status === "ok").map((r) => r.kernel),
+          ),
+        ];
+        assertReadable(page, kernels);
+        for (const png of [`report_${i}.png`, `report_${i}_charts.png`]) {
+          const bytes = await Deno.readFile(`${dir}/${png}`);
+          assertEquals([...bytes.slice(1, 4)], [80, 78, 71], `${png} is a PNG`); // "PNG"
+          assert(bytes.length > 20_000, `${png} is only ${bytes.length} bytes`);
+        }
       }
+      // The two reports the issue was about draw every chart a sweep over N has.
+      assertEquals(pages[0]?.canvases.length, 8);
+      assertEquals(pages[1 + h200Files.indexOf("results.json")]?.canvases.length, 8);
     } finally {
       if (!keep) await Deno.remove(dir, { recursive: true });
     }
