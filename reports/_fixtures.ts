@@ -15,6 +15,12 @@ export const SAMPLE_PATH: string =
 export const SAMPLE_H100_PATH: string =
   new URL("../testdata/reports/sample_results_h100.json", import.meta.url).pathname;
 
+/** A default `deno task bench` sweep recorded on llvmpipe (the fallback adapter's defaults). */
+export const DEFAULT_SWEEP_PATH: string =
+  new URL("../testdata/reports/default_sweep_llvmpipe.json", import.meta.url).pathname;
+/** The committed H200 results (d64 sweep with the PyTorch peers) that `docs/h200/` shows. */
+export const H200_PATH: string = new URL("../docs/h200/results.json", import.meta.url).pathname;
+
 /**
  * Reads and validates a fixture (a fresh copy each call, so tests may mutate it).
  *

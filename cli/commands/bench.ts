@@ -19,7 +19,7 @@ import {
   shapeOptions,
 } from "../flags.ts";
 import { type MeasureOptions, measureRun, type RunSpec } from "../bench_runner.ts";
-import { formatTable } from "../table.ts";
+import { progressText, summaryLines } from "../bench_summary.ts";
 import { loadTuned, tunedKey } from "../tuned.ts";
 import { VERSION } from "../version.ts";
 import {
@@ -139,9 +139,15 @@ export const benchCommand: Command = {
     });
     requireDtype(gpu, o.dtype);
     if (fallback) {
+      // Say which defaults were chosen for the fallback adapter, and only those.
+      const chosen = [
+        flags.n === undefined ? `--n ${FALLBACK_NS[0]}..${FALLBACK_NS.at(-1)}` : "",
+        flags.heads === undefined ? `--heads ${FALLBACK_HEADS}` : "",
+        flags.batch === undefined ? `batch·N = ${FALLBACK_TOKENS} tokens` : "",
+      ].filter((x) => x !== "");
       io.err(
         `fallback (software) adapter "${gpu.info.description}": timings say nothing about a ` +
-          `GPU; using a small default sweep`,
+          `GPU${chosen.length > 0 ? `; small defaults for it: ${chosen.join(", ")}` : ""}`,
       );
     }
     const tuned = await loadTuned(str("tuned"), gpu.info);
@@ -167,8 +173,12 @@ export const benchCommand: Command = {
       ceilings = await measureCeilings(gpu, { quick: fallback });
     }
     const runs: RunRecord[] = [];
+    const started = performance.now();
     for (const [i, spec] of specs.entries()) {
-      io.progress(progressBar(i, specs.length, `${spec.kernel} n=${spec.shape.n}`));
+      const { shape, tiles } = spec;
+      const label = `${spec.kernel} n=${shape.n} b×h=${shape.batch}×${shape.heads} ` +
+        `tile ${tiles.br}x${tiles.bc}`;
+      io.progress(progressText(i, specs.length, label, performance.now() - started, io.isTerminal));
       runs.push(await measureRun(kernels, spec, { ...measure, sramBytes, warmupMs }));
     }
     io.progress("");
@@ -292,12 +302,6 @@ function blockSizeTiles(base: Tiles, br: number): Tiles {
   return { ...base, br, rm };
 }
 
-function progressBar(done: number, total: number, label: string): string {
-  const width = 24;
-  const fill = Math.round((done / total) * width);
-  return `[${"#".repeat(fill)}${".".repeat(width - fill)}] ${done}/${total} ${label}`;
-}
-
 async function readPeers(path: string): Promise<PeerRecord[]> {
   let text: string;
   try {
@@ -366,54 +370,5 @@ async function writeOutputs(
 }
 
 function printSummary(results: ResultsFile, io: Output): void {
-  const c = results.ceilings;
-  io.out(
-    `device: ${results.device.description}${results.device.isFallbackAdapter ? " (fallback)" : ""}`,
-  );
-  if (c) {
-    io.out(
-      `ceilings: copy ${c.copyGBs?.toFixed(1)} GB/s, FMA ${c.fmaTflops?.toFixed(2)} TFLOP/s, ` +
-        `launch ${c.launchOverheadUs?.toFixed(1)} µs (${c.clock})`,
-    );
-  }
-  const rows = results.runs.map((r) => [
-    r.kernel,
-    r.dtype,
-    String(r.n),
-    String(r.d),
-    `${r.batch}×${r.heads}`,
-    r.causal ? "causal" : "",
-    r.kernel === "block-sparse" ? r.density.toFixed(3) : "",
-    `${r.tile.br}x${r.tile.bc}`,
-    r.status === "ok" ? r.timeMs!.median.toPrecision(4) : r.status,
-    r.tflops === null ? "" : r.tflops.toFixed(2),
-    (r.hbmBytes.modeled / 1e6).toPrecision(4),
-    r.achievedGBs === null ? "" : r.achievedGBs.toFixed(0),
-    r.maxRelError === null ? "" : r.maxRelError.toExponential(1),
-  ]);
-  const header = [
-    "kernel",
-    "dtype",
-    "n",
-    "d",
-    "b×h",
-    "mask",
-    "density",
-    "tile",
-    "median ms",
-    "TFLOP/s",
-    "HBM MB",
-    "GB/s",
-    "rel err",
-  ];
-  for (const line of formatTable(header, rows)) io.out(line);
-  for (const r of results.runs) {
-    if (r.status !== "ok") io.out(`${r.kernel} n=${r.n}: ${r.status}: ${r.reason}`);
-    if (r.passes) {
-      const parts = r.passes.map((p) =>
-        `${p.name} ${p.medianMs.toPrecision(3)} ms (${p.achievedGBs.toFixed(0)} GB/s)`
-      );
-      io.out(`${r.kernel} n=${r.n} passes: ${parts.join(", ")}`);
-    }
-  }
+  for (const line of summaryLines(results)) io.out(line);
 }

@@ -198,9 +198,10 @@ Deno.test({
     await withTempDir(async (out) => {
       const r = await attnbench([
         ...["bench", "--kernels", "standard", "--n", String(n), "--heads", "1", "--batch", "1"],
-        ...["--reps", "1", "--no-ceilings", "--no-report", "--out", out],
+        ...["--reps", "1", "--no-ceilings", "--no-report", "--out", out, "--quiet"],
       ]);
       assertEquals(r.code, 0, show(r));
+      assert(!/^bench \d+\/\d+:/m.test(r.stderr), `--quiet: no progress lines\n${show(r)}`);
       const results = parseResults(await Deno.readTextFile(`${out}/results.json`), "results.json");
       assertEquals(results.runs.length, 1);
       const run = results.runs[0]!;
@@ -235,6 +236,17 @@ Deno.test({
       ]);
       assertEquals(r.code, 0, show(r));
       assert(!STACK.test(r.stderr), show(r));
+      // stderr is a pipe here: plain progress lines, one per run, naming the run.
+      assertMatch(r.stderr, /^bench 1\/6: standard n=16 b×h=\d+×\d+ tile \d+x\d+$/m, show(r));
+      assertMatch(r.stderr, /^bench 6\/6: block-sparse n=33 .* left\)$/m, show(r));
+      // The user gave the sizes: no word of default sizes.
+      assert(!r.stderr.includes("--n 64..512"), show(r));
+      // The summary: spread, and how much faster than standard.
+      assertMatch(
+        r.stdout,
+        /^ {2}flash ran [\d.]+ ± [\d.]+ times (faster|slower) than standard at N = 33$/m,
+      );
+      assertMatch(r.stdout, /^block-sparse .* random 25% .* ± .* … /m, show(r));
 
       const json = await Deno.readTextFile(`${out}/results.json`);
       const results = parseResults(json, "results.json");
