@@ -1,0 +1,122 @@
+/**
+ * Modeled HBM traffic of the decode kernels: the exact bytes each binding reads and writes, from
+ * the plan's splits, tiles and block tables. The counting variant must count the same bytes; the
+ * tests hold it to that. And the compulsory bytes: what any decode step must move.
+ *
+ * @module
+ */
+
+import { dtypeBytes } from "../types.ts";
+import {
+  DECODE_SLOTS,
+  DECODE_WG,
+  type DecodeBytes,
+  type DecodePlan,
+  PARAMS_BYTES,
+} from "./program.ts";
+import type { DecodeShape } from "./workload.ts";
+
+function empty(): DecodeBytes {
+  const out = {} as DecodeBytes;
+  for (const name of Object.keys(DECODE_SLOTS)) {
+    out[name as keyof DecodeBytes] = { read: 0, write: 0 };
+  }
+  return out;
+}
+
+/**
+ * Bytes per binding and direction that one run of `plan` moves.
+ *
+ * Split pass, per workgroup (split i, KV head, sequence s of length L): the uniforms and lens[s]
+ * (thread 0), and if the split starts before L: the g query vectors, the K and V rows of its
+ * tokens (every live row once over all splits), one table entry per block each tile touches
+ * (paged), and g partial states written (8 bytes of (m, l) and d f32 of acc each). Combine pass,
+ * per (query head, sequence): the uniforms and lens[s], the ⌈L / chunk⌉ partial states read, and
+ * one output row written.
+ *
+ * @example
+ * ```ts
+ * import { decodePlan } from "./program.ts";
+ * import { modeledDecodeTraffic } from "./modeled.ts";
+ * const shape = { lens: [100], heads: 1, kvHeads: 1, d: 32, dtype: "f32" } as const;
+ * const t = modeledDecodeTraffic(decodePlan({ kernel: "decode", shape, splitTokens: 64 }));
+ * console.assert(t.k.read === 100 * 32 * 4 && t.partialO.write === 2 * 32 * 4);
+ * ```
+ */
+export function modeledDecodeTraffic(plan: DecodePlan): DecodeBytes {
+  const { shape, tables } = plan;
+  const { d, heads, kvHeads } = shape;
+  const e = dtypeBytes(shape.dtype);
+  const group = heads / kvHeads;
+  const chunk = plan.splitTokens;
+  const t = empty();
+  const seqs = shape.lens.length;
+
+  // Split pass: every workgroup of the grid reads the uniforms and its length.
+  const splitGroups = plan.maxSplits * kvHeads * seqs;
+  t.uniform.read += PARAMS_BYTES * splitGroups;
+  t.lens.read += 4 * splitGroups;
+  for (const len of shape.lens) {
+    const splits = Math.ceil(len / chunk);
+    t.q.read += kvHeads * splits * group * d * e;
+    t.k.read += kvHeads * len * d * e;
+    t.v.read += kvHeads * len * d * e;
+    t.partialMl.write += heads * splits * 8;
+    t.partialO.write += heads * splits * d * 4;
+    if (tables) {
+      let entries = 0;
+      for (let start = 0; start < len; start += chunk) {
+        const end = Math.min(start + chunk, len);
+        for (let t0 = start; t0 < end; t0 += DECODE_WG) {
+          const last = Math.min(t0 + DECODE_WG, end) - 1;
+          entries += Math.floor(last / tables.blockSize) - Math.floor(t0 / tables.blockSize) + 1;
+        }
+      }
+      t.table.read += kvHeads * entries * 4;
+    }
+  }
+
+  // Combine pass: one workgroup per (query head, sequence).
+  const combineGroups = heads * seqs;
+  t.uniform.read += PARAMS_BYTES * combineGroups;
+  t.lens.read += 4 * combineGroups;
+  for (const len of shape.lens) {
+    const splits = Math.ceil(len / chunk);
+    t.partialMl.read += heads * splits * 8;
+    t.partialO.read += heads * splits * d * 4;
+  }
+  t.o.write += seqs * heads * d * e;
+  return t;
+}
+
+/**
+ * The bytes any decode step must move: every live K and V element once (per KV head), Q read and
+ * O written once.
+ *
+ * @example
+ * ```ts
+ * import { compulsoryDecodeBytes } from "./modeled.ts";
+ * const shape = { lens: [10, 20], heads: 4, kvHeads: 2, d: 64, dtype: "f16" } as const;
+ * // K and V: 2 · 30 tokens · 2 heads · 64 · 2 bytes; Q and O: 2 · 2 · 4 · 64 · 2.
+ * console.assert(compulsoryDecodeBytes(shape) === 15360 + 4096);
+ * ```
+ */
+export function compulsoryDecodeBytes(shape: DecodeShape): number {
+  const e = dtypeBytes(shape.dtype);
+  const tokens = shape.lens.reduce((a, b) => a + b, 0);
+  return 2 * tokens * shape.kvHeads * shape.d * e +
+    2 * shape.lens.length * shape.heads * shape.d * e;
+}
+
+/**
+ * Total bytes read plus written.
+ *
+ * @example
+ * ```ts
+ * import { decodeTotalBytes } from "./modeled.ts";
+ * console.assert(decodeTotalBytes({ q: { read: 3, write: 0 }, o: { read: 0, write: 2 } }) === 5);
+ * ```
+ */
+export function decodeTotalBytes(t: Partial<DecodeBytes>): number {
+  return Object.values(t).reduce((a, s) => a + s.read + s.write, 0);
+}
