@@ -38,8 +38,11 @@ interface VerifyRow {
   causal: boolean;
   density: number;
   tiles: string;
-  maxRelError: number;
+  /** null when the output held NaN or an infinity (the row then fails with that reason). */
+  maxRelError: number | null;
   tolerance: number;
+  /** Why the row failed; null when it passed. */
+  reason: string | null;
   countedBytes: number | null;
   modeledBytes: number | null;
   pass: boolean;
@@ -86,6 +89,13 @@ export const verifyCommand: Command = {
         }
         const tol = tolerance(o.dtype);
         const t = prepared.tiles;
+        const reason = !Number.isFinite(err)
+          ? "output has NaN or infinite values"
+          : err > tol
+          ? `max relative error ${err.toExponential(2)} > tolerance ${tol}`
+          : counted !== modeled
+          ? `counted bytes ${counted} differ from modeled ${modeled}`
+          : null;
         rows.push({
           kernel,
           dtype: o.dtype,
@@ -96,11 +106,12 @@ export const verifyCommand: Command = {
           causal: o.causal,
           density: prepared.mask?.density ?? 1,
           tiles: `${t.br}x${t.bc} rm${t.rm} tx${t.tx}`,
-          maxRelError: err,
+          maxRelError: Number.isFinite(err) ? err : null,
           tolerance: tol,
+          reason,
           countedBytes: counted,
           modeledBytes: modeled,
-          pass: err <= tol && counted === modeled,
+          pass: reason === null,
         });
       }
     }
@@ -134,7 +145,7 @@ export const verifyCommand: Command = {
         r.causal ? "yes" : "no",
         r.density.toFixed(3),
         r.tiles,
-        r.maxRelError.toExponential(2),
+        r.maxRelError === null ? "NaN/inf" : r.maxRelError.toExponential(2),
         r.tolerance.toExponential(0),
         ...(flags["count-io"] ? [String(r.countedBytes), String(r.modeledBytes)] : []),
         r.pass ? "ok" : "FAIL",
