@@ -8,6 +8,7 @@
  */
 
 import { UsageError } from "./errors.ts";
+import { maskGridProblem } from "./flags.ts";
 import type { RunRecord } from "../analysis/schema.ts";
 import { median, summarize, timingWarnings } from "../analysis/stats.ts";
 import {
@@ -67,12 +68,9 @@ export const VERIFY_MAX_WORK = 2 ** 32;
 /** Inputs larger than this are not rotated: they no longer fit in any GPU cache. */
 const ROTATE_BELOW_BYTES = 256 * 2 ** 20;
 
-/** Largest block mask (row blocks × column blocks) the tool builds in memory. */
-export const MAX_MASK_BLOCKS = 2 ** 24;
-
 /**
- * Why a run's block mask is too large to build (the mask is an in-memory grid of
- * ⌈N/br⌉·⌈N/bc⌉ blocks), or null. Checked for every run before the sweep starts.
+ * Why a run's block mask is too large to build, or null (see `maskGridProblem`). Checked for
+ * every run before the sweep starts.
  *
  * @example
  * ```ts
@@ -86,11 +84,7 @@ export const MAX_MASK_BLOCKS = 2 ** 24;
  */
 export function maskTooLarge(spec: RunSpec): string | null {
   if (spec.kernel !== "block-sparse") return null;
-  const { n } = spec.shape;
-  const blocks = Math.ceil(n / spec.tiles.br) * Math.ceil(n / spec.tiles.bc);
-  if (blocks <= MAX_MASK_BLOCKS) return null;
-  return `block-sparse n=${n} with ${spec.tiles.br}×${spec.tiles.bc} tiles needs a block mask ` +
-    `of ${blocks} blocks, more than the ${MAX_MASK_BLOCKS} this tool builds; use a smaller --n`;
+  return maskGridProblem(spec.shape.n, spec.tiles.br, spec.tiles.bc);
 }
 
 /** What {@linkcode measureSweep} reports while it runs. */

@@ -154,6 +154,26 @@ export function refuseRepeated(
 export const MAX_N = 2 ** 26;
 /** Largest `--batch` and `--heads`. */
 export const MAX_BATCH_HEADS = 2 ** 20;
+/** Largest block mask (row blocks × column blocks) the tool builds in memory. */
+export const MAX_MASK_BLOCKS = 2 ** 24;
+
+/**
+ * Why block-sparse at `n` with `br × bc` tiles cannot be built (its block mask is an in-memory
+ * grid of ⌈N/br⌉·⌈N/bc⌉ blocks), or null.
+ *
+ * @example
+ * ```ts
+ * import { maskGridProblem } from "./flags.ts";
+ * console.assert(maskGridProblem(1024, 64, 64) === null);
+ * console.assert(maskGridProblem(2 ** 20, 16, 16) !== null);
+ * ```
+ */
+export function maskGridProblem(n: number, br: number, bc: number): string | null {
+  const blocks = Math.ceil(n / br) * Math.ceil(n / bc);
+  if (blocks <= MAX_MASK_BLOCKS) return null;
+  return `block-sparse n=${n} with ${br}×${bc} tiles needs a block mask of ${blocks} blocks, ` +
+    `more than the ${MAX_MASK_BLOCKS} this tool builds; use a smaller --n`;
+}
 
 /**
  * Parses a list of positive integers: comma-separated items, each a number or a power-of-two

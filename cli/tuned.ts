@@ -61,7 +61,16 @@ export function tunedKey(kernel: KernelName, dtype: Dtype, d: number): string {
   return `${kernel}/${dtype}/d${d}`;
 }
 
-async function readTunedFile(path: string, mustExist: boolean): Promise<TunedFile | null> {
+/**
+ * Reads and validates a tuned-tiles file; null when it is absent and `mustExist` is false.
+ *
+ * @example
+ * ```ts ignore
+ * import { readTunedFile } from "./tuned.ts";
+ * const file = await readTunedFile("attnbench-tuned.json", false);
+ * ```
+ */
+export async function readTunedFile(path: string, mustExist: boolean): Promise<TunedFile | null> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);

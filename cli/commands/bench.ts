@@ -151,12 +151,6 @@ export const benchCommand: Command = {
       heads: fallback ? FALLBACK_HEADS : GPU_HEADS,
     });
     requireDtype(gpu, o.dtype);
-    if (fallback) {
-      io.err(
-        `fallback (software) adapter "${gpu.info.description}": timings say nothing about a ` +
-          `GPU; using a small default sweep`,
-      );
-    }
     const tuned = tunedFor(tunedFile, gpu.info);
     const kernels = new AttentionKernels(gpu);
     // Block-sparse is the flash kernel with a mask: flash's tuned tiles serve it too.
@@ -175,6 +169,12 @@ export const benchCommand: Command = {
       }
     }
 
+    if (fallback) {
+      io.err(
+        `fallback (software) adapter "${gpu.info.description}": timings say nothing about a ` +
+          `GPU; using a small default sweep`,
+      );
+    }
     const sramBytes = gpu.device.limits.maxComputeWorkgroupStorageSize;
     const warmupMs = warmupMsFlag ?? (fallback ? 0 : 200);
     let ceilings = null;
