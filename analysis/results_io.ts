@@ -91,11 +91,15 @@ export function checkOutputPaths(
   for (const path of paths) {
     const bad = (why: string) => new UsageError(`cannot write ${flag} ${path}: ${why}`);
     if (path === "" || path.endsWith("/")) throw bad("give a file name");
+    const why = (e: unknown) =>
+      e instanceof Deno.errors.NotADirectory
+        ? "a folder on its path is a file, not a directory"
+        : (e as Error).message;
     let info: Deno.FileInfo | null;
     try {
       info = statOrNull(path);
     } catch (e) {
-      throw bad((e as Error).message);
+      throw bad(why(e));
     }
     if (info && !info.isFile) throw bad("it exists and is not a regular file");
     let dir = parentOf(path);
@@ -104,7 +108,7 @@ export function checkOutputPaths(
       try {
         d = statOrNull(dir);
       } catch (e) {
-        throw bad((e as Error).message);
+        throw bad(why(e));
       }
       if (d && !d.isDirectory) throw bad(`${dir} is not a directory`);
       if (d) break;

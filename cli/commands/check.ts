@@ -90,7 +90,14 @@ type CheckFlags = { help: true } | {
 };
 
 function parseFlags(args: string[]): CheckFlags {
-  refuseRepeated("check", args, ["baseline", "current", "threshold", "markdown", "save-baseline"]);
+  const strings = ["baseline", "current", "threshold", "markdown", "save-baseline"];
+  refuseRepeated("check", args, strings);
+  args.forEach((arg, i) => {
+    const prev = args[i - 1] ?? "";
+    if (/^-\d/.test(arg) && strings.includes(prev.slice(2))) {
+      throw new UsageError(`${prev} must not be negative, got ${arg}`);
+    }
+  });
   const parsed = parseArgs(args, {
     string: ["baseline", "current", "threshold", "markdown", "save-baseline"],
     boolean: ["json", "allow-device-mismatch", "no-timing", "help"],
