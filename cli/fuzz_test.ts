@@ -240,6 +240,16 @@ const CASES: Case[] = [
       text,
     }))
   ),
+  {
+    name: "verify beyond the CPU reference",
+    args: () => ["verify", "--n", "1048576"],
+    text: "float64 CPU reference would take",
+  },
+  {
+    name: "verify beyond the CPU reference by batch",
+    args: () => ["verify", "--n", "4096", "--batch", "4096"],
+    text: "use a smaller --n, --batch or --heads",
+  },
   // bench's own flags.
   ...([
     [["--sweep", "x"], "--sweep must be"],

@@ -180,7 +180,15 @@ export const benchCommand: Command = {
     let ceilings = null;
     if (flags["no-ceilings"] !== true) {
       io.progress("measuring device ceilings (copy, FMA, launch)");
-      ceilings = await measureCeilings(gpu, { quick: fallback });
+      const c = await measureCeilings(gpu, { quick: fallback });
+      // A ceiling that came out NaN, infinite or negative (noise) was not measured: null.
+      const finite = (x: number | null) => (x !== null && Number.isFinite(x) && x >= 0 ? x : null);
+      ceilings = {
+        ...c,
+        copyGBs: finite(c.copyGBs),
+        fmaTflops: finite(c.fmaTflops),
+        launchOverheadUs: finite(c.launchOverheadUs),
+      };
     }
     const runs = await measureSweep(kernels, specs, { ...measure, sramBytes, warmupMs }, {
       onRun: (i, spec) =>
