@@ -62,8 +62,8 @@ interface VerifyRow {
 /** Largest B·H·N²·d the float64 CPU reference is asked to do (about a minute of CPU). */
 const VERIFY_MAX_WORK = 2 ** 34;
 
-/** The row of a kernel that failed before its output could be checked. */
-function faultRow(kernel: string, n: number, o: ShapeOptions, e: unknown): VerifyRow {
+/** The configuration columns of a row. */
+function rowShape(kernel: string, n: number, o: ShapeOptions) {
   return {
     kernel,
     dtype: o.dtype,
@@ -72,6 +72,13 @@ function faultRow(kernel: string, n: number, o: ShapeOptions, e: unknown): Verif
     batch: o.batch,
     heads: o.heads,
     causal: o.causal,
+  };
+}
+
+/** The row of a kernel that failed before its output could be checked. */
+function faultRow(kernel: string, n: number, o: ShapeOptions, e: unknown): VerifyRow {
+  return {
+    ...rowShape(kernel, n, o),
     density: kernel === "block-sparse" ? o.density : 1,
     tiles: "-",
     maxRelError: null,
@@ -150,13 +157,7 @@ export const verifyCommand: Command = {
           ? `counted bytes ${counted} differ from modeled ${modeled}`
           : null;
         rows.push({
-          kernel,
-          dtype: o.dtype,
-          n,
-          d: o.d,
-          batch: o.batch,
-          heads: o.heads,
-          causal: o.causal,
+          ...rowShape(kernel, n, o),
           density: prepared.mask?.density ?? 1,
           tiles: `${t.br}x${t.bc} rm${t.rm} tx${t.tx}`,
           maxRelError: Number.isFinite(err) ? err : null,
