@@ -158,8 +158,14 @@ export function takeQuiet(args: readonly string[]): { args: string[]; quiet: boo
  * containers and CI. The variable is read when the adapter is requested, not when the process
  * starts, so giving the process a private one (mode 0700, removed on exit) before any GPU work
  * keeps that noise from users.
+ *
+ * @example
+ * ```ts ignore
+ * import { ensureRuntimeDir } from "./main.ts";
+ * ensureRuntimeDir(); // XDG_RUNTIME_DIR is now an absolute, private directory
+ * ```
  */
-function ensureRuntimeDir(): void {
+export function ensureRuntimeDir(): void {
   try {
     const dir = Deno.env.get("XDG_RUNTIME_DIR");
     if (dir && dir.startsWith("/") && Deno.statSync(dir).isDirectory) return;
