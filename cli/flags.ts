@@ -87,6 +87,12 @@ export function parseCommandFlags(
     if (arg === "" && prev?.startsWith("--")) {
       throw new UsageError(`${prev} needs a value; see attnbench ${command} --help`);
     }
+    // A value flag followed by another flag or by nothing has no value.
+    const next = args[i + 1];
+    const name = /^--([^=]+)$/.exec(arg);
+    if (name && strings.includes(name[1]!) && (next === undefined || next.startsWith("--"))) {
+      throw new UsageError(`--${name[1]} needs a value; see attnbench ${command} --help`);
+    }
     if (/^-\d/.test(arg) && prev !== undefined && strings.includes(prev.slice(2))) {
       throw new UsageError(`${prev} takes a positive value, got "${arg}"`);
     }

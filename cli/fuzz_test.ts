@@ -278,6 +278,38 @@ const CASES: Case[] = [
     args: (dir) => ["bench", "--out", `${dir}/out`, ...SMALL, ...flags],
     text,
   })),
+  // A value flag without its value (a later flag is not its value).
+  {
+    name: "bench --out --quiet",
+    args: () => ["bench", "--out", "--quiet", ...SMALL],
+    text: "--out needs a value",
+  },
+  {
+    name: "bench --out last",
+    args: () => ["bench", ...SMALL, "--out"],
+    text: "--out needs a value",
+  },
+  { name: "bench --out=", args: () => ["bench", "--out=", ...SMALL], text: "--out needs a value" },
+  {
+    name: "verify --n --causal",
+    args: () => ["verify", "--n", "--causal"],
+    text: "--n needs a value",
+  },
+  {
+    name: "check --markdown --json",
+    args: (
+      dir,
+    ) => [
+      "check",
+      "--baseline",
+      `${dir}/good.json`,
+      "--current",
+      `${dir}/good.json`,
+      "--markdown",
+      "--json",
+    ],
+    text: "--markdown needs a FILE",
+  },
   // bench output paths that cannot be written.
   {
     name: "bench --out under a file",

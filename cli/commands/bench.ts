@@ -135,6 +135,7 @@ export const benchCommand: Command = {
       : nonNegativeInt(warmupMsText, "--warmup-ms", MAX_MS);
     // The shape flags' values, checked now; the defaults depend on the adapter (below).
     shapeOptions(flags, { ns: [], batch: 0, heads: 1 });
+    if (str("out") === "") throw new UsageError("--out needs a value; see attnbench bench --help");
     const outDir = (str("out") ?? "out").replace(/(.)\/+$/, "$1");
     const noReport = flags["no-report"] === true;
     checkOutputPaths(outputNames(exports, noReport).map((f) => `${outDir}/${f}`), "--out", {
