@@ -136,10 +136,15 @@ export async function measureSweep(
       const record = await measure(kernels, spec, opts);
       // Let a pending device-lost or error event land before judging the run.
       await new Promise((resolve) => setTimeout(resolve, 0));
-      const fault: string | null = lost ?? gpuError;
-      if (fault !== null && record.status === "ok") {
+      const lostNow: string | null = lost;
+      if (lostNow !== null) {
+        // Whatever the run reported, the device it ran on is gone: the run failed with that.
+        const own = record.reason ? `: ${record.reason}` : "";
         record.status = "failed";
-        record.reason = `GPU fault during the run: ${String(fault).split("\n")[0]}`;
+        record.reason = `GPU fault during the run: ${lostNow}${own}`;
+      } else if (gpuError !== null && record.status === "ok") {
+        record.status = "failed";
+        record.reason = `GPU fault during the run: ${String(gpuError).split("\n")[0]}`;
       }
       runs.push(record);
     }

@@ -7,7 +7,8 @@
  * - a kernel whose WGSL does not compile fails its run, and the sweep goes on;
  * - an uncaptured GPU (validation) error during a run fails that run;
  * - a device lost mid-sweep fails the run in progress and every later run with the reason,
- *   and keeps the runs that finished;
+ *   and keeps the runs that finished — in `measureSweep` and end to end in `bench`, which
+ *   still writes results.json and exits 1;
  * - an out-of-memory error from the buffer allocation's error scope skips the run as "does
  *   not fit".
  *
@@ -266,3 +267,40 @@ const FILE = {
   ceilings: null,
   config: {},
 };
+
+Deno.test({
+  name: "bench: a device lost mid-sweep still writes the finished runs and exits 1",
+  ignore: noGpu,
+  async fn() {
+    await inTemp(async (dir) => {
+      // The device is destroyed (lost) when the second shader module is created: the first
+      // run (flash, one module) finishes, the second (standard) is lost while it compiles.
+      const original = GPUDevice.prototype.createShaderModule;
+      let modules = 0;
+      GPUDevice.prototype.createShaderModule = function (d: GPUShaderModuleDescriptor) {
+        if (++modules === 2) this.destroy();
+        return original.call(this, d);
+      };
+      const io = captureOutput();
+      let code: number;
+      try {
+        code = await main([
+          ...["bench", "--kernels", "flash,standard,block-sparse", "--n", "9", "--d", "32"],
+          ...["--heads", "1", "--batch", "1", "--reps", "2", "--warmup", "1", "--verify"],
+          ...["--no-ceilings", "--no-report", "--out", dir],
+        ], io);
+      } finally {
+        GPUDevice.prototype.createShaderModule = original;
+      }
+      assertEquals(code, 1, io.stderr.join("\n"));
+      const results = parseResults(await Deno.readTextFile(`${dir}/results.json`), "results");
+      assertEquals(results.runs.map((r) => `${r.kernel}:${r.status}`), [
+        "flash:ok",
+        "standard:failed",
+        "block-sparse:failed",
+      ]);
+      assertStringIncludes(results.runs[1]!.reason ?? "", "device lost");
+      assertStringIncludes(results.runs[2]!.reason ?? "", "not run: the device lost");
+    });
+  },
+});
