@@ -43,9 +43,11 @@ Verdicts:
                "not judged" with --no-timing
   bytes        any increase of hbmBytes.modeled, hbmBytes.counted or footprintBytes fails
   correctness  maxRelError above the tolerance (f32 1e-4, f16 1e-2) fails
+  lost checks  a maxRelError or byte count the baseline has and the current run lacks fails
   status       a run ok in the baseline but skipped, failed or missing now fails
 
-Exit codes: 0 no regression, 1 regression, 2 bad input (flag, unreadable or invalid file).`;
+Exit codes: 0 no regression, 1 regression, 2 bad input (flag, unreadable or invalid file: every
+field is checked against the schema), 3 internal error (a bug).`;
 
 /**
  * Parses `--threshold`: a non-negative number of percent, with or without a `%` sign ("5%"
