@@ -181,10 +181,15 @@ export const benchCommand: Command = {
     let ceilings = null;
     if (flags["no-ceilings"] !== true) {
       io.progress("measuring device ceilings (copy, FMA, launch)");
-      const c = await measureCeilings(gpu, { quick: fallback });
+      // A GPU fault here leaves the ceilings unmeasured (null); the sweep then judges the device.
+      const c = await measureCeilings(gpu, { quick: fallback }).catch((e) => {
+        if (e instanceof UsageError) throw e;
+        io.err(`warning: device ceilings not measured: ${String(e?.message ?? e).split("\n")[0]}`);
+        return null;
+      });
       // A ceiling that came out NaN, infinite or negative (noise) was not measured: null.
       const finite = (x: number | null) => (x !== null && Number.isFinite(x) && x >= 0 ? x : null);
-      ceilings = {
+      ceilings = c && {
         ...c,
         copyGBs: finite(c.copyGBs),
         fmaTflops: finite(c.fmaTflops),
