@@ -472,6 +472,7 @@ const CASES: Case[] = [
     [["--threshold", "-1"], "--threshold must not be negative"],
     [["--threshold", "0.5"], "ambiguous"],
     [["--threshold", "abc"], "--threshold must be a percentage"],
+    [["--threshold", "9".repeat(400)], "--threshold must be at most"],
     [["--bogus"], "unknown flag --bogus"],
     [["--baseline", "x.json"], "--baseline is given twice"],
     [["--json", "stray"], "unexpected argument stray"],

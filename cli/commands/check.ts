@@ -68,6 +68,7 @@ export function parseThreshold(text: string): number {
   }
   const pct = Number(m[1]);
   if (pct < 0) throw new UsageError(`--threshold must not be negative, got ${text}`);
+  if (!(pct <= 10000)) throw new UsageError(`--threshold must be at most 10000%, got ${text}`);
   if (m[2] === "" && pct > 0 && pct < 1) {
     const asFraction = Number((pct * 100).toPrecision(12));
     throw new UsageError(
