@@ -22,6 +22,29 @@ export function parseResults(text: string, name: string): ResultsFile {
   return validateResults(parseJson(text, name), name);
 }
 
+/** Largest input file the tool reads (a results file of a long sweep is a few MB). */
+export const MAX_INPUT_BYTES = 2 ** 30;
+
+/**
+ * Reads an input file's text, refusing what is not a regular file (a folder, `/dev/zero`, a
+ * pipe that never ends) or is larger than {@linkcode MAX_INPUT_BYTES}. Throws the OS error
+ * (or an Error saying why) for the caller to word.
+ *
+ * @example
+ * ```ts ignore
+ * import { readInputFile } from "./results_io.ts";
+ * const text = await readInputFile("ci/baseline.json");
+ * ```
+ */
+export async function readInputFile(path: string): Promise<string> {
+  const info = await Deno.stat(path);
+  if (!info.isFile) throw new Error("not a regular file");
+  if (info.size > MAX_INPUT_BYTES) {
+    throw new Error(`${info.size} bytes, more than the ${MAX_INPUT_BYTES} read`);
+  }
+  return await Deno.readTextFile(path);
+}
+
 /**
  * Reads and validates a results file from disk.
  *
@@ -34,7 +57,7 @@ export function parseResults(text: string, name: string): ResultsFile {
 export async function readResults(path: string): Promise<ResultsFile> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readInputFile(path);
   } catch (e) {
     throw new UsageError(`cannot read ${path}: ${(e as Error).message}`);
   }

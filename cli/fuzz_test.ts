@@ -443,6 +443,26 @@ const CASES: Case[] = [
     args: (dir) => ["report", `${dir}/good.json`, "-o", `${dir}/good.json`, "--format", "gab"],
     text: "is one of the input files",
   },
+  {
+    name: "report /dev/zero",
+    args: (dir) => ["report", "/dev/zero", "-o", `${dir}/r.html`],
+    text: "not a regular file",
+  },
+  {
+    name: "report a folder",
+    args: (dir) => ["report", `${dir}/prior`, "-o", `${dir}/r.html`],
+    text: "not a regular file",
+  },
+  {
+    name: "bench --peers /dev/zero",
+    args: (dir) => ["bench", "--out", `${dir}/out`, "--peers", "/dev/zero", ...SMALL],
+    text: "not a regular file",
+  },
+  {
+    name: "bench --tuned a folder",
+    args: (dir) => ["bench", "--out", `${dir}/out`, "--tuned", `${dir}/prior`, ...SMALL],
+    text: "not a regular file",
+  },
   ...BAD_RESULTS.map(([name, , text]): Case => ({
     name: `report ${name}`,
     args: (

@@ -7,7 +7,7 @@
  */
 
 import { UsageError } from "./errors.ts";
-import { writeFileAtomic } from "../analysis/results_io.ts";
+import { readInputFile, writeFileAtomic } from "../analysis/results_io.ts";
 import { parseJson, validateTuned } from "../analysis/validate.ts";
 import type { DeviceRecord } from "../analysis/schema.ts";
 import type { Dtype, KernelName, Tiles } from "../kernels/types.ts";
@@ -73,7 +73,7 @@ export function tunedKey(kernel: KernelName, dtype: Dtype, d: number): string {
 export async function readTunedFile(path: string, mustExist: boolean): Promise<TunedFile | null> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readInputFile(path);
   } catch (e) {
     if (!mustExist && e instanceof Deno.errors.NotFound) return null;
     throw new UsageError(`cannot read tuned tiles ${path}: ${(e as Error).message}`);

@@ -28,7 +28,7 @@ import {
   type ResultsFile,
   type RunRecord,
 } from "../../analysis/schema.ts";
-import { checkOutputPaths, writeFileSet } from "../../analysis/results_io.ts";
+import { checkOutputPaths, readInputFile, writeFileSet } from "../../analysis/results_io.ts";
 import { checkResults, validatePeerLine } from "../../analysis/validate.ts";
 import { AttentionKernels } from "../../kernels/attention.ts";
 import { measureCeilings } from "../../kernels/ceilings.ts";
@@ -354,7 +354,7 @@ function progressBar(done: number, total: number, label: string): string {
 async function readPeers(path: string): Promise<PeerRecord[]> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readInputFile(path);
   } catch (e) {
     throw new UsageError(`cannot read --peers ${path}: ${(e as Error).message}`);
   }
