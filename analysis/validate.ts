@@ -296,11 +296,31 @@ function strictly<T>(name: string, what: string, check: () => T): T {
  * ```
  */
 export function parseJson(text: string, name: string): unknown {
+  let data: unknown;
   try {
-    return JSON.parse(text);
+    data = JSON.parse(text);
   } catch (e) {
     throw new UsageError(`${name} is not valid JSON (${(e as Error).message}); is it truncated?`);
   }
+  if (depthOver(data, MAX_DEPTH)) {
+    throw new UsageError(`${name} nests arrays or objects deeper than ${MAX_DEPTH} levels`);
+  }
+  return data;
+}
+
+/** Deepest nesting an input file may have (ours nest 4 deep; renderers recurse). */
+const MAX_DEPTH = 64;
+
+/** Whether `value` nests deeper than `max`, found without recursion. */
+function depthOver(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== "object" || v === null) continue;
+    if (depth >= max) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 /**

@@ -65,6 +65,14 @@ const BAD_RESULTS: [string, string, string][] = [
   ["half", JSON.stringify(BASELINE, null, 2).slice(0, 4000), "not valid JSON"],
   ["garbage", "\u0000\u0001\u00ff binary", "not valid JSON"],
   ["NaN literal", '{"schema": NaN}', "not valid JSON"],
+  [
+    "nested 100000 deep",
+    JSON.stringify(BASELINE).replace(
+      '"config":{',
+      `"config":{"deep":${"[".repeat(1e5)}${"]".repeat(1e5)},`,
+    ),
+    "deeper than 64 levels",
+  ],
   ["array", "[]", "expected an object"],
   ["number", "42", "expected an object"],
   ["null", "null", "expected an object"],
