@@ -304,3 +304,30 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "verify: NaN output and a kernel that does not compile each fail their row (exit 1)",
+  ignore: noGpu,
+  async fn() {
+    const args = ["verify", "--n", "9", "--d", "32", "--kernels", "flash", "--json"];
+    for (
+      const [to, reason] of [
+        [SKIP_ROW_0, "output has NaN or infinite values"],
+        [`${STORE_GUARD} let bad: u32 = 1.5;`, "WGSL compile error"],
+      ] as const
+    ) {
+      const io = captureOutput();
+      const code = await withMutant(STORE_GUARD, to, () => main(args, io));
+      assertEquals(code, 1, io.stderr.join("\n"));
+      const rows = JSON.parse(io.stdout.join("\n")).rows as {
+        pass: boolean;
+        maxRelError: number | null;
+        reason: string;
+      }[];
+      assertEquals(rows.length, 1);
+      assertEquals(rows[0]!.pass, false);
+      assertEquals(rows[0]!.maxRelError, null);
+      assertStringIncludes(rows[0]!.reason, reason);
+    }
+  },
+});
