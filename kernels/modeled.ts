@@ -74,17 +74,18 @@ export function modeledTraffic(
       const qLast = q0 + qrows - 1;
       t.uniform.read += UNIFORM_BYTES;
       t.q.read += qrows * d * e;
-      let blocks: number[];
       if (sparse) {
         const row = [...sparse.colidx.subarray(sparse.rowptr[qb]!, sparse.rowptr[qb + 1]!)];
         t.mask.read += 8 + 4 * row.length;
-        blocks = row.filter((kb) => !shape.causal || kb * tiles.bc <= qLast);
+        for (const kb of row.filter((kb) => !shape.causal || kb * tiles.bc <= qLast)) {
+          const rows = rowsOf(kb * tiles.bc, tiles.bc);
+          t.k.read += rows * d * e;
+          t.v.read += rows * d * e;
+        }
       } else {
+        // Key blocks 0..⌊last/bc⌋, in closed form: their rows add up to min(n, blocks·bc).
         const last = shape.causal ? qLast : n - 1;
-        blocks = Array.from({ length: Math.floor(last / tiles.bc) + 1 }, (_, i) => i);
-      }
-      for (const kb of blocks) {
-        const rows = rowsOf(kb * tiles.bc, tiles.bc);
+        const rows = Math.min(n, (Math.floor(last / tiles.bc) + 1) * tiles.bc);
         t.k.read += rows * d * e;
         t.v.read += rows * d * e;
       }

@@ -45,10 +45,19 @@ const show = (r: Run) => `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r
 /** A stack frame, or Deno's report of an uncaught error: what a user's mistake must not show. */
 const STACK = /^\s+at |error: Uncaught|\bat (file|ext):|\.ts:\d+:\d+/m;
 
+/**
+ * The stderr lines the tool itself printed. A foreign library may add its own noise (Mesa's
+ * `error: XDG_RUNTIME_DIR is invalid or not set` on some machines), which tests must not
+ * depend on; Deno's report of an uncaught error counts as the tool's.
+ */
+function toolLines(stderr: string): string[] {
+  return stderr.split("\n").filter((l) => /^(attnbench\b|error: Uncaught)/.test(l));
+}
+
 /** Exit 2, exactly one line on stderr mentioning `text`, no stack, nothing on stdout. */
 function assertUsageError(r: Run, text: string, what: string): void {
   assertEquals(r.code, 2, `${what}\n${show(r)}`);
-  const lines = r.stderr.split("\n").filter((l) => l !== "");
+  const lines = toolLines(r.stderr);
   assertEquals(lines.length, 1, `${what}: one line on stderr expected\n${show(r)}`);
   assertMatch(lines[0]!, /^attnbench( \w+)?: /, what);
   assertStringIncludes(lines[0]!, text, what);

@@ -16,6 +16,7 @@
 
 import { UsageError } from "../errors.ts";
 import {
+  maskGridProblem,
   parseCommandFlags,
   parsePositiveInt,
   parseSizeList,
@@ -155,6 +156,9 @@ function stringFlag(raw: RawFlags, name: string): string | undefined {
   return typeof v === "string" ? v : undefined;
 }
 
+/** Largest `--br`, `--bc` and `--block-sizes` (a workgroup has at most 1024 threads anyway). */
+const MAX_TILE_EDGE = 1024;
+
 /**
  * Turns the command's arguments into {@linkcode ModelOptions}, or `"help"` for `--help`.
  * Throws {@linkcode UsageError} on an unknown flag, a stray argument or a bad value.
@@ -181,7 +185,9 @@ export function parseModelArgs(args: string[]): ModelOptions | "help" {
   });
   const size = (flag: string): number | null => {
     const text = stringFlag(raw, flag);
-    return text === undefined ? null : parsePositiveInt(text, `--${flag}`);
+    return text === undefined
+      ? null
+      : parsePositiveInt(text, `--${flag}`, flag === "sram" ? 2 ** 40 : MAX_TILE_EDGE);
   };
   const sramBytes = size("sram") ?? MODEL_DEFAULTS.sramBytes;
   const e = dtypeBytes(shape.dtype);
@@ -196,7 +202,7 @@ export function parseModelArgs(args: string[]): ModelOptions | "help" {
     sramBytes,
     blockSizes: blockSizesText === undefined
       ? null
-      : parseSizeList(blockSizesText, "--block-sizes"),
+      : parseSizeList(blockSizesText, "--block-sizes", MAX_TILE_EDGE),
     br: size("br"),
     bc: size("bc"),
     json: raw.json === true,
@@ -362,6 +368,10 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
     const shape = shapeAt(opts, n);
     const kernels = opts.kernels.map((kernel, i): KernelModel => {
       const t = tiles[i]?.tiles ?? null;
+      const tooLarge = kernel === "block-sparse" && t !== null
+        ? maskGridProblem(n, t.br, t.bc)
+        : null;
+      if (tooLarge) throw new UsageError(tooLarge);
       const blockMask = kernel === "block-sparse" && t !== null
         ? makeMask({
           kind: opts.mask,

@@ -6,7 +6,8 @@
  */
 
 import { parseArgs } from "@std/cli/parse-args";
-import { readResults, writeFileAtomic } from "../../analysis/results_io.ts";
+import { checkOutputPaths, readResults, writeFileAtomic } from "../../analysis/results_io.ts";
+import { refuseRepeated } from "../flags.ts";
 import type { ResultsFile } from "../../analysis/schema.ts";
 import { UsageError } from "../errors.ts";
 import type { Output } from "../output.ts";
@@ -103,13 +104,16 @@ export const reportCommand = {
   summary: "render saved results files as an HTML report (or CSV, Markdown, benchmark JSON)",
   help: HELP,
   async run(args: string[], io: Output): Promise<number> {
+    refuseRepeated("report", args, ["out", "title", "format"], { o: "out" });
     const flags = parseArgs(args, {
       string: ["_", "out", "title", "format", "label"],
       boolean: ["help"],
       collect: ["label"],
       alias: { h: "help", o: "out" },
       unknown: (arg: string, key?: string) => {
-        if (key !== undefined) throw new UsageError(`report: unknown option ${arg}; see --help`);
+        if (key !== undefined) {
+          throw new UsageError(`unknown option ${arg}; see attnbench report --help`);
+        }
         return true;
       },
     });
@@ -134,6 +138,7 @@ export const reportCommand = {
         throw new UsageError(`--out ${out} is one of the input files; pick another name`);
       }
     }
+    checkOutputPaths([out], "--out");
     const results: ResultsFile[] = [];
     for (const input of inputs) results.push(await readResults(input));
     const text = render(format, results, title, labels);
