@@ -19,14 +19,16 @@
  * @module
  */
 
-import type { Dtype } from "../kernels/types.ts";
+import type { Dtype } from "../core/shapes.ts";
+import { TOLERANCES } from "../core/tolerances.ts";
+import { fmtMs, formatTable } from "./table.ts";
 import {
   type DeviceRecord,
   type ResultsFile,
   runKey,
   type RunRecord,
   type RunStatus,
-} from "./schema.ts";
+} from "../core/schema.ts";
 import {
   type BootstrapOptions,
   compareSamples,
@@ -42,8 +44,8 @@ export type Severity = "fail" | "warn" | "info" | "ok";
 /** Severities from worst to best: the order rows are sorted in. */
 export const SEVERITIES: readonly Severity[] = ["fail", "warn", "info", "ok"];
 
-/** Largest acceptable `maxRelError` per dtype, unless the caller gives its own. */
-export const DEFAULT_TOLERANCES: Readonly<Record<Dtype, number>> = { f32: 1e-4, f16: 1e-2 };
+/** Largest acceptable `maxRelError` per dtype, unless the caller gives its own: the kernels'. */
+export const DEFAULT_TOLERANCES: Readonly<Record<Dtype, number>> = TOLERANCES;
 
 /**
  * The default tolerance of a dtype: 1e-4 for f32, 1e-2 for f16 (the strictest, f32's, for a
@@ -56,7 +58,7 @@ export const DEFAULT_TOLERANCES: Readonly<Record<Dtype, number>> = { f32: 1e-4, 
  * ```
  */
 export function defaultTolerance(dtype: Dtype): number {
-  return dtype === "f16" ? DEFAULT_TOLERANCES.f16 : DEFAULT_TOLERANCES.f32;
+  return DEFAULT_TOLERANCES[dtype] ?? DEFAULT_TOLERANCES.f32;
 }
 
 /** Settings of {@linkcode compareResults}. */
@@ -487,10 +489,6 @@ export function compareResults(
 
 const HEADER = ["SEVERITY", "RUN", "TIMING", "BASELINE", "CURRENT", "CHANGE", "CI", "NOTES"];
 
-function fmtMs(ms: number | null): string {
-  return ms === null ? "-" : `${Number(ms.toPrecision(4))} ms`;
-}
-
 /** The cells of a row, shared by the text and Markdown renderers. */
 function rowCells(r: RunComparison): string[] {
   const t = r.timing;
@@ -540,13 +538,7 @@ export function summaryLine(report: CompareReport): string {
  * ```
  */
 export function renderTable(report: CompareReport): string[] {
-  const cells = [HEADER, ...report.rows.map(rowCells)];
-  const widths = HEADER.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
-  const lines = cells.map((row) =>
-    row.map((cell, i) => i === row.length - 1 ? cell : cell.padEnd(widths[i]!)).join("  ")
-      .trimEnd()
-  );
-  return [...lines, "", summaryLine(report)];
+  return [...formatTable(HEADER, report.rows.map(rowCells), "left"), "", summaryLine(report)];
 }
 
 function mdCell(text: string): string {

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { type CompareOptions, compareResults, renderMarkdown, renderTable } from "./compare.ts";
-import { runKey } from "./schema.ts";
+import { runKey } from "../core/schema.ts";
 import { makeResults, makeRun, noisySamples } from "../testdata/check/fixtures.ts";
 
 const OPTS: CompareOptions = { thresholdPct: 5, allowDeviceMismatch: false };

@@ -1,5 +1,8 @@
 /**
- * The IO-complexity model of the three attention kernels: pure functions, no GPU.
+ * The IO-complexity model of attention: pure functions of a shape, no GPU. The paper's
+ * algorithms' HBM traffic (Algorithm 0, standard attention; Algorithm 1, FlashAttention, and its
+ * block-sparse Algorithm 5), the compulsory lower bound, and the fit of a buffer list in a
+ * device's limits. Each kernel's plan (`kernels/<name>/mod.ts`) picks the formula that is its.
  *
  * Every byte count is HBM traffic (reads plus writes) or storage of the whole problem, all
  * `batch · heads` heads together. The formulas, their sources in the FlashAttention paper
@@ -9,7 +12,7 @@
  * @module
  */
 
-import { type AttentionShape, dtypeBytes, type KernelName, type Tiles } from "../kernels/types.ts";
+import { type AttentionShape, dtypeBytes } from "../core/shapes.ts";
 
 /**
  * A block mask as the IO model reads it: row-major keep bits (1 = kept) over a
@@ -25,7 +28,7 @@ export interface MaskGrid {
   readonly bits: Uint8Array;
 }
 
-/** Options of {@linkcode theoreticalBytes}. */
+/** Options of {@linkcode flashAttentionBytes}. */
 export interface TheoreticalOptions {
   /** On-chip memory size M in BYTES; the model uses `M = ⌊sramBytes / dtypeBytes⌋` elements. */
   sramBytes: number;
@@ -41,22 +44,23 @@ export interface TheoreticalOptions {
   br?: number;
 }
 
-/** HBM traffic of the paper's algorithms, with the values that produced it. */
+/** HBM traffic of one of the paper's algorithms, with the values that produced it. */
 export interface TheoreticalTraffic {
-  kernel: KernelName;
+  /** "Algorithm 0" (standard), "Algorithm 1" (FlashAttention) or "Algorithm 5" (block-sparse). */
+  algorithm: string;
   /** Reads plus writes, in bytes, of all `batch · heads` heads. */
   bytes: number;
   /** Reads plus writes of one head, in elements. */
   elementsPerHead: number;
-  /** M: on-chip memory in elements (`⌊sramBytes / dtypeBytes⌋`); null for standard. */
+  /** M: on-chip memory in elements (`⌊sramBytes / dtypeBytes⌋`); null for Algorithm 0. */
   mElements: number | null;
-  /** Bc: key/value rows per block; null for standard. */
+  /** Bc: key/value rows per block; null for Algorithm 0. */
   bc: number | null;
-  /** Br: query rows per block; null for standard. */
+  /** Br: query rows per block; null for Algorithm 0. */
   br: number | null;
-  /** Tc = ⌈N / Bc⌉: passes over Q and O; null for standard. */
+  /** Tc = ⌈N / Bc⌉: passes over Q and O; null for Algorithm 0. */
   tc: number | null;
-  /** Tr = ⌈N / Br⌉: query blocks; null for standard. */
+  /** Tr = ⌈N / Br⌉: query blocks; null for Algorithm 0. */
   tr: number | null;
   /**
    * Fraction of the dense `Tc · (3Nd + 4N)` term that causal masking keeps: the share of (query
@@ -72,7 +76,7 @@ export interface TheoreticalTraffic {
   /**
    * Rows of Q, O, ℓ, m the inner loop loads (and of O, ℓ, m it writes back), summed over the Tc
    * key blocks: the Tc term is `passRows · (3d + 4)` elements. `Tc · N` for dense flash; fewer
-   * with causal skipping or a block mask. null for standard.
+   * with causal skipping or a block mask. null for standard (and any count without a Tc term).
    */
   passRows: number | null;
 }
@@ -101,12 +105,6 @@ function checkShape(shape: AttentionShape): void {
   checkPositiveInt(shape.heads, "heads");
   checkPositiveInt(shape.n, "n");
   checkPositiveInt(shape.d, "d");
-}
-
-function checkDensity(density: number): void {
-  if (!(density > 0 && density <= 1)) {
-    throw new RangeError(`density must be in (0, 1], got ${density}`);
-  }
 }
 
 /**
@@ -186,15 +184,45 @@ function checkMaskGrid(n: number, mask: MaskGrid): void {
 }
 
 /**
- * HBM traffic of the paper's algorithms with the constants they imply, for all heads.
+ * HBM traffic of Algorithm 0 (standard attention), all heads: `4N² + 4Nd` elements a head (read
+ * Q, K: 2Nd; write S: N²; read S: N²; write P: N²; read P and V: N² + Nd; write O: Nd). Causal
+ * masking does not change it: the algorithm materializes the whole S and P. Elements are
+ * converted at the storage dtype's width, then × batch × heads.
  *
- * - standard, Algorithm 0: `4N² + 4Nd` elements a head (read Q, K: 2Nd; write S: N²; read S: N²;
- *   write P: N²; read P and V: N² + Nd; write O: Nd). Causal masking does not change it: the
- *   algorithm materializes the whole S and P.
- * - flash, Algorithm 1: with `M = ⌊sramBytes / dtypeBytes⌋` elements, `Bc = ⌈M/4d⌉`,
+ * @example
+ * ```ts
+ * import { standardAttentionBytes } from "./io_model.ts";
+ * const shape = { batch: 1, heads: 1, n: 8, d: 4, dtype: "f32" as const, causal: false };
+ * console.assert(standardAttentionBytes(shape).bytes === (4 * 64 + 4 * 32) * 4);
+ * ```
+ */
+export function standardAttentionBytes(shape: AttentionShape): TheoreticalTraffic {
+  checkShape(shape);
+  const { n, d } = shape;
+  const elementsPerHead = 4 * n * n + 4 * n * d;
+  return {
+    algorithm: "Algorithm 0",
+    bytes: elementsPerHead * dtypeBytes(shape.dtype) * shape.batch * shape.heads,
+    elementsPerHead,
+    mElements: null,
+    bc: null,
+    br: null,
+    tc: null,
+    tr: null,
+    causalFraction: 1,
+    density: 1,
+    passRows: null,
+  };
+}
+
+/**
+ * HBM traffic of FlashAttention (Algorithm 1) with the constants it implies, all heads; with the
+ * kernel's block `mask`, of block-sparse FlashAttention (Algorithm 5).
+ *
+ * - Algorithm 1: with `M = ⌊sramBytes / dtypeBytes⌋` elements, `Bc = ⌈M/4d⌉`,
  *   `Br = min(⌈M/4d⌉, d)`, `Tc = ⌈N/Bc⌉`: `2Nd + Tc · (3Nd + 4N)` elements a head (K, V read
  *   once; each of the Tc passes reads Q, O, ℓ, m and writes O, ℓ, m). Theorem 2: Θ(N²d²M⁻¹).
- * - block-sparse, Algorithm 5: Algorithm 1 that skips the (i, j) blocks of its own Br × Bc grid
+ * - Algorithm 5 (with `mask`): Algorithm 1 that skips the (i, j) blocks of its own Br × Bc grid
  *   holding no entry the kernel's `mask` keeps: `2Nd + passRows · (3d + 4)`, passRows the rows
  *   of the visited blocks; with full blocks, `2Nd + s · Tc · (3Nd + 4N)` with s measured on the
  *   Br × Bc grid (Proposition 4: Θ(Nd + N²d²M⁻¹s)). K and V are loaded for every j (line 6).
@@ -203,43 +231,25 @@ function checkMaskGrid(n: number, mask: MaskGrid): void {
  * lie wholly above the diagonal, as block-sparse skips zero blocks; the Tc term keeps
  * {@linkcode TheoreticalTraffic.causalFraction} of its rows (≈ ½ + 1/(2Tc) for square blocks).
  * Block-sparse visits the blocks that hold a kept entry on or below the diagonal. K and V are
- * still read once each. The 2Nd term and standard are unchanged.
+ * still read once each.
  *
  * Elements are converted at the storage dtype's width (ℓ and m too), then × batch × heads.
  *
  * @example
  * ```ts
- * import { theoreticalBytes } from "./io_model.ts";
+ * import { flashAttentionBytes } from "./io_model.ts";
  * const shape = { batch: 1, heads: 1, n: 1024, d: 64, dtype: "f32" as const, causal: false };
- * const t = theoreticalBytes("flash", shape, { sramBytes: 49152 });
+ * const t = flashAttentionBytes(shape, { sramBytes: 49152 });
  * console.assert(t.mElements === 12288 && t.bc === 48 && t.br === 48 && t.tc === 22);
  * ```
  */
-export function theoreticalBytes(
-  kernel: KernelName,
+export function flashAttentionBytes(
   shape: AttentionShape,
   opts: TheoreticalOptions,
 ): TheoreticalTraffic {
   checkShape(shape);
   const { n, d } = shape;
   const bytesPerElement = dtypeBytes(shape.dtype);
-  const heads = shape.batch * shape.heads;
-  if (kernel === "standard") {
-    const elementsPerHead = 4 * n * n + 4 * n * d;
-    return {
-      kernel,
-      bytes: elementsPerHead * bytesPerElement * heads,
-      elementsPerHead,
-      mElements: null,
-      bc: null,
-      br: null,
-      tc: null,
-      tr: null,
-      causalFraction: 1,
-      density: 1,
-      passRows: null,
-    };
-  }
   checkPositiveInt(opts.sramBytes, "sramBytes");
   const mElements = Math.floor(opts.sramBytes / bytesPerElement);
   if (mElements < 1) {
@@ -255,8 +265,7 @@ export function theoreticalBytes(
   const denseRows = shape.causal ? causalRows(n, br, bc, tc) : tc * n;
   let density = 1;
   let passRows = denseRows;
-  if (kernel === "block-sparse") {
-    if (!opts.mask) throw new RangeError("block-sparse needs its block mask");
+  if (opts.mask) {
     const sparse = sparsePasses(n, br, bc, opts.mask, shape.causal);
     density = sparse.keptBlocks / (tr * tc);
     passRows = sparse.passRows;
@@ -264,8 +273,8 @@ export function theoreticalBytes(
   const causalFraction = denseRows / (tc * n);
   const elementsPerHead = 2 * n * d + passRows * (3 * d + 4);
   return {
-    kernel,
-    bytes: elementsPerHead * bytesPerElement * heads,
+    algorithm: opts.mask ? "Algorithm 5" : "Algorithm 1",
+    bytes: elementsPerHead * bytesPerElement * shape.batch * shape.heads,
     elementsPerHead,
     mElements,
     bc,
@@ -382,42 +391,6 @@ export function flashQueryOuterBytes(shape: AttentionShape, br: number): number 
 }
 
 /**
- * Forward FLOPs of the dense problem: `4 · B · H · N² · d` (QKᵀ and PV, one FMA = 2 FLOPs),
- * halved when causal. The same problem without block sparsity: what `tflopsDenseEquivalent`
- * divides by time.
- *
- * @example
- * ```ts
- * import { denseFlops } from "./io_model.ts";
- * const shape = { batch: 1, heads: 2, n: 8, d: 4, dtype: "f32" as const, causal: true };
- * console.assert(denseFlops(shape) === 1024);
- * ```
- */
-export function denseFlops(shape: AttentionShape): number {
-  checkShape(shape);
-  const full = 4 * shape.batch * shape.heads * shape.n * shape.n * shape.d;
-  return shape.causal ? full / 2 : full;
-}
-
-/**
- * Forward FLOPs a kernel computes: {@linkcode denseFlops}, × density for block-sparse.
- *
- * @example
- * ```ts
- * import { flops } from "./io_model.ts";
- * const shape = { batch: 1, heads: 1, n: 8, d: 4, dtype: "f32" as const, causal: false };
- * console.assert(flops("block-sparse", shape, 0.25) === 256);
- * console.assert(flops("flash", shape, 0.25) === 1024);
- * ```
- */
-export function flops(kernel: KernelName, shape: AttentionShape, density: number): number {
-  const dense = denseFlops(shape);
-  if (kernel !== "block-sparse") return dense;
-  checkDensity(density);
-  return dense * density;
-}
-
-/**
  * FLOPs per byte of HBM traffic. Throws a RangeError when `bytes` is not positive.
  *
  * @example
@@ -431,14 +404,6 @@ export function arithmeticIntensity(flopCount: number, bytes: number): number {
   return flopCount / bytes;
 }
 
-/** Options of {@linkcode footprintBytes}, {@linkcode bufferSizes} and {@linkcode fitsDevice}. */
-export interface FootprintOptions {
-  /** The kernel's tiles; block-sparse's mask has `⌈N / br⌉` block rows of `⌈N / bc⌉` blocks. */
-  tiles: Pick<Tiles, "br" | "bc">;
-  /** Nonzero blocks of the block-sparse mask; default every block (`Tr · Tc`, the maximum). */
-  maskNnz?: number;
-}
-
 /** One GPU storage buffer a kernel allocates. */
 export interface BufferSize {
   /** Q, K, V, O, S, P, LSE, mask rowptr or mask colidx. */
@@ -447,74 +412,16 @@ export interface BufferSize {
 }
 
 /**
- * The storage buffers a kernel allocates, in bytes (uniform, readback and counter buffers are
- * not counted).
- *
- * - every kernel: Q, K, V, O, each `B·H·N·d` elements of the dtype;
- * - standard: S and P, each `B·H·N·N` elements of the dtype;
- * - flash: LSE, `B·H·N` f32;
- * - block-sparse: flash's, plus the block mask in CSR form, shared by all batches and heads:
- *   rowptr `(Tr + 1) · 4` bytes and colidx `maskNnz · 4` bytes, `Tr = ⌈N / br⌉`.
- *
- * @example
- * ```ts
- * import { bufferSizes } from "./io_model.ts";
- * const shape = { batch: 1, heads: 1, n: 128, d: 64, dtype: "f32" as const, causal: false };
- * const b = bufferSizes("flash", shape, { tiles: { br: 64, bc: 64 } });
- * console.assert(b.map((x) => x.name).join() === "Q,K,V,O,LSE");
- * ```
- */
-export function bufferSizes(
-  kernel: KernelName,
-  shape: AttentionShape,
-  opts: FootprintOptions,
-): BufferSize[] {
-  checkShape(shape);
-  const { n, d } = shape;
-  const heads = shape.batch * shape.heads;
-  const tensor = heads * n * d * dtypeBytes(shape.dtype);
-  const buffers: BufferSize[] = ["Q", "K", "V", "O"].map((name) => ({ name, bytes: tensor }));
-  if (kernel === "standard") {
-    const square = heads * n * n * dtypeBytes(shape.dtype);
-    buffers.push({ name: "S", bytes: square }, { name: "P", bytes: square });
-    return buffers;
-  }
-  buffers.push({ name: "LSE", bytes: heads * n * 4 });
-  if (kernel === "block-sparse") {
-    checkPositiveInt(opts.tiles.br, "tiles.br");
-    checkPositiveInt(opts.tiles.bc, "tiles.bc");
-    const tr = ceilDiv(n, opts.tiles.br);
-    const blocks = tr * ceilDiv(n, opts.tiles.bc);
-    const nnz = opts.maskNnz ?? blocks;
-    if (!Number.isSafeInteger(nnz) || nnz < 0 || nnz > blocks) {
-      throw new RangeError(`maskNnz must be an integer in [0, ${blocks}], got ${nnz}`);
-    }
-    buffers.push({ name: "mask rowptr", bytes: (tr + 1) * 4 }, {
-      name: "mask colidx",
-      bytes: nnz * 4,
-    });
-  }
-  return buffers;
-}
-
-/**
- * Peak bytes of GPU storage buffers the kernel allocates: the sum of {@linkcode bufferSizes}.
- * Standard grows as N², flash and block-sparse as N.
+ * Peak bytes of GPU storage buffers: the sum of their sizes (a kernel's plan lists them).
  *
  * @example
  * ```ts
  * import { footprintBytes } from "./io_model.ts";
- * const shape = { batch: 1, heads: 1, n: 128, d: 64, dtype: "f32" as const, causal: false };
- * // Q, K, V, O: 4 · 128·64·4 bytes; S, P: 2 · 128·128·4 bytes
- * console.assert(footprintBytes("standard", shape, { tiles: { br: 64, bc: 64 } }) === 262144);
+ * console.assert(footprintBytes([{ name: "Q", bytes: 64 }, { name: "S", bytes: 256 }]) === 320);
  * ```
  */
-export function footprintBytes(
-  kernel: KernelName,
-  shape: AttentionShape,
-  opts: FootprintOptions,
-): number {
-  return bufferSizes(kernel, shape, opts).reduce((sum, b) => sum + b.bytes, 0);
+export function footprintBytes(buffers: readonly { name?: string; bytes: number }[]): number {
+  return buffers.reduce((sum, b) => sum + b.bytes, 0);
 }
 
 /** The two device limits a single buffer must respect, in bytes. */
@@ -524,31 +431,27 @@ export interface BufferLimits {
 }
 
 /**
- * Whether every buffer the kernel allocates fits the device's limits. Returns null when each
- * buffer fits both `maxStorageBufferBindingSize` and `maxBufferSize`, else a reason that starts
- * with `"does not fit:"` and names the largest offending buffer and the tighter limit it breaks.
+ * Whether every buffer fits the device's limits. Returns null when each buffer fits both
+ * `maxStorageBufferBindingSize` and `maxBufferSize`, else a reason that starts with
+ * `"does not fit:"` and names the largest offending buffer and the tighter limit it breaks.
  *
  * @example
  * ```ts
  * import { fitsDevice } from "./io_model.ts";
- * const shape = { batch: 1, heads: 16, n: 16384, d: 64, dtype: "f32" as const, causal: false };
  * const limits = { maxStorageBufferBindingSize: 2 ** 31, maxBufferSize: 2 ** 32 };
- * const why = fitsDevice("standard", shape, limits, { tiles: { br: 64, bc: 64 } });
+ * const why = fitsDevice([{ name: "S", bytes: 17179869184 }], limits);
  * console.assert(why === "does not fit: S is 17.2 GB, device binding limit is 2.15 GB");
  * ```
  */
 export function fitsDevice(
-  kernel: KernelName,
-  shape: AttentionShape,
+  buffers: readonly BufferSize[],
   limits: BufferLimits,
-  opts: FootprintOptions,
 ): string | null {
   const checks = [
     { label: "device binding limit", bytes: limits.maxStorageBufferBindingSize },
     { label: "device buffer limit", bytes: limits.maxBufferSize },
   ].sort((a, b) => a.bytes - b.bytes);
-  const buffers = bufferSizes(kernel, shape, opts).sort((a, b) => b.bytes - a.bytes);
-  for (const buffer of buffers) {
+  for (const buffer of [...buffers].sort((a, b) => b.bytes - a.bytes)) {
     for (const limit of checks) {
       if (buffer.bytes > limit.bytes) {
         let size = formatBytes(buffer.bytes);

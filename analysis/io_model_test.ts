@@ -1,21 +1,17 @@
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
 import { makeMask } from "../kernels/masks.ts";
-import { modeledTraffic, totalBytes } from "../kernels/modeled.ts";
-import type { AttentionShape, Dtype, KernelName, MaskKind } from "../kernels/types.ts";
-import { mulberry32 } from "../kernels/rng.ts";
+import type { AttentionShape } from "../core/shapes.ts";
 import {
   arithmeticIntensity,
-  bufferSizes,
-  denseFlops,
   fitsDevice,
+  flashAttentionBytes,
   flashQueryOuterBytes,
-  flops,
   footprintBytes,
   formatBytes,
   formatSi,
   lowerBoundBytes,
   type MaskGrid,
-  theoreticalBytes,
+  standardAttentionBytes,
 } from "./io_model.ts";
 
 /** A shape with the fields that matter overridden; one f32 head by default. */
@@ -23,31 +19,25 @@ function shape(over: Partial<AttentionShape>): AttentionShape {
   return { batch: 1, heads: 1, n: 8, d: 2, dtype: "f32", causal: false, ...over };
 }
 
-const tiles = { br: 4, bc: 4 };
-
 // Hand-computed small case: N = 8, d = 2, SRAM 64 bytes of f32 = 16 elements:
 // Bc = ⌈16 / 8⌉ = 2, Br = min(2, 2) = 2, Tc = 4.
 
 Deno.test("standard: 4N² + 4Nd elements a head", () => {
   // 4·64 + 4·16 = 320 elements · 4 bytes
-  const t = theoreticalBytes("standard", shape({}), { sramBytes: 64 });
+  const t = standardAttentionBytes(shape({}));
   assertEquals(t.elementsPerHead, 320);
   assertEquals(t.bytes, 1280);
   assertEquals([t.mElements, t.bc, t.br, t.tc], [null, null, null, null]);
   // f16, 2 × 3 heads: 320 · 2 · 6
-  const many = theoreticalBytes("standard", shape({ batch: 2, heads: 3, dtype: "f16" }), {
-    sramBytes: 64,
-  });
+  const many = standardAttentionBytes(shape({ batch: 2, heads: 3, dtype: "f16" }));
   assertEquals(many.bytes, 3840);
   // causal does not change the standard algorithm's traffic
-  const causal = theoreticalBytes("standard", shape({ causal: true }), {
-    sramBytes: 64,
-  });
+  const causal = standardAttentionBytes(shape({ causal: true }));
   assertEquals(causal.bytes, 1280);
 });
 
 Deno.test("flash: 2Nd + Tc(3Nd + 4N) with Algorithm 1's block sizes", () => {
-  const t = theoreticalBytes("flash", shape({}), { sramBytes: 64 });
+  const t = flashAttentionBytes(shape({}), { sramBytes: 64 });
   assertEquals([t.mElements, t.bc, t.br, t.tc, t.tr], [16, 2, 2, 4, 4]);
   // 2·16 + 4·(3·16 + 4·8) = 32 + 320
   assertEquals(t.elementsPerHead, 352);
@@ -58,35 +48,35 @@ Deno.test("flash: 2Nd + Tc(3Nd + 4N) with Algorithm 1's block sizes", () => {
 Deno.test("flash: the paper's setting, N = 1024, d = 64", () => {
   const s = shape({ n: 1024, d: 64, heads: 16 });
   // M = 49152 / 4 = 12288; Bc = ⌈12288 / 256⌉ = 48 = Br; Tc = ⌈1024 / 48⌉ = 22
-  const t = theoreticalBytes("flash", s, { sramBytes: 49152 });
+  const t = flashAttentionBytes(s, { sramBytes: 49152 });
   assertEquals([t.mElements, t.bc, t.br, t.tc], [12288, 48, 48, 22]);
   // 131072 + 22 · (196608 + 4096) = 4546560 elements, · 4 bytes · 16 heads
   assertEquals(t.bytes, 290979840);
   // f16, 100 KB: M = 51200, Bc = 200, Br = min(200, 64) = 64, Tc = 6
-  const h = theoreticalBytes("flash", { ...s, dtype: "f16" }, { sramBytes: 102400 });
+  const h = flashAttentionBytes({ ...s, dtype: "f16" }, { sramBytes: 102400 });
   assertEquals([h.mElements, h.bc, h.br, h.tc], [51200, 200, 64, 6]);
   assertEquals(h.elementsPerHead, 131072 + 6 * 200704);
 });
 
 Deno.test("flash: M is rounded down to whole elements", () => {
-  const t = theoreticalBytes("flash", shape({}), { sramBytes: 67 });
+  const t = flashAttentionBytes(shape({}), { sramBytes: 67 });
   assertEquals(t.mElements, 16);
 });
 
 Deno.test("causal rule: Tc term × row-weighted share of blocks on or below the diagonal", () => {
   // Square blocks (Bc = Br = 2, Tc = 4): rows visited 8 + 6 + 4 + 2 = 20 of 32.
-  const t = theoreticalBytes("flash", shape({ causal: true }), { sramBytes: 64 });
+  const t = flashAttentionBytes(shape({ causal: true }), { sramBytes: 64 });
   assertEquals(t.causalFraction, 0.625);
   // 32 + (3·2 + 4) · 20
   assertEquals(t.elementsPerHead, 232);
   // Bc = ⌈40 / 8⌉ = 5, Br = 2, Tc = 2: key block 1 (keys 5..7) needs query rows 4..7 only.
   // Rows 8 + 4 = 12 of 16; 32 + 10 · 12 = 152.
-  const r = theoreticalBytes("flash", shape({ causal: true }), { sramBytes: 160 });
+  const r = flashAttentionBytes(shape({ causal: true }), { sramBytes: 160 });
   assertEquals([r.bc, r.br, r.tc], [5, 2, 2]);
   assertEquals(r.causalFraction, 0.75);
   assertEquals(r.elementsPerHead, 152);
   // Large N: the fraction tends to one half.
-  const big = theoreticalBytes("flash", shape({ n: 65536, d: 64, causal: true }), {
+  const big = flashAttentionBytes(shape({ n: 65536, d: 64, causal: true }), {
     sramBytes: 49152,
   });
   assertAlmostEquals(big.causalFraction, 0.5, 1e-3);
@@ -104,26 +94,26 @@ function grid(n: number, br: number, bc: number, kept: [number, number][]): Mask
 Deno.test("block-sparse: Algorithm 5 visits its Br × Bc blocks that hold a kept entry", () => {
   // Bc = Br = 2, Tc = Tr = 4. The kernel's 4 × 4 block (0, 0) covers 2 × 2 of Algorithm 5's
   // blocks: s = 4/16, passRows = 4 blocks · 2 rows; 32 + 8 · (3·2 + 4) = 32 + 0.25 · 320.
-  const t = theoreticalBytes("block-sparse", shape({}), {
+  const t = flashAttentionBytes(shape({}), {
     sramBytes: 64,
     mask: grid(8, 4, 4, [[0, 0]]),
   });
   assertEquals([t.density, t.passRows, t.elementsPerHead], [0.25, 8, 112]);
   // A 3 × 3 kernel grid keeps 1/9 of its blocks, but its block (0, 0) (queries and keys 0..2)
   // touches the same 4 of Algorithm 5's blocks: s is measured there, the bytes stay whole.
-  const odd = theoreticalBytes("block-sparse", shape({}), {
+  const odd = flashAttentionBytes(shape({}), {
     sramBytes: 64,
     mask: grid(8, 3, 3, [[0, 0]]),
   });
   assertEquals([odd.density, odd.passRows, odd.elementsPerHead], [0.25, 8, 112]);
   // Causal: block (0, 1) (queries 0..1, keys 2..3) lies above the diagonal; 32 + 6 · 10.
-  const causal = theoreticalBytes("block-sparse", shape({ causal: true }), {
+  const causal = flashAttentionBytes(shape({ causal: true }), {
     sramBytes: 64,
     mask: grid(8, 4, 4, [[0, 0]]),
   });
   assertEquals([causal.density, causal.passRows, causal.elementsPerHead], [0.25, 6, 92]);
   // Nothing kept: K and V are still loaded for every key block (Algorithm 5, line 6).
-  const none = theoreticalBytes("block-sparse", shape({}), {
+  const none = flashAttentionBytes(shape({}), {
     sramBytes: 64,
     mask: grid(8, 4, 4, []),
   });
@@ -137,7 +127,7 @@ Deno.test("block-sparse: with full blocks it is Proposition 4's 2Nd + s · Tc ·
   const sh = shape({ n, d: 64 });
   for (const density of [1, 0.5, 0.25, 0.0625]) {
     const mask = makeMask({ kind: "random", n, br: 48, bc: 48, density, seed: 3 });
-    const t = theoreticalBytes("block-sparse", sh, { sramBytes: 49152, mask });
+    const t = flashAttentionBytes(sh, { sramBytes: 49152, mask });
     assertEquals(t.density, mask.density);
     const expected = (2 * n * 64 + mask.density * t.tc! * (3 * n * 64 + 4 * n)) * 4;
     assertAlmostEquals(t.bytes, expected, 1e-6 * expected);
@@ -148,16 +138,15 @@ Deno.test("block-sparse: with full blocks it is Proposition 4's 2Nd + s · Tc ·
   const all = makeMask({ kind: "random", n: 4096, br: 64, bc: 32, density: 1, seed: 1 });
   for (const causal of [false, true]) {
     assertEquals(
-      theoreticalBytes("block-sparse", { ...s, causal }, { sramBytes: 49152, mask: all }).bytes,
-      theoreticalBytes("flash", { ...s, causal }, { sramBytes: 49152 }).bytes,
+      flashAttentionBytes({ ...s, causal }, { sramBytes: 49152, mask: all }).bytes,
+      flashAttentionBytes({ ...s, causal }, { sramBytes: 49152 }).bytes,
     );
   }
 });
 
-Deno.test("block-sparse: no mask, or one that does not cover N, is a bug (RangeError)", () => {
-  assertThrows(() => theoreticalBytes("block-sparse", shape({}), { sramBytes: 64 }), RangeError);
+Deno.test("block-sparse: a mask that does not cover N is a bug (RangeError)", () => {
   assertThrows(
-    () => theoreticalBytes("block-sparse", shape({}), { sramBytes: 64, mask: grid(9, 4, 4, []) }),
+    () => flashAttentionBytes(shape({}), { sramBytes: 64, mask: grid(9, 4, 4, []) }),
     RangeError,
   );
   assertThrows(() => lowerBoundBytes(shape({}), grid(16, 4, 4, [])), RangeError);
@@ -166,19 +155,18 @@ Deno.test("block-sparse: no mask, or one that does not cover N, is a bug (RangeE
 Deno.test("flash traffic falls as SRAM grows", () => {
   const s = shape({ n: 4096, d: 64, heads: 16 });
   const srams = [4096, 8192, 16384, 32768, 49152, 102400, 262144];
-  const bytes = srams.map((sramBytes) => theoreticalBytes("flash", s, { sramBytes }).bytes);
+  const bytes = srams.map((sramBytes) => flashAttentionBytes(s, { sramBytes }).bytes);
   for (let i = 1; i < bytes.length; i++) {
     assert(bytes[i]! < bytes[i - 1]!, `SRAM ${srams[i]} moved ${bytes[i]} ≥ ${bytes[i - 1]}`);
   }
   // Θ(N²d²/M): doubling M roughly halves the Tc term
-  const t1 = theoreticalBytes("flash", s, { sramBytes: 16384 });
-  const t2 = theoreticalBytes("flash", s, { sramBytes: 32768 });
+  const t1 = flashAttentionBytes(s, { sramBytes: 16384 });
+  const t2 = flashAttentionBytes(s, { sramBytes: 32768 });
   assertEquals([t1.tc, t2.tc], [256, 128]);
 });
 
 Deno.test("standard traffic grows as N²", () => {
-  const at = (n: number) =>
-    theoreticalBytes("standard", shape({ n, d: 64 }), { sramBytes: 49152 }).bytes;
+  const at = (n: number) => standardAttentionBytes(shape({ n, d: 64 })).bytes;
   // (4·4N² + 8Nd) / (4N² + 4Nd) at N = 1024, d = 64: 16896 / 4352
   assertAlmostEquals(at(2048) / at(1024), 16896 / 4352, 1e-12);
   assertAlmostEquals(at(65536) / at(32768), 4, 0.01);
@@ -186,7 +174,7 @@ Deno.test("standard traffic grows as N²", () => {
 
 Deno.test("block-size override: Bc = B gives Tc = ⌈N / B⌉", () => {
   const s = shape({ n: 1024, d: 64 });
-  const at = (b: number) => theoreticalBytes("flash", s, { sramBytes: 49152, bc: b });
+  const at = (b: number) => flashAttentionBytes(s, { sramBytes: 49152, bc: b });
   assertEquals(at(64).tc, 16);
   assertEquals(at(128).tc, 8);
   // 2Nd + 8 · (3Nd + 4N) elements · 4 bytes
@@ -233,68 +221,38 @@ Deno.test("flashQueryOuterBytes: Q and O once, K and V per query block, LSE in f
   assertEquals(flashQueryOuterBytes(shape({ n: 10, causal: true }), 4), (40 + 2 * 2 * 22) * 4 + 40);
 });
 
-Deno.test("flops: 4BHN²d, halved when causal, × density for block-sparse", () => {
-  assertEquals(flops("standard", shape({}), 1), 512); // 4 · 64 · 2
-  assertEquals(flops("flash", shape({ causal: true }), 1), 256);
-  assertEquals(flops("block-sparse", shape({}), 0.5), 256);
-  assertEquals(flops("block-sparse", shape({ causal: true }), 0.5), 128);
-  assertEquals(flops("standard", shape({}), 0.5), 512);
-  assertEquals(denseFlops(shape({ batch: 2, heads: 3 })), 3072);
-  assertEquals(denseFlops(shape({ causal: true })), 256);
-});
-
 Deno.test("arithmeticIntensity: FLOPs per byte", () => {
   assertEquals(arithmeticIntensity(512, 256), 2);
   assertThrows(() => arithmeticIntensity(1, 0), RangeError);
 });
 
-Deno.test("footprint: buffers of each kernel", () => {
-  // Q, K, V, O: 4 · 16 · 4 = 256; S, P: 2 · 64 · 4 = 512
-  assertEquals(footprintBytes("standard", shape({}), { tiles }), 768);
-  // + LSE 8 · 4
-  assertEquals(footprintBytes("flash", shape({}), { tiles }), 288);
-  // Tr = Tc = 2: rowptr 3 · 4, colidx (default all 4 blocks) 4 · 4
-  assertEquals(footprintBytes("block-sparse", shape({}), { tiles }), 316);
-  assertEquals(footprintBytes("block-sparse", shape({}), { tiles, maskNnz: 2 }), 308);
-  // the mask is shared by all heads; the tensors are not
-  assertEquals(footprintBytes("block-sparse", shape({ heads: 2 }), { tiles, maskNnz: 2 }), 596);
-  assertEquals(
-    bufferSizes("block-sparse", shape({}), { tiles }).map((b) => b.name),
-    ["Q", "K", "V", "O", "LSE", "mask rowptr", "mask colidx"],
-  );
-  assertThrows(
-    () => footprintBytes("block-sparse", shape({}), { tiles, maskNnz: 5 }),
-    RangeError,
-  );
-});
-
-Deno.test("footprint: standard grows as N², flash as N", () => {
-  const at = (kernel: "standard" | "flash", n: number) =>
-    footprintBytes(kernel, shape({ n, d: 64 }), { tiles: { br: 64, bc: 64 } });
-  assertAlmostEquals(at("standard", 32768) / at("standard", 16384), 4, 0.05);
-  assertEquals(at("flash", 32768) / at("flash", 16384), 2);
+Deno.test("footprintBytes: the sum of the buffers", () => {
+  assertEquals(footprintBytes([]), 0);
+  assertEquals(footprintBytes([{ bytes: 256 }, { bytes: 512 }]), 768);
 });
 
 Deno.test("fitsDevice: null when every buffer fits, else names buffer and limit", () => {
-  const s = shape({ heads: 16, n: 16384, d: 64 });
+  // Q of 16 heads · 16384 · 64 f32, and standard's S of 16 · 16384² f32
+  const q = { name: "Q", bytes: 67108864 };
+  const big = [q, { name: "S", bytes: 17179869184 }];
   const roomy = { maxStorageBufferBindingSize: 2 ** 31, maxBufferSize: 2 ** 32 };
-  assertEquals(fitsDevice("flash", s, roomy, { tiles }), null);
+  assertEquals(fitsDevice([q], roomy), null);
   assertEquals(
-    fitsDevice("standard", s, roomy, { tiles }),
+    fitsDevice(big, roomy),
     "does not fit: S is 17.2 GB, device binding limit is 2.15 GB",
   );
   // the tighter limit is named
   const smallBuffer = { maxStorageBufferBindingSize: 2 ** 31, maxBufferSize: 2 ** 30 };
   assertEquals(
-    fitsDevice("standard", s, smallBuffer, { tiles }),
+    fitsDevice(big, smallBuffer),
     "does not fit: S is 17.2 GB, device buffer limit is 1.07 GB",
   );
-  // Q is 16 · 16384 · 64 · 4 = 67108864 bytes: equal to the limit fits, one byte less does not
+  // equal to the limit fits, one byte less does not
   const exact = { maxStorageBufferBindingSize: 67108864, maxBufferSize: 2 ** 30 };
-  assertEquals(fitsDevice("flash", s, exact, { tiles }), null);
+  assertEquals(fitsDevice([q], exact), null);
   const tight = { maxStorageBufferBindingSize: 67108863, maxBufferSize: 2 ** 30 };
   assertEquals(
-    fitsDevice("flash", s, tight, { tiles }),
+    fitsDevice([q], tight),
     "does not fit: Q is 67.1 MB (67108864 B), device binding limit is 67.1 MB (67108863 B)",
   );
 });
@@ -312,57 +270,8 @@ Deno.test("bad shapes are bugs (RangeError)", () => {
   assertThrows(() => lowerBoundBytes(shape({ n: 0 })), RangeError);
   assertThrows(() => lowerBoundBytes(shape({ d: 1.5 })), RangeError);
   assertThrows(
-    () => theoreticalBytes("flash", shape({}), { sramBytes: 2 }),
+    () => flashAttentionBytes(shape({}), { sramBytes: 2 }),
     RangeError,
   );
   assertThrows(() => flashQueryOuterBytes(shape({}), 0), RangeError);
-});
-
-Deno.test("every kernel: whole bytes, and theoretical, modeled, query-outer ≥ lower bound", () => {
-  // Random shapes, tiles, SRAM sizes and masks: the lower bound is a floor for every count.
-  const rand = mulberry32(2026);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
-  const kernels: KernelName[] = ["standard", "flash", "block-sparse"];
-  const kinds: MaskKind[] = ["random", "butterfly", "local"];
-  let cases = 0;
-  for (let trial = 0; trial < 300; trial++) {
-    const sh: AttentionShape = {
-      batch: 1 + Math.floor(rand() * 3),
-      heads: 1 + Math.floor(rand() * 3),
-      n: 1 + Math.floor(rand() * 600),
-      d: pick([32, 64, 128]),
-      dtype: pick<Dtype>(["f32", "f16"]),
-      causal: rand() < 0.5,
-    };
-    const tiles = { br: pick([8, 16, 32, 64, 5, 12]), bc: pick([8, 16, 32, 64, 7]), rm: 1, tx: 1 };
-    const sramBytes = pick([2048, 16384, 32768, 49152, 102400, 1000]);
-    const mask = makeMask({
-      kind: pick(kinds),
-      n: sh.n,
-      br: tiles.br,
-      bc: tiles.bc,
-      density: pick([1, 0.5, 0.25, 0.1, 0.01]),
-      seed: trial,
-    });
-    for (const kernel of kernels) {
-      const m = kernel === "block-sparse" ? mask : null;
-      const floor = lowerBoundBytes(sh, m);
-      const where = `${kernel} ${JSON.stringify(sh)} tiles ${tiles.br}×${tiles.bc} ` +
-        `M ${sramBytes} ${mask.kind} s ${mask.density}`;
-      assert(Number.isInteger(floor) && floor >= 0, where);
-      const theoretical = theoreticalBytes(kernel, sh, { sramBytes, mask: m }).bytes;
-      assert(Number.isInteger(theoretical), `theoretical ${theoretical} not whole: ${where}`);
-      assert(theoretical >= floor, `theoretical ${theoretical} < floor ${floor}: ${where}`);
-      const modeled = totalBytes(modeledTraffic(kernel, sh, tiles, m));
-      assert(Number.isInteger(modeled), where);
-      assert(modeled >= floor, `modeled ${modeled} < floor ${floor}: ${where}`);
-      if (kernel === "flash") {
-        const queryOuter = flashQueryOuterBytes(sh, tiles.br);
-        assert(queryOuter >= floor, `query-outer ${queryOuter} < floor ${floor}: ${where}`);
-      }
-      if (kernel !== "block-sparse") assertEquals(floor, lowerBoundBytes({ ...sh, causal: false }));
-      cases++;
-    }
-  }
-  assertEquals(cases, 900);
 });

@@ -28,8 +28,8 @@
  * @module
  */
 
-import { mulberry32 } from "../kernels/rng.ts";
-import { type Dtype, dtypeBytes } from "../kernels/types.ts";
+import { mulberry32 } from "../core/rng.ts";
+import { type Dtype, dtypeBytes } from "../core/shapes.ts";
 
 /** How the KV cache of one model is shaped. */
 export interface KvLayout {

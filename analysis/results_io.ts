@@ -4,9 +4,9 @@
  * @module
  */
 
-import { UsageError } from "../cli/errors.ts";
-import type { ResultsFile } from "./schema.ts";
-import { parseJson, validateResults } from "./validate.ts";
+import { UsageError } from "../core/errors.ts";
+import type { ResultsFile } from "../core/schema.ts";
+import { type KernelCatalog, parseJson, validateResults } from "./validate.ts";
 
 /**
  * Parses and validates a results file's text. Throws {@linkcode UsageError} (exit 2) when the
@@ -15,11 +15,12 @@ import { parseJson, validateResults } from "./validate.ts";
  * @example
  * ```ts
  * import { parseResults } from "./results_io.ts";
- * try { parseResults("{}", "x.json"); } catch (e) { console.assert(e instanceof Error); }
+ * const kernels = { names: () => ["flash"], sparse: () => false, tileProblem: () => null };
+ * try { parseResults("{}", "x.json", kernels); } catch (e) { console.assert(e instanceof Error); }
  * ```
  */
-export function parseResults(text: string, name: string): ResultsFile {
-  return validateResults(parseJson(text, name), name);
+export function parseResults(text: string, name: string, kernels: KernelCatalog): ResultsFile {
+  return validateResults(parseJson(text, name), name, kernels);
 }
 
 /** Largest input file the tool reads (a results file of a long sweep is a few MB). */
@@ -51,17 +52,17 @@ export async function readInputFile(path: string): Promise<string> {
  * @example
  * ```ts ignore
  * import { readResults } from "./results_io.ts";
- * const results = await readResults("out/results.json");
+ * const results = await readResults("out/results.json", kernelCatalog());
  * ```
  */
-export async function readResults(path: string): Promise<ResultsFile> {
+export async function readResults(path: string, kernels: KernelCatalog): Promise<ResultsFile> {
   let text: string;
   try {
     text = await readInputFile(path);
   } catch (e) {
     throw new UsageError(`cannot read ${path}: ${(e as Error).message}`);
   }
-  return parseResults(text, path);
+  return parseResults(text, path, kernels);
 }
 
 /**

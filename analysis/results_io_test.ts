@@ -8,7 +8,7 @@
 
 import { assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { checkOutputPaths, writeFileSet } from "./results_io.ts";
-import { UsageError } from "../cli/errors.ts";
+import { UsageError } from "../core/errors.ts";
 
 async function inTemp(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "attnbench_io_" });

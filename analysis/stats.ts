@@ -22,8 +22,9 @@
  * @module
  */
 
-import { mulberry32 } from "../kernels/rng.ts";
-import type { TimeStats } from "./schema.ts";
+import { mulberry32 } from "../core/rng.ts";
+import type { TimeStats } from "../core/schema.ts";
+import { fmtMs } from "./table.ts";
 
 function requireSamples(xs: readonly number[], what: string): void {
   if (xs.length === 0) throw new RangeError(`${what} of an empty sample`);
@@ -264,22 +265,18 @@ export function timingWarnings(samples: readonly number[], opts: TimingWarningOp
   const factor = opts.slowFirstRunFactor ?? 5;
   if (opts.firstRunMs !== null && opts.firstRunMs > factor * m) {
     warnings.push(
-      `first run took ${fmtMs(opts.firstRunMs)} ms, ${(opts.firstRunMs / m).toFixed(1)}× the ` +
-        `median ${fmtMs(m)} ms: caches or compilation were cold; keep the warm-up runs`,
+      `first run took ${fmtMs(opts.firstRunMs)}, ${(opts.firstRunMs / m).toFixed(1)}× the ` +
+        `median ${fmtMs(m)}: caches or compilation were cold; keep the warm-up runs`,
     );
   }
   const short = samples.filter((s) => s < opts.timerResolutionMs).length;
   if (short > 0) {
     warnings.push(
       `${short} of ${samples.length} samples are shorter than the timer's resolution ` +
-        `(${fmtMs(opts.timerResolutionMs)} ms) and mostly quantization: time more work per sample`,
+        `(${fmtMs(opts.timerResolutionMs)}) and mostly quantization: time more work per sample`,
     );
   }
   return warnings;
-}
-
-function fmtMs(ms: number): string {
-  return Number(ms.toPrecision(4)).toString();
 }
 
 /** The seeded generator of the bootstrap (mulberry32, shared with the kernels' inputs). */

@@ -15,18 +15,24 @@
  * @module
  */
 
-import { UsageError } from "../cli/errors.ts";
-import { tileProblem } from "../kernels/tiles.ts";
-import {
-  type Dtype,
-  DTYPES,
-  HEAD_DIMS,
-  type KernelName,
-  KERNELS,
-  MASK_KINDS,
-  type Tiles,
-} from "../kernels/types.ts";
-import { RESULTS_SCHEMA, type ResultsFile } from "./schema.ts";
+import { UsageError } from "../core/errors.ts";
+import { type Dtype, DTYPES, HEAD_DIMS, MASK_KINDS, type Tiles } from "../core/shapes.ts";
+import { RESULTS_SCHEMA, type ResultsFile } from "../core/schema.ts";
+
+/**
+ * What validation needs to know of the kernels: which names are known (the registry's kernels
+ * and those loaded with `--kernel-module`), which follow a block mask, and the tile rules. This
+ * layer names no kernel: the caller passes the registry's view (`kernels/catalog.ts`
+ * `kernelCatalog()`).
+ */
+export interface KernelCatalog {
+  /** Names of the kernels known now. */
+  names(): readonly string[];
+  /** Whether the kernel of this (known) name follows a block mask (density and mask vary). */
+  sparse(name: string): boolean;
+  /** Why these tiles cannot build the kernel at `d` (device limits aside), or null. */
+  tileProblem(name: string, d: number, dtype: Dtype, tiles: Tiles): string | null;
+}
 
 /** A violation found by a checker: the field path and what was expected there. */
 export class SchemaError extends Error {
@@ -77,6 +83,20 @@ function bool(v: unknown, path: string): boolean {
 
 function oneOf(v: unknown, allowed: readonly string[], path: string): string {
   if (typeof v !== "string" || !allowed.includes(v)) fail(path, `one of ${allowed.join(", ")}`, v);
+  return v;
+}
+
+/** A kernel name the catalog knows; the message says how to make a user kernel known. */
+function knownKernel(v: unknown, path: string, kernels: KernelCatalog): string {
+  const names = kernels.names();
+  if (typeof v !== "string" || !names.includes(v)) {
+    fail(
+      path,
+      `one of ${names.map((n) => JSON.stringify(n)).join(", ")} (a kernel of your own: give ` +
+        `its module with --kernel-module)`,
+      v,
+    );
+  }
   return v;
 }
 
@@ -152,14 +172,16 @@ function timeStats(v: unknown, path: string): void {
  * @example
  * ```ts
  * import { checkRun } from "./validate.ts";
- * try { checkRun({ kernel: "nope" }, "runs[0]"); } catch (e) {
+ * const kernels = { names: () => ["flash"], sparse: () => false, tileProblem: () => null };
+ * try { checkRun({ kernel: "nope" }, "runs[0]", kernels); } catch (e) {
  *   console.assert((e as Error).message.startsWith("runs[0].kernel: expected one of"));
  * }
  * ```
  */
-export function checkRun(v: unknown, path: string): void {
+export function checkRun(v: unknown, path: string, kernels: KernelCatalog): void {
   const r = obj(v, path);
-  const kernel = field(r, "kernel", path, (x, p) => oneOf(x, KERNELS, p));
+  const kernel = field(r, "kernel", path, (x, p) => knownKernel(x, p, kernels));
+  const sparse = kernels.sparse(kernel);
   field(r, "dtype", path, (x, p) => oneOf(x, DTYPES, p));
   field(r, "batch", path, positiveInt);
   field(r, "heads", path, positiveInt);
@@ -172,10 +194,10 @@ export function checkRun(v: unknown, path: string): void {
   field(r, "causal", path, bool);
   field(r, "density", path, (x, p) => {
     if (typeof x !== "number" || !(x > 0 && x <= 1)) fail(p, "a number in (0, 1]", x);
-    if (kernel !== "block-sparse" && x !== 1) fail(p, `1 for the dense kernel ${kernel}`, x);
+    if (!sparse && x !== 1) fail(p, `1 for the dense kernel ${kernel}`, x);
   });
   field(r, "mask", path, (x, p) => {
-    if (kernel === "block-sparse") oneOf(x, MASK_KINDS, p);
+    if (sparse) oneOf(x, MASK_KINDS, p);
     else if (x !== null) fail(p, `null for the dense kernel ${kernel}`, x);
   });
   field(r, "tile", path, tiles);
@@ -233,12 +255,13 @@ function peerRecord(v: unknown, path: string): void {
  * @example
  * ```ts
  * import { checkResults } from "./validate.ts";
- * try { checkResults({ schema: "attnbench/results@1" }); } catch (e) {
+ * const kernels = { names: () => ["flash"], sparse: () => false, tileProblem: () => null };
+ * try { checkResults({ schema: "attnbench/results@1" }, kernels); } catch (e) {
  *   console.assert((e as Error).message.startsWith("createdAt: expected a string"));
  * }
  * ```
  */
-export function checkResults(v: unknown): asserts v is ResultsFile {
+export function checkResults(v: unknown, kernels: KernelCatalog): asserts v is ResultsFile {
   const f = obj(v, "(top level)");
   if (f.schema !== RESULTS_SCHEMA) fail("schema", JSON.stringify(RESULTS_SCHEMA), f.schema);
   field(f, "createdAt", "", str);
@@ -250,7 +273,7 @@ export function checkResults(v: unknown): asserts v is ResultsFile {
   field(f, "device", "", device);
   field(f, "ceilings", "", nullable(ceilings));
   field(f, "config", "", obj);
-  field(f, "runs", "", arr).forEach((r, i) => checkRun(r, join("runs", i)));
+  field(f, "runs", "", arr).forEach((r, i) => checkRun(r, join("runs", i), kernels));
   if (f.peers !== undefined) {
     field(f, "peers", "", arr).forEach((p, i) => peerRecord(p, join("peers", i)));
   }
@@ -263,12 +286,13 @@ export function checkResults(v: unknown): asserts v is ResultsFile {
  * @example
  * ```ts
  * import { runProblem } from "./validate.ts";
- * console.assert(runProblem({ kernel: "flash" }) !== null);
+ * const kernels = { names: () => ["flash"], sparse: () => false, tileProblem: () => null };
+ * console.assert(runProblem({ kernel: "flash" }, kernels) !== null);
  * ```
  */
-export function runProblem(run: unknown): string | null {
+export function runProblem(run: unknown, kernels: KernelCatalog): string | null {
   try {
-    checkRun(run, "run");
+    checkRun(run, "run", kernels);
     return null;
   } catch (e) {
     if (e instanceof SchemaError) return e.message;
@@ -329,12 +353,17 @@ function depthOver(value: unknown, max: number): boolean {
  * @example
  * ```ts
  * import { validateResults } from "./validate.ts";
- * try { validateResults({ schema: "attnbench/results@1" }, "x.json"); } catch (e) {
+ * const kernels = { names: () => ["flash"], sparse: () => false, tileProblem: () => null };
+ * try { validateResults({ schema: "attnbench/results@1" }, "x.json", kernels); } catch (e) {
  *   console.assert((e as Error).message.startsWith("x.json: invalid results file: createdAt"));
  * }
  * ```
  */
-export function validateResults(data: unknown, name: string): ResultsFile {
+export function validateResults(
+  data: unknown,
+  name: string,
+  kernels: KernelCatalog,
+): ResultsFile {
   const schema = (data as Obj | null)?.schema;
   if (
     typeof data === "object" && data !== null && !Array.isArray(data) && schema !== RESULTS_SCHEMA
@@ -344,7 +373,7 @@ export function validateResults(data: unknown, name: string): ResultsFile {
     );
   }
   return strictly(name, "results file", () => {
-    checkResults(data);
+    checkResults(data, kernels);
     return data;
   });
 }
@@ -360,10 +389,11 @@ const TUNED_SCHEMA = "attnbench/tuned@1";
  * ```ts
  * import { validateTuned } from "./validate.ts";
  * const ok = { schema: "attnbench/tuned@1", adapters: {} };
- * console.assert(validateTuned(ok, "t.json") === ok);
+ * const kernels = { names: () => ["flash"], sparse: () => false, tileProblem: () => null };
+ * console.assert(validateTuned(ok, "t.json", kernels) === ok);
  * ```
  */
-export function validateTuned(data: unknown, name: string): unknown {
+export function validateTuned(data: unknown, name: string, kernels: KernelCatalog): unknown {
   return strictly(name, "tuned-tiles file", () => {
     const f = obj(data, "(top level)");
     if (f.schema !== TUNED_SCHEMA) fail("schema", JSON.stringify(TUNED_SCHEMA), f.schema);
@@ -375,22 +405,19 @@ export function validateTuned(data: unknown, name: string): unknown {
       const entries = field(slot, "entries", sp, obj);
       for (const [key, e] of Object.entries(entries)) {
         const ep = `${sp}.entries[${JSON.stringify(key)}]`;
-        const m = /^(standard|flash|block-sparse)\/(f32|f16)\/d(\d+)$/.exec(key);
+        const m = /^([a-z0-9][a-z0-9._-]*)\/(f32|f16)\/d(\d+)$/.exec(key);
         if (!m || !HEAD_DIMS.includes(Number(m[3]))) {
           fail(ep, `a key kernel/dtype/dD with d one of ${HEAD_DIMS.join(", ")}`, key);
         }
         const entry = obj(e, ep);
         field(entry, "tiles", ep, tiles);
-        // The device-independent rules (multiples); the device's own limits are checked when
-        // the tiles are used.
-        const why = tileProblem(
-          m[1] as KernelName,
-          Number(m[3]),
-          m[2] as Dtype,
-          entry.tiles as Tiles,
-          { maxComputeWorkgroupStorageSize: Infinity, maxComputeInvocationsPerWorkgroup: Infinity },
-        );
-        if (why) throw new SchemaError(join(ep, "tiles"), `${why}`);
+        // The device-independent rules (multiples) of a kernel known now; the device's own
+        // limits are checked when the tiles are used. An entry of a kernel not loaded in this
+        // run (a user kernel tuned with --kernel-module) is never used, so only its form counts.
+        if (kernels.names().includes(m[1]!)) {
+          const why = kernels.tileProblem(m[1]!, Number(m[3]), m[2] as Dtype, entry.tiles as Tiles);
+          if (why) throw new SchemaError(join(ep, "tiles"), `${why}`);
+        }
         field(entry, "medianMs", ep, nonNeg);
         for (const k of ["n", "batch", "heads"]) field(entry, k, ep, positiveInt);
         field(entry, "tunedAt", ep, str);

@@ -7,39 +7,32 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../core/errors.ts";
 import { maskGridProblem } from "./flags.ts";
-import type { RunRecord } from "../analysis/schema.ts";
+import type { RunRecord } from "../core/schema.ts";
 import { median, summarize, timingWarnings } from "../analysis/stats.ts";
-import {
-  denseFlops,
-  flops,
-  footprintBytes,
-  lowerBoundBytes,
-  theoreticalBytes,
-} from "../analysis/io_model.ts";
+import { footprintBytes, lowerBoundBytes } from "../analysis/io_model.ts";
 import {
   type AttentionKernels,
-  type CountedBytes,
   DoesNotFitError,
   prepareAttention,
   type PreparedAttention,
 } from "../kernels/attention.ts";
-import { checkAgainstReference, randomInputs } from "../kernels/check.ts";
-import { tolerance } from "../kernels/tolerances.ts";
+import { checkAgainstReference, countRun } from "../kernels/check.ts";
+import { tolerance } from "../core/tolerances.ts";
 import { runProblem } from "../analysis/validate.ts";
-import { type BlockMask, makeMask } from "../kernels/masks.ts";
-import { modeledTraffic, totalBytes } from "../kernels/modeled.ts";
-import type { SlotName } from "../kernels/program.ts";
-import { timeDispatches } from "../kernels/timing.ts";
-import type { AttentionShape, KernelName, MaskKind, Tiles } from "../kernels/types.ts";
+import { kernelCatalog } from "../kernels/catalog.ts";
+import { type CountedBytes, type Kernel, type KernelPlan, totalBytes } from "../kernels/kernel.ts";
+import type { BlockMask } from "../kernels/masks.ts";
+import { timeDispatches as realTimeDispatches } from "../kernels/timing.ts";
+import type { AttentionShape, MaskKind, Tiles } from "../core/shapes.ts";
 
 /** One run to make. */
 export interface RunSpec {
-  kernel: KernelName;
+  kernel: Kernel;
   shape: AttentionShape;
   tiles: Tiles;
-  /** Block-sparse: the mask generator and its target density. */
+  /** Sparse kernels: the mask generator and its target density. */
   mask: { kind: MaskKind; density: number; seed: number };
   sweep: RunRecord["sweep"];
   seed: number;
@@ -65,6 +58,15 @@ export interface MeasureOptions {
   sramBytes: number;
 }
 
+/** The timer {@linkcode measureRun} uses; tests pass a mock. */
+export type TimeDispatches = typeof realTimeDispatches;
+
+/** What {@linkcode measureRun} measures with: the timer and the preparation (tests mock them). */
+export interface MeasureDeps {
+  timeDispatches: TimeDispatches;
+  prepare: typeof prepareAttention;
+}
+
 /** Largest single-head problem `--verify` checks on the CPU (N²·d multiply-adds). */
 export const VERIFY_MAX_WORK = 2 ** 32;
 
@@ -78,16 +80,17 @@ const ROTATE_BELOW_BYTES = 256 * 2 ** 20;
  * @example
  * ```ts
  * import { maskTooLarge } from "./bench_runner.ts";
+ * import { KERNELS } from "../kernels/registry.ts";
  * const shape = { batch: 1, heads: 1, n: 2 ** 20, d: 64, dtype: "f32", causal: false } as const;
  * const mask = { kind: "random", density: 0.25, seed: 1 } as const;
  * const tiles = { br: 16, bc: 16, rm: 1, tx: 4 };
- * console.assert(maskTooLarge({ kernel: "block-sparse", shape, tiles, mask, sweep: "n", seed: 1 })
+ * console.assert(maskTooLarge({ kernel: KERNELS["block-sparse"], shape, tiles, mask, sweep: "n", seed: 1 })
  *   !== null);
  * ```
  */
 export function maskTooLarge(spec: RunSpec): string | null {
-  if (spec.kernel !== "block-sparse") return null;
-  return maskGridProblem(spec.shape.n, spec.tiles.br, spec.tiles.bc);
+  if (!spec.kernel.sparse) return null;
+  return maskGridProblem(spec.kernel.name, spec.shape.n, spec.tiles.br, spec.tiles.bc);
 }
 
 /** What {@linkcode measureSweep} reports while it runs. */
@@ -159,15 +162,14 @@ export async function measureSweep(
 
 /** The record of a run that was never measured: its models, and `failed` with `reason`. */
 export function unmeasuredRecord(spec: RunSpec, opts: MeasureOptions, reason: string): RunRecord {
-  const mask = spec.kernel === "block-sparse"
-    ? makeMask({ ...spec.mask, n: spec.shape.n, br: spec.tiles.br, bc: spec.tiles.bc })
-    : null;
-  const record = baseRecord(
-    spec,
-    opts,
-    mask,
-    totalBytes(modeledTraffic(spec.kernel, spec.shape, spec.tiles, mask)),
-  );
+  let record: RunRecord;
+  try {
+    const plan = spec.kernel.plan({ shape: spec.shape, tiles: spec.tiles, mask: spec.mask });
+    record = baseRecord(spec, opts, plan, totalBytes(plan.modeledTraffic()));
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    record = unplannedRecord(spec);
+  }
   record.status = "failed";
   record.reason = reason;
   return record;
@@ -186,29 +188,39 @@ export async function measureRun(
   kernels: AttentionKernels,
   spec: RunSpec,
   opts: MeasureOptions,
+  deps: Partial<MeasureDeps> = {},
 ): Promise<RunRecord> {
+  const timeDispatches = deps.timeDispatches ?? realTimeDispatches;
+  const prepare = deps.prepare ?? prepareAttention;
   const { kernel, shape, tiles } = spec;
-  // The mask is built once, from the spec: the record, the kernel and the checks share it.
-  const mask = kernel === "block-sparse"
-    ? makeMask({ ...spec.mask, n: shape.n, br: tiles.br, bc: tiles.bc })
-    : null;
-  const traffic = modeledTraffic(kernel, shape, tiles, mask);
-  const record = baseRecord(spec, opts, mask, totalBytes(traffic));
+  let plan: KernelPlan;
+  try {
+    // The plan (and a sparse kernel's mask) is made once, from the spec: the record, the kernel
+    // and the checks share it.
+    plan = kernel.plan({ shape, tiles, mask: spec.mask });
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    const record = unplannedRecord(spec);
+    record.reason = e.message;
+    return record;
+  }
+  const mask = plan.mask;
+  const traffic = plan.modeledTraffic();
+  const record = baseRecord(spec, opts, plan, totalBytes(traffic));
   let prepared: PreparedAttention | null = null;
   try {
-    const qkvBytes = 3 * shape.batch * shape.heads * shape.n * shape.d *
-      (shape.dtype === "f16" ? 2 : 4);
+    // The inputs the caller fills (Q, K, V) are rotated among sets while they are small.
+    const qkvBytes = footprintBytes(plan.buffers.filter((b) => b.role === "input" && !b.data));
     const inputSets = qkvBytes < ROTATE_BELOW_BYTES
       ? Math.min(4, Math.ceil(ROTATE_BELOW_BYTES / qkvBytes))
       : 1;
-    prepared = await prepareAttention(
+    prepared = await prepare(
       kernels,
       { kernel, shape, tiles, mask: mask ?? undefined },
       { inputSets },
     );
     for (let set = 0; set < inputSets; set++) {
-      const { q, k, v } = randomInputs(shape, spec.seed + 7919 * set);
-      prepared.upload(q, k, v, set);
+      prepared.upload(prepared.plan.randomInputs(spec.seed + 7919 * set), set);
     }
     record.compileMs = prepared.compileMs;
     const p = prepared;
@@ -235,7 +247,7 @@ export async function measureRun(
     record.clock = timing.clock;
     record.timeMs = stats;
     record.tflops = record.flops / (stats.median * 1e9);
-    record.tflopsDenseEquivalent = denseFlops(shape) / (stats.median * 1e9);
+    record.tflopsDenseEquivalent = plan.denseFlops(kernel.mode) / (stats.median * 1e9);
     record.achievedGBs = record.hbmBytes.modeled / (stats.median * 1e6);
     record.warnings.push(
       ...timingWarnings(timing.samplesMs, {
@@ -246,10 +258,12 @@ export async function measureRun(
     if (timing.discarded > 0) {
       record.warnings.push(`${timing.discarded} samples with a non-positive time were discarded`);
     }
-    if (p.passNames.length > 1) await timePasses(record, kernels, p, traffic, opts);
+    if (p.passNames.length > 1) {
+      await timePasses(record, kernels, p, traffic, opts, timeDispatches);
+    }
     if (opts.verify) await verifyRun(record, kernels, spec, mask);
-    if (opts.countIo) await countRun(record, kernels, spec, mask);
-    const problem = runProblem({ ...record, status: "ok" });
+    if (opts.countIo) await countBytes(record, kernels, spec, mask);
+    const problem = runProblem({ ...record, status: "ok" }, kernelCatalog());
     if (problem) throw new Error(`the measurement is not usable: ${problem}`);
     record.status = "ok";
   } catch (e) {
@@ -263,7 +277,7 @@ export async function measureRun(
       record.status = "failed";
       record.reason = (e instanceof Error ? e.message : String(e)).split("\n")[0] || "failed";
       // Whatever was measured before the failure stays, unless it is not a finite number.
-      if (runProblem(record)) clearMeasurements(record);
+      if (runProblem(record, kernelCatalog())) clearMeasurements(record);
     }
   } finally {
     prepared?.destroy();
@@ -287,18 +301,19 @@ function clearMeasurements(record: RunRecord): void {
 
 /**
  * Everything known before the kernel runs: the configuration, FLOPs and the byte models with the
- * mask the kernel runs (and the M and s the theoretical count used), and the footprint, so a run that is skipped (does not fit) still
- * records what it would have moved and allocated.
+ * mask the kernel runs (and the M and s the theoretical count used), and the footprint, so a run
+ * that is skipped (does not fit) still records what it would have moved and allocated.
  */
 function baseRecord(
   spec: RunSpec,
   opts: MeasureOptions,
-  mask: BlockMask | null,
+  plan: KernelPlan,
   modeledBytes: number,
 ): RunRecord {
-  const { kernel, shape, tiles } = spec;
-  const density = mask?.density ?? 1;
-  const theory = theoreticalBytes(kernel, shape, { sramBytes: opts.sramBytes, mask });
+  const { kernel } = spec;
+  const mask = plan.mask;
+  const density = plan.density;
+  const theory = plan.theoreticalBytes({ sramBytes: opts.sramBytes });
   const warnings: string[] = [];
   if (mask && density < spec.mask.density - 1 / mask.bits.length) {
     warnings.push(
@@ -307,46 +322,53 @@ function baseRecord(
     );
   }
   return {
-    kernel,
+    ...unplannedRecord(spec),
+    density,
+    status: "failed",
+    flops: plan.flops(kernel.mode),
+    hbmBytes: {
+      theoretical: theory.bytes,
+      modeled: modeledBytes,
+      lowerBound: plan.lowerBoundBytes(),
+      counted: null,
+      sramBytes: opts.sramBytes,
+      theoreticalDensity: theory.density,
+    },
+    footprintBytes: footprintBytes(plan.buffers),
+    warnings,
+  };
+}
+
+/** The record of a run whose kernel refused the problem: the configuration, no figures. */
+function unplannedRecord(spec: RunSpec): RunRecord {
+  const { kernel, shape, tiles } = spec;
+  return {
+    kernel: kernel.name,
     dtype: shape.dtype,
     batch: shape.batch,
     heads: shape.heads,
     n: shape.n,
     d: shape.d,
     causal: shape.causal,
-    density,
-    mask: kernel === "block-sparse" ? spec.mask.kind : null,
+    density: 1,
+    mask: kernel.sparse ? spec.mask.kind : null,
     tile: { ...tiles },
     sweep: spec.sweep,
-    status: "failed",
+    status: "skipped",
     reason: null,
     clock: null,
     compileMs: null,
     timeMs: null,
-    flops: flops(kernel, shape, density),
+    flops: 0,
     tflops: null,
     tflopsDenseEquivalent: null,
-    hbmBytes: {
-      theoretical: theory.bytes,
-      modeled: modeledBytes,
-      lowerBound: lowerBoundBytes(shape, mask),
-      counted: null,
-      sramBytes: opts.sramBytes,
-      theoreticalDensity: theory.density,
-    },
+    hbmBytes: { theoretical: 0, modeled: 0, lowerBound: lowerBoundBytes(shape), counted: null },
     achievedGBs: null,
-    footprintBytes: footprintBytes(kernel, shape, { tiles, maskNnz: mask?.nnz }),
+    footprintBytes: 0,
     maxRelError: null,
-    warnings,
+    warnings: [],
   };
 }
-
-/** Which binding slots each pass of the standard kernel reads or writes. */
-const PASS_SLOTS: Record<string, [SlotName, "read" | "write"][]> = {
-  scores: [["q", "read"], ["k", "read"], ["s", "write"]],
-  softmax: [["s", "read"], ["p", "write"]],
-  pv: [["p", "read"], ["v", "read"], ["o", "write"]],
-};
 
 /** Times each dispatch of a multi-pass kernel on its own (10 reps each). */
 async function timePasses(
@@ -355,8 +377,10 @@ async function timePasses(
   prepared: PreparedAttention,
   traffic: CountedBytes,
   opts: MeasureOptions,
+  timeDispatches: TimeDispatches,
 ): Promise<void> {
   record.passes = [];
+  const passes = prepared.plan.passes();
   for (const [index, name] of prepared.passNames.entries()) {
     const t = await timeDispatches(
       kernels.gpu,
@@ -364,7 +388,8 @@ async function timePasses(
       { warmup: Math.min(opts.warmup, 2), reps: Math.min(opts.reps, 10) },
     );
     const ms = median(t.samplesMs);
-    const bytes = (PASS_SLOTS[name] ?? []).reduce((a, [slot, dir]) => a + traffic[slot][dir], 0);
+    const moves = passes[index]?.moves ?? [];
+    const bytes = moves.reduce((a, [slot, dir]) => a + (traffic[slot]?.[dir] ?? 0), 0);
     record.passes.push({ name, medianMs: ms, bytes, achievedGBs: bytes / (ms * 1e6) });
   }
 }
@@ -417,31 +442,23 @@ export class WrongOutputError extends Error {
 }
 
 /** Runs the counting variant once at the full shape and records the counted bytes. */
-async function countRun(
+async function countBytes(
   record: RunRecord,
   kernels: AttentionKernels,
   spec: RunSpec,
   mask: BlockMask | null,
 ) {
-  const prepared = await prepareAttention(kernels, {
+  const problem = {
     kernel: spec.kernel,
     shape: spec.shape,
     tiles: spec.tiles,
     mask: mask ?? undefined,
-    count: true,
-  });
-  try {
-    const { q, k, v } = randomInputs(spec.shape, spec.seed + 2);
-    prepared.upload(q, k, v);
-    prepared.resetCounters();
-    await prepared.run();
-    record.hbmBytes.counted = totalBytes(await prepared.readCounters());
-    if (record.hbmBytes.counted !== record.hbmBytes.modeled) {
-      record.warnings.push(
-        `counted bytes ${record.hbmBytes.counted} differ from modeled ${record.hbmBytes.modeled}`,
-      );
-    }
-  } finally {
-    prepared.destroy();
+  };
+  const r = await countRun(kernels, problem, spec.seed + 2, { check: false });
+  record.hbmBytes.counted = r.countedBytes;
+  if (record.hbmBytes.counted !== record.hbmBytes.modeled) {
+    record.warnings.push(
+      `counted bytes ${record.hbmBytes.counted} differ from modeled ${record.hbmBytes.modeled}`,
+    );
   }
 }

@@ -8,13 +8,14 @@
  * @module
  */
 
-import type { ResultsFile, RunRecord, TimeStats } from "../analysis/schema.ts";
+import type { ResultsFile, RunRecord, TimeStats } from "../core/schema.ts";
 import { median, OUTLIER_Z } from "../analysis/stats.ts";
 import { fmtMs, fmtNum, fmtVendor } from "../reports/mod.ts";
-import { formatTable } from "./table.ts";
+import { formatTable } from "../analysis/table.ts";
+import { baselineKernel } from "../kernels/registry.ts";
 
 /** The kernel the relative summary measures the others against, when it ran. */
-const BASELINE = "standard";
+const BASELINE = baselineKernel();
 
 type Timed = RunRecord & { timeMs: TimeStats };
 
@@ -28,7 +29,7 @@ function isTimed(r: RunRecord): r is Timed {
  * @example
  * ```ts
  * import { maskText } from "./bench_summary.ts";
- * import type { RunRecord } from "../analysis/schema.ts";
+ * import type { RunRecord } from "../core/schema.ts";
  * const r = { causal: true, mask: "random", density: 0.25 } as RunRecord;
  * console.assert(maskText(r) === "causal, random 25%");
  * ```
@@ -195,9 +196,9 @@ function shapeKey(r: RunRecord): string {
 }
 
 /**
- * The relative summary: at the largest N where the baseline (standard) and another kernel both
- * ran at the same shape, how many times faster each other kernel ran; without the baseline, the
- * slowest kernel at the largest shared N is the reference. Sweeps over block size or density
+ * The relative summary: at the largest N where the baseline (the registry's, standard) and
+ * another kernel both ran at the same shape, how many times faster each other kernel ran;
+ * without the baseline, the slowest kernel at the largest shared N is the reference. Sweeps over block size or density
  * are summarized at their best (fastest) tile or density per kernel.
  *
  * @example
@@ -257,7 +258,7 @@ export function passLines(runs: RunRecord[]): string[] {
  * @example
  * ```ts
  * import { summaryLines } from "./bench_summary.ts";
- * import type { ResultsFile } from "../analysis/schema.ts";
+ * import type { ResultsFile } from "../core/schema.ts";
  * const f = { device: { description: "gpu", vendor: "4318" }, ceilings: null, runs: [] };
  * console.assert(summaryLines(f as unknown as ResultsFile)[0] === "device: gpu · NVIDIA (0x10de)");
  * ```

@@ -12,14 +12,15 @@ import {
   timingWarnings,
 } from "./bench_summary.ts";
 import { parseResults } from "../analysis/results_io.ts";
-import type { ResultsFile } from "../analysis/schema.ts";
+import { kernelCatalog } from "../kernels/catalog.ts";
+import type { ResultsFile } from "../core/schema.ts";
 import { fmtMs } from "../reports/mod.ts";
 
 const DEFAULT_SWEEP = new URL("../testdata/reports/default_sweep_llvmpipe.json", import.meta.url);
 const H200 = new URL("../docs/h200/results.json", import.meta.url);
 
 async function load(url: URL): Promise<ResultsFile> {
-  return parseResults(await Deno.readTextFile(url), url.pathname);
+  return parseResults(await Deno.readTextFile(url), url.pathname, kernelCatalog());
 }
 
 Deno.test("the table shows median ± σ, min … max, significant digits and the mask", async () => {

@@ -7,17 +7,17 @@
  */
 
 import { parseArgs } from "@std/cli/parse-args";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../core/errors.ts";
 import {
   type AttentionShape,
   type Dtype,
   DTYPES,
   HEAD_DIMS,
-  type KernelName,
-  KERNELS,
   MASK_KINDS,
   type MaskKind,
-} from "../kernels/types.ts";
+} from "../core/shapes.ts";
+import type { Kernel } from "../kernels/kernel.ts";
+import { allKernels, BUILTIN_KERNEL_NAMES } from "../kernels/registry.ts";
 
 /** The shape flags every command takes. */
 export const SHAPE_STRING_FLAGS = [
@@ -34,7 +34,8 @@ export const SHAPE_STRING_FLAGS = [
 
 /** What the shape flags decide. */
 export interface ShapeOptions {
-  kernels: KernelName[];
+  /** The kernels to run, from the registry (built-in and loaded with `--kernel-module`). */
+  kernels: Kernel[];
   ns: number[];
   d: number;
   batch: number;
@@ -48,7 +49,8 @@ export interface ShapeOptions {
 
 /** Help text lines of the shape flags, for each command's `--help`. */
 export const SHAPE_HELP = `Shape flags:
-  --kernels LIST      comma list of standard, flash, block-sparse (default: all)
+  --kernels LIST      comma list of ${BUILTIN_KERNEL_NAMES.join(", ")} and kernels loaded with
+                      --kernel-module (default: all)
   --n LIST            sequence lengths: comma list and/or power-of-two ranges like 256..16384
   --d D               head dimension: 32, 64 or 128 (default: 64)
   --batch B           batch size
@@ -164,20 +166,25 @@ export const MAX_BATCH_HEADS = 2 ** 20;
 export const MAX_MASK_BLOCKS = 2 ** 24;
 
 /**
- * Why block-sparse at `n` with `br × bc` tiles cannot be built (its block mask is an in-memory
- * grid of ⌈N/br⌉·⌈N/bc⌉ blocks), or null.
+ * Why a sparse `kernel` at `n` with `br × bc` tiles cannot be built (its block mask is an
+ * in-memory grid of ⌈N/br⌉·⌈N/bc⌉ blocks), or null.
  *
  * @example
  * ```ts
  * import { maskGridProblem } from "./flags.ts";
- * console.assert(maskGridProblem(1024, 64, 64) === null);
- * console.assert(maskGridProblem(2 ** 20, 16, 16) !== null);
+ * console.assert(maskGridProblem("block-sparse", 1024, 64, 64) === null);
+ * console.assert(maskGridProblem("block-sparse", 2 ** 20, 16, 16) !== null);
  * ```
  */
-export function maskGridProblem(n: number, br: number, bc: number): string | null {
+export function maskGridProblem(
+  kernel: string,
+  n: number,
+  br: number,
+  bc: number,
+): string | null {
   const blocks = Math.ceil(n / br) * Math.ceil(n / bc);
   if (blocks <= MAX_MASK_BLOCKS) return null;
-  return `block-sparse n=${n} with ${br}×${bc} tiles needs a block mask of ${blocks} blocks, ` +
+  return `${kernel} n=${n} with ${br}×${bc} tiles needs a block mask of ${blocks} blocks, ` +
     `more than the ${MAX_MASK_BLOCKS} this tool builds; use a smaller --n`;
 }
 
@@ -286,12 +293,14 @@ export function shapeOptions(
     const v = raw[name];
     return typeof v === "string" ? v : undefined;
   };
-  let kernels: KernelName[] = [...KERNELS];
+  const known = allKernels();
+  let kernels: Kernel[] = known;
   const kernelText = str("kernels");
   if (kernelText !== undefined) {
     kernels = [];
     for (const name of kernelText.split(",").map((s) => s.trim())) {
-      const k = oneOf(name, KERNELS, "--kernels");
+      const pick = oneOf(name, known.map((k) => k.name), "--kernels");
+      const k = known.find((k) => k.name === pick)!;
       if (!kernels.includes(k)) kernels.push(k);
     }
   }

@@ -21,11 +21,13 @@ import { captureOutput } from "./output.ts";
 import { type MeasureOptions, measureRun, measureSweep, type RunSpec } from "./bench_runner.ts";
 import { parseResults } from "../analysis/results_io.ts";
 import { checkResults } from "../analysis/validate.ts";
+import { kernelCatalog } from "../kernels/catalog.ts";
 import { AttentionKernels } from "../kernels/attention.ts";
 import { openGpu } from "../kernels/gpu.ts";
 import { PipelineCache } from "../kernels/program.ts";
 import { getKernels, mutantKernels } from "../kernels/testing.ts";
-import type { AttentionShape, KernelName } from "../kernels/types.ts";
+import type { AttentionShape } from "../core/shapes.ts";
+import { type KernelName, KERNELS } from "../kernels/registry.ts";
 
 const kernels = await getKernels();
 const noGpu = kernels === null;
@@ -45,8 +47,9 @@ const OPTS: MeasureOptions = {
   sramBytes: 32768,
 };
 
-function spec(kernel: KernelName, n: number, seed = 1): RunSpec {
+function spec(name: KernelName, n: number, seed = 1): RunSpec {
   const shape: AttentionShape = { batch: 1, heads: 1, n, d: 32, dtype: "f32", causal: false };
+  const kernel = KERNELS[name];
   return {
     kernel,
     shape,
@@ -70,10 +73,10 @@ async function inTemp(fn: (dir: string) => Promise<void>): Promise<void> {
 async function withMutant<T>(from: string, to: string, fn: () => Promise<T>): Promise<T> {
   const original = PipelineCache.prototype.get;
   let mutated = 0;
-  PipelineCache.prototype.get = function (key: string, source: string) {
-    if (!source.includes(from)) return original.call(this, key, source);
+  PipelineCache.prototype.get = function (key: string, source: string, entryPoint?: string) {
+    if (!source.includes(from)) return original.call(this, key, source, entryPoint);
     mutated++;
-    return original.call(this, `${key}/mutant`, source.replaceAll(from, to));
+    return original.call(this, `${key}/mutant`, source.replaceAll(from, to), entryPoint);
   };
   try {
     const result = await fn();
@@ -107,7 +110,7 @@ Deno.test({
       assertEquals(code, 1, io.stderr.join("\n"));
       const text = await Deno.readTextFile(`${dir}/mutant/results.json`);
       // Strict reading: a null where the schema wants a number would throw here.
-      const results = parseResults(text, "mutant results.json");
+      const results = parseResults(text, "mutant results.json", kernelCatalog());
       assertEquals(results.runs.length, 6);
       for (const run of results.runs) {
         const what = `${run.kernel} n=${run.n}`;
@@ -150,7 +153,7 @@ Deno.test({
     assertEquals(runs.map((r) => r.status), ["failed", "ok"]);
     assertMatch(runs[0]!.reason ?? "", /WGSL compile error|error/i);
     assert(!runs[0]!.reason!.includes("\n"));
-    for (const r of runs) checkResults({ ...FILE, runs: [r] });
+    for (const r of runs) checkResults({ ...FILE, runs: [r] }, kernelCatalog());
   },
 });
 
@@ -203,7 +206,7 @@ Deno.test({
     assertStringIncludes(runs[1]!.reason ?? "", "device lost");
     for (const r of runs.slice(2)) assertStringIncludes(r.reason ?? "", "not run: the device lost");
     assertEquals(runs[0]!.maxRelError !== null && runs[0]!.maxRelError <= 1e-4, true);
-    checkResults({ ...FILE, runs });
+    checkResults({ ...FILE, runs }, kernelCatalog());
   },
 });
 
@@ -293,7 +296,11 @@ Deno.test({
         GPUDevice.prototype.createShaderModule = original;
       }
       assertEquals(code, 1, io.stderr.join("\n"));
-      const results = parseResults(await Deno.readTextFile(`${dir}/results.json`), "results");
+      const results = parseResults(
+        await Deno.readTextFile(`${dir}/results.json`),
+        "results",
+        kernelCatalog(),
+      );
       assertEquals(results.runs.map((r) => `${r.kernel}:${r.status}`), [
         "flash:ok",
         "standard:failed",

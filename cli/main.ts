@@ -9,7 +9,7 @@
  * @module
  */
 
-import { EXIT_INTERNAL, UsageError } from "./errors.ts";
+import { EXIT_INTERNAL, UsageError } from "../core/errors.ts";
 import { withSignalRollback } from "../analysis/results_io.ts";
 import { consoleOutput, type Output } from "./output.ts";
 import type { Command } from "./command.ts";

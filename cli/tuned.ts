@@ -6,11 +6,12 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../core/errors.ts";
 import { readInputFile, writeFileAtomic } from "../analysis/results_io.ts";
 import { parseJson, validateTuned } from "../analysis/validate.ts";
-import type { DeviceRecord } from "../analysis/schema.ts";
-import type { Dtype, KernelName, Tiles } from "../kernels/types.ts";
+import { kernelCatalog } from "../kernels/catalog.ts";
+import type { DeviceRecord } from "../core/schema.ts";
+import type { Dtype, Tiles } from "../core/shapes.ts";
 
 /** Schema of the tuned-tiles file. */
 export const TUNED_SCHEMA = "attnbench/tuned@1";
@@ -57,7 +58,7 @@ export function adapterIdentity(d: DeviceRecord): string {
  * console.assert(tunedKey("flash", "f32", 64) === "flash/f32/d64");
  * ```
  */
-export function tunedKey(kernel: KernelName, dtype: Dtype, d: number): string {
+export function tunedKey(kernel: string, dtype: Dtype, d: number): string {
   return `${kernel}/${dtype}/d${d}`;
 }
 
@@ -78,7 +79,7 @@ export async function readTunedFile(path: string, mustExist: boolean): Promise<T
     if (!mustExist && e instanceof Deno.errors.NotFound) return null;
     throw new UsageError(`cannot read tuned tiles ${path}: ${(e as Error).message}`);
   }
-  return validateTuned(parseJson(text, path), path) as TunedFile;
+  return validateTuned(parseJson(text, path), path, kernelCatalog()) as TunedFile;
 }
 
 /**

@@ -1,26 +1,27 @@
 /**
- * Running a kernel: buffers, bind groups and dispatches for one attention problem.
+ * Running a kernel: buffers, bind groups and dispatches for one problem, for any
+ * {@linkcode Kernel}.
  *
- * {@linkcode prepareAttention} allocates everything once; the result can upload inputs, poison
- * the output, encode the kernel's dispatches into a compute pass (for the timer), run it once,
- * read O back, and, in the counting variant, read the byte counters.
+ * {@linkcode prepareAttention} asks the kernel for its plan, checks it against the device,
+ * allocates every buffer of the plan once (input buffers once per input set) and compiles every
+ * pass with its generated header; the result can upload inputs, poison the outputs, encode the
+ * passes into a compute pass (for the timer), run once, read the outputs back and, in the
+ * counting variant, read the byte counters.
  *
  * @module
  */
 
-import { UsageError } from "../cli/errors.ts";
-import {
-  bufferSizes,
-  fitsDevice,
-  footprintBytes as footprintBytesOf,
-} from "../analysis/io_model.ts";
-import { flashKey, flashSource } from "./flash.ts";
+import { UsageError } from "../core/errors.ts";
+import type { AttentionShape, MaskKind, Tiles } from "../core/shapes.ts";
+import { type BufferLimits, fitsDevice, footprintBytes as sumBytes } from "../analysis/io_model.ts";
 import { type Gpu, requireDtype } from "./gpu.ts";
-import { BlockMask, makeMask } from "./masks.ts";
-import { COUNTER_BINDING, COUNTER_WORDS, PipelineCache, type SlotName, SLOTS } from "./program.ts";
-import { SOFTMAX_ROWS, standardKey, type StandardPass, standardSource } from "./standard.ts";
+import type { CountedBytes, Kernel, KernelPlan, PassSpec } from "./kernel.ts";
+import type { BlockMask } from "./masks.ts";
+import { counterWords, type PipelineCache, pipelineCacheFor, shaderHeader } from "./program.ts";
+import { resolveKernel } from "./registry.ts";
 import { defaultTiles, FALLBACK_TILE_CANDIDATES, TILE_CANDIDATES, tileProblem } from "./tiles.ts";
-import type { AttentionShape, KernelName, MaskKind, Tiles } from "./types.ts";
+
+export type { CountedBytes } from "./kernel.ts";
 
 /** A problem larger than the device's limits. The bench records it as `skipped`. */
 export class DoesNotFitError extends UsageError {
@@ -32,37 +33,45 @@ export class DoesNotFitError extends UsageError {
 
 /** What to run. */
 export interface AttentionProblem {
-  kernel: KernelName;
+  /** The kernel, or the name of a registered one. */
+  kernel: Kernel | string;
   shape: AttentionShape;
   /** Tile sizes; the adapter's default when absent. */
   tiles?: Tiles;
-  /** Block-sparse only: the mask to build (on the kernel's tile grid) or a mask already built. */
+  /** Sparse kernels: the mask to build (on the kernel's tile grid) or a mask already built. */
   mask?: { kind: MaskKind; density: number; seed: number } | BlockMask;
+  /** Kernel-specific parameters, passed to its plan. */
+  options?: Readonly<Record<string, unknown>>;
   /** Build the counting variant (for `--count-io`; never timed). */
   count?: boolean;
   /** Softmax scale; 1/√d by default. */
   scale?: number;
 }
 
-/** Bytes each binding read and wrote, as the counting variant counted them. */
-export type CountedBytes = Record<SlotName, { read: number; write: number }>;
-
 /** A problem with its buffers allocated and its pipelines compiled. */
 export interface PreparedAttention {
-  readonly kernel: KernelName;
+  readonly kernel: Kernel;
+  readonly plan: KernelPlan;
   readonly shape: AttentionShape;
   readonly tiles: Tiles;
-  /** The block mask (block-sparse only). */
+  /** The block mask (sparse kernels only). */
   readonly mask: BlockMask | null;
-  /** Bytes of the storage buffers the kernel binds (inputs, outputs, intermediates, mask). */
+  /** Bytes of the storage buffers the kernel binds (inputs, outputs, scratch, mask). */
   readonly footprintBytes: number;
   /** Pipeline creation time of the kernel's passes, ms (first compile; 0 parts when cached). */
   readonly compileMs: number;
-  /** Number of input sets (Q, K, V buffer triples) to rotate among. */
+  /** Number of input sets (copies of the caller-filled input buffers) to rotate among. */
   readonly inputSets: number;
-  /** Writes Q, K, V (f32 values; converted to f16 when the dtype is f16) into input set `set`. */
-  upload(q: Float32Array, k: Float32Array, v: Float32Array, set?: number): void;
-  /** Fills O (and the log-sum-exp) with NaN, so an unwritten element cannot pass a check. */
+  /** Names of the caller-filled input buffers, in plan order (`q`, `k`, `v`). */
+  readonly inputNames: readonly string[];
+  /** Names of the output buffers, in plan order (`o`, `lse`). */
+  readonly outputNames: readonly string[];
+  /**
+   * Writes the inputs (f32 values; converted to f16 where the buffer holds the dtype and it is
+   * f16) into input set `set`. Every caller-filled input must be given.
+   */
+  upload(inputs: Readonly<Record<string, Float32Array>>, set?: number): void;
+  /** Fills every output buffer with NaN, so an unwritten element cannot pass a check. */
   poisonOutput(): void;
   /** Encodes the kernel's dispatches, reading input set `set`. */
   encode(pass: GPUComputePassEncoder, set?: number): void;
@@ -72,8 +81,10 @@ export interface PreparedAttention {
   encodePass(pass: GPUComputePassEncoder, index: number, set?: number): void;
   /** One run: submit and wait. */
   run(set?: number): Promise<void>;
-  /** O as f32, `[B, H, N, d]`. */
-  readOutput(): Promise<Float32Array>;
+  /** One output as f32 (the first output, O, when no name is given). */
+  readOutput(name?: string): Promise<Float32Array>;
+  /** Every output as f32, by name. */
+  readOutputs(): Promise<Record<string, Float32Array>>;
   /** The counters of the counting variant (zeroed by {@linkcode resetCounters}). */
   readCounters(): Promise<CountedBytes>;
   /** Zeroes the counters. */
@@ -82,29 +93,67 @@ export interface PreparedAttention {
   destroy(): void;
 }
 
-const PARAMS_BYTES = 16;
-
-/** Per-device state: the pipeline cache. */
+/** Per-device state: the device's shared pipeline cache. */
 export class AttentionKernels {
   readonly gpu: Gpu;
   readonly cache: PipelineCache;
 
   constructor(gpu: Gpu) {
     this.gpu = gpu;
-    this.cache = new PipelineCache(gpu.device);
+    this.cache = pipelineCacheFor(gpu.device);
   }
 
   /** The adapter's default tiles for a kernel and shape. */
-  defaultTiles(kernel: KernelName, shape: AttentionShape): Tiles {
+  defaultTiles(kernel: Kernel | string, shape: AttentionShape): Tiles {
     const candidates = this.gpu.info.isFallbackAdapter ? FALLBACK_TILE_CANDIDATES : TILE_CANDIDATES;
-    return defaultTiles(kernel, shape.d, shape.dtype, this.gpu.device.limits, candidates);
+    return defaultTiles(
+      resolveKernel(kernel),
+      shape.d,
+      shape.dtype,
+      this.gpu.device.limits,
+      candidates,
+    );
   }
+}
+
+/**
+ * Why a plan cannot run on a device (a buffer or a grid dimension past its limits), or null.
+ *
+ * @example
+ * ```ts
+ * import { planFitsDevice } from "./attention.ts";
+ * import { planFor } from "./registry.ts";
+ * const shape = { batch: 1, heads: 16, n: 16384, d: 64, dtype: "f32", causal: false } as const;
+ * const plan = planFor("standard", { shape, tiles: { br: 64, bc: 64, rm: 4, tx: 8 } });
+ * const limits = { maxStorageBufferBindingSize: 2 ** 31, maxBufferSize: 2 ** 32,
+ *   maxComputeWorkgroupsPerDimension: 65535 };
+ * console.assert(planFitsDevice(plan, limits)?.includes("n=16384: buffer S is 17.2 GB"));
+ * ```
+ */
+export function planFitsDevice(
+  plan: KernelPlan,
+  limits: BufferLimits & { maxComputeWorkgroupsPerDimension: number },
+): string | null {
+  const { kernel, shape } = plan;
+  const sizes = plan.buffers.map((b) => ({ name: b.label ?? b.name, bytes: b.bytes }));
+  const why = fitsDevice(sizes, limits);
+  if (why) {
+    return `does not fit: ${kernel.name} n=${shape.n}: buffer ${
+      why.replace(/^does not fit: /, "")
+    }`;
+  }
+  const maxGrid = limits.maxComputeWorkgroupsPerDimension;
+  if (plan.passes().some((p) => p.grid.some((g) => (g ?? 1) > maxGrid))) {
+    return `does not fit: ${kernel.name} n=${shape.n} batch·heads=${shape.batch * shape.heads}: ` +
+      `a grid dimension exceeds the device's ${maxGrid} workgroups`;
+  }
+  return null;
 }
 
 /**
  * Allocates and compiles everything one problem needs. Throws {@linkcode DoesNotFitError} when a
  * buffer or the grid is larger than the device allows, and {@linkcode UsageError} for f16 on
- * an adapter without `shader-f16` or tiles that cannot be built.
+ * an adapter without `shader-f16`, tiles that cannot be built or an unknown kernel.
  *
  * @example
  * ```ts ignore
@@ -122,7 +171,8 @@ export async function prepareAttention(
 ): Promise<PreparedAttention> {
   const { gpu, cache } = kernels;
   const { device } = gpu;
-  const { kernel, shape } = problem;
+  const kernel = resolveKernel(problem.kernel);
+  const { shape } = problem;
   const count = problem.count ?? false;
   const inputSets = Math.max(1, opts.inputSets ?? 1);
   requireDtype(gpu, shape.dtype);
@@ -130,64 +180,19 @@ export async function prepareAttention(
   const problemText = tileProblem(kernel, shape.d, shape.dtype, tiles, device.limits);
   if (problemText) throw new UsageError(`tiles ${JSON.stringify(tiles)}: ${problemText}`);
 
-  const mask = kernel !== "block-sparse"
-    ? null
-    : problem.mask instanceof BlockMask
-    ? problem.mask
-    : makeMask({
-      kind: problem.mask?.kind ?? "random",
-      density: problem.mask?.density ?? 0.25,
-      seed: problem.mask?.seed ?? 1,
-      n: shape.n,
-      br: tiles.br,
-      bc: tiles.bc,
-    });
-  if (mask && (mask.br !== tiles.br || mask.bc !== tiles.bc)) {
-    throw new UsageError("the block mask's blocks must be the kernel's tiles");
-  }
-  if (
-    mask &&
-    (mask.rowBlocks !== Math.ceil(shape.n / tiles.br) ||
-      mask.colBlocks !== Math.ceil(shape.n / tiles.bc))
-  ) {
-    throw new UsageError(
-      `the block mask covers ${mask.rowBlocks}×${mask.colBlocks} blocks, n=${shape.n} needs ` +
-        `${Math.ceil(shape.n / tiles.br)}×${Math.ceil(shape.n / tiles.bc)}`,
-    );
-  }
-
-  const heads = shape.batch * shape.heads;
-  // The IO model's buffer list is the one allocated here, so the footprint it reports and the
-  // fit check it makes are this kernel's own.
-  const footprint = { tiles, maskNnz: mask?.nnz };
-  const why = fitsDevice(kernel, shape, device.limits, footprint);
-  if (why) {
-    throw new DoesNotFitError(
-      `${kernel} n=${shape.n}: buffer ${why.replace(/^does not fit: /, "")}`,
-    );
-  }
-  checkGrid(device.limits, kernel, shape, tiles);
-  const sizes = Object.fromEntries(
-    bufferSizes(kernel, shape, footprint).map((b) => [b.name, b.bytes]),
-  );
-  const footprintBytes = footprintBytesOf(kernel, shape, footprint);
-  const qkvBytes = sizes.Q!;
-  const csr = mask?.csr();
-
-  const knobs = { dtype: shape.dtype, count, d: shape.d, tiles };
-  const programs = kernel === "standard"
-    ? await Promise.all(
-      (["scores", "softmax", "pv"] as StandardPass[]).map((pass) =>
-        cache.get(standardKey(knobs, pass), standardSource(knobs, pass))
-      ),
-    )
-    : [
-      await cache.get(
-        flashKey({ ...knobs, sparse: kernel === "block-sparse" }),
-        flashSource({ ...knobs, sparse: kernel === "block-sparse" }),
-      ),
-    ];
-  const compileMs = programs.reduce((a, p) => a + p.compileMs, 0);
+  const plan = kernel.plan({
+    shape,
+    tiles,
+    mask: problem.mask,
+    scale: problem.scale,
+    options: problem.options,
+  });
+  const why = planFitsDevice(plan, device.limits);
+  if (why) throw new DoesNotFitError(why);
+  const passes = plan.passes();
+  const specs = new Map(plan.buffers.map((b) => [b.name, b]));
+  const compiled = await Promise.all(passes.map((pass) => compilePass(cache, plan, pass, count)));
+  const compileMs = compiled.reduce((a, p) => a + p.compileMs, 0);
 
   device.pushErrorScope("out-of-memory");
   device.pushErrorScope("validation");
@@ -198,107 +203,59 @@ export async function prepareAttention(
     made.push(b);
     return b;
   };
-  const inputs = Array.from({ length: inputSets }, (_, i) => ({
-    q: buffer(`q${i}`, qkvBytes),
-    k: buffer(`k${i}`, qkvBytes),
-    v: buffer(`v${i}`, qkvBytes),
-  }));
-  const o = buffer("o", qkvBytes);
-  const lse = kernel === "standard" ? null : buffer("lse", sizes.LSE!);
-  const s = kernel === "standard" ? buffer("s", sizes.S!) : null;
-  const p = kernel === "standard" ? buffer("p", sizes.P!) : null;
-  const params = buffer(
-    "params",
-    PARAMS_BYTES,
-    GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  const uploaded = plan.buffers.filter((b) => b.role === "input" && !b.data);
+  const shared = new Map(
+    plan.buffers.filter((b) => !uploaded.includes(b)).map((b) => [b.name, buffer(b.name, b.bytes)]),
   );
-  const counters = count ? buffer("counters", COUNTER_WORDS * 4) : null;
-  const rowptr = csr ? buffer("rowptr", csr.rowptr.byteLength) : null;
-  const colidx = csr ? buffer("colidx", csr.colidx.byteLength) : null;
+  const sets = Array.from(
+    { length: inputSets },
+    (_, i) => new Map(uploaded.map((b) => [b.name, buffer(`${b.name}${i}`, b.bytes)])),
+  );
+  const params = passes.map((p) =>
+    buffer(
+      `${p.name} params`,
+      align16(4 * p.uniforms.length),
+      GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    )
+  );
+  const words = counterWords(plan.slots.length);
+  const counters = count ? buffer("counters", words * 4) : null;
   const validation = await device.popErrorScope();
   const oom = await device.popErrorScope();
   if (validation || oom) {
     for (const b of made) b.destroy();
     const why = (oom ?? validation)!.message;
-    throw new DoesNotFitError(`allocating buffers for ${kernel} n=${shape.n} failed: ${why}`);
+    throw new DoesNotFitError(`allocating buffers for ${kernel.name} n=${shape.n} failed: ${why}`);
   }
 
-  const scale = problem.scale ?? 1 / Math.sqrt(shape.d);
-  const paramData = new ArrayBuffer(PARAMS_BYTES);
-  new Uint32Array(paramData, 0, 3).set([shape.n, heads, shape.causal ? 1 : 0]);
-  new Float32Array(paramData, 12, 1)[0] = kernel === "standard" ? scale : scale * Math.LOG2E;
-  device.queue.writeBuffer(params, 0, paramData);
-  if (csr) {
-    device.queue.writeBuffer(rowptr!, 0, csr.rowptr);
-    device.queue.writeBuffer(colidx!, 0, csr.colidx);
+  for (const [i, pass] of passes.entries()) {
+    device.queue.writeBuffer(params[i]!, 0, uniformData(pass));
+  }
+  for (const b of plan.buffers) {
+    if (b.data) device.queue.writeBuffer(shared.get(b.name)!, 0, b.data as BufferSource);
   }
 
-  const bind = (pipeline: GPUComputePipeline, entries: [number, GPUBuffer | null][]) =>
-    device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [
-        ...entries,
-        ...(counters ? [[COUNTER_BINDING, counters] as [number, GPUBuffer]] : []),
-      ]
-        .filter((x): x is [number, GPUBuffer] => x[1] !== null)
-        .map(([binding, buffer]) => ({ binding, resource: { buffer } })),
-    });
-
-  const tr = Math.ceil(shape.n / tiles.br);
-  const tc = Math.ceil(shape.n / tiles.bc);
-  let encodeSet: (pass: GPUComputePassEncoder, set: number, only?: number) => void;
-  let passNames: string[];
-  if (kernel === "standard") {
-    passNames = ["scores", "softmax", "pv"];
-    const [scores, softmax, pv] = programs.map((pr) => pr.pipeline) as [
-      GPUComputePipeline,
-      GPUComputePipeline,
-      GPUComputePipeline,
-    ];
-    const softmaxGroup = bind(softmax, [[0, params], [3, s], [4, p]]);
-    const groups = inputs.map((set) => ({
-      scores: bind(scores, [[0, params], [1, set.q], [2, set.k], [3, s]]),
-      pv: bind(pv, [[0, params], [3, set.v], [4, p], [5, o]]),
-    }));
-    encodeSet = (pass, set, only) => {
-      const g = groups[set % inputSets]!;
-      if (only === undefined || only === 0) {
-        pass.setPipeline(scores);
-        pass.setBindGroup(0, g.scores);
-        pass.dispatchWorkgroups(tc, tr, heads);
-      }
-      if (only === undefined || only === 1) {
-        pass.setPipeline(softmax);
-        pass.setBindGroup(0, softmaxGroup);
-        pass.dispatchWorkgroups(Math.ceil(shape.n / SOFTMAX_ROWS), heads);
-      }
-      if (only === undefined || only === 2) {
-        pass.setPipeline(pv);
-        pass.setBindGroup(0, g.pv);
-        pass.dispatchWorkgroups(tr, heads);
-      }
-    };
-  } else {
-    passNames = [kernel];
-    const pipeline = programs[0]!.pipeline;
-    const groups = inputs.map((set) =>
-      bind(pipeline, [
-        [0, params],
-        [1, set.q],
-        [2, set.k],
-        [3, set.v],
-        [4, o],
-        [5, lse],
-        [6, rowptr],
-        [7, colidx],
-      ])
-    );
-    encodeSet = (pass, set) => {
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, groups[set % inputSets]!);
-      pass.dispatchWorkgroups(tr, heads);
-    };
-  }
+  const groups = sets.map((set) =>
+    passes.map((pass, i) =>
+      device.createBindGroup({
+        layout: compiled[i]!.pipeline.getBindGroupLayout(0),
+        entries: [
+          params[i]!,
+          ...pass.bindings.map((b) => set.get(b.buffer) ?? shared.get(b.buffer)!),
+          ...(counters ? [counters] : []),
+        ].map((buffer, binding) => ({ binding, resource: { buffer } })),
+      })
+    )
+  );
+  const encodeSet = (pass: GPUComputePassEncoder, set: number, only?: number) => {
+    const g = groups[set % inputSets]!;
+    for (const [i, spec] of passes.entries()) {
+      if (only !== undefined && only !== i) continue;
+      pass.setPipeline(compiled[i]!.pipeline);
+      pass.setBindGroup(0, g[i]!);
+      pass.dispatchWorkgroups(spec.grid[0], spec.grid[1] ?? 1, spec.grid[2] ?? 1);
+    }
+  };
 
   const readBack = async (src: GPUBuffer, bytes: number): Promise<ArrayBuffer> => {
     const staging = device.createBuffer({
@@ -313,34 +270,49 @@ export async function prepareAttention(
     staging.destroy();
     return copy;
   };
+  const half = (element: string) => shape.dtype === "f16" && (element === "T" || element === "T4");
 
-  const toDevice = (x: Float32Array): BufferSource => {
-    if (x.length !== heads * shape.n * shape.d) {
-      throw new Error(`expected ${heads * shape.n * shape.d} elements, got ${x.length}`);
-    }
-    return shape.dtype === "f16" ? new Float16Array(x) : new Float32Array(x);
+  const outputNames = plan.buffers.filter((b) => b.role === "output").map((b) => b.name);
+  const readOutput = async (name = outputNames[0]!) => {
+    const spec = specs.get(name);
+    if (!spec || spec.role !== "output") throw new Error(`${kernel.name} has no output ${name}`);
+    const raw = await readBack(shared.get(name)!, spec.bytes);
+    return half(spec.element) ? new Float32Array(new Float16Array(raw)) : new Float32Array(raw);
   };
+  const passNames = passes.map((p) => p.name);
 
   return {
     kernel,
+    plan,
     shape,
     tiles,
-    mask,
-    footprintBytes,
+    mask: plan.mask,
+    footprintBytes: sumBytes(plan.buffers),
     compileMs,
     inputSets,
-    upload(qv, kv, vv, set = 0) {
-      const b = inputs[set]!;
-      device.queue.writeBuffer(b.q, 0, toDevice(qv));
-      device.queue.writeBuffer(b.k, 0, toDevice(kv));
-      device.queue.writeBuffer(b.v, 0, toDevice(vv));
+    inputNames: uploaded.map((b) => b.name),
+    outputNames,
+    upload(inputs, set = 0) {
+      const target = sets[set];
+      if (!target) throw new Error(`no input set ${set}`);
+      for (const spec of uploaded) {
+        const x = inputs[spec.name];
+        const elements = spec.bytes / (half(spec.element) ? 2 : 4);
+        if (!x || x.length !== elements) {
+          throw new Error(`input ${spec.name}: expected ${elements} elements, got ${x?.length}`);
+        }
+        const data = half(spec.element) ? new Float16Array(x) : new Float32Array(x);
+        device.queue.writeBuffer(target.get(spec.name)!, 0, data);
+      }
     },
     poisonOutput() {
-      const nan = shape.dtype === "f16"
-        ? new Uint16Array(qkvBytes / 2).fill(0x7e00)
-        : new Uint32Array(qkvBytes / 4).fill(0x7fc00000);
-      device.queue.writeBuffer(o, 0, nan);
-      if (lse) device.queue.writeBuffer(lse, 0, new Uint32Array(sizes.LSE! / 4).fill(0x7fc00000));
+      for (const name of outputNames) {
+        const spec = specs.get(name)!;
+        const nan = half(spec.element)
+          ? new Uint16Array(align4(spec.bytes) / 2).fill(0x7e00)
+          : new Uint32Array(align4(spec.bytes) / 4).fill(0x7fc00000);
+        device.queue.writeBuffer(shared.get(name)!, 0, nan);
+      }
     },
     encode(pass, set = 0) {
       encodeSet(pass, set);
@@ -348,7 +320,7 @@ export async function prepareAttention(
     passNames,
     encodePass(pass, index, set = 0) {
       if (!(index >= 0 && index < passNames.length)) throw new Error(`no pass ${index}`);
-      encodeSet(pass, set, passNames.length === 1 ? undefined : index);
+      encodeSet(pass, set, index);
     },
     async run(set = 0) {
       device.pushErrorScope("validation");
@@ -359,26 +331,25 @@ export async function prepareAttention(
       device.queue.submit([enc.finish()]);
       await device.queue.onSubmittedWorkDone();
       const err = await device.popErrorScope();
-      if (err) throw new Error(`${kernel} run failed: ${err.message}`);
+      if (err) throw new Error(`${kernel.name} run failed: ${err.message}`);
     },
-    async readOutput() {
-      const raw = await readBack(o, qkvBytes);
-      return shape.dtype === "f16"
-        ? new Float32Array(new Float16Array(raw))
-        : new Float32Array(raw);
+    readOutput,
+    async readOutputs() {
+      const out: Record<string, Float32Array> = {};
+      for (const name of outputNames) out[name] = await readOutput(name);
+      return out;
     },
     async readCounters() {
       if (!counters) throw new Error("readCounters needs the counting variant (count: true)");
-      const words = new Uint32Array(await readBack(counters, COUNTER_WORDS * 4));
-      const at = (i: number) => words[i]! + words[i + 16]! * 2 ** 32;
-      const out = {} as CountedBytes;
-      for (const [name, slot] of Object.entries(SLOTS)) {
-        out[name as SlotName] = { read: at(slot), write: at(32 + slot) };
-      }
-      return out;
+      const w = new Uint32Array(await readBack(counters, words * 4));
+      const s = words / 4;
+      const at = (i: number) => w[i]! + w[i + s]! * 2 ** 32;
+      return Object.fromEntries(
+        plan.slots.map((name, i) => [name, { read: at(i), write: at(2 * s + i) }]),
+      );
     },
     resetCounters() {
-      if (counters) device.queue.writeBuffer(counters, 0, new Uint32Array(COUNTER_WORDS));
+      if (counters) device.queue.writeBuffer(counters, 0, new Uint32Array(words));
     },
     destroy() {
       for (const b of made) b.destroy();
@@ -386,25 +357,47 @@ export async function prepareAttention(
   };
 }
 
+/** Compiles one pass: the generated header, then the kernel's source. */
+function compilePass(cache: PipelineCache, plan: KernelPlan, pass: PassSpec, count: boolean) {
+  const specs = new Map(plan.buffers.map((b) => [b.name, b]));
+  const bindings = pass.bindings.map((b) => {
+    const spec = specs.get(b.buffer);
+    if (!spec) throw new Error(`${plan.kernel.name} pass ${pass.name} binds no buffer ${b.buffer}`);
+    return { name: b.buffer, element: spec.element, access: b.access };
+  });
+  const header = shaderHeader({
+    dtype: plan.shape.dtype,
+    count,
+    slots: plan.slots,
+    bindings,
+    uniforms: pass.uniforms,
+  });
+  const signature = [
+    plan.shape.dtype,
+    count ? "count" : "",
+    plan.slots.join(","),
+    bindings.map((b) => `${b.name}:${b.element}:${b.access}`).join(","),
+    pass.uniforms.map((u) => `${u.name}:${u.type}`).join(","),
+  ].join("|");
+  return cache.get(`${pass.key}#${signature}`, `${header}\n${pass.source}`);
+}
+
+/** The `Params` uniform of a pass: each field 4 bytes, in order, padded to 16. */
+function uniformData(pass: PassSpec): ArrayBuffer {
+  const data = new ArrayBuffer(align16(4 * pass.uniforms.length));
+  const view = new DataView(data);
+  pass.uniforms.forEach((u, i) => {
+    if (u.type === "f32") view.setFloat32(4 * i, u.value, true);
+    else if (u.type === "i32") view.setInt32(4 * i, u.value, true);
+    else view.setUint32(4 * i, u.value, true);
+  });
+  return data;
+}
+
 function align4(n: number): number {
   return Math.ceil(n / 4) * 4;
 }
 
-function checkGrid(
-  limits: GPUSupportedLimits,
-  kernel: KernelName,
-  shape: AttentionShape,
-  tiles: Tiles,
-): void {
-  const heads = shape.batch * shape.heads;
-  const grid = kernel === "standard"
-    ? [Math.ceil(shape.n / tiles.bc), Math.ceil(shape.n / tiles.br), heads]
-    : [Math.ceil(shape.n / tiles.br), heads];
-  const maxGrid = limits.maxComputeWorkgroupsPerDimension;
-  if (grid.some((g) => g > maxGrid)) {
-    throw new DoesNotFitError(
-      `${kernel} n=${shape.n} batch·heads=${heads}: a grid dimension exceeds the device's ` +
-        `${maxGrid} workgroups`,
-    );
-  }
+function align16(n: number): number {
+  return Math.max(16, Math.ceil(n / 16) * 16);
 }

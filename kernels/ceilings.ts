@@ -5,15 +5,17 @@
  * @module
  */
 
-import type { Ceilings, ClockKind, DeviceRecord } from "../analysis/schema.ts";
+import type { Ceilings, ClockKind, DeviceRecord } from "../core/schema.ts";
+import { median } from "../analysis/stats.ts";
 import type { Gpu } from "./gpu.ts";
+import { pipelineCacheFor } from "./program.ts";
 import {
   timeDispatches,
   type TimingOptions,
   type TimingResult,
   withErrorScopes,
 } from "./timing.ts";
-import ceilingsWgsl from "./wgsl/ceilings.wgsl" with { type: "text" };
+import ceilingsWgsl from "./ceilings.wgsl" with { type: "text" };
 
 const MIB = 1024 * 1024;
 /** Threads per workgroup of fill, copy and FMA (the WGSL's `@workgroup_size`). */
@@ -98,32 +100,15 @@ interface Kernels {
   noop: GPUComputePipeline;
 }
 
-const kernelCache = new WeakMap<GPUDevice, Promise<Kernels>>();
-
-function kernelsOf(device: GPUDevice): Promise<Kernels> {
-  let kernels = kernelCache.get(device);
-  if (!kernels) {
-    kernels = compileKernels(device);
-    kernelCache.set(device, kernels);
-    kernels.catch(() => kernelCache.delete(device));
-  }
-  return kernels;
-}
-
-function compileKernels(device: GPUDevice): Promise<Kernels> {
-  return withErrorScopes(device, "compiling ceilings.wgsl", async () => {
-    const module = device.createShaderModule({ label: "ceilings.wgsl", code: ceilingsWgsl });
-    const make = (entryPoint: string) =>
-      device.createComputePipelineAsync({
-        label: `ceilings ${entryPoint}`,
-        layout: "auto",
-        compute: { module, entryPoint },
-      });
-    const [fill, copy, fma, noop] = await Promise.all(
-      ["fill_main", "copy_main", "fma_main", "noop_main"].map(make),
-    );
-    return { fill: fill!, copy: copy!, fma: fma!, noop: noop! };
-  });
+/** The four micro-kernels, compiled through the device's shared pipeline cache. */
+async function kernelsOf(device: GPUDevice): Promise<Kernels> {
+  const cache = pipelineCacheFor(device);
+  const [fill, copy, fma, noop] = await Promise.all(
+    ["fill_main", "copy_main", "fma_main", "noop_main"].map(async (entry) =>
+      (await cache.get(`ceilings/${entry}`, ceilingsWgsl, entry)).pipeline
+    ),
+  );
+  return { fill: fill!, copy: copy!, fma: fma!, noop: noop! };
 }
 
 /** Makes the 16-byte Params uniform of ceilings.wgsl. */
@@ -144,14 +129,6 @@ function paramsBuffer(
   view.setUint32(12, p.seed, true);
   device.queue.writeBuffer(buffer, 0, data);
   return buffer;
-}
-
-/** The middle sample (mean of the middle two for an even count). */
-function median(xs: readonly number[]): number {
-  if (xs.length === 0) throw new Error("median of no samples");
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 /** What {@linkcode measureCopy} measured. */

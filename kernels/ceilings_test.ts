@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertGreater } from "@std/assert";
-import type { DeviceRecord } from "../analysis/schema.ts";
+import type { DeviceRecord } from "../core/schema.ts";
 import { type Gpu, openGpu } from "./gpu.ts";
 import { measureCeilings, measureCopy, planCeilings } from "./ceilings.ts";
 

@@ -4,9 +4,9 @@
  * @module
  */
 
-import { UsageError } from "../cli/errors.ts";
-import type { DeviceRecord } from "../analysis/schema.ts";
-import type { Dtype } from "./types.ts";
+import { UsageError } from "../core/errors.ts";
+import type { DeviceRecord } from "../core/schema.ts";
+import type { Dtype } from "../core/shapes.ts";
 
 /** The limits that matter for attention, in the order `devices` prints them. */
 export const LIMIT_NAMES = [

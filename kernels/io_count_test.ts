@@ -1,21 +1,15 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { type CountedBytes, prepareAttention, type PreparedAttention } from "./attention.ts";
-import { BlockMask } from "./masks.ts";
-import { modeledTraffic, totalBytes } from "./modeled.ts";
-import { mulberry32 } from "./rng.ts";
-import { SOFTMAX_CACHE, SOFTMAX_THREADS } from "./standard.ts";
+import { totalBytes } from "./kernel.ts";
+import { mulberry32 } from "../core/rng.ts";
+import { SOFTMAX_CACHE, SOFTMAX_THREADS } from "./standard/mod.ts";
 import { assertClose, checkPrepared, describeCase, getKernels, mutantKernels } from "./testing.ts";
-import {
-  type AttentionShape,
-  HEAD_DIMS,
-  type KernelName,
-  KERNELS,
-  MASK_KINDS,
-  type Tiles,
-} from "./types.ts";
+import { type AttentionShape, HEAD_DIMS, MASK_KINDS, type Tiles } from "../core/shapes.ts";
+import { BUILTIN_KERNEL_NAMES as KERNELS, type KernelName, modeledTraffic } from "./registry.ts";
 
 // The counting variant of every kernel adds up, per binding and direction, the bytes it reads
-// and writes; modeled.ts predicts them from the loop structure. They must agree exactly.
+// and writes; its plan's modeledTraffic predicts them from the loop structure. They must agree
+// exactly, for every kernel of the registry.
 //
 // Shapes are drawn from a seeded PRNG; set ATTNBENCH_TEST_SEED to draw other ones. Every
 // failure message names the seed, the case and the shape, so it can be replayed.
@@ -58,10 +52,14 @@ function countCases(seed: number): CountCase[] {
 /** The slots where counted and modeled differ, as readable lines. */
 function differences(counted: CountedBytes, modeled: CountedBytes): string[] {
   const out: string[] = [];
-  for (const slot of Object.keys(modeled) as (keyof CountedBytes)[]) {
+  const slots = (x: CountedBytes) => Object.keys(x).sort().join();
+  if (slots(counted) !== slots(modeled)) {
+    out.push(`slots: counted ${slots(counted)}, modeled ${slots(modeled)}`);
+  }
+  for (const slot of Object.keys(modeled)) {
     for (const dir of ["read", "write"] as const) {
-      const c = counted[slot][dir];
-      const m = modeled[slot][dir];
+      const c = counted[slot]?.[dir] ?? NaN;
+      const m = modeled[slot]![dir];
       if (c !== m) out.push(`${slot}.${dir}: counted ${c}, modeled ${m} (${c - m})`);
     }
   }
@@ -159,7 +157,7 @@ Deno.test({
         await p.run();
         const twice = await p.readCounters();
         for (const [slot, v] of Object.entries(once)) {
-          const t = twice[slot as keyof CountedBytes];
+          const t = twice[slot]!;
           assertEquals([t.read, t.write], [2 * v.read, 2 * v.write], `${kernel} ${slot}`);
         }
         p.resetCounters();
@@ -220,8 +218,8 @@ Deno.test({
       await p.run();
       const counted = await p.readCounters();
       const modeled = modeledTraffic("flash", shape, p.tiles, null);
-      assert(counted.k.read > 2 ** 32, `${counted.k.read}`);
-      assertEquals(counted.k.read, modeled.k.read * 65536);
+      assert(counted.k!.read > 2 ** 32, `${counted.k!.read}`);
+      assertEquals(counted.k!.read, modeled.k!.read * 65536);
       assertEquals({ ...counted, k: modeled.k }, modeled);
     } finally {
       p.destroy();
@@ -268,7 +266,7 @@ Deno.test({
             const end = causal ? row + 1 : n;
             sReads += cached + (n - cached) + 2 * Math.max(0, end - cached);
           }
-          assertEquals(counted.s.read, 2 * 4 * sReads, r.label);
+          assertEquals(counted.s!.read, 2 * 4 * sReads, r.label);
           const modeled = modeledTraffic("standard", shape, p.tiles, null);
           assertEquals({ ...counted, s: modeled.s }, modeled, r.label);
         } finally {
@@ -279,65 +277,5 @@ Deno.test({
   },
 });
 
-// Hand-worked traffic, so the model itself is pinned down (not only its agreement with the
-// counters): one head, n = 10, d = 32, f32 (128 bytes a row), tiles 8 × 8, so two query blocks
-// (8 + 2 rows) and two key blocks (8 + 2 rows).
+/** Small tiles, so a mutant's other passes have few threads. */
 const TILES8 = { br: 8, bc: 8, rm: 2, tx: 4 };
-const ROW = 32 * 4;
-
-function shape10(causal: boolean): AttentionShape {
-  return { batch: 1, heads: 1, n: 10, d: 32, dtype: "f32", causal };
-}
-
-Deno.test("modeled traffic of flash, worked by hand", () => {
-  const full = modeledTraffic("flash", shape10(false), TILES8, null);
-  // Q and O once; each of the 2 query blocks reads all 10 K and V rows; 16 uniform bytes a
-  // workgroup; one f32 LSE a row.
-  assertEquals(full.q, { read: 10 * ROW, write: 0 });
-  assertEquals(full.k, { read: 2 * 10 * ROW, write: 0 });
-  assertEquals(full.v, { read: 2 * 10 * ROW, write: 0 });
-  assertEquals(full.o, { read: 0, write: 10 * ROW });
-  assertEquals(full.lse, { read: 0, write: 40 });
-  assertEquals(full.uniform, { read: 32, write: 0 });
-  assertEquals(full.mask.read + full.s.read + full.p.read + full.s.write + full.p.write, 0);
-  // Causal: block 0 (rows 0–7) reads key block 0 (8 rows); block 1 (rows 8–9) both (10 rows).
-  const causal = modeledTraffic("flash", shape10(true), TILES8, null);
-  assertEquals(causal.k.read, 18 * ROW);
-  assertEquals(causal.v.read, 18 * ROW);
-  // Batch and heads multiply everything.
-  const many = modeledTraffic("flash", { ...shape10(true), batch: 2, heads: 3 }, TILES8, null);
-  assertEquals(many.k.read, 6 * 18 * ROW);
-  assertEquals(totalBytes(many), 6 * totalBytes(causal));
-});
-
-Deno.test("modeled traffic of standard, worked by hand", () => {
-  const t = modeledTraffic("standard", shape10(true), TILES8, null);
-  // Scores: a 2 × 2 grid of tiles; each reads its Q rows and K rows: Q and K twice over.
-  assertEquals(t.q.read, 2 * 10 * ROW);
-  assertEquals(t.k.read, 2 * 10 * ROW);
-  // S: written in full (100 f32), read once by the softmax (rows fit its register cache).
-  assertEquals(t.s, { read: 400, write: 400 });
-  // P: written in full by the softmax, read in full by P·V, causal or not.
-  assertEquals(t.p, { read: 400, write: 400 });
-  // P·V: each of the 2 row blocks reads all of V.
-  assertEquals(t.v.read, 2 * 10 * ROW);
-  assertEquals(t.o.write, 10 * ROW);
-  // Uniforms: 4 score tiles + 2 softmax workgroups (8 rows each) + 2 P·V blocks, 16 bytes each.
-  assertEquals(t.uniform.read, 8 * 16);
-  assertEquals(t.lse.write + t.mask.read, 0);
-});
-
-Deno.test("modeled traffic of block-sparse, worked by hand", () => {
-  // 2 × 2 blocks; row block 0 keeps key block 1 only, row block 1 keeps both.
-  const mask = new BlockMask("random", 10, 8, 8, new Uint8Array([0, 1, 1, 1]));
-  const t = modeledTraffic("block-sparse", shape10(false), TILES8, mask);
-  // Row block 0: key rows 8–9 (2); row block 1: 8 + 2. Mask: rowptr pair (8 bytes) and one u32
-  // per listed block, for each row block: 8 + 4 and 8 + 8.
-  assertEquals(t.k.read, 12 * ROW);
-  assertEquals(t.v.read, 12 * ROW);
-  assertEquals(t.mask.read, 28);
-  // Causal: row block 0 still reads its colidx entry but skips key block 1 (past the diagonal).
-  const c = modeledTraffic("block-sparse", shape10(true), TILES8, mask);
-  assertEquals(c.k.read, 10 * ROW);
-  assertEquals(c.mask.read, 28);
-});

@@ -9,8 +9,8 @@
  * @module
  */
 
-import { mulberry32 } from "./rng.ts";
-import type { MaskKind } from "./types.ts";
+import { mulberry32 } from "../core/rng.ts";
+import type { MaskKind } from "../core/shapes.ts";
 
 /** A block mask over a `rowBlocks × colBlocks` grid. */
 export class BlockMask {

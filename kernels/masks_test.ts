@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertNotEquals, assertThrows } from "@std/assert";
 import { BlockMask, makeMask, type MaskOptions } from "./masks.ts";
-import { MASK_KINDS } from "./types.ts";
+import { MASK_KINDS } from "../core/shapes.ts";
 
 const GRIDS: [n: number, br: number, bc: number][] = [
   [1, 8, 8],

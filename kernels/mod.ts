@@ -4,7 +4,9 @@
  *
  * {@linkcode attention} is the one-call entry: Q, K and V as `Float32Array`s laid out
  * `[batch, heads, n, d]` row-major, options, and O back in the same layout. For repeated runs,
- * {@linkcode prepareAttention} keeps the buffers and pipelines.
+ * {@linkcode prepareAttention} keeps the buffers and pipelines. The {@linkcode Kernel} interface
+ * (`kernel.ts`) is the contract a kernel fulfils; {@linkcode KERNELS} lists the built-in ones,
+ * and a module that exports `Kernel`s can be run like them (`--kernel-module`).
  *
  * @example
  * ```ts ignore
@@ -19,18 +21,29 @@
 
 import { AttentionKernels, prepareAttention } from "./attention.ts";
 import { type Gpu, openGpu } from "./gpu.ts";
+import type { Kernel } from "./kernel.ts";
 import type { BlockMask } from "./masks.ts";
-import type { Dtype, KernelName, MaskKind, Tiles } from "./types.ts";
+import type { Dtype, MaskKind, Tiles } from "../core/shapes.ts";
 
 export { AttentionKernels, DoesNotFitError, prepareAttention } from "./attention.ts";
-export type { AttentionProblem, CountedBytes, PreparedAttention } from "./attention.ts";
-export { checkAgainstReference, randomInputs } from "./check.ts";
+export type { AttentionProblem, PreparedAttention } from "./attention.ts";
+export { checkAgainstReference, checkPrepared, randomInputs } from "./check.ts";
 export { describeAdapter, type Gpu, openGpu } from "./gpu.ts";
+export * from "./kernel.ts";
 export { BlockMask, makeMask } from "./masks.ts";
-export { modeledTraffic, totalBytes } from "./modeled.ts";
-export { maxRelError, referenceAttention } from "./reference.ts";
-export { tolerance } from "./tolerances.ts";
-export * from "./types.ts";
+export {
+  allKernels,
+  findKernel,
+  type KernelName,
+  KERNELS,
+  modeledTraffic,
+  planFor,
+  registerKernel,
+} from "./registry.ts";
+export { maxRelError, referenceAttention, referenceWithLse } from "./reference.ts";
+export { tolerance } from "../core/tolerances.ts";
+export { UsageError } from "../core/errors.ts";
+export * from "../core/shapes.ts";
 
 /** Options of {@linkcode attention}. */
 export interface AttentionOptions {
@@ -40,8 +53,8 @@ export interface AttentionOptions {
   n: number;
   /** Head dimension: 32, 64 or 128. */
   d: number;
-  /** Which kernel; default flash. */
-  kernel?: KernelName;
+  /** Which kernel (a `Kernel` or a registered name); default flash. */
+  kernel?: Kernel | string;
   /** Storage precision; f16 needs the adapter's shader-f16. Default f32. */
   dtype?: Dtype;
   causal?: boolean;
@@ -89,7 +102,7 @@ export async function attention(
       scale: opts.scale,
     });
     try {
-      prepared.upload(q, k, v);
+      prepared.upload({ q, k, v });
       await prepared.run();
       return await prepared.readOutput();
     } finally {

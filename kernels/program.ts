@@ -1,84 +1,95 @@
 /**
- * Program objects: from a kernel's compile-time knobs, the WGSL source (a generated prelude of
- * constants and helper functions, then the readable `.wgsl` body), a cache key that holds every
- * knob that changes the source, and a pipeline cache keyed by it.
+ * Program objects: the generated WGSL header of a pass (storage type, counter slots and helpers,
+ * the `Params` struct and every binding, numbered from the pass's binding list), the loop
+ * unroller and tile constants the kernels' sources share, and a pipeline cache keyed by a key
+ * that holds every knob that changes the source.
  *
  * Shapes (N, B·H, causal, scale) are uniforms, so one compiled pipeline serves every size.
  *
  * @module
  */
 
-import type { Dtype, Tiles } from "./types.ts";
-import { dtypeBytes } from "./types.ts";
+import { type Dtype, dtypeBytes, type Tiles } from "../core/shapes.ts";
 
-/**
- * Counter slots of the counting variant: each global-memory binding has one slot, with reads and
- * writes counted apart. `counters` holds 64 u32: reads lo at [s], reads hi at [16 + s], writes
- * lo at [32 + s], writes hi at [48 + s] (a 64-bit byte count per slot and direction).
- */
-export const SLOTS = {
-  q: 0,
-  k: 1,
-  v: 2,
-  o: 3,
-  lse: 4,
-  mask: 5,
-  uniform: 6,
-  s: 7,
-  p: 8,
-} as const;
-
-/** Name of a counter slot. */
-export type SlotName = keyof typeof SLOTS;
-
-/** Number of u32 words of the counters buffer. */
-export const COUNTER_WORDS = 64;
-
-/** The binding the counting variant's counters take in every kernel. */
-export const COUNTER_BINDING = 8;
-
-/** Knobs every program shares. */
-export interface ProgramBase {
+/** Knobs the generated header of every program depends on. */
+export interface HeaderOptions {
   dtype: Dtype;
   /** Build the counting variant (never timed). */
   count: boolean;
+  /** Counter slots, in order: `SLOT_<NAME>` is the index of each. */
+  slots: readonly string[];
+  /** The pass's bound buffers, numbered 1, 2, … in this order (0 is `params`). */
+  bindings: readonly { name: string; element: string; access: "read" | "read_write" }[];
+  /** Fields of the `Params` uniform struct at binding 0, in order. */
+  uniforms: readonly { name: string; type: string }[];
 }
 
 /**
- * WGSL lines that define the storage type, the slot constants and the counting helpers.
+ * Number of u32 words of the counters buffer for `slots` counter slots: reads lo at [s], reads
+ * hi at [S + s], writes lo at [2S + s], writes hi at [3S + s] (a 64-bit byte count per slot and
+ * direction), S = the slot count.
  *
  * @example
  * ```ts
- * import { commonPrelude } from "./program.ts";
- * console.assert(commonPrelude({ dtype: "f32", count: false }).includes("alias T = f32;"));
+ * import { counterWords } from "./program.ts";
+ * console.assert(counterWords(7) === 28);
  * ```
  */
-export function commonPrelude(base: ProgramBase): string {
-  const t = base.dtype === "f16" ? "f16" : "f32";
+export function counterWords(slots: number): number {
+  return 4 * Math.max(1, slots);
+}
+
+/**
+ * The generated WGSL header of a program: storage type, slot constants, the counting helpers,
+ * `struct Params` and every binding, numbered from the pass's list (params at 0, the buffers
+ * at 1, 2, …, the counters after them). Kernel sources never number bindings by hand.
+ *
+ * @example
+ * ```ts
+ * import { shaderHeader } from "./program.ts";
+ * const h = shaderHeader({
+ *   dtype: "f32", count: false, slots: ["q"], uniforms: [{ name: "n", type: "u32" }],
+ *   bindings: [{ name: "q", element: "T4", access: "read" }],
+ * });
+ * console.assert(h.includes("@group(0) @binding(1) var<storage, read> q: array<T4>;"));
+ * console.assert(h.includes("alias T = f32;") && h.includes("const SLOT_Q: u32 = 0u;"));
+ * ```
+ */
+export function shaderHeader(o: HeaderOptions): string {
+  const t = o.dtype === "f16" ? "f16" : "f32";
+  const slots = Math.max(1, o.slots.length);
+  const words = counterWords(o.slots.length);
   const lines = [
-    base.dtype === "f16" ? "enable f16;" : "",
+    o.dtype === "f16" ? "enable f16;" : "",
     `alias T = ${t};`,
     `alias T4 = vec4<${t}>;`,
-    `const T_BYTES: u32 = ${dtypeBytes(base.dtype)}u;`,
-    ...Object.entries(SLOTS).map(([name, slot]) =>
-      `const SLOT_${name.toUpperCase()}: u32 = ${slot}u;`
+    `const T_BYTES: u32 = ${dtypeBytes(o.dtype)}u;`,
+    ...o.slots.map((name, i) => `const SLOT_${name.toUpperCase()}: u32 = ${i}u;`),
+    "struct Params {",
+    ...o.uniforms.map((u) => `  ${u.name}: ${u.type},`),
+    "}",
+    "@group(0) @binding(0) var<uniform> params: Params;",
+    ...o.bindings.map((b, i) =>
+      `@group(0) @binding(${i + 1}) var<storage, ${b.access}> ${b.name}: array<${b.element}>;`
     ),
   ];
-  if (base.count) {
+  if (o.count) {
     lines.push(
-      `@group(0) @binding(${COUNTER_BINDING}) var<storage, read_write> counters: array<atomic<u32>, ${COUNTER_WORDS}>;`,
-      "var<private> read_bytes: array<u32, 16>;",
-      "var<private> write_bytes: array<u32, 16>;",
+      `@group(0) @binding(${o.bindings.length + 1}) var<storage, read_write> counters: ` +
+        `array<atomic<u32>, ${words}>;`,
+      `const SLOTS: u32 = ${slots}u;`,
+      `var<private> read_bytes: array<u32, ${slots}>;`,
+      `var<private> write_bytes: array<u32, ${slots}>;`,
       "fn count_read(slot: u32, bytes: u32) { read_bytes[slot] += bytes; }",
       "fn count_write(slot: u32, bytes: u32) { write_bytes[slot] += bytes; }",
       "fn add64(lo: u32, x: u32) {",
       "  let old = atomicAdd(&counters[lo], x);",
-      "  if old > 0xffffffffu - x { atomicAdd(&counters[lo + 16u], 1u); }",
+      "  if old > 0xffffffffu - x { atomicAdd(&counters[lo + SLOTS], 1u); }",
       "}",
       "fn count_flush() {",
-      "  for (var s = 0u; s < 16u; s++) {",
+      "  for (var s = 0u; s < SLOTS; s++) {",
       "    if read_bytes[s] != 0u { add64(s, read_bytes[s]); }",
-      "    if write_bytes[s] != 0u { add64(32u + s, write_bytes[s]); }",
+      "    if write_bytes[s] != 0u { add64(2u * SLOTS + s, write_bytes[s]); }",
       "  }",
       "}",
     );
@@ -119,11 +130,14 @@ export class PipelineCache {
     this.#device = device;
   }
 
-  /** The pipeline for `key`, compiling `source` the first time. Shader errors throw. */
-  get(key: string, source: string): Promise<CompiledProgram> {
+  /**
+   * The pipeline for `key`, compiling `source` (entry point `entryPoint`, default `main`) the
+   * first time. Shader errors throw.
+   */
+  get(key: string, source: string, entryPoint = "main"): Promise<CompiledProgram> {
     let p = this.#programs.get(key);
     if (!p) {
-      p = this.#compile(key, source);
+      p = this.#compile(key, source, entryPoint);
       this.#programs.set(key, p);
       p.catch(() => this.#programs.delete(key));
     }
@@ -132,7 +146,7 @@ export class PipelineCache {
     )));
   }
 
-  async #compile(key: string, source: string): Promise<CompiledProgram> {
+  async #compile(key: string, source: string, entryPoint: string): Promise<CompiledProgram> {
     const device = this.#device;
     device.pushErrorScope("validation");
     const t0 = performance.now();
@@ -152,7 +166,7 @@ export class PipelineCache {
       pipeline = await device.createComputePipelineAsync({
         label: key,
         layout: "auto",
-        compute: { module, entryPoint: "main" },
+        compute: { module, entryPoint },
       });
     } catch (e) {
       failure = e;
@@ -162,6 +176,27 @@ export class PipelineCache {
     if (failure || !pipeline) throw new Error(`pipeline ${key}: ${String(failure)}`);
     return { key, source, pipeline, compileMs: performance.now() - t0 };
   }
+}
+
+const caches = new WeakMap<GPUDevice, PipelineCache>();
+
+/**
+ * The device's shared pipeline cache: the kernels and the ceiling micro-kernels compile through
+ * it, so each pipeline is compiled once per device.
+ *
+ * @example
+ * ```ts ignore
+ * import { pipelineCacheFor } from "./program.ts";
+ * console.assert(pipelineCacheFor(device) === pipelineCacheFor(device));
+ * ```
+ */
+export function pipelineCacheFor(device: GPUDevice): PipelineCache {
+  let cache = caches.get(device);
+  if (!cache) {
+    cache = new PipelineCache(device);
+    caches.set(device, cache);
+  }
+  return cache;
 }
 
 /** Loop bounds that {@linkcode unrollLoops} unrolls: the per-thread register tile sizes. */
@@ -250,4 +285,36 @@ export function tileConstants(
     TX: t.tx,
   };
   return { lines, bounds };
+}
+
+/**
+ * Threads per workgroup of the tiled programs: TX along the columns, BR / RM along the rows.
+ *
+ * @example
+ * ```ts
+ * import { tileThreads } from "./program.ts";
+ * console.assert(tileThreads({ br: 32, bc: 32, rm: 4, tx: 8 }) === 64);
+ * ```
+ */
+export function tileThreads(tiles: Tiles): number {
+  return tiles.tx * (tiles.br / tiles.rm);
+}
+
+/**
+ * Why these tiles cannot build the tiled programs ({@linkcode tileConstants}) at head dim `d`,
+ * or null when they can.
+ *
+ * @example
+ * ```ts
+ * import { tileStructureProblem } from "./program.ts";
+ * console.assert(tileStructureProblem(64, { br: 32, bc: 32, rm: 4, tx: 8 }) === null);
+ * console.assert(tileStructureProblem(64, { br: 30, bc: 32, rm: 4, tx: 8 }) !== null);
+ * ```
+ */
+export function tileStructureProblem(d: number, t: Tiles): string | null {
+  if (t.br % t.rm !== 0) return `br ${t.br} is not a multiple of rm ${t.rm}`;
+  if (t.bc % t.tx !== 0) return `bc ${t.bc} is not a multiple of tx ${t.tx}`;
+  if (d % (4 * t.tx) !== 0) return `head dim ${d} is not a multiple of 4·tx = ${4 * t.tx}`;
+  if (t.bc % 4 !== 0) return `bc ${t.bc} is not a multiple of 4`;
+  return null;
 }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { AttentionShape } from "./types.ts";
+import type { AttentionShape } from "../core/shapes.ts";
 import type { BlockMask } from "./masks.ts";
 
 /**
@@ -29,11 +29,41 @@ export function referenceAttention(
   v: ArrayLike<number>,
   opts: { scale?: number; mask?: BlockMask } = {},
 ): Float64Array {
+  return referenceWithLse(shape, q, k, v, opts).o;
+}
+
+/**
+ * The log-sum-exp a fully masked row gets: the kernels' −3·10³⁸ (WGSL has no −∞), in f32.
+ */
+export const MASKED_LSE: number = Math.fround(-3.0e38);
+
+/**
+ * {@linkcode referenceAttention} and, per row, the natural-log log-sum-exp of its scaled scores
+ * (`max + ln Σ exp(s − max)`; {@linkcode MASKED_LSE} for a row whose every key is masked): the
+ * `lse` a forward kernel writes for a backward pass. `lse` is `[B, H, N]`.
+ *
+ * @example
+ * ```ts
+ * import { referenceWithLse } from "./reference.ts";
+ * const shape = { batch: 1, heads: 1, n: 2, d: 1, dtype: "f32", causal: false } as const;
+ * const z = new Float32Array([0, 0]);
+ * const { lse } = referenceWithLse(shape, z, z, new Float32Array([1, 3]));
+ * console.assert(Math.abs(lse[0]! - Math.log(2)) < 1e-12);
+ * ```
+ */
+export function referenceWithLse(
+  shape: AttentionShape,
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  opts: { scale?: number; mask?: BlockMask } = {},
+): { o: Float64Array; lse: Float64Array } {
   const { n, d } = shape;
   const heads = shape.batch * shape.heads;
   const scale = opts.scale ?? 1 / Math.sqrt(d);
   const mask = opts.mask;
   const out = new Float64Array(heads * n * d);
+  const lse = new Float64Array(heads * n).fill(MASKED_LSE);
   const s = new Float64Array(n);
   for (let h = 0; h < heads; h++) {
     const base = h * n * d;
@@ -58,6 +88,7 @@ export function referenceAttention(
         s[j] = p;
         sum += p;
       }
+      lse[h * n + i] = max + Math.log(sum);
       const row = base + i * d;
       for (let j = 0; j < n; j++) {
         const p = s[j]! / sum;
@@ -66,7 +97,7 @@ export function referenceAttention(
       }
     }
   }
-  return out;
+  return { o: out, lse };
 }
 
 /**

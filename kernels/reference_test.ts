@@ -1,8 +1,8 @@
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
 import { BlockMask } from "./masks.ts";
 import { maxRelError, referenceAttention } from "./reference.ts";
-import { mulberry32 } from "./rng.ts";
-import type { AttentionShape } from "./types.ts";
+import { mulberry32 } from "../core/rng.ts";
+import type { AttentionShape } from "../core/shapes.ts";
 
 // The expected values below are worked out by hand (in the comments), not by running the code.
 

@@ -1,31 +1,29 @@
 /**
- * Helpers shared by the kernel tests: seeded inputs, one GPU per test file, and the checked run
- * (fresh inputs, poisoned output, one run, max relative error against the float64 reference).
+ * Helpers shared by the kernel tests: seeds, one GPU per test file, the checked run (the same
+ * check the tool makes, `check.ts`), a tolerance assertion and mutant kernels.
  *
- * For tests only (`*_test.ts`); the tool's own check of a run lives elsewhere.
+ * For tests only (`*_test.ts`).
  *
  * @module
  */
 
 import { AssertionError } from "@std/assert";
-import {
-  AttentionKernels,
-  type AttentionProblem,
-  prepareAttention,
-  type PreparedAttention,
-} from "./attention.ts";
+import { AttentionKernels, type AttentionProblem, prepareAttention } from "./attention.ts";
+import { type CheckOptions, checkPrepared, type CheckResult } from "./check.ts";
 import { openGpu } from "./gpu.ts";
-import type { BlockMask } from "./masks.ts";
 import { type CompiledProgram, PipelineCache } from "./program.ts";
-import { maxRelError, referenceAttention } from "./reference.ts";
-import { type AttentionInputs, randomInputs } from "./check.ts";
-import { tolerance } from "./tolerances.ts";
-import type { AttentionShape, Tiles } from "./types.ts";
+import { tolerance } from "../core/tolerances.ts";
 
-/** Q, K and V of one problem, `[B, H, N, d]` each. */
-export type TestInputs = AttentionInputs;
-
-export { randomInputs };
+export {
+  type CheckOptions,
+  checkPrepared,
+  type CheckResult,
+  describeCase,
+  describeMask,
+  describeShape,
+  describeTiles,
+} from "./check.ts";
+export { randomInputs } from "./common.ts";
 
 /**
  * A 32-bit seed from a label (FNV-1a), so every case gets its own inputs and the same ones on
@@ -44,20 +42,6 @@ export function seedFor(label: string): number {
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;
-}
-
-/**
- * A shape in one line, for assertion messages.
- *
- * @example
- * ```ts
- * import { describeShape } from "./testing.ts";
- * const s = { batch: 2, heads: 3, n: 97, d: 64, dtype: "f32", causal: true } as const;
- * console.assert(describeShape(s) === "B=2 H=3 n=97 d=64 f32 causal");
- * ```
- */
-export function describeShape(s: AttentionShape): string {
-  return `B=${s.batch} H=${s.heads} n=${s.n} d=${s.d} ${s.dtype}${s.causal ? " causal" : ""}`;
 }
 
 let kernelsPromise: Promise<AttentionKernels | null> | null = null;
@@ -83,70 +67,6 @@ export function getKernels(): Promise<AttentionKernels | null> {
   return kernelsPromise;
 }
 
-/** One checked run: the output, the reference and how far apart they are. */
-export interface CheckResult {
-  /** max |out − ref| / max |ref|; Infinity when any element of `out` is NaN or ±∞. */
-  error: number;
-  /** Elements of `out` that are not finite (an unwritten, still poisoned element is NaN). */
-  nonFinite: number;
-  out: Float32Array;
-  ref: Float64Array;
-  inputs: TestInputs;
-  shape: AttentionShape;
-  seed: number;
-  /** Everything needed to replay the case, for assertion messages. */
-  label: string;
-}
-
-/** Options of {@linkcode checkPrepared}. */
-export interface CheckOptions {
-  /** The softmax scale the kernel was prepared with (1/√d when absent). */
-  scale?: number;
-  /** Input set to upload into and run. */
-  set?: number;
-  /** What "run" means; the tests of the check itself replace it (e.g. with nothing). */
-  run?: (prepared: PreparedAttention, set: number) => Promise<void>;
-}
-
-/**
- * Uploads fresh inputs drawn with `seed`, poisons O with NaN, runs once, reads O back and
- * compares it with the float64 reference (with the kernel's block mask, if any).
- *
- * @example
- * ```ts ignore
- * import { checkPrepared } from "./testing.ts";
- * const { error } = await checkPrepared(prepared, 42);
- * ```
- */
-export async function checkPrepared(
-  prepared: PreparedAttention,
-  seed: number,
-  opts: CheckOptions = {},
-): Promise<CheckResult> {
-  const set = opts.set ?? 0;
-  const inputs = randomInputs(prepared.shape, seed);
-  prepared.upload(inputs.q, inputs.k, inputs.v, set);
-  prepared.poisonOutput();
-  await (opts.run ?? ((p, s) => p.run(s)))(prepared, set);
-  const out = await prepared.readOutput();
-  const ref = referenceAttention(prepared.shape, inputs.q, inputs.k, inputs.v, {
-    scale: opts.scale,
-    mask: prepared.mask ?? undefined,
-  });
-  let nonFinite = 0;
-  for (const x of out) if (!Number.isFinite(x)) nonFinite++;
-  return {
-    error: maxRelError(out, ref),
-    nonFinite,
-    out,
-    ref,
-    inputs,
-    shape: prepared.shape,
-    seed,
-    label: describeCase(prepared, seed),
-  };
-}
-
 /**
  * {@linkcode prepareAttention}, then {@linkcode checkPrepared}, then frees the buffers.
  *
@@ -161,13 +81,13 @@ export async function runChecked(
   kernels: AttentionKernels,
   problem: AttentionProblem,
   seed: number,
-  opts: Omit<CheckOptions, "scale"> = {},
+  opts: CheckOptions = {},
 ): Promise<CheckResult> {
   const prepared = await prepareAttention(kernels, problem, {
     inputSets: (opts.set ?? 0) + 1,
   });
   try {
-    return await checkPrepared(prepared, seed, { ...opts, scale: problem.scale });
+    return await checkPrepared(prepared, seed, opts);
   } finally {
     prepared.destroy();
   }
@@ -187,54 +107,14 @@ export function assertClose(r: CheckResult, tol?: number): void {
   const bound = tol ?? tolerance(r.shape.dtype);
   if (r.nonFinite > 0) {
     throw new AssertionError(
-      `${r.label}: ${r.nonFinite} of ${r.out.length} output elements not finite`,
+      `${r.label}: ${r.nonFinite} of ${
+        Object.values(r.outputs).reduce((a, o) => a + o.length, 0)
+      } output elements not finite`,
     );
   }
   if (!(r.error <= bound)) {
     throw new AssertionError(`${r.label}: max relative error ${r.error} exceeds ${bound}`);
   }
-}
-
-/**
- * Kernel, shape, tiles, mask and seed in one line.
- *
- * @example
- * ```ts ignore
- * import { describeCase } from "./testing.ts";
- * console.log(describeCase(prepared, 42));
- * ```
- */
-export function describeCase(p: PreparedAttention, seed: number): string {
-  return `${p.kernel} ${describeShape(p.shape)} tiles ${describeTiles(p.tiles)}` +
-    (p.mask ? ` mask ${describeMask(p.mask)}` : "") + ` seed ${seed}`;
-}
-
-/**
- * Tiles in one line.
- *
- * @example
- * ```ts
- * import { describeTiles } from "./testing.ts";
- * console.assert(describeTiles({ br: 8, bc: 16, rm: 1, tx: 4 }) === "br8 bc16 rm1 tx4");
- * ```
- */
-export function describeTiles(t: Tiles): string {
-  return `br${t.br} bc${t.bc} rm${t.rm} tx${t.tx}`;
-}
-
-/**
- * A block mask in one line: kind, grid, kept blocks.
- *
- * @example
- * ```ts
- * import { makeMask } from "./masks.ts";
- * import { describeMask } from "./testing.ts";
- * const m = makeMask({ kind: "random", n: 16, br: 8, bc: 8, density: 0.5, seed: 1 });
- * console.assert(describeMask(m) === "random 2x2 nnz 2");
- * ```
- */
-export function describeMask(m: BlockMask): string {
-  return `${m.kind} ${m.rowBlocks}x${m.colBlocks} nnz ${m.nnz}`;
 }
 
 /** A pipeline cache that compiles a mutated source: kernels with a deliberate bug. */
@@ -254,10 +134,10 @@ export class MutatingCache extends PipelineCache {
    * Compiles `source` with every occurrence of `from` replaced (a statement inside an unrolled
    * loop occurs once per iteration); other sources unchanged.
    */
-  override get(key: string, source: string): Promise<CompiledProgram> {
-    if (!source.includes(this.#from)) return super.get(key, source);
+  override get(key: string, source: string, entryPoint = "main"): Promise<CompiledProgram> {
+    if (!source.includes(this.#from)) return super.get(key, source, entryPoint);
     this.mutated++;
-    return super.get(`${key}/mutant`, source.replaceAll(this.#from, this.#to));
+    return super.get(`${key}/mutant`, source.replaceAll(this.#from, this.#to), entryPoint);
   }
 }
 

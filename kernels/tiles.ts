@@ -5,15 +5,11 @@
  * @module
  */
 
-import { flashThreads, flashTileProblem, flashWorkgroupBytes } from "./flash.ts";
-import { standardWorkgroupBytes } from "./standard.ts";
-import type { Dtype, KernelName, Tiles } from "./types.ts";
+import type { Dtype, Tiles } from "../core/shapes.ts";
+import type { Kernel, TileLimits } from "./kernel.ts";
+import { resolveKernel } from "./registry.ts";
 
-/** The device limits a tile choice must respect. */
-export interface TileLimits {
-  maxComputeWorkgroupStorageSize: number;
-  maxComputeInvocationsPerWorkgroup: number;
-}
+export type { TileLimits };
 
 /** Candidate tiles in order of preference (largest first), before tuning. */
 export const TILE_CANDIDATES: readonly Tiles[] = [
@@ -38,11 +34,17 @@ export const FALLBACK_TILE_CANDIDATES: readonly Tiles[] = [
   { br: 8, bc: 8, rm: 1, tx: 4 },
 ];
 
-/** Workgroup memory bytes of `kernel` with these tiles. */
-export function workgroupBytes(kernel: KernelName, d: number, dtype: Dtype, t: Tiles): number {
-  return kernel === "standard"
-    ? standardWorkgroupBytes(d, dtype, t)
-    : flashWorkgroupBytes(d, dtype, t);
+/**
+ * Workgroup memory bytes of `kernel` with these tiles.
+ *
+ * @example
+ * ```ts
+ * import { workgroupBytes } from "./tiles.ts";
+ * console.assert(workgroupBytes("standard", 64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 }) === 17408);
+ * ```
+ */
+export function workgroupBytes(kernel: Kernel | string, d: number, dtype: Dtype, t: Tiles): number {
+  return resolveKernel(kernel).workgroupBytes(d, dtype, t);
 }
 
 /**
@@ -56,7 +58,7 @@ export function workgroupBytes(kernel: KernelName, d: number, dtype: Dtype, t: T
  * ```
  */
 export function tileProblem(
-  kernel: KernelName,
+  kernel: Kernel | string,
   d: number,
   dtype: Dtype,
   t: Tiles,
@@ -65,14 +67,15 @@ export function tileProblem(
   for (const [name, value] of Object.entries(t)) {
     if (!Number.isInteger(value) || value < 1) return `tile ${name} must be a positive integer`;
   }
-  const structural = flashTileProblem(d, t);
+  const k = resolveKernel(kernel);
+  const structural = k.tileProblem(d, t);
   if (structural) return structural;
-  const threads = flashThreads(t);
+  const threads = k.threads(t);
   if (threads > limits.maxComputeInvocationsPerWorkgroup) {
     return `${threads} threads per workgroup exceed the device's ` +
       `${limits.maxComputeInvocationsPerWorkgroup}`;
   }
-  const bytes = workgroupBytes(kernel, d, dtype, t);
+  const bytes = k.workgroupBytes(d, dtype, t);
   if (bytes > limits.maxComputeWorkgroupStorageSize) {
     return `${bytes} bytes of workgroup memory exceed the device's ` +
       `${limits.maxComputeWorkgroupStorageSize}`;
@@ -91,7 +94,7 @@ export function tileProblem(
  * ```
  */
 export function defaultTiles(
-  kernel: KernelName,
+  kernel: Kernel | string,
   d: number,
   dtype: Dtype,
   limits: TileLimits,
@@ -100,5 +103,7 @@ export function defaultTiles(
   for (const t of candidates) {
     if (tileProblem(kernel, d, dtype, t, limits) === null) return { ...t };
   }
-  throw new Error(`no tile candidate fits ${kernel} d=${d} ${dtype} on this device`);
+  throw new Error(
+    `no tile candidate fits ${resolveKernel(kernel).name} d=${d} ${dtype} on this device`,
+  );
 }

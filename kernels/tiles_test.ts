@@ -1,8 +1,8 @@
 import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "@std/assert";
-import { UsageError } from "../cli/errors.ts";
+import { UsageError } from "../core/errors.ts";
 import { prepareAttention } from "./attention.ts";
-import { flashWorkgroupBytes } from "./flash.ts";
-import { standardWorkgroupBytes } from "./standard.ts";
+import { flashWorkgroupBytes } from "./flash/mod.ts";
+import { standardWorkgroupBytes } from "./standard/mod.ts";
 import {
   assertClose,
   countingBuffers,
@@ -20,7 +20,8 @@ import {
   tileProblem,
   workgroupBytes,
 } from "./tiles.ts";
-import { type AttentionShape, HEAD_DIMS, type KernelName, KERNELS, type Tiles } from "./types.ts";
+import { type AttentionShape, HEAD_DIMS, type Tiles } from "../core/shapes.ts";
+import { BUILTIN_KERNEL_NAMES as KERNELS, type KernelName } from "./registry.ts";
 
 const kernels = await getKernels();
 const noGpu = kernels === null;

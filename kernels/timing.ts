@@ -8,8 +8,8 @@
  * @module
  */
 
-import { UsageError } from "../cli/errors.ts";
-import type { ClockKind } from "../analysis/schema.ts";
+import { UsageError } from "../core/errors.ts";
+import type { ClockKind } from "../core/schema.ts";
 import type { Gpu } from "./gpu.ts";
 
 /** Encodes one rep into `pass`; `rep` counts every rep encoded (first run and warm-up too). */

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertGreater, assertRejects } from "@std/assert";
-import { UsageError } from "../cli/errors.ts";
+import { UsageError } from "../core/errors.ts";
+import { median } from "../analysis/stats.ts";
 import { type Gpu, openGpu } from "./gpu.ts";
 import {
   measurePipelineCompileMs,
@@ -51,12 +52,6 @@ function loopKernel(g: Gpu, iters: number): (pass: GPUComputePassEncoder) => voi
     pass.setBindGroup(0, group);
     pass.dispatchWorkgroups(GROUPS);
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 function assertSane(r: TimingResult, reps: number): void {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ResultsFile, RunRecord } from "../analysis/schema.ts";
+import type { ResultsFile, RunRecord } from "../core/schema.ts";
 import { fmtBytes, fmtTile, isTimed } from "./_format.ts";
 import {
   autoScale,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ResultsFile } from "../analysis/schema.ts";
+import type { ResultsFile } from "../core/schema.ts";
 import { fmtBytes, fmtNum } from "./_format.ts";
 import {
   type ChartSpec,

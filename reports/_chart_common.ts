@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { ResultsFile, RunRecord } from "../analysis/schema.ts";
+import type { ResultsFile, RunRecord } from "../core/schema.ts";
 import { percentile } from "../analysis/stats.ts";
 import { deviceName, fmtMs, fmtNum, fmtTile, isTimed } from "./_format.ts";
 import { kernelColor, kernelOrder, kernelStyle } from "./_kernel_style.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ResultsFile } from "../analysis/schema.ts";
+import type { ResultsFile } from "../core/schema.ts";
 import { fmtMs, isTimed } from "./_format.ts";
 import { DENSE_KERNEL, kernelColor, kernelStyle } from "./_kernel_style.ts";
 import {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { ResultsFile } from "../analysis/schema.ts";
+import type { ResultsFile } from "../core/schema.ts";
 import { fmtMem, isDoesNotFit, isTimed } from "./_format.ts";
 import {
   type ChartSpec,

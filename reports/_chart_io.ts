@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { ResultsFile, RunRecord } from "../analysis/schema.ts";
+import type { ResultsFile, RunRecord } from "../core/schema.ts";
 import { fmtBytes, fmtMs, fmtNum, isTimed } from "./_format.ts";
 import {
   bestPerX,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ResultsFile } from "../analysis/schema.ts";
+import type { ResultsFile } from "../core/schema.ts";
 import { fmtNum, isTimed } from "./_format.ts";
 import {
   bestPerX,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ResultsFile } from "../analysis/schema.ts";
+import type { ResultsFile } from "../core/schema.ts";
 import {
   bestPerX,
   type ChartSpec,

@@ -1,12 +1,13 @@
 /**
- * Speedup over the baseline kernel (standard) at the same shape. Private to `reports/`.
+ * Speedup over the baseline kernel (the registry's: standard) at the same shape. Private to `reports/`.
  *
  * @module
  */
 
-import type { ResultsFile, RunRecord } from "../analysis/schema.ts";
+import type { ResultsFile, RunRecord } from "../core/schema.ts";
 import { fmtMs, fmtNum, isTimed } from "./_format.ts";
 import { BASELINE_KERNEL, kernelStyle } from "./_kernel_style.ts";
+import { findKernel } from "../kernels/registry.ts";
 import {
   autoScale,
   bestPerX,
@@ -31,8 +32,9 @@ export interface SpeedupPair {
 }
 
 /**
- * Pairs every timed non-baseline run of the "n" sweep with the fastest timed baseline
- * (standard) run of the same file and shape (dtype, batch, heads, n, d, causal).
+ * Pairs every timed run of the "n" sweep whose kernel names a baseline in the registry
+ * (`Kernel.baseline`; flash and block-sparse: standard) with the fastest timed run of that
+ * baseline in the same file and shape (dtype, batch, heads, n, d, causal).
  *
  * @example
  * ```ts
@@ -46,13 +48,15 @@ export function speedupPairs(results: ResultsFile[]): SpeedupPair[] {
     const shape = (r: RunRecord) => JSON.stringify([r.dtype, r.batch, r.heads, r.n, r.d, r.causal]);
     const base = new Map<string, Timed>();
     for (const r of f.runs) {
-      if (r.kernel !== BASELINE_KERNEL || !isTimed(r)) continue;
-      const cur = base.get(shape(r));
-      if (!cur || r.timeMs.median < cur.timeMs.median) base.set(shape(r), r);
+      if (!isTimed(r)) continue;
+      const key = `${r.kernel}/${shape(r)}`;
+      const cur = base.get(key);
+      if (!cur || r.timeMs.median < cur.timeMs.median) base.set(key, r);
     }
     for (const r of f.runs) {
-      if (r.kernel === BASELINE_KERNEL || r.sweep !== "n" || !isTimed(r)) continue;
-      const b = base.get(shape(r));
+      const of = findKernel(r.kernel)?.baseline ?? null;
+      if (of === null || r.sweep !== "n" || !isTimed(r)) continue;
+      const b = base.get(`${of}/${shape(r)}`);
       if (b) out.push({ file, run: r, base: b, speedup: b.timeMs.median / r.timeMs.median });
     }
   });

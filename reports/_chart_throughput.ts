@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { PeerRecord, ResultsFile, RunRecord } from "../analysis/schema.ts";
+import type { PeerRecord, ResultsFile, RunRecord } from "../core/schema.ts";
 import { fmtMs, fmtNum } from "./_format.ts";
 import {
   autoScale,

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { ResultsFile } from "../analysis/schema.ts";
+import type { ResultsFile } from "../core/schema.ts";
 import type { ChartSpec } from "./_chart_common.ts";
 import { blockSizeChart } from "./_chart_block_size.ts";
 import { bytesChart } from "./_chart_bytes.ts";

@@ -6,7 +6,8 @@
  */
 
 import { parseResults } from "../analysis/results_io.ts";
-import type { ResultsFile } from "../analysis/schema.ts";
+import { kernelCatalog } from "../kernels/catalog.ts";
+import type { ResultsFile } from "../core/schema.ts";
 
 /** The fallback-adapter sample (all sweeps, ceilings, peers, a skipped and a failed run). */
 export const SAMPLE_PATH: string =
@@ -31,7 +32,7 @@ export const H200_PATH: string = new URL("../docs/h200/results.json", import.met
  * ```
  */
 export async function loadFixture(path: string): Promise<ResultsFile> {
-  return parseResults(await Deno.readTextFile(path), path);
+  return parseResults(await Deno.readTextFile(path), path, kernelCatalog());
 }
 
 /** A string that breaks out of a `<script>` and injects markup if anything fails to escape it. */

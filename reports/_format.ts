@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ResultsFile, RunRecord } from "../analysis/schema.ts";
+import type { ResultsFile, RunRecord } from "../core/schema.ts";
 
 /**
  * A number with `sig` significant digits, without trailing zeros or exponent for the usual
@@ -103,7 +103,7 @@ export function fmtDate(iso: string): string {
  * @example
  * ```ts
  * import { deviceName } from "./_format.ts";
- * import type { DeviceRecord } from "../analysis/schema.ts";
+ * import type { DeviceRecord } from "../core/schema.ts";
  * const dev = { description: "", vendor: "mesa", architecture: "" } as DeviceRecord;
  * console.assert(deviceName(dev) === "mesa");
  * ```
@@ -157,7 +157,7 @@ export function fmtTile(t: RunRecord["tile"]): string {
  * @example
  * ```ts
  * import { isDoesNotFit } from "./_format.ts";
- * import type { RunRecord } from "../analysis/schema.ts";
+ * import type { RunRecord } from "../core/schema.ts";
  * const r = { status: "skipped", reason: "does not fit: …" } as RunRecord;
  * console.assert(isDoesNotFit(r));
  * ```
@@ -172,7 +172,7 @@ export function isDoesNotFit(r: RunRecord): boolean {
  * @example
  * ```ts
  * import { isTimed } from "./_format.ts";
- * import type { RunRecord } from "../analysis/schema.ts";
+ * import type { RunRecord } from "../core/schema.ts";
  * console.assert(!isTimed({ status: "failed", timeMs: null } as RunRecord));
  * ```
  */

@@ -10,7 +10,7 @@ import {
   fmtTile,
   isDoesNotFit,
 } from "./_format.ts";
-import type { ResultsFile, RunRecord } from "../analysis/schema.ts";
+import type { ResultsFile, RunRecord } from "../core/schema.ts";
 
 Deno.test("fmtNum keeps significant digits without noise", () => {
   assertEquals(fmtNum(0), "0");

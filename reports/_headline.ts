@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ResultsFile, RunRecord } from "../analysis/schema.ts";
+import type { ResultsFile, RunRecord } from "../core/schema.ts";
 import { fmtMs, fmtNum, isDoesNotFit, isTimed } from "./_format.ts";
 import { BASELINE_KERNEL, DENSE_KERNEL, kernelOrder, kernelStyle } from "./_kernel_style.ts";
 import { speedupPairs } from "./_chart_speedup.ts";
@@ -31,7 +31,7 @@ function config(r: RunRecord): string {
  * @example
  * ```ts
  * import { headlines } from "./_headline.ts";
- * import type { ResultsFile } from "../analysis/schema.ts";
+ * import type { ResultsFile } from "../core/schema.ts";
  * console.assert(headlines({ runs: [] } as unknown as ResultsFile).length === 0);
  * ```
  */

@@ -1,31 +1,28 @@
 /**
  * How the report draws each kernel: its colour and its label, in ONE lookup
- * ({@linkcode kernelStyle}), so that a kernel registry can supply them later without touching the
- * charts. Also the two roles a kernel plays in comparisons (the baseline speedups are measured
- * against, the dense kernel a sparse one is compared with). Private to `reports/`.
+ * ({@linkcode kernelStyle}) that asks the kernel registry (`Kernel.display`), so a kernel brought
+ * with `--kernel-module` is drawn in its own style and a name no kernel has in a neutral one. Also
+ * the two roles a kernel plays in comparisons (the baseline speedups are measured against, the
+ * dense kernel a sparse one is compared with), both taken from the registry. Private to
+ * `reports/`.
  *
  * @module
  */
 
-import { KERNELS } from "../kernels/types.ts";
+import {
+  baselineKernel,
+  denseReferenceKernel,
+  displayStyle,
+  kernelOrder as registryOrder,
+} from "../kernels/registry.ts";
+import type { DisplayStyle } from "../kernels/kernel.ts";
 
-/** A kernel's look in the report. */
-export interface KernelStyle {
-  /** Name shown in legends and sentences. */
-  label: string;
-  /** Hue (degrees) and saturation (percent) of its colour; lightness varies per configuration. */
-  hue: number;
-  saturation: number;
-}
-
-const STYLES: Record<string, KernelStyle> = {
-  standard: { label: "standard", hue: 8, saturation: 72 },
-  flash: { label: "flash", hue: 212, saturation: 74 },
-  "block-sparse": { label: "block-sparse", hue: 158, saturation: 64 },
-};
+/** A kernel's look in the report: its name in legends and sentences, hue and saturation. */
+export type KernelStyle = DisplayStyle;
 
 /**
- * The colour and label of a kernel; an unknown kernel gets an amber colour and its own name.
+ * The colour and label of a kernel (the registry's display style); an unknown kernel gets an
+ * amber colour and its own name.
  *
  * @example
  * ```ts
@@ -34,13 +31,13 @@ const STYLES: Record<string, KernelStyle> = {
  * ```
  */
 export function kernelStyle(name: string): KernelStyle {
-  return STYLES[name] ?? { label: name, hue: 40, saturation: 60 };
+  return displayStyle(name);
 }
 
-/** The kernel that speedups are measured against (materializes S and P). */
-export const BASELINE_KERNEL = "standard";
-/** The dense kernel a masked (block-sparse) run is compared with. */
-export const DENSE_KERNEL = "flash";
+/** The kernel that speedups are measured against by default (the registry's baseline). */
+export const BASELINE_KERNEL: string = baselineKernel() ?? "";
+/** The dense kernel a masked run is compared with (the registry's dense reference). */
+export const DENSE_KERNEL: string = denseReferenceKernel() ?? "";
 
 const LIGHTNESS = [44, 30, 58, 22, 68];
 
@@ -62,7 +59,7 @@ export function kernelColor(name: string, variant = 0, alpha = 1): string {
 }
 
 /**
- * Sort key of kernels: the order the tool runs them, unknown kernels last.
+ * Sort key of kernels: the order the registry lists them, unknown kernels last.
  *
  * @example
  * ```ts
@@ -71,6 +68,5 @@ export function kernelColor(name: string, variant = 0, alpha = 1): string {
  * ```
  */
 export function kernelOrder(name: string): number {
-  const i = (KERNELS as readonly string[]).indexOf(name);
-  return i < 0 ? KERNELS.length : i;
+  return registryOrder(name);
 }

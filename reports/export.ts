@@ -5,7 +5,8 @@
  * @module
  */
 
-import type { ResultsFile, RunRecord } from "../analysis/schema.ts";
+import type { ResultsFile, RunRecord } from "../core/schema.ts";
+import { isSparseKernel } from "../kernels/registry.ts";
 import { deviceName, fileLabels, fmtBytes, fmtDate, fmtMs, fmtNum, fmtTile } from "./_format.ts";
 
 /** One entry of github-action-benchmark's `customSmallerIsBetter` format. */
@@ -190,7 +191,7 @@ function mdRuns(f: ResultsFile): string[] {
     r.n,
     r.d,
     r.causal ? "yes" : "no",
-    r.kernel === "block-sparse" ? `${fmtNum(r.density)} ${r.mask ?? ""}`.trim() : "",
+    isSparseKernel(r.kernel) ? `${fmtNum(r.density)} ${r.mask ?? ""}`.trim() : "",
     r.tile ? fmtTile(r.tile) : "",
     r.status,
     r.timeMs ? fmtMs(r.timeMs.median) : "",
@@ -281,7 +282,7 @@ function benchName(r: RunRecord): string {
     `h=${r.heads}`,
     r.causal ? "causal" : "full",
   ];
-  if (r.kernel === "block-sparse") {
+  if (isSparseKernel(r.kernel)) {
     parts.push(`density=${Number(r.density.toFixed(2))}`, `mask=${r.mask ?? "none"}`);
   }
   if (r.sweep === "block-size") {
@@ -317,7 +318,7 @@ export function toGithubActionBenchmark(results: ResultsFile[]): BenchmarkEntry[
       if (k > 1) name += ` (${k})`;
       const extra = [
         r.tflops === null ? null : `${fmtNum(r.tflops)} TFLOP/s`,
-        r.kernel === "block-sparse" && r.tflopsDenseEquivalent !== null
+        isSparseKernel(r.kernel) && r.tflopsDenseEquivalent !== null
           ? `${fmtNum(r.tflopsDenseEquivalent)} TFLOP/s dense-equivalent`
           : null,
         `modeled HBM ${fmtBytes(r.hbmBytes.modeled)}` +

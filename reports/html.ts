@@ -14,15 +14,15 @@
  */
 
 import { createHash } from "node:crypto";
-import type { PeerRecord, ResultsFile, RunRecord } from "../analysis/schema.ts";
-import { RESULTS_SCHEMA } from "../analysis/schema.ts";
-import { KERNELS } from "../kernels/types.ts";
+import type { PeerRecord, ResultsFile, RunRecord } from "../core/schema.ts";
+import { RESULTS_SCHEMA } from "../core/schema.ts";
+import { allKernels, isSparseKernel } from "../kernels/registry.ts";
 import clientSource from "./_client.js" with { type: "text" };
 import cssSource from "./_report.css" with { type: "text" };
 import { buildCharts, type ChartSpec, speedupPairs } from "./_charts.ts";
 import { peerDtypeMatches } from "./_chart_throughput.ts";
 import { headlines } from "./_headline.ts";
-import { BASELINE_KERNEL, DENSE_KERNEL, kernelStyle } from "./_kernel_style.ts";
+import { DENSE_KERNEL, kernelStyle } from "./_kernel_style.ts";
 import { CHARTJS_VERSION, chartJsSource } from "./_chartjs.ts";
 import {
   deviceName,
@@ -90,7 +90,9 @@ function highlights(f: ResultsFile): SafeHtml[] {
     out.push(stat(`${fmtNum(best.tflops ?? 0)} TFLOP/s`, `best: ${best.kernel}, N=${best.n}`));
   }
   if (flash) {
-    const over = `${kernelStyle(DENSE_KERNEL).label} over ${kernelStyle(BASELINE_KERNEL).label}`;
+    const over = `${kernelStyle(flash.run.kernel).label} over ${
+      kernelStyle(flash.base.kernel).label
+    }`;
     out.push(stat(`${fmtNum(flash.speedup)}×`, `${over}, best at N=${flash.run.n}`));
   }
   if (c && c.copyGBs !== null && c.fmaTflops !== null) {
@@ -223,7 +225,7 @@ function peerMatches(f: ResultsFile, p: PeerRecord): Map<string, RunRecord> {
     isTimed(r) && r.tflops !== null && r.sweep === "n" && r.n === p.n && r.d === p.d &&
     r.causal === p.causal
   );
-  for (const k of KERNELS) {
+  for (const k of allKernels().map((k) => k.name)) {
     const mine = same.filter((r) => r.kernel === k);
     const exact = mine.filter((r) =>
       r.batch * r.heads === p.batchHeads && peerDtypeMatches(p.dtype, r.dtype)
@@ -268,7 +270,8 @@ function peerRow(f: ResultsFile, p: PeerRecord, kernels: readonly string[]): Saf
 }
 
 function peersTable(f: ResultsFile, label: string, multi: boolean): SafeHtml {
-  const kernels = KERNELS.filter((k) => f.runs.some((r) => r.kernel === k && isTimed(r)));
+  const kernels = allKernels().map((k) => k.name)
+    .filter((k) => f.runs.some((r) => r.kernel === k && isTimed(r)));
   const heads = kernels.map((k) =>
     markup`<th class="num wrap">${kernelStyle(k).label}<br>TFLOP/s (× peer)</th>`
   );
@@ -410,7 +413,7 @@ function runBody(r: RunRecord): SafeHtml {
   const t = r.timeMs;
   const notes = [r.reason ?? "", ...(r.warnings ?? [])].filter((s) => s !== "");
   const span = RUN_COLUMNS.length;
-  const density = r.kernel === "block-sparse" ? `${fmtNum(r.density)} ${r.mask ?? ""}` : "dense";
+  const density = isSparseKernel(r.kernel) ? `${fmtNum(r.density)} ${r.mask ?? ""}` : "dense";
   const tile = r.tile ? fmtTile(r.tile) : "—";
   const detailText = notes.map((n, i) => markup`${i > 0 ? " · " : ""}${n}`);
   const detail = notes.length === 0 ? NONE : markup`<tr class="detail">
@@ -513,7 +516,7 @@ ${body}
  * @example
  * ```ts
  * import { renderHtml } from "./html.ts";
- * import type { ResultsFile } from "../analysis/schema.ts";
+ * import type { ResultsFile } from "../core/schema.ts";
  * const results: ResultsFile[] = []; // e.g. [await readResults("out/results.json")]
  * const page = renderHtml(results, { title: "nightly" });
  * console.assert(page.startsWith("<!doctype html>") && !page.includes("<script src="));

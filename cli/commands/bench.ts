@@ -6,7 +6,7 @@
  */
 
 import type { Command } from "../command.ts";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../core/errors.ts";
 import type { Output } from "../output.ts";
 import {
   parseCommandFlags,
@@ -20,6 +20,7 @@ import {
 } from "../flags.ts";
 import { maskTooLarge, type MeasureOptions, measureSweep, type RunSpec } from "../bench_runner.ts";
 import { progressText, summaryLines } from "../bench_summary.ts";
+import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
 import { readTuned, tunedFor, tunedKey } from "../tuned.ts";
 import { VERSION } from "../version.ts";
 import {
@@ -27,13 +28,15 @@ import {
   RESULTS_SCHEMA,
   type ResultsFile,
   type RunRecord,
-} from "../../analysis/schema.ts";
+} from "../../core/schema.ts";
 import { checkOutputPaths, readInputFile, writeFileSet } from "../../analysis/results_io.ts";
 import { checkResults, validatePeerLine } from "../../analysis/validate.ts";
+import { kernelCatalog } from "../../kernels/catalog.ts";
 import { AttentionKernels } from "../../kernels/attention.ts";
 import { measureCeilings } from "../../kernels/ceilings.ts";
 import { openGpu, requireDtype } from "../../kernels/gpu.ts";
-import type { AttentionShape, KernelName, Tiles } from "../../kernels/types.ts";
+import type { AttentionShape, Tiles } from "../../core/shapes.ts";
+import type { Kernel } from "../../kernels/kernel.ts";
 import { renderHtml, toCsv, toGithubActionBenchmark, toMarkdown } from "../../reports/mod.ts";
 
 const GPU_NS = [256, 512, 1024, 2048, 4096, 8192, 16384];
@@ -69,6 +72,7 @@ Flags:
                       exists); entries for another adapter are ignored
   --peers FILE        PyTorch SDPA timings (JSON lines from peer_sdpa.py) to record beside ours
   --export LIST       also write csv, markdown and/or gab (github-action-benchmark JSON)
+${KERNEL_MODULE_HELP}
   --no-ceilings       skip the copy / FMA / launch micro-benchmarks
   --no-report         write results.json only
   --json              print the results file to stdout instead of the summary table
@@ -95,13 +99,17 @@ export const benchCommand: Command = {
         "tuned",
         "peers",
         "export",
+        "kernel-module",
       ],
       boolean: ["count-io", "verify", "json", "no-ceilings", "no-report", "quiet"],
+      collect: ["kernel-module"],
     });
     if (flags.help) {
       io.out(HELP);
       return 0;
     }
+    // User kernels first: the shape flags' --kernels and the tuned file may name them.
+    await loadKernelModules(kernelModulePaths(flags));
     const str = (k: string) => (typeof flags[k] === "string" ? flags[k] as string : undefined);
     // Every flag, the output paths and the input files are checked before the GPU is opened.
     const sweep = (str("sweep") ?? "n") as SweepKind;
@@ -166,12 +174,12 @@ export const benchCommand: Command = {
     }
     const tuned = tunedFor(tunedFile, gpu.info);
     const kernels = new AttentionKernels(gpu);
-    // Block-sparse is the flash kernel with a mask: flash's tuned tiles serve it too.
-    const tilesFor = (kernel: KernelName, shape: AttentionShape): Tiles =>
-      tuned?.[tunedKey(kernel, shape.dtype, shape.d)] ??
-        (kernel === "block-sparse"
-          ? tuned?.[tunedKey("flash", shape.dtype, shape.d)]
-          : undefined) ??
+    // A kernel may use another's tuned tiles (block-sparse is the flash program with a mask).
+    const tilesFor = (kernel: Kernel, shape: AttentionShape): Tiles =>
+      tuned?.[tunedKey(kernel.name, shape.dtype, shape.d)] ??
+        (kernel.tunedLike === null
+          ? undefined
+          : tuned?.[tunedKey(kernel.tunedLike, shape.dtype, shape.d)]) ??
         kernels.defaultTiles(kernel, shape);
     const specs = planRuns(o, sweep, { blockSizes, densities, fallback, tilesFor });
     for (const spec of specs) {
@@ -182,12 +190,6 @@ export const benchCommand: Command = {
       }
     }
 
-    if (fallback) {
-      io.err(
-        `fallback (software) adapter "${gpu.info.description}": timings say nothing about a ` +
-          `GPU; using a small default sweep`,
-      );
-    }
     const sramBytes = gpu.device.limits.maxComputeWorkgroupStorageSize;
     const warmupMs = warmupMsFlag ?? (fallback ? 0 : 200);
     let ceilings = null;
@@ -212,7 +214,7 @@ export const benchCommand: Command = {
     const runs = await measureSweep(kernels, specs, { ...measure, sramBytes, warmupMs }, {
       onRun: (i, spec) => {
         const { shape, tiles } = spec;
-        const label = `${spec.kernel} n=${shape.n} b×h=${shape.batch}×${shape.heads} ` +
+        const label = `${spec.kernel.name} n=${shape.n} b×h=${shape.batch}×${shape.heads} ` +
           `tile ${tiles.br}x${tiles.bc}`;
         io.progress(
           progressText(i, specs.length, label, performance.now() - started, io.isTerminal),
@@ -235,7 +237,7 @@ export const benchCommand: Command = {
     };
     gpu.device.destroy();
     // What is written must read back: a NaN or an infinity here is a bug, not a result.
-    checkResults(results);
+    checkResults(results, kernelCatalog());
 
     const written = await writeOutputs(results, outDir, exports, noReport);
     if (flags.json) {
@@ -288,7 +290,7 @@ interface PlanContext {
   blockSizes: number[];
   densities: number[];
   fallback: boolean;
-  tilesFor: (kernel: KernelName, shape: AttentionShape) => Tiles;
+  tilesFor: (kernel: Kernel, shape: AttentionShape) => Tiles;
 }
 
 /**
@@ -328,26 +330,28 @@ function planRuns(o: ShapeOptions, sweep: SweepKind, ctx: PlanContext): RunSpec[
         }
       }
     } else {
-      const flash = o.kernels.includes("flash");
-      if (flash) {
+      // Each kernel as it asks: dense references once, sparse kernels at every density.
+      for (const kernel of o.kernels.filter((k) => k.densitySweep === "once")) {
         specs.push({
-          kernel: "flash",
+          kernel,
           shape,
-          tiles: ctx.tilesFor("flash", shape),
+          tiles: ctx.tilesFor(kernel, shape),
           mask,
           sweep,
           seed: seed++,
         });
       }
-      for (const density of ctx.densities) {
-        specs.push({
-          kernel: "block-sparse",
-          shape,
-          tiles: ctx.tilesFor("block-sparse", shape),
-          mask: { ...mask, density },
-          sweep,
-          seed: seed++,
-        });
+      for (const kernel of o.kernels.filter((k) => k.densitySweep === "each")) {
+        for (const density of ctx.densities) {
+          specs.push({
+            kernel,
+            shape,
+            tiles: ctx.tilesFor(kernel, shape),
+            mask: { ...mask, density },
+            sweep,
+            seed: seed++,
+          });
+        }
       }
     }
   }

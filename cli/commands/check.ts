@@ -10,7 +10,9 @@ import { parseArgs } from "@std/cli/parse-args";
 import { compareResults, renderMarkdown, renderTable } from "../../analysis/compare.ts";
 import { checkOutputPaths, readResults, writeFileSet } from "../../analysis/results_io.ts";
 import { refuseRepeated } from "../flags.ts";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../core/errors.ts";
+import { kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
+import { kernelCatalog } from "../../kernels/catalog.ts";
 import type { Output } from "../output.ts";
 
 /** The threshold when `--threshold` is not given, in percent. */
@@ -33,6 +35,8 @@ Options:
   --json                   print the report as JSON instead of a table
   --markdown FILE          also write the report as Markdown (e.g. $GITHUB_STEP_SUMMARY)
   --save-baseline FILE     after comparing, write the current results to FILE (only that path)
+  --kernel-module PATH     know the Kernels a module exports (repeatable): runs of a kernel of
+                           your own are refused as unknown without its module
   -h, --help               show this help
 
 Verdicts:
@@ -90,6 +94,7 @@ type CheckFlags = { help: true } | {
   noTiming: boolean;
   markdown: string | null;
   saveBaseline: string | null;
+  kernelModules: string[];
 };
 
 function parseFlags(args: string[]): CheckFlags {
@@ -102,8 +107,9 @@ function parseFlags(args: string[]): CheckFlags {
     }
   });
   const parsed = parseArgs(args, {
-    string: ["baseline", "current", "threshold", "markdown", "save-baseline"],
+    string: ["baseline", "current", "threshold", "markdown", "save-baseline", "kernel-module"],
     boolean: ["json", "allow-device-mismatch", "no-timing", "help"],
+    collect: ["kernel-module"],
     alias: { h: "help" },
     unknown: (arg: string) => {
       const isFlag = arg.startsWith("-") && !/^-[\d.]/.test(arg);
@@ -141,6 +147,7 @@ function parseFlags(args: string[]): CheckFlags {
     noTiming: parsed["no-timing"] === true,
     markdown: optionalPath("markdown"),
     saveBaseline: optionalPath("save-baseline"),
+    kernelModules: kernelModulePaths(parsed),
   };
 }
 
@@ -155,8 +162,9 @@ async function run(args: string[], io: Output): Promise<number> {
     throw new UsageError(`--markdown and --save-baseline are the same file ${flags.markdown}`);
   }
   checkOutputPaths(outputs, "output");
-  const baseline = await readResults(flags.baseline);
-  const current = await readResults(flags.current);
+  await loadKernelModules(flags.kernelModules);
+  const baseline = await readResults(flags.baseline, kernelCatalog());
+  const current = await readResults(flags.current, kernelCatalog());
   const report = compareResults(baseline, current, {
     thresholdPct: flags.thresholdPct,
     allowDeviceMismatch: flags.allowDeviceMismatch,

@@ -6,9 +6,9 @@ import {
   assertThrows,
 } from "@std/assert";
 import { checkCommand, parseThreshold } from "./check.ts";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../core/errors.ts";
 import { captureOutput } from "../output.ts";
-import type { ResultsFile } from "../../analysis/schema.ts";
+import type { ResultsFile } from "../../core/schema.ts";
 import { makeResults, makeRun, noisySamples } from "../../testdata/check/fixtures.ts";
 
 /** A temporary folder that `fn` writes fixtures into; removed afterwards. */

@@ -13,8 +13,9 @@
 
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { parseResults } from "../../analysis/results_io.ts";
-import { RESULTS_SCHEMA } from "../../analysis/schema.ts";
-import type { DeviceRecord } from "../../analysis/schema.ts";
+import { kernelCatalog } from "../../kernels/catalog.ts";
+import { RESULTS_SCHEMA } from "../../core/schema.ts";
+import type { DeviceRecord } from "../../core/schema.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -211,7 +212,11 @@ Deno.test({
       ]);
       assertEquals(r.code, 0, show(r));
       assert(!/^bench \d+\/\d+:/m.test(r.stderr), `--quiet: no progress lines\n${show(r)}`);
-      const results = parseResults(await Deno.readTextFile(`${out}/results.json`), "results.json");
+      const results = parseResults(
+        await Deno.readTextFile(`${out}/results.json`),
+        "results.json",
+        kernelCatalog(),
+      );
       assertEquals(results.runs.length, 1);
       const run = results.runs[0]!;
       assertEquals([run.kernel, run.n, run.status], ["standard", n, "skipped"]);
@@ -258,7 +263,7 @@ Deno.test({
       assertMatch(r.stdout, /^block-sparse .* random 25% .* ± .* … /m, show(r));
 
       const json = await Deno.readTextFile(`${out}/results.json`);
-      const results = parseResults(json, "results.json");
+      const results = parseResults(json, "results.json", kernelCatalog());
       assertEquals(results.schema, RESULTS_SCHEMA);
       assertEquals(results.device.description, device!.description);
       assertEquals(results.ceilings, null, "--no-ceilings");

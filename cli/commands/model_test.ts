@@ -1,10 +1,11 @@
 import { assert, assertEquals, assertNotEquals, assertRejects, assertThrows } from "@std/assert";
 import { formatBytes } from "../../analysis/io_model.ts";
 import { BlockMask, makeMask } from "../../kernels/masks.ts";
-import { modeledTraffic, totalBytes } from "../../kernels/modeled.ts";
+import { totalBytes } from "../../kernels/kernel.ts";
+import { type KernelName, modeledTraffic } from "../../kernels/registry.ts";
 import { TILE_CANDIDATES } from "../../kernels/tiles.ts";
-import type { AttentionShape, KernelName, Tiles } from "../../kernels/types.ts";
-import { UsageError } from "../errors.ts";
+import type { AttentionShape, Tiles } from "../../core/shapes.ts";
+import { UsageError } from "../../core/errors.ts";
 import { parseSizeList } from "../flags.ts";
 import { captureOutput } from "../output.ts";
 import {
@@ -40,7 +41,7 @@ Deno.test("parseSizeList: lists and power-of-two ranges", () => {
 
 Deno.test("parseModelArgs: defaults", () => {
   const o = options([]);
-  assertEquals(o.kernels, ["standard", "flash", "block-sparse"]);
+  assertEquals(o.kernels.map((k) => k.name), ["standard", "flash", "block-sparse"]);
   assertEquals(o.ns, [256, 512, 1024, 2048, 4096, 8192, 16384]);
   assertEquals([o.d, o.batch, o.heads, o.dtype, o.causal], [64, 1, 16, "f32", false]);
   assertEquals([o.density, o.sramBytes, o.blockSizes, o.json], [0.25, 49152, null, false]);
@@ -76,7 +77,7 @@ Deno.test("parseModelArgs: every flag", () => {
     "--seed",
     "9",
   ]);
-  assertEquals(o.kernels, ["flash", "standard"]);
+  assertEquals(o.kernels.map((k) => k.name), ["flash", "standard"]);
   assertEquals(o.ns, [512, 1024, 2048]);
   assertEquals([o.d, o.batch, o.heads, o.dtype, o.causal], [128, 2, 8, "f16", true]);
   assertEquals([o.density, o.sramBytes, o.blockSizes, o.br, o.bc], [
@@ -265,7 +266,7 @@ Deno.test("block-size table: flash traffic falls as the block size grows", async
 Deno.test("injected modeled bytes appear in the table, the ratio and JSON", async () => {
   const calls: string[] = [];
   const cmd = createModelCommand({
-    modeled: (kernel, shape, tiles, mask) => {
+    modeled: ({ name: kernel }, shape, tiles, mask) => {
       assertEquals(mask === null, kernel !== "block-sparse");
       if (mask) assertEquals([mask.br, mask.bc, mask.kind], [tiles.br, tiles.bc, "random"]);
       calls.push(`${kernel}/${shape.n}/${tiles.br}×${tiles.bc}/${mask?.density ?? 1}`);

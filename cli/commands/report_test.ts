@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { reportCommand } from "./report.ts";
 import { captureOutput } from "../output.ts";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../core/errors.ts";
 
 const SAMPLE = new URL("../../testdata/reports/sample_results.json", import.meta.url).pathname;
 const H100 = new URL("../../testdata/reports/sample_results_h100.json", import.meta.url).pathname;

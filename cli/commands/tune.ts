@@ -6,7 +6,7 @@
  */
 
 import type { Command } from "../command.ts";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../core/errors.ts";
 import {
   parseCommandFlags,
   parsePositiveInt,
@@ -14,7 +14,8 @@ import {
   shapeAt,
   shapeOptions,
 } from "../flags.ts";
-import { formatTable } from "../table.ts";
+import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
+import { formatTable } from "../../analysis/table.ts";
 import {
   DEFAULT_TUNED_PATH,
   readTunedFile,
@@ -24,14 +25,14 @@ import {
 } from "../tuned.ts";
 import { checkOutputPaths } from "../../analysis/results_io.ts";
 import { AttentionKernels, prepareAttention } from "../../kernels/attention.ts";
-import { checkAgainstReference, randomInputs } from "../../kernels/check.ts";
+import { checkAgainstReference } from "../../kernels/check.ts";
 import { openGpu, requireDtype } from "../../kernels/gpu.ts";
-import { modeledTraffic, totalBytes } from "../../kernels/modeled.ts";
+import { totalBytes } from "../../kernels/kernel.ts";
 import { median } from "../../analysis/stats.ts";
 import { timeDispatches } from "../../kernels/timing.ts";
 import { FALLBACK_TILE_CANDIDATES, tileProblem } from "../../kernels/tiles.ts";
-import { tolerance } from "../../kernels/tolerances.ts";
-import type { AttentionShape, Tiles } from "../../kernels/types.ts";
+import { tolerance } from "../../core/tolerances.ts";
+import type { AttentionShape, Tiles } from "../../core/shapes.ts";
 
 const HELP = `attnbench tune — find the fastest correct tiles for each kernel on this adapter
 
@@ -48,7 +49,8 @@ ${SHAPE_HELP}
 
   --out FILE          tuned-tiles file to update (default: ${DEFAULT_TUNED_PATH})
   --reps N            timed runs per candidate (default: 10)
-  --max-candidates N  try at most N candidates per kernel, the likeliest first`;
+  --max-candidates N  try at most N candidates per kernel, the likeliest first
+${KERNEL_MODULE_HELP}`;
 
 /**
  * Every tile configuration worth trying, the likeliest first: 128 to 256 threads, 32 to 64
@@ -81,12 +83,14 @@ export const tuneCommand: Command = {
   help: HELP,
   async run(args, io) {
     const flags = parseCommandFlags("tune", args, {
-      string: ["out", "reps", "max-candidates"],
+      string: ["out", "reps", "max-candidates", "kernel-module"],
+      collect: ["kernel-module"],
     });
     if (flags.help) {
       io.out(HELP);
       return 0;
     }
+    await loadKernelModules(kernelModulePaths(flags));
     const str = (k: string) => (typeof flags[k] === "string" ? flags[k] as string : undefined);
     const reps = str("reps") === undefined
       ? 10
@@ -122,20 +126,19 @@ export const tuneCommand: Command = {
       const mask = { kind: o.mask, density: o.density, seed: o.seed };
       const rows: { tiles: Tiles; ms: number | null; note: string; bytes: number }[] = [];
       for (const [i, tiles] of candidates.entries()) {
-        io.progress(`tune ${kernel} ${i + 1}/${candidates.length} ${JSON.stringify(tiles)}`);
+        io.progress(`tune ${kernel.name} ${i + 1}/${candidates.length} ${JSON.stringify(tiles)}`);
         try {
           const check = await prepareAttention(kernels, { kernel, shape: small, tiles, mask });
           const err = await checkAgainstReference(check, o.seed);
           check.destroy();
           const prepared = await prepareAttention(kernels, { kernel, shape, tiles, mask });
-          const bytes = totalBytes(modeledTraffic(kernel, shape, tiles, prepared.mask));
+          const bytes = totalBytes(prepared.plan.modeledTraffic());
           if (!(err <= tolerance(o.dtype))) {
             rows.push({ tiles, ms: null, note: `wrong: error ${err.toExponential(1)}`, bytes });
             prepared.destroy();
             continue;
           }
-          const { q, k, v } = randomInputs(shape, o.seed);
-          prepared.upload(q, k, v);
+          prepared.upload(prepared.plan.randomInputs(o.seed));
           // Warm for 100 ms first: an idle GPU clocks down (see bench --warmup-ms).
           await timeDispatches(gpu, (pass) => prepared.encode(pass), {
             warmup: 1,
@@ -160,12 +163,12 @@ export const tuneCommand: Command = {
       io.progress("");
       const ok = rows.filter((r) => r.ms !== null).sort((a, b) => a.ms! - b.ms!);
       if (ok.length === 0) {
-        io.err(`tune ${kernel}: no candidate ran correctly`);
+        io.err(`tune ${kernel.name}: no candidate ran correctly`);
         continue;
       }
       const best = ok[0]!;
       const predicted = [...ok].sort((a, b) => a.bytes - b.bytes || a.ms! - b.ms!)[0]!;
-      winners[tunedKey(kernel, o.dtype, o.d)] = {
+      winners[tunedKey(kernel.name, o.dtype, o.d)] = {
         tiles: best.tiles,
         medianMs: best.ms!,
         n,
@@ -175,7 +178,7 @@ export const tuneCommand: Command = {
       };
       const fmt = (t: Tiles) => `${t.br}x${t.bc} rm${t.rm} tx${t.tx}`;
       io.out(
-        `${kernel} ${o.dtype} d=${o.d} n=${n} b×h=${batch}×${o.heads}: ` +
+        `${kernel.name} ${o.dtype} d=${o.d} n=${n} b×h=${batch}×${o.heads}: ` +
           `${ok.length} of ${rows.length} candidates correct`,
       );
       const table = [...ok, ...rows.filter((r) => r.ms === null)].slice(0, 12).map((r) => [

@@ -5,7 +5,7 @@
  */
 
 import type { Command } from "../command.ts";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../core/errors.ts";
 import {
   parseCommandFlags,
   SHAPE_HELP,
@@ -13,30 +13,33 @@ import {
   type ShapeOptions,
   shapeOptions,
 } from "../flags.ts";
-import { formatTable } from "../table.ts";
+import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
+import { formatTable } from "../../analysis/table.ts";
 import {
   AttentionKernels,
   prepareAttention,
   type PreparedAttention,
 } from "../../kernels/attention.ts";
-import { checkAgainstReference } from "../../kernels/check.ts";
+import { checkAgainstReference, countRun } from "../../kernels/check.ts";
+import type { Kernel } from "../../kernels/kernel.ts";
 import { openGpu, requireDtype } from "../../kernels/gpu.ts";
-import { modeledTraffic, totalBytes } from "../../kernels/modeled.ts";
-import { tolerance } from "../../kernels/tolerances.ts";
+import { tolerance } from "../../core/tolerances.ts";
 
 const HELP = `attnbench verify — check every kernel against a float64 CPU reference
 
-Usage: attnbench verify [shape flags] [--count-io] [--json]
+Usage: attnbench verify [shape flags] [--count-io] [--kernel-module PATH]... [--json]
 
-Each kernel runs on fresh random inputs (N(0,1), seeded by --seed) with its output poisoned
-with NaN first; the max relative error max|O - ref| / max|ref| must stay within the dtype's
-tolerance (f32 1e-4, f16 1e-2). Block-sparse is compared with the reference whose masked
-blocks are -inf before the softmax. Exit code 1 when any kernel fails.
+Each kernel runs on fresh random inputs (N(0,1), seeded by --seed) with its outputs poisoned
+with NaN first; for every output (O, and flash's log-sum-exp) the max relative error
+max|out - ref| / max|ref| must stay within the dtype's tolerance (f32 1e-4, f16 1e-2).
+Block-sparse is compared with the reference whose masked blocks are -inf before the softmax.
+Exit code 1 when any kernel fails.
 
 ${SHAPE_HELP}
   (verify defaults: --n 1,17,128,257,1024 --batch 1 --heads 2)
 
   --count-io          also run the counting variant and require counted == modeled bytes
+${KERNEL_MODULE_HELP}
   --json              print the results as JSON`;
 
 interface VerifyRow {
@@ -76,10 +79,10 @@ function rowShape(kernel: string, n: number, o: ShapeOptions) {
 }
 
 /** The row of a kernel that failed before its output could be checked. */
-function faultRow(kernel: string, n: number, o: ShapeOptions, e: unknown): VerifyRow {
+function faultRow(kernel: Kernel, n: number, o: ShapeOptions, e: unknown): VerifyRow {
   return {
-    ...rowShape(kernel, n, o),
-    density: kernel === "block-sparse" ? o.density : 1,
+    ...rowShape(kernel.name, n, o),
+    density: kernel.sparse ? o.density : 1,
     tiles: "-",
     maxRelError: null,
     tolerance: tolerance(o.dtype),
@@ -96,11 +99,16 @@ export const verifyCommand: Command = {
   summary: "check every kernel against the float64 reference (exit 1 on any failure)",
   help: HELP,
   async run(args, io) {
-    const flags = parseCommandFlags("verify", args, { boolean: ["json", "count-io"] });
+    const flags = parseCommandFlags("verify", args, {
+      string: ["kernel-module"],
+      boolean: ["json", "count-io"],
+      collect: ["kernel-module"],
+    });
     if (flags.help) {
       io.out(HELP);
       return 0;
     }
+    await loadKernelModules(kernelModulePaths(flags));
     const o = shapeOptions(flags, { ns: [1, 17, 128, 257, 1024], batch: 1, heads: 2 });
     for (const n of o.ns) {
       const work = o.batch * o.heads * n * n * o.d;
@@ -119,7 +127,7 @@ export const verifyCommand: Command = {
     for (const kernel of o.kernels) {
       for (const n of o.ns) {
         const shape = shapeAt(o, n);
-        io.progress(`verify ${kernel} n=${n}`);
+        io.progress(`verify ${kernel.name} n=${n}`);
         const problem = {
           kernel,
           shape,
@@ -139,13 +147,13 @@ export const verifyCommand: Command = {
         }
         let counted: number | null = null;
         let modeled: number | null = null;
+        let countedError = 0;
         if (flags["count-io"]) {
-          const counting = await prepareAttention(kernels, { ...problem, count: true });
-          counting.resetCounters();
-          await checkAgainstReference(counting, seed++);
-          counted = totalBytes(await counting.readCounters());
-          modeled = totalBytes(modeledTraffic(kernel, shape, counting.tiles, counting.mask));
-          counting.destroy();
+          const r = await countRun(kernels, problem, seed++, { check: true });
+          counted = r.countedBytes;
+          modeled = r.modeledBytes;
+          // The counting variant must compute the same outputs.
+          countedError = r.check?.error ?? Infinity;
         }
         const tol = tolerance(o.dtype);
         const t = prepared.tiles;
@@ -153,11 +161,13 @@ export const verifyCommand: Command = {
           ? "output has NaN or infinite values"
           : err > tol
           ? `max relative error ${err.toExponential(2)} > tolerance ${tol}`
+          : !(countedError <= tol)
+          ? `the counting run's output is wrong (max relative error ${countedError})`
           : counted !== modeled
           ? `counted bytes ${counted} differ from modeled ${modeled}`
           : null;
         rows.push({
-          ...rowShape(kernel, n, o),
+          ...rowShape(kernel.name, n, o),
           density: prepared.mask?.density ?? 1,
           tiles: `${t.br}x${t.bc} rm${t.rm} tx${t.tx}`,
           maxRelError: Number.isFinite(err) ? err : null,

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { UsageError } from "../../cli/errors.ts";
+import { UsageError } from "../../core/errors.ts";
 import { countingBuffers, getKernels, mutantKernels } from "../testing.ts";
-import { tolerance } from "../tolerances.ts";
+import { tolerance } from "../../core/tolerances.ts";
 import type { DecodeKernelName, DecodeProblem } from "./program.ts";
 import { maxRelError } from "../reference.ts";
 import { randomDecodeInputs, referenceDecode } from "./reference.ts";

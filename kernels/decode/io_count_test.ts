@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { mulberry32 } from "../rng.ts";
+import { mulberry32 } from "../../core/rng.ts";
 import { getKernels, mutantKernels } from "../testing.ts";
 import { compulsoryDecodeBytes, decodeTotalBytes, modeledDecodeTraffic } from "./modeled.ts";
 import {

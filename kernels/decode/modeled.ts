@@ -6,7 +6,7 @@
  * @module
  */
 
-import { dtypeBytes } from "../types.ts";
+import { dtypeBytes } from "../../core/shapes.ts";
 import {
   DECODE_SLOTS,
   DECODE_WG,

@@ -15,9 +15,10 @@ import combineBody from "./decode_combine.wgsl" with { type: "text" };
 import commonBody from "./decode_common.wgsl" with { type: "text" };
 import contiguousLayout from "./kv_contiguous.wgsl" with { type: "text" };
 import pagedLayout from "./kv_paged.wgsl" with { type: "text" };
-import { UsageError } from "../../cli/errors.ts";
-import { commonPrelude, type ProgramBase, SLOTS, unrollLoops } from "../program.ts";
-import { dtypeBytes } from "../types.ts";
+import { UsageError } from "../../core/errors.ts";
+import { commonPrelude, type ProgramBase, SLOTS } from "./prelude.ts";
+import { unrollLoops } from "../program.ts";
+import { dtypeBytes } from "../../core/shapes.ts";
 import {
   BLOCK_SIZES,
   type BlockTables,

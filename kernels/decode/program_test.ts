@@ -1,6 +1,6 @@
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
-import { UsageError } from "../../cli/errors.ts";
-import { COUNTER_BINDING } from "../program.ts";
+import { UsageError } from "../../core/errors.ts";
+import { COUNTER_BINDING } from "./prelude.ts";
 import { referenceAttention } from "../reference.ts";
 import { compulsoryDecodeBytes, decodeTotalBytes, modeledDecodeTraffic } from "./modeled.ts";
 import {

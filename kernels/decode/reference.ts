@@ -4,7 +4,7 @@
  * @module
  */
 
-import { mulberry32, randomNormal } from "../rng.ts";
+import { mulberry32, randomNormal } from "../../core/rng.ts";
 import { type DecodeShape, queryElements } from "./workload.ts";
 
 /** Q `[sequences, heads, d]` and the contiguous K and V caches `[sequences, kvHeads, cap, d]`. */

@@ -9,9 +9,10 @@
  * @module
  */
 
-import { UsageError } from "../../cli/errors.ts";
+import { UsageError } from "../../core/errors.ts";
 import { type Gpu, requireDtype } from "../gpu.ts";
-import { COUNTER_BINDING, COUNTER_WORDS, type PipelineCache } from "../program.ts";
+import { COUNTER_BINDING, COUNTER_WORDS } from "./prelude.ts";
+import type { PipelineCache } from "../program.ts";
 import {
   DECODE_SLOTS,
   type DecodeBuffer,

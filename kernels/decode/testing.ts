@@ -8,7 +8,7 @@
 
 import { AssertionError } from "@std/assert";
 import { maxRelError } from "../reference.ts";
-import { tolerance } from "../tolerances.ts";
+import { tolerance } from "../../core/tolerances.ts";
 import type { PreparedDecode } from "./run.ts";
 import { type DecodeInputs, randomDecodeInputs, referenceDecode } from "./reference.ts";
 

@@ -6,9 +6,9 @@
  * @module
  */
 
-import { UsageError } from "../../cli/errors.ts";
-import { mulberry32 } from "../rng.ts";
-import type { Dtype } from "../types.ts";
+import { UsageError } from "../../core/errors.ts";
+import { mulberry32 } from "../../core/rng.ts";
+import type { Dtype } from "../../core/shapes.ts";
 
 /** One decode step of a batch: every sequence has one new query token per query head. */
 export interface DecodeShape {

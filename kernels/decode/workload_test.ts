@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { UsageError } from "../../cli/errors.ts";
+import { UsageError } from "../../core/errors.ts";
 import {
   BlockAllocator,
   BlockTableError,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { RESULTS_SCHEMA, type ResultsFile, type RunRecord } from "../../analysis/schema.ts";
+import { RESULTS_SCHEMA, type ResultsFile, type RunRecord } from "../../core/schema.ts";
 import { mulberry32, summarize } from "../../analysis/stats.ts";
 
 /**

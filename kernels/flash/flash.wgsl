@@ -27,29 +27,17 @@
 //   count_read(slot, bytes), count_write(slot, bytes), count_flush(): the counting variant's
 //     instrumentation (empty functions otherwise)
 //
-// Bindings (tensors [B, H, N, D] row-major, one (b, h) pair per workgroup row of the grid):
-//   @binding(0) params: uniform { n, bh, causal, scale_log2e }
-//   @binding(1) q: array<T4>, B*H*N*D4      @binding(2) k: same      @binding(3) v: same
-//   @binding(4) o: array<T4>, B*H*N*D4 (written)
-//   @binding(5) lse: array<f32>, B*H*N (written; natural-log log-sum-exp of each row's scores)
-//   block-sparse only: @binding(6) rowptr: array<u32>, Tr + 1;  @binding(7) colidx: array<u32>
-//   counting only: @binding(8) counters: array<atomic<u32>, 32>
+// Bindings, declared by the generated header from the plan's binding list (flash/mod.ts), in
+// this order after params (tensors [B, H, N, D] row-major, one (b, h) pair per workgroup row of
+// the grid):
+//   params: uniform { n, bh, causal, scale_log2e }
+//   q: array<T4>, B*H*N*D4      k: same      v: same
+//   o: array<T4>, B*H*N*D4 (written)
+//   lse: array<f32>, B*H*N (written; natural-log log-sum-exp of each row's scores)
+//   block-sparse only: rowptr: array<u32>, Tr + 1;  colidx: array<u32>
+//   counting only: counters (one 64-bit read and write count per counter slot)
 //
 // Grid: (Tr, B*H) workgroups of WG threads, Tr = ceil(N / BR).
-
-struct Params {
-  n: u32,
-  bh: u32,
-  causal: u32,
-  scale_log2e: f32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> q: array<T4>;
-@group(0) @binding(2) var<storage, read> k: array<T4>;
-@group(0) @binding(3) var<storage, read> v: array<T4>;
-@group(0) @binding(4) var<storage, read_write> o: array<T4>;
-@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 
 const NEG: f32 = -3.0e38;
 const LN2: f32 = 0.6931471805599453;

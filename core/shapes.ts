@@ -1,15 +1,11 @@
 /**
- * Shared vocabulary of the kernels: which kernel, which precision, which shape, which tiles.
+ * Shared vocabulary of the kernels: which precision, which shape, which tiles. (Which kernels
+ * there are is the registry's: `kernels/registry.ts`.)
  *
  * Tensors are `[batch, heads, n, d]`, row-major, one contiguous buffer per tensor.
  *
  * @module
  */
-
-/** The three attention kernels. */
-export type KernelName = "standard" | "flash" | "block-sparse";
-/** Every kernel, in the order the tool runs and reports them. */
-export const KERNELS: readonly KernelName[] = ["standard", "flash", "block-sparse"];
 
 /** Storage precision of Q, K, V and O. Accumulation is always f32. */
 export type Dtype = "f32" | "f16";

@@ -15,7 +15,7 @@
  * @module
  */
 
-import type { Dtype } from "./types.ts";
+import type { Dtype } from "./shapes.ts";
 
 /** Largest accepted max-relative error, per storage dtype. */
 export const TOLERANCES: Readonly<Record<Dtype, number>> = Object.freeze({

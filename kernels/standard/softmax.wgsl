@@ -9,23 +9,12 @@
 //
 // The prelude defines T, WG, ROWS, TPR, CACHE and the counting helpers.
 //
-// Bindings:
-//   @binding(0) params: uniform { n, bh, causal, scale (unused here) }
-//   @binding(3) s: array<T>, B*H*N*N     @binding(4) p: array<T>, B*H*N*N (written)
-//   counting only: @binding(8) counters
+// Bindings (declared by the generated header from standard/mod.ts's list, in this order):
+//   params: uniform { n, bh, causal, scale (unused here) }
+//   s: array<T>, B*H*N*N     p: array<T>, B*H*N*N (written)
+//   counting only: counters
 //
 // Grid: (ceil(N / ROWS), B*H).
-
-struct Params {
-  n: u32,
-  bh: u32,
-  causal: u32,
-  scale: f32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(3) var<storage, read> s: array<T>;
-@group(0) @binding(4) var<storage, read_write> p: array<T>;
 
 const NEG: f32 = -3.0e38;
 const LOG2E: f32 = 1.4426950408889634;

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Dtype, KernelName, MaskKind } from "../kernels/types.ts";
+import type { Dtype, MaskKind } from "./shapes.ts";
 
 /** Schema identifier written into and required of every results file. */
 export const RESULTS_SCHEMA = "attnbench/results@1";
@@ -93,7 +93,8 @@ export type RunStatus = "ok" | "skipped" | "failed";
 
 /** One kernel × shape. */
 export interface RunRecord {
-  kernel: KernelName;
+  /** The kernel's registry name (a user kernel's own name). */
+  kernel: string;
   dtype: Dtype;
   batch: number;
   heads: number;

@@ -8,25 +8,13 @@
 // The prelude defines T, T4, D, D4, BR, BC, BC4 (= BC / 4), RM, TX, TY, RD4, WG, BC4P (row length
 // of the P tile in vec4, padded by one against bank conflicts) and the counting helpers.
 //
-// Bindings:
-//   @binding(0) params: uniform { n, bh, causal, scale }
-//   @binding(3) v: array<T4>, B*H*N*D4     @binding(4) p: array<T>, B*H*N*N
-//   @binding(5) o: array<T4>, B*H*N*D4 (written)
-//   counting only: @binding(8) counters
+// Bindings (declared by the generated header from standard/mod.ts's list, in this order):
+//   params: uniform { n, bh, causal, scale }
+//   v: array<T4>, B*H*N*D4     p: array<T>, B*H*N*N
+//   o: array<T4>, B*H*N*D4 (written)
+//   counting only: counters
 //
 // Grid: (ceil(N / BR), B*H).
-
-struct Params {
-  n: u32,
-  bh: u32,
-  causal: u32,
-  scale: f32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(3) var<storage, read> v: array<T4>;
-@group(0) @binding(4) var<storage, read> p: array<T>;
-@group(0) @binding(5) var<storage, read_write> o: array<T4>;
 
 var<workgroup> p_tile: array<array<vec4<f32>, BC4P>, BR>;
 var<workgroup> v_tile: array<T4, BC * D4>;

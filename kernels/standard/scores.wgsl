@@ -11,25 +11,13 @@
 // The prelude defines T, T4, D, D4, BR, BC, RM, TX, TY, RN, WG, D4P (row stride of the tiles,
 // padded by one vec4 against bank conflicts) and the counting helpers.
 //
-// Bindings:
-//   @binding(0) params: uniform { n, bh, causal, scale }
-//   @binding(1) q: array<T4>, B*H*N*D4     @binding(2) k: same
-//   @binding(3) s: array<T>, B*H*N*N (written)
-//   counting only: @binding(8) counters
+// Bindings (declared by the generated header from standard/mod.ts's list, in this order):
+//   params: uniform { n, bh, causal, scale }
+//   q: array<T4>, B*H*N*D4     k: same
+//   s: array<T>, B*H*N*N (written)
+//   counting only: counters
 //
 // Grid: (ceil(N / BC), ceil(N / BR), B*H).
-
-struct Params {
-  n: u32,
-  bh: u32,
-  causal: u32,
-  scale: f32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> q: array<T4>;
-@group(0) @binding(2) var<storage, read> k: array<T4>;
-@group(0) @binding(3) var<storage, read_write> s: array<T>;
 
 var<workgroup> q_tile: array<array<T4, D4P>, BR>;
 var<workgroup> k_tile: array<array<T4, D4P>, BC>;

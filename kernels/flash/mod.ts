@@ -1,0 +1,297 @@
+/**
+ * The flash kernel (FlashAttention's forward, query blocks outer as in FlashAttention-2): one
+ * fused dispatch per (query block, head); S and P never leave the chip. The program serves the
+ * block-sparse kernel too (`sparse: true`: the key blocks come from the mask's CSR rows).
+ *
+ * Its registry entry {@linkcode flash}: the pass and its WGSL, buffers, exact modeled traffic,
+ * the paper's Algorithm 1 bytes, FLOPs and the float64 reference (O and the log-sum-exp).
+ *
+ * @module
+ */
+
+import flashBody from "./flash.wgsl" with { type: "text" };
+import { type AttentionShape, type Dtype, dtypeBytes, type Tiles } from "../../core/shapes.ts";
+import {
+  flashAttentionBytes,
+  flashQueryOuterBytes,
+  lowerBoundBytes,
+} from "../../analysis/io_model.ts";
+import { need, qkvoBuffers, randomInputs, shapeUniforms } from "../common.ts";
+import {
+  attentionFlops,
+  type BufferSpec,
+  type CountedBytes,
+  emptyTraffic,
+  type Kernel,
+  type KernelPlan,
+  type PassBinding,
+} from "../kernel.ts";
+import type { BlockMask } from "../masks.ts";
+import { tileConstants, tileStructureProblem, tileThreads, unrollLoops } from "../program.ts";
+import { referenceWithLse } from "../reference.ts";
+
+/** Compile-time knobs of the flash kernel. */
+export interface FlashKnobs {
+  d: number;
+  tiles: Tiles;
+  /** Visit only the key blocks that the block mask keeps. */
+  sparse: boolean;
+}
+
+/** Key-block indices the block-sparse kernel stages in workgroup memory at a time. */
+export const SPARSE_LIST = 64;
+
+/**
+ * Bytes of workgroup memory the flash kernel declares for these knobs.
+ *
+ * @example
+ * ```ts
+ * import { flashWorkgroupBytes } from "./mod.ts";
+ * const bytes = flashWorkgroupBytes(64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 });
+ * console.assert(bytes === 64 * 68 * 4 + 32 * 36 * 4 + 32 * 8 * 4 + 16 + 4 * 64);
+ * ```
+ */
+export function flashWorkgroupBytes(d: number, dtype: Dtype, tiles: Tiles): number {
+  const e = dtype === "f16" ? 2 : 4;
+  // q_tile and kv_tile rows padded by one vec4, p_tile rows by one vec4 (see flash.wgsl); the
+  // block-sparse prelude's row range and block list are counted for flash too (a few hundred
+  // bytes), so one figure bounds both.
+  // Each variable is rounded up to 16 bytes, as drivers align them.
+  const vars = [
+    tiles.br * (d + 4) * e,
+    tiles.bc * (d + 4) * e,
+    tiles.br * (tiles.bc + 4) * 4,
+    tiles.br * tiles.tx * 4,
+    8,
+    4 * SPARSE_LIST,
+  ];
+  return vars.reduce((sum, bytes) => sum + Math.ceil(bytes / 16) * 16, 0);
+}
+
+/** The cache key: every knob that changes the source. */
+export function flashKey(k: FlashKnobs): string {
+  const t = k.tiles;
+  return `flash${k.sparse ? "-sparse" : ""}/d${k.d}/br${t.br}-bc${t.bc}-rm${t.rm}-tx${t.tx}`;
+}
+
+/**
+ * The WGSL source of a flash program after the generated header: constants, the key-block
+ * walk (dense or the mask's), the body.
+ *
+ * @example
+ * ```ts
+ * import { flashSource } from "./mod.ts";
+ * const src = flashSource({ d: 64, sparse: false, tiles: { br: 32, bc: 32, rm: 4, tx: 8 } });
+ * console.assert(src.includes("const D: u32 = 64u;"));
+ * ```
+ */
+export function flashSource(k: FlashKnobs): string {
+  const problem = tileStructureProblem(k.d, k.tiles);
+  if (problem) throw new Error(`flash tiles: ${problem}`);
+  const { lines, bounds } = tileConstants(k.d, k.tiles);
+  const body = unrollLoops(flashBody, bounds);
+  return [...lines, k.sparse ? SPARSE_BLOCKS : DENSE_BLOCKS, body].join("\n");
+}
+
+// Dense: key blocks 0 ..= last_key / BC (the causal diagonal clips \`last_key\`).
+const DENSE_BLOCKS = `
+fn kv_block_count(qb: u32, last_key: u32, t: u32) -> u32 { return last_key / BC + 1u; }
+fn kv_block_at(qb: u32, i: u32, t: u32) -> u32 { return i; }
+`;
+
+// Block-sparse: the mask's CSR row (bindings rowptr and colidx). The workgroup copies the row's key-block indices into
+// workgroup memory LIST at a time (one coalesced load instead of one dependent global read per
+// block), and reads them back through workgroupUniformLoad: values loaded from storage are not
+// uniform to WGSL's analysis, and these steer a loop that holds barriers. kv_block_at runs
+// right after a workgroupBarrier, so overwriting block_list cannot race with earlier reads.
+const SPARSE_BLOCKS = `
+const LIST: u32 = ${SPARSE_LIST}u;
+var<workgroup> row_range: array<u32, 2>;
+var<workgroup> block_list: array<u32, LIST>;
+var<private> row_start: u32;
+var<private> row_end: u32;
+fn kv_block_count(qb: u32, last_key: u32, t: u32) -> u32 {
+  if t == 0u {
+    row_range[0] = rowptr[qb];
+    row_range[1] = rowptr[qb + 1u];
+    count_read(SLOT_MASK, 8u);
+  }
+  row_start = workgroupUniformLoad(&row_range[0]);
+  row_end = workgroupUniformLoad(&row_range[1]);
+  return row_end - row_start;
+}
+fn kv_block_at(qb: u32, i: u32, t: u32) -> u32 {
+  if i % LIST == 0u {
+    for (var e = t; e < LIST; e += WG) {
+      if row_start + i + e < row_end {
+        block_list[e] = colidx[row_start + i + e];
+        count_read(SLOT_MASK, 4u);
+      }
+    }
+  }
+  return workgroupUniformLoad(&block_list[i % LIST]);
+}
+`;
+
+const UNIFORM_BYTES = 16;
+
+/**
+ * Exact bytes per slot the flash program moves (the counting variant must count the same):
+ * per query block, its Q rows once, the K and V rows of every key block it visits (all up to the
+ * causal diagonal, or the mask's row), O and the f32 log-sum-exp once, the 16-byte uniform once
+ * and, with a mask, its CSR row (8 bytes of rowptr, 4 a listed block).
+ *
+ * @example
+ * ```ts
+ * import { flashTraffic } from "./mod.ts";
+ * const shape = { batch: 1, heads: 1, n: 100, d: 64, dtype: "f32", causal: false } as const;
+ * const t = flashTraffic(shape, { br: 32, bc: 32, rm: 4, tx: 8 }, null);
+ * console.assert(t.q!.read === 100 * 64 * 4 && t.k!.read === 4 * 100 * 64 * 4);
+ * ```
+ */
+export function flashTraffic(
+  shape: AttentionShape,
+  tiles: Tiles,
+  mask: BlockMask | null,
+): CountedBytes {
+  const { n, d } = shape;
+  const e = dtypeBytes(shape.dtype);
+  const heads = shape.batch * shape.heads;
+  const t = emptyTraffic(mask ? SPARSE_SLOTS : DENSE_SLOTS);
+  const rowsOf = (start: number, size: number) => Math.min(size, n - start);
+  const tr = Math.ceil(n / tiles.br);
+  const sparse = mask?.csr() ?? null;
+  for (let qb = 0; qb < tr; qb++) {
+    const q0 = qb * tiles.br;
+    const qrows = rowsOf(q0, tiles.br);
+    const qLast = q0 + qrows - 1;
+    t.uniform!.read += UNIFORM_BYTES;
+    t.q!.read += qrows * d * e;
+    if (sparse) {
+      const row = [...sparse.colidx.subarray(sparse.rowptr[qb]!, sparse.rowptr[qb + 1]!)];
+      t.mask!.read += 8 + 4 * row.length;
+      for (const kb of row.filter((kb) => !shape.causal || kb * tiles.bc <= qLast)) {
+        const rows = rowsOf(kb * tiles.bc, tiles.bc);
+        t.k!.read += rows * d * e;
+        t.v!.read += rows * d * e;
+      }
+    } else {
+      // Key blocks 0..⌊last/bc⌋, in closed form (linear in N, so a huge --n cannot hang): their
+      // rows add up to min(n, blocks·bc).
+      const last = shape.causal ? qLast : n - 1;
+      const rows = Math.min(n, (Math.floor(last / tiles.bc) + 1) * tiles.bc);
+      t.k!.read += rows * d * e;
+      t.v!.read += rows * d * e;
+    }
+    t.o!.write += qrows * d * e;
+    t.lse!.write += qrows * 4;
+  }
+  for (const slot of Object.values(t)) {
+    slot.read *= heads;
+    slot.write *= heads;
+  }
+  return t;
+}
+
+/** Counter slots of the dense flash program. */
+const DENSE_SLOTS = ["q", "k", "v", "o", "lse", "uniform"] as const;
+/** Counter slots of the block-sparse flash program. */
+const SPARSE_SLOTS = [...DENSE_SLOTS, "mask"] as const;
+
+/**
+ * The plan of the flash program, dense (`mask` null) or block-sparse: what the flash and the
+ * block-sparse registry entries both return.
+ */
+export function flashPlan(
+  kernel: Kernel,
+  shape: AttentionShape,
+  tiles: Tiles,
+  given: number | undefined,
+  mask: BlockMask | null,
+): KernelPlan {
+  const scale = given ?? 1 / Math.sqrt(shape.d);
+  const heads = shape.batch * shape.heads;
+  const csr = mask?.csr() ?? null;
+  const buffers: BufferSpec[] = [
+    ...qkvoBuffers(shape),
+    { name: "lse", label: "LSE", role: "output", bytes: heads * shape.n * 4, element: "f32" },
+  ];
+  const bindings: PassBinding[] = [
+    { buffer: "q", access: "read" },
+    { buffer: "k", access: "read" },
+    { buffer: "v", access: "read" },
+    { buffer: "o", access: "read_write" },
+    { buffer: "lse", access: "read_write" },
+  ];
+  if (csr) {
+    buffers.push(
+      {
+        name: "rowptr",
+        label: "mask rowptr",
+        role: "input",
+        bytes: csr.rowptr.byteLength,
+        element: "u32",
+        data: csr.rowptr,
+      },
+      {
+        name: "colidx",
+        label: "mask colidx",
+        role: "input",
+        bytes: csr.colidx.byteLength,
+        element: "u32",
+        data: csr.colidx,
+      },
+    );
+    bindings.push({ buffer: "rowptr", access: "read" }, { buffer: "colidx", access: "read" });
+  }
+  const density = mask?.density ?? 1;
+  const knobs = { d: shape.d, tiles, sparse: mask !== null };
+  return {
+    kernel,
+    shape,
+    tiles,
+    scale,
+    mask,
+    density,
+    buffers,
+    slots: mask ? SPARSE_SLOTS : DENSE_SLOTS,
+    passes: () => [{
+      name: kernel.name,
+      key: flashKey(knobs),
+      source: flashSource(knobs),
+      bindings,
+      uniforms: shapeUniforms(shape, "scale_log2e", scale * Math.LOG2E),
+      grid: [Math.ceil(shape.n / tiles.br), heads],
+      moves: [["q", "read"], ["k", "read"], ["v", "read"], ["o", "write"], ["lse", "write"]],
+    }],
+    modeledTraffic: () => flashTraffic(shape, tiles, mask),
+    theoreticalBytes: (o) => flashAttentionBytes(shape, { ...o, mask }),
+    lowerBoundBytes: () => lowerBoundBytes(shape, mask),
+    idealBytes: (): Record<string, number> =>
+      mask ? {} : { "query-outer": flashQueryOuterBytes(shape, tiles.br) },
+    flops: (mode) => attentionFlops(shape, mode) * density,
+    denseFlops: (mode) => attentionFlops(shape, mode),
+    randomInputs: (seed) => ({ ...randomInputs(shape, seed) }),
+    reference: (inputs) =>
+      referenceWithLse(shape, need(inputs, "q"), need(inputs, "k"), need(inputs, "v"), {
+        scale,
+        mask: mask ?? undefined,
+      }),
+  };
+}
+
+/** The flash kernel's registry entry. */
+export const flash: Kernel = {
+  name: "flash",
+  summary: "FlashAttention forward: one fused dispatch, S and P stay on chip",
+  mode: "fwd",
+  display: { label: "flash", hue: 212, saturation: 74 },
+  sparse: false,
+  densitySweep: "once",
+  baseline: "standard",
+  tunedLike: null,
+  threads: tileThreads,
+  workgroupBytes: flashWorkgroupBytes,
+  tileProblem: tileStructureProblem,
+  plan: ({ shape, tiles, scale }) => flashPlan(flash, shape, tiles, scale, null),
+};

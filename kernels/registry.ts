@@ -1,0 +1,214 @@
+/**
+ * The kernel registry: every built-in kernel, one line each, and the kernels users load with
+ * `--kernel-module`. Everything that needs a kernel by name asks here.
+ *
+ * Adding a built-in kernel: a folder `kernels/<name>/` whose `mod.ts` exports a `Kernel`, and
+ * one line in {@linkcode KERNELS}. The `satisfies` makes an entry that lacks a member a compile
+ * error.
+ *
+ * @module
+ */
+
+import { UsageError } from "../core/errors.ts";
+import { blockSparse } from "./block_sparse/mod.ts";
+import { flash } from "./flash/mod.ts";
+import type { CountedBytes, DisplayStyle, Kernel, KernelPlan, ProblemRequest } from "./kernel.ts";
+import type { BlockMask } from "./masks.ts";
+import { standard } from "./standard/mod.ts";
+import type { AttentionShape, Tiles } from "../core/shapes.ts";
+
+/** The built-in kernels, in the order the tool runs and reports them. */
+export const KERNELS = {
+  standard,
+  flash,
+  "block-sparse": blockSparse,
+} as const satisfies Record<string, Kernel>;
+
+/** Name of a built-in kernel. */
+export type KernelName = keyof typeof KERNELS;
+
+/** Names of the built-in kernels, in order. */
+export const BUILTIN_KERNEL_NAMES: readonly KernelName[] = Object.keys(KERNELS) as KernelName[];
+
+const loaded = new Map<string, Kernel>();
+
+/**
+ * Every kernel known now: the built-in ones, then those registered with
+ * {@linkcode registerKernel}, in order.
+ *
+ * @example
+ * ```ts
+ * import { allKernels } from "./registry.ts";
+ * console.assert(allKernels().map((k) => k.name).join() === "standard,flash,block-sparse");
+ * ```
+ */
+export function allKernels(): Kernel[] {
+  return [...Object.values(KERNELS), ...loaded.values()];
+}
+
+/**
+ * The kernel of this name, or undefined.
+ *
+ * @example
+ * ```ts
+ * import { findKernel } from "./registry.ts";
+ * console.assert(findKernel("flash")?.name === "flash" && findKernel("nope") === undefined);
+ * ```
+ */
+export function findKernel(name: string): Kernel | undefined {
+  return Object.hasOwn(KERNELS, name) ? KERNELS[name as KernelName] : loaded.get(name);
+}
+
+/**
+ * A kernel given as itself or by name; an unknown name is a {@linkcode UsageError}.
+ *
+ * @example
+ * ```ts
+ * import { resolveKernel } from "./registry.ts";
+ * console.assert(resolveKernel("standard").name === "standard");
+ * ```
+ */
+export function resolveKernel(kernel: Kernel | string): Kernel {
+  if (typeof kernel !== "string") return kernel;
+  const found = findKernel(kernel);
+  if (!found) {
+    throw new UsageError(
+      `unknown kernel "${kernel}"; kernels: ${allKernels().map((k) => k.name).join(", ")}`,
+    );
+  }
+  return found;
+}
+
+/**
+ * Makes a user kernel known by name (to `--kernels`, the report and `check`). Registering the
+ * same object twice is harmless; another kernel under a taken name is a {@linkcode UsageError}.
+ *
+ * @example
+ * ```ts ignore
+ * import { registerKernel } from "./registry.ts";
+ * registerKernel(myKernel);
+ * ```
+ */
+export function registerKernel(kernel: Kernel): void {
+  const taken = findKernel(kernel.name);
+  if (taken === kernel) return;
+  if (taken) throw new UsageError(`a kernel named "${kernel.name}" is already registered`);
+  loaded.set(kernel.name, kernel);
+}
+
+/**
+ * Forgets a kernel {@linkcode registerKernel} added (built-in ones stay); for tests.
+ *
+ * @example
+ * ```ts
+ * import { unregisterKernel } from "./registry.ts";
+ * unregisterKernel("never-registered");
+ * ```
+ */
+export function unregisterKernel(name: string): void {
+  loaded.delete(name);
+}
+
+/**
+ * How reports draw a kernel: its own style, or a neutral one for a name no kernel has (results
+ * files from elsewhere).
+ *
+ * @example
+ * ```ts
+ * import { displayStyle } from "./registry.ts";
+ * console.assert(displayStyle("flash").hue === 212 && displayStyle("mine").label === "mine");
+ * ```
+ */
+export function displayStyle(name: string): DisplayStyle {
+  return findKernel(name)?.display ?? { label: name, hue: 40, saturation: 60 };
+}
+
+/**
+ * The kernel reports measure speedups against by default: the `baseline` the registered kernels
+ * name first (for the built-in ones, standard), or null when none names one.
+ *
+ * @example
+ * ```ts
+ * import { baselineKernel, findKernel } from "./registry.ts";
+ * console.assert(findKernel(baselineKernel()!)?.baseline === null);
+ * ```
+ */
+export function baselineKernel(): string | null {
+  return allKernels().find((k) => k.baseline !== null)?.baseline ?? null;
+}
+
+/**
+ * The dense kernel a sparse one is compared with in density sweeps: the first kernel that a
+ * density sweep runs once as the dense reference (`densitySweep: "once"`), or null.
+ *
+ * @example
+ * ```ts
+ * import { denseReferenceKernel, isSparseKernel } from "./registry.ts";
+ * console.assert(!isSparseKernel(denseReferenceKernel()!));
+ * ```
+ */
+export function denseReferenceKernel(): string | null {
+  return allKernels().find((k) => k.densitySweep === "once")?.name ?? null;
+}
+
+/**
+ * Whether the kernel of this name follows a block mask (its density and mask are worth showing).
+ *
+ * @example
+ * ```ts
+ * import { isSparseKernel } from "./registry.ts";
+ * console.assert(isSparseKernel("block-sparse") && !isSparseKernel("flash"));
+ * ```
+ */
+export function isSparseKernel(name: string): boolean {
+  return findKernel(name)?.sparse === true;
+}
+
+/**
+ * The order reports list kernels in: the registry's, unknown names after.
+ *
+ * @example
+ * ```ts
+ * import { kernelOrder } from "./registry.ts";
+ * console.assert(kernelOrder("standard") < kernelOrder("flash"));
+ * ```
+ */
+export function kernelOrder(name: string): number {
+  const i = allKernels().findIndex((k) => k.name === name);
+  return i < 0 ? allKernels().length : i;
+}
+
+/**
+ * A kernel's plan for one problem (by kernel or name).
+ *
+ * @example
+ * ```ts
+ * import { planFor } from "./registry.ts";
+ * const shape = { batch: 1, heads: 1, n: 8, d: 32, dtype: "f32", causal: false } as const;
+ * const plan = planFor("flash", { shape, tiles: { br: 8, bc: 8, rm: 2, tx: 4 } });
+ * console.assert(plan.passes().length === 1);
+ * ```
+ */
+export function planFor(kernel: Kernel | string, request: ProblemRequest): KernelPlan {
+  return resolveKernel(kernel).plan(request);
+}
+
+/**
+ * Exact bytes per slot a kernel moves for `shape` with `tiles` (and `mask`, sparse kernels).
+ *
+ * @example
+ * ```ts
+ * import { modeledTraffic } from "./registry.ts";
+ * const shape = { batch: 1, heads: 1, n: 100, d: 64, dtype: "f32", causal: false } as const;
+ * const t = modeledTraffic("flash", shape, { br: 32, bc: 32, rm: 4, tx: 8 }, null);
+ * console.assert(t.q!.read === 100 * 64 * 4 && t.k!.read === 4 * 100 * 64 * 4);
+ * ```
+ */
+export function modeledTraffic(
+  kernel: Kernel | string,
+  shape: AttentionShape,
+  tiles: Tiles,
+  mask: BlockMask | null,
+): CountedBytes {
+  return planFor(kernel, { shape, tiles, mask: mask ?? undefined }).modeledTraffic();
+}
