@@ -1,5 +1,6 @@
 /**
- * Speedup over the baseline kernel (the registry's: standard) at the same shape. Private to `reports/`.
+ * Speedup over each kernel's baseline (the registry's `Kernel.baseline`: standard for flash and
+ * block-sparse) at the same shape. Private to `reports/`.
  *
  * @module
  */

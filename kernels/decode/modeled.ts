@@ -98,7 +98,7 @@ export function modeledDecodeTraffic(plan: DecodePlan): DecodeBytes {
  * import { compulsoryDecodeBytes } from "./modeled.ts";
  * const shape = { lens: [10, 20], heads: 4, kvHeads: 2, d: 64, dtype: "f16" } as const;
  * // K and V: 2 · 30 tokens · 2 heads · 64 · 2 bytes; Q and O: 2 · 2 · 4 · 64 · 2.
- * console.assert(compulsoryDecodeBytes(shape) === 15360 + 4096);
+ * console.assert(compulsoryDecodeBytes(shape) === 15360 + 2048);
  * ```
  */
 export function compulsoryDecodeBytes(shape: DecodeShape): number {
