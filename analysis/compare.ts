@@ -12,8 +12,9 @@
  *   `footprintBytes`, exactly; an increase fails, a decrease is an improvement.
  * - correctness: the current `maxRelError` above the dtype's tolerance fails.
  *
- * A run ok in the baseline but skipped, failed or missing in the current file fails; runs new
- * in the current file are listed.
+ * A run ok in the baseline but skipped, failed or missing in the current file fails; so does a
+ * gated number (`maxRelError`, the byte counts) that the baseline has and the current run lacks
+ * or holds as a non-number. Runs new in the current file are listed.
  *
  * @module
  */
@@ -326,10 +327,39 @@ function bytesFinding(change: BytesChange): Finding {
   };
 }
 
+/**
+ * A gated number the baseline had and the current run lacks (not a finite number: null, a
+ * string, missing) fails: a check that silently stops being made is a regression.
+ */
+function lostChecks(b: RunRecord, c: RunRecord): Finding[] {
+  const gated: [string, unknown, unknown][] = [
+    ["maxRelError", b.maxRelError, c.maxRelError],
+    ["hbmBytes.modeled", b.hbmBytes?.modeled, c.hbmBytes?.modeled],
+    ["hbmBytes.counted", b.hbmBytes?.counted, c.hbmBytes?.counted],
+    ["footprintBytes", b.footprintBytes, c.footprintBytes],
+  ];
+  return gated.flatMap(([field, old, now]) =>
+    typeof old === "number" && Number.isFinite(old) &&
+      !(typeof now === "number" && Number.isFinite(now))
+      ? [{
+        kind: (field === "maxRelError" ? "correctness" : "bytes") as FindingKind,
+        severity: "fail" as const,
+        label: `${field} missing`,
+        detail: `baseline has ${field} ${old}, current has ${JSON.stringify(now) ?? "none"}`,
+      }]
+      : []
+  );
+}
+
 function checkCorrectness(c: RunRecord, opts: CompareOptions): CorrectnessCheck | null {
   if (c.status !== "ok" || typeof c.maxRelError !== "number") return null;
+  // A NaN or infinite error never passes (a comparison with NaN is false either way).
   const tolerance = (opts.tolerance ?? defaultTolerance)(c.dtype);
-  return { maxRelError: c.maxRelError, tolerance, pass: c.maxRelError <= tolerance };
+  return {
+    maxRelError: c.maxRelError,
+    tolerance,
+    pass: Number.isFinite(c.maxRelError) && c.maxRelError <= tolerance,
+  };
 }
 
 function statusFinding(b: RunRecord | undefined, c: RunRecord | undefined): Finding | null {
@@ -369,6 +399,7 @@ function compareRun(
     findings.push(t.finding);
     bytes = compareBytes(b, c);
     findings.push(...bytes.map(bytesFinding));
+    findings.push(...lostChecks(b, c));
     if (b.clock && c.clock && b.clock !== c.clock) {
       findings.push({
         kind: "clock",

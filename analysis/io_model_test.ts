@@ -1,4 +1,5 @@
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
+import { makeMask } from "../kernels/masks.ts";
 import type { AttentionShape } from "../core/shapes.ts";
 import {
   arithmeticIntensity,
@@ -9,6 +10,7 @@ import {
   formatBytes,
   formatSi,
   lowerBoundBytes,
+  type MaskGrid,
   standardAttentionBytes,
 } from "./io_model.ts";
 
@@ -35,7 +37,7 @@ Deno.test("standard: 4N² + 4Nd elements a head", () => {
 });
 
 Deno.test("flash: 2Nd + Tc(3Nd + 4N) with Algorithm 1's block sizes", () => {
-  const t = flashAttentionBytes(shape({}), { sramBytes: 64, density: 1 });
+  const t = flashAttentionBytes(shape({}), { sramBytes: 64 });
   assertEquals([t.mElements, t.bc, t.br, t.tc, t.tr], [16, 2, 2, 4, 4]);
   // 2·16 + 4·(3·16 + 4·8) = 32 + 320
   assertEquals(t.elementsPerHead, 352);
@@ -46,78 +48,120 @@ Deno.test("flash: 2Nd + Tc(3Nd + 4N) with Algorithm 1's block sizes", () => {
 Deno.test("flash: the paper's setting, N = 1024, d = 64", () => {
   const s = shape({ n: 1024, d: 64, heads: 16 });
   // M = 49152 / 4 = 12288; Bc = ⌈12288 / 256⌉ = 48 = Br; Tc = ⌈1024 / 48⌉ = 22
-  const t = flashAttentionBytes(s, { sramBytes: 49152, density: 1 });
+  const t = flashAttentionBytes(s, { sramBytes: 49152 });
   assertEquals([t.mElements, t.bc, t.br, t.tc], [12288, 48, 48, 22]);
   // 131072 + 22 · (196608 + 4096) = 4546560 elements, · 4 bytes · 16 heads
   assertEquals(t.bytes, 290979840);
   // f16, 100 KB: M = 51200, Bc = 200, Br = min(200, 64) = 64, Tc = 6
-  const h = flashAttentionBytes({ ...s, dtype: "f16" }, { sramBytes: 102400, density: 1 });
+  const h = flashAttentionBytes({ ...s, dtype: "f16" }, { sramBytes: 102400 });
   assertEquals([h.mElements, h.bc, h.br, h.tc], [51200, 200, 64, 6]);
   assertEquals(h.elementsPerHead, 131072 + 6 * 200704);
 });
 
 Deno.test("flash: M is rounded down to whole elements", () => {
-  const t = flashAttentionBytes(shape({}), { sramBytes: 67, density: 1 });
+  const t = flashAttentionBytes(shape({}), { sramBytes: 67 });
   assertEquals(t.mElements, 16);
 });
 
 Deno.test("causal rule: Tc term × row-weighted share of blocks on or below the diagonal", () => {
   // Square blocks (Bc = Br = 2, Tc = 4): rows visited 8 + 6 + 4 + 2 = 20 of 32.
-  const t = flashAttentionBytes(shape({ causal: true }), { sramBytes: 64, density: 1 });
+  const t = flashAttentionBytes(shape({ causal: true }), { sramBytes: 64 });
   assertEquals(t.causalFraction, 0.625);
   // 32 + (3·2 + 4) · 20
   assertEquals(t.elementsPerHead, 232);
   // Bc = ⌈40 / 8⌉ = 5, Br = 2, Tc = 2: key block 1 (keys 5..7) needs query rows 4..7 only.
   // Rows 8 + 4 = 12 of 16; 32 + 10 · 12 = 152.
-  const r = flashAttentionBytes(shape({ causal: true }), { sramBytes: 160, density: 1 });
+  const r = flashAttentionBytes(shape({ causal: true }), { sramBytes: 160 });
   assertEquals([r.bc, r.br, r.tc], [5, 2, 2]);
   assertEquals(r.causalFraction, 0.75);
   assertEquals(r.elementsPerHead, 152);
   // Large N: the fraction tends to one half.
   const big = flashAttentionBytes(shape({ n: 65536, d: 64, causal: true }), {
     sramBytes: 49152,
-    density: 1,
   });
   assertAlmostEquals(big.causalFraction, 0.5, 1e-3);
 });
 
-Deno.test("block-sparse: the Tc term scales with the density s", () => {
-  // 32 + 0.25 · 320
-  const t = flashAttentionBytes(shape({}), { sramBytes: 64, density: 0.25 });
-  assertEquals(t.elementsPerHead, 112);
-  assertEquals(t.density, 0.25);
-  const s = shape({ n: 4096, d: 64 });
-  const fixed = 2 * 4096 * 64 * 4; // K and V read once, 2Nd elements · 4 bytes
-  const at = (density: number) =>
-    flashAttentionBytes(s, { sramBytes: 49152, density }).bytes - fixed;
-  assertAlmostEquals(at(0.5) / at(1), 0.5, 1e-12);
-  assertAlmostEquals(at(0.125) / at(1), 0.125, 1e-12);
-  // s = 1 is flash
-  assertEquals(
-    flashAttentionBytes(s, { sramBytes: 49152, density: 1 }).bytes,
-    flashAttentionBytes(s, { sramBytes: 49152, density: 1 }).bytes,
-  );
+/** A mask over an `n`-token problem on a `br × bc` grid keeping the listed (row, col) blocks. */
+function grid(n: number, br: number, bc: number, kept: [number, number][]): MaskGrid {
+  const rowBlocks = Math.ceil(n / br);
+  const colBlocks = Math.ceil(n / bc);
+  const bits = new Uint8Array(rowBlocks * colBlocks);
+  for (const [i, j] of kept) bits[i * colBlocks + j] = 1;
+  return { br, bc, rowBlocks, colBlocks, bits };
+}
+
+Deno.test("block-sparse: Algorithm 5 visits its Br × Bc blocks that hold a kept entry", () => {
+  // Bc = Br = 2, Tc = Tr = 4. The kernel's 4 × 4 block (0, 0) covers 2 × 2 of Algorithm 5's
+  // blocks: s = 4/16, passRows = 4 blocks · 2 rows; 32 + 8 · (3·2 + 4) = 32 + 0.25 · 320.
+  const t = flashAttentionBytes(shape({}), {
+    sramBytes: 64,
+    mask: grid(8, 4, 4, [[0, 0]]),
+  });
+  assertEquals([t.density, t.passRows, t.elementsPerHead], [0.25, 8, 112]);
+  // A 3 × 3 kernel grid keeps 1/9 of its blocks, but its block (0, 0) (queries and keys 0..2)
+  // touches the same 4 of Algorithm 5's blocks: s is measured there, the bytes stay whole.
+  const odd = flashAttentionBytes(shape({}), {
+    sramBytes: 64,
+    mask: grid(8, 3, 3, [[0, 0]]),
+  });
+  assertEquals([odd.density, odd.passRows, odd.elementsPerHead], [0.25, 8, 112]);
+  // Causal: block (0, 1) (queries 0..1, keys 2..3) lies above the diagonal; 32 + 6 · 10.
+  const causal = flashAttentionBytes(shape({ causal: true }), {
+    sramBytes: 64,
+    mask: grid(8, 4, 4, [[0, 0]]),
+  });
+  assertEquals([causal.density, causal.passRows, causal.elementsPerHead], [0.25, 6, 92]);
+  // Nothing kept: K and V are still loaded for every key block (Algorithm 5, line 6).
+  const none = flashAttentionBytes(shape({}), {
+    sramBytes: 64,
+    mask: grid(8, 4, 4, []),
+  });
+  assertEquals([none.density, none.elementsPerHead], [0, 32]);
 });
 
-Deno.test("block-sparse: bad density is a bug (RangeError)", () => {
-  for (const density of [0, -0.5, 1.5, NaN]) {
-    assertThrows(
-      () => flashAttentionBytes(shape({}), { sramBytes: 64, density }),
-      RangeError,
+Deno.test("block-sparse: with full blocks it is Proposition 4's 2Nd + s · Tc · (3Nd + 4N)", () => {
+  // f32 at 48 KiB: Bc = Br = 48. N = 48 · 85, so every block of Algorithm 5 is full; a mask on
+  // the same grid has the same s.
+  const n = 48 * 85;
+  const sh = shape({ n, d: 64 });
+  for (const density of [1, 0.5, 0.25, 0.0625]) {
+    const mask = makeMask({ kind: "random", n, br: 48, bc: 48, density, seed: 3 });
+    const t = flashAttentionBytes(sh, { sramBytes: 49152, mask });
+    assertEquals(t.density, mask.density);
+    const expected = (2 * n * 64 + mask.density * t.tc! * (3 * n * 64 + 4 * n)) * 4;
+    assertAlmostEquals(t.bytes, expected, 1e-6 * expected);
+    assert(Number.isInteger(t.bytes));
+  }
+  // Every block kept is flash.
+  const s = shape({ n: 4096, d: 64 });
+  const all = makeMask({ kind: "random", n: 4096, br: 64, bc: 32, density: 1, seed: 1 });
+  for (const causal of [false, true]) {
+    assertEquals(
+      flashAttentionBytes({ ...s, causal }, { sramBytes: 49152, mask: all }).bytes,
+      flashAttentionBytes({ ...s, causal }, { sramBytes: 49152 }).bytes,
     );
   }
+});
+
+Deno.test("block-sparse: a mask that does not cover N is a bug (RangeError)", () => {
+  assertThrows(
+    () => flashAttentionBytes(shape({}), { sramBytes: 64, mask: grid(9, 4, 4, []) }),
+    RangeError,
+  );
+  assertThrows(() => lowerBoundBytes(shape({}), grid(16, 4, 4, [])), RangeError);
 });
 
 Deno.test("flash traffic falls as SRAM grows", () => {
   const s = shape({ n: 4096, d: 64, heads: 16 });
   const srams = [4096, 8192, 16384, 32768, 49152, 102400, 262144];
-  const bytes = srams.map((sramBytes) => flashAttentionBytes(s, { sramBytes, density: 1 }).bytes);
+  const bytes = srams.map((sramBytes) => flashAttentionBytes(s, { sramBytes }).bytes);
   for (let i = 1; i < bytes.length; i++) {
     assert(bytes[i]! < bytes[i - 1]!, `SRAM ${srams[i]} moved ${bytes[i]} ≥ ${bytes[i - 1]}`);
   }
   // Θ(N²d²/M): doubling M roughly halves the Tc term
-  const t1 = flashAttentionBytes(s, { sramBytes: 16384, density: 1 });
-  const t2 = flashAttentionBytes(s, { sramBytes: 32768, density: 1 });
+  const t1 = flashAttentionBytes(s, { sramBytes: 16384 });
+  const t2 = flashAttentionBytes(s, { sramBytes: 32768 });
   assertEquals([t1.tc, t2.tc], [256, 128]);
 });
 
@@ -130,7 +174,7 @@ Deno.test("standard traffic grows as N²", () => {
 
 Deno.test("block-size override: Bc = B gives Tc = ⌈N / B⌉", () => {
   const s = shape({ n: 1024, d: 64 });
-  const at = (b: number) => flashAttentionBytes(s, { sramBytes: 49152, density: 1, bc: b });
+  const at = (b: number) => flashAttentionBytes(s, { sramBytes: 49152, bc: b });
   assertEquals(at(64).tc, 16);
   assertEquals(at(128).tc, 8);
   // 2Nd + 8 · (3Nd + 4N) elements · 4 bytes
@@ -139,10 +183,28 @@ Deno.test("block-size override: Bc = B gives Tc = ⌈N / B⌉", () => {
 
 Deno.test("lowerBoundBytes: read Q, K, V and write O once", () => {
   assertEquals(lowerBoundBytes(shape({})), 256); // 4 · 8 · 2 · 4
+  assertEquals(lowerBoundBytes(shape({ causal: true })), 256);
   assertEquals(
     lowerBoundBytes(shape({ batch: 2, heads: 16, n: 1024, d: 64, dtype: "f16" })),
     16777216,
   );
+});
+
+Deno.test("lowerBoundBytes with a mask: only the rows of Q, K, V (and O) it uses", () => {
+  // Block (0, 1) of a 4 × 4 grid: queries 0..3 read and written, keys 4..7 read; 2·2·(4 + 4)·4.
+  assertEquals(lowerBoundBytes(shape({}), grid(8, 4, 4, [[0, 1]])), 128);
+  // Causal: that block is wholly above the diagonal, nothing is attended.
+  assertEquals(lowerBoundBytes(shape({ causal: true }), grid(8, 4, 4, [[0, 1]])), 0);
+  // Causal, block (1, 0) of a 3-row × 5-col grid: queries 3..5 × keys 0..4, k ≤ q: every query,
+  // keys 0..4 (key 4 ≤ query 5); block (0, 1): queries 0..2 × keys 5..7, all above: unused.
+  assertEquals(
+    lowerBoundBytes(shape({ causal: true }), grid(8, 3, 5, [[1, 0], [0, 1]])),
+    2 * 2 * (3 + 5) * 4,
+  );
+  // Every block kept: 4Nd.
+  const all = grid(8, 3, 5, [[0, 0], [0, 1], [1, 0], [1, 1], [2, 0], [2, 1]]);
+  assertEquals(lowerBoundBytes(shape({}), all), 256);
+  assertEquals(lowerBoundBytes(shape({ causal: true }), all), 256);
 });
 
 Deno.test("flashQueryOuterBytes: Q and O once, K and V per query block, LSE in f32", () => {
@@ -155,6 +217,8 @@ Deno.test("flashQueryOuterBytes: Q and O once, K and V per query block, LSE in f
   // falls as br grows
   const s = shape({ n: 4096, d: 64 });
   assert(flashQueryOuterBytes(s, 128) < flashQueryOuterBytes(s, 64));
+  // causal: query block i reads keys 0 .. min(N, (i+1)·br) − 1; N = 10, br = 4: 4 + 8 + 10 keys
+  assertEquals(flashQueryOuterBytes(shape({ n: 10, causal: true }), 4), (40 + 2 * 2 * 22) * 4 + 40);
 });
 
 Deno.test("arithmeticIntensity: FLOPs per byte", () => {
@@ -206,7 +270,7 @@ Deno.test("bad shapes are bugs (RangeError)", () => {
   assertThrows(() => lowerBoundBytes(shape({ n: 0 })), RangeError);
   assertThrows(() => lowerBoundBytes(shape({ d: 1.5 })), RangeError);
   assertThrows(
-    () => flashAttentionBytes(shape({}), { sramBytes: 2, density: 1 }),
+    () => flashAttentionBytes(shape({}), { sramBytes: 2 }),
     RangeError,
   );
   assertThrows(() => flashQueryOuterBytes(shape({}), 0), RangeError);

@@ -8,6 +8,7 @@
  */
 
 import { UsageError } from "../core/errors.ts";
+import { maskGridProblem } from "./flags.ts";
 import type { RunRecord } from "../core/schema.ts";
 import { median, summarize, timingWarnings } from "../analysis/stats.ts";
 import { footprintBytes, lowerBoundBytes } from "../analysis/io_model.ts";
@@ -18,6 +19,9 @@ import {
   type PreparedAttention,
 } from "../kernels/attention.ts";
 import { checkAgainstReference, countRun } from "../kernels/check.ts";
+import { tolerance } from "../core/tolerances.ts";
+import { runProblem } from "../analysis/validate.ts";
+import { kernelCatalog } from "../kernels/catalog.ts";
 import { type CountedBytes, type Kernel, type KernelPlan, totalBytes } from "../kernels/kernel.ts";
 import type { BlockMask } from "../kernels/masks.ts";
 import { timeDispatches as realTimeDispatches } from "../kernels/timing.ts";
@@ -47,7 +51,10 @@ export interface MeasureOptions {
   minTimeMs: number;
   countIo: boolean;
   verify: boolean;
-  /** Bytes of on-chip memory for the paper's model (the adapter's workgroup storage). */
+  /**
+   * On-chip memory M in bytes for the paper's model: `bench` passes the adapter's
+   * `maxComputeWorkgroupStorageSize`; every record stores it as `hbmBytes.sramBytes`.
+   */
   sramBytes: number;
 }
 
@@ -65,6 +72,108 @@ export const VERIFY_MAX_WORK = 2 ** 32;
 
 /** Inputs larger than this are not rotated: they no longer fit in any GPU cache. */
 const ROTATE_BELOW_BYTES = 256 * 2 ** 20;
+
+/**
+ * Why a run's block mask is too large to build, or null (see `maskGridProblem`). Checked for
+ * every run before the sweep starts.
+ *
+ * @example
+ * ```ts
+ * import { maskTooLarge } from "./bench_runner.ts";
+ * import { KERNELS } from "../kernels/registry.ts";
+ * const shape = { batch: 1, heads: 1, n: 2 ** 20, d: 64, dtype: "f32", causal: false } as const;
+ * const mask = { kind: "random", density: 0.25, seed: 1 } as const;
+ * const tiles = { br: 16, bc: 16, rm: 1, tx: 4 };
+ * console.assert(maskTooLarge({ kernel: KERNELS["block-sparse"], shape, tiles, mask, sweep: "n", seed: 1 })
+ *   !== null);
+ * ```
+ */
+export function maskTooLarge(spec: RunSpec): string | null {
+  if (!spec.kernel.sparse) return null;
+  return maskGridProblem(spec.kernel.name, spec.shape.n, spec.tiles.br, spec.tiles.bc);
+}
+
+/** What {@linkcode measureSweep} reports while it runs. */
+export interface SweepHooks {
+  /** Called before run `index` starts. */
+  onRun?: (index: number, spec: RunSpec) => void;
+  /** Measures one run; {@linkcode measureRun} unless a test injects another. */
+  measure?: typeof measureRun;
+}
+
+/**
+ * Runs every spec in order and returns one record per spec, never throwing for a GPU fault:
+ * an uncaptured GPU error during a run fails that run with the error; once the device is lost,
+ * the run in progress and every remaining run are `failed` with the reason, and the records
+ * of the runs that finished are kept (so `bench` still writes them).
+ *
+ * @example
+ * ```ts ignore
+ * import { measureSweep } from "./bench_runner.ts";
+ * const runs = await measureSweep(kernels, specs, opts);
+ * ```
+ */
+export async function measureSweep(
+  kernels: AttentionKernels,
+  specs: readonly RunSpec[],
+  opts: MeasureOptions,
+  hooks: SweepHooks = {},
+): Promise<RunRecord[]> {
+  const { device } = kernels.gpu;
+  let lost: string | null = null;
+  device.lost.then((info) => {
+    lost = `device lost (${info.reason}${info.message ? `: ${info.message}` : ""})`;
+  });
+  let gpuError: string | null = null;
+  const onError = (ev: Event) => {
+    gpuError ??= (ev as GPUUncapturedErrorEvent).error?.message ?? "uncaptured GPU error";
+  };
+  device.addEventListener("uncapturederror", onError);
+  const measure = hooks.measure ?? measureRun;
+  const runs: RunRecord[] = [];
+  try {
+    for (const [i, spec] of specs.entries()) {
+      hooks.onRun?.(i, spec);
+      if (lost !== null) {
+        runs.push(unmeasuredRecord(spec, opts, `not run: the ${lost} earlier in the sweep`));
+        continue;
+      }
+      gpuError = null;
+      const record = await measure(kernels, spec, opts);
+      // Let a pending device-lost or error event land before judging the run.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      const lostNow: string | null = lost;
+      if (lostNow !== null) {
+        // Whatever the run reported, the device it ran on is gone: the run failed with that.
+        const own = record.reason ? `: ${record.reason}` : "";
+        record.status = "failed";
+        record.reason = `GPU fault during the run: ${lostNow}${own}`;
+      } else if (gpuError !== null && record.status === "ok") {
+        record.status = "failed";
+        record.reason = `GPU fault during the run: ${String(gpuError).split("\n")[0]}`;
+      }
+      runs.push(record);
+    }
+  } finally {
+    device.removeEventListener("uncapturederror", onError);
+  }
+  return runs;
+}
+
+/** The record of a run that was never measured: its models, and `failed` with `reason`. */
+export function unmeasuredRecord(spec: RunSpec, opts: MeasureOptions, reason: string): RunRecord {
+  let record: RunRecord;
+  try {
+    const plan = spec.kernel.plan({ shape: spec.shape, tiles: spec.tiles, mask: spec.mask });
+    record = baseRecord(spec, opts, plan, totalBytes(plan.modeledTraffic()));
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    record = unplannedRecord(spec);
+  }
+  record.status = "failed";
+  record.reason = reason;
+  return record;
+}
 
 /**
  * Runs one spec and returns its record; never throws for a kernel failure.
@@ -154,6 +263,8 @@ export async function measureRun(
     }
     if (opts.verify) await verifyRun(record, kernels, spec, mask);
     if (opts.countIo) await countBytes(record, kernels, spec, mask);
+    const problem = runProblem({ ...record, status: "ok" }, kernelCatalog());
+    if (problem) throw new Error(`the measurement is not usable: ${problem}`);
     record.status = "ok";
   } catch (e) {
     if (e instanceof DoesNotFitError) {
@@ -164,7 +275,9 @@ export async function measureRun(
       record.reason = e.message;
     } else {
       record.status = "failed";
-      record.reason = (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
+      record.reason = (e instanceof Error ? e.message : String(e)).split("\n")[0] || "failed";
+      // Whatever was measured before the failure stays, unless it is not a finite number.
+      if (runProblem(record, kernelCatalog())) clearMeasurements(record);
     }
   } finally {
     prepared?.destroy();
@@ -172,10 +285,24 @@ export async function measureRun(
   return record;
 }
 
+/** Drops the measured fields of a failed run (one may be NaN or infinite). */
+function clearMeasurements(record: RunRecord): void {
+  record.timeMs = null;
+  record.tflops = null;
+  record.tflopsDenseEquivalent = null;
+  record.achievedGBs = null;
+  record.compileMs = Number.isFinite(record.compileMs) ? record.compileMs : null;
+  record.hbmBytes.counted = Number.isFinite(record.hbmBytes.counted)
+    ? record.hbmBytes.counted
+    : null;
+  record.maxRelError = Number.isFinite(record.maxRelError) ? record.maxRelError : null;
+  delete record.passes;
+}
+
 /**
- * Everything known before the kernel runs: the configuration, FLOPs and the byte models at the
- * mask's real density, and the footprint, so a run that is skipped (does not fit) still
- * records what it would have moved and allocated.
+ * Everything known before the kernel runs: the configuration, FLOPs and the byte models with the
+ * mask the kernel runs (and the M and s the theoretical count used), and the footprint, so a run
+ * that is skipped (does not fit) still records what it would have moved and allocated.
  */
 function baseRecord(
   spec: RunSpec,
@@ -186,6 +313,7 @@ function baseRecord(
   const { kernel } = spec;
   const mask = plan.mask;
   const density = plan.density;
+  const theory = plan.theoreticalBytes({ sramBytes: opts.sramBytes });
   const warnings: string[] = [];
   if (mask && density < spec.mask.density - 1 / mask.bits.length) {
     warnings.push(
@@ -199,10 +327,12 @@ function baseRecord(
     status: "failed",
     flops: plan.flops(kernel.mode),
     hbmBytes: {
-      theoretical: plan.theoreticalBytes({ sramBytes: opts.sramBytes }).bytes,
+      theoretical: theory.bytes,
       modeled: modeledBytes,
       lowerBound: plan.lowerBoundBytes(),
       counted: null,
+      sramBytes: opts.sramBytes,
+      theoreticalDensity: theory.density,
     },
     footprintBytes: footprintBytes(plan.buffers),
     warnings,
@@ -284,10 +414,30 @@ async function verifyRun(
     tiles: spec.tiles,
     mask: mask ?? undefined,
   });
+  let err: number;
   try {
-    record.maxRelError = await checkAgainstReference(prepared, spec.seed + 1);
+    err = await checkAgainstReference(prepared, spec.seed + 1);
   } finally {
     prepared.destroy();
+  }
+  // A NaN or an infinity is a failure, never a number that JSON would turn into null.
+  if (!Number.isFinite(err)) {
+    throw new WrongOutputError(
+      "output has NaN or infinite values (elements left unwritten or overflowed)",
+    );
+  }
+  record.maxRelError = err;
+  const tol = tolerance(spec.shape.dtype);
+  if (err > tol) {
+    throw new WrongOutputError(`max relative error ${err.toExponential(2)} > tolerance ${tol}`);
+  }
+}
+
+/** The kernel ran but its output is wrong: the run fails with this reason. */
+export class WrongOutputError extends Error {
+  constructor(message: string) {
+    super(`wrong output: ${message}`);
+    this.name = "WrongOutputError";
   }
 }
 

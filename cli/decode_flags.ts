@@ -28,7 +28,7 @@ import {
   isPagedDecode,
   readLengthTrace,
 } from "../kernels/decode/mod.ts";
-import { parsePositiveInt, parseSizeList, type RawFlags, type ShapeOptions } from "./flags.ts";
+import { parsePositiveInt, type RawFlags, type ShapeOptions } from "./flags.ts";
 
 /** The decode flags that take a value. */
 export const DECODE_STRING_FLAGS = ["context", "lengths", "kv-heads", "block-size"] as const;

@@ -83,10 +83,17 @@ export function parseCommandFlags(
   spec: { string?: string[]; boolean?: string[]; collect?: string[]; positional?: boolean },
 ): RawFlags {
   const strings = [...SHAPE_STRING_FLAGS, ...(spec.string ?? [])];
+  refuseRepeated(command, args, strings.filter((f) => !(spec.collect ?? []).includes(f)));
   args.forEach((arg, i) => {
     const prev = args[i - 1];
     if (arg === "" && prev?.startsWith("--")) {
       throw new UsageError(`${prev} needs a value; see attnbench ${command} --help`);
+    }
+    // A value flag followed by another flag or by nothing has no value.
+    const next = args[i + 1];
+    const name = /^--([^=]+)$/.exec(arg);
+    if (name && strings.includes(name[1]!) && (next === undefined || next.startsWith("--"))) {
+      throw new UsageError(`--${name[1]} needs a value; see attnbench ${command} --help`);
     }
     if (/^-\d/.test(arg) && prev !== undefined && strings.includes(prev.slice(2))) {
       throw new UsageError(`${prev} takes a positive value, got "${arg}"`);
@@ -112,6 +119,76 @@ export function parseCommandFlags(
 }
 
 /**
+ * Throws {@linkcode UsageError} when a single-value flag (`--name V` or `--name=V`) is given
+ * twice: which one was meant is a guess, so none is taken. `aliases` maps short names (`o`) to
+ * the long one (`out`).
+ *
+ * @example
+ * ```ts
+ * import { refuseRepeated } from "./flags.ts";
+ * refuseRepeated("bench", ["--n", "64", "--d", "32"], ["n", "d"]);
+ * try { refuseRepeated("bench", ["--n", "64", "--n=128"], ["n"]); } catch (e) {
+ *   console.assert((e as Error).message.startsWith("--n is given twice"));
+ * }
+ * ```
+ */
+export function refuseRepeated(
+  command: string,
+  args: readonly string[],
+  single: readonly string[],
+  aliases: Record<string, string> = {},
+): void {
+  const seen = new Set<string>();
+  for (const [i, arg] of args.entries()) {
+    if (arg === "--") break;
+    const m = /^--?([^=]+)/.exec(arg);
+    if (!m || /^-[\d.]/.test(arg)) continue;
+    // A value of the previous flag ("--title --n") is not a flag of its own.
+    const prev = args[i - 1];
+    const prevName = prev === undefined ? undefined : /^--?([^=]+)$/.exec(prev)?.[1];
+    if (prevName !== undefined && single.includes(aliases[prevName] ?? prevName)) continue;
+    const name = aliases[m[1]!] ?? m[1]!;
+    if (!single.includes(name)) continue;
+    if (seen.has(name)) {
+      throw new UsageError(
+        `--${name} is given twice; give it once (see attnbench ${command} --help)`,
+      );
+    }
+    seen.add(name);
+  }
+}
+
+/** Largest sequence length any command takes: one head's Q at d=32 in f16 is then 4 GiB. */
+export const MAX_N = 2 ** 26;
+/** Largest `--batch` and `--heads`. */
+export const MAX_BATCH_HEADS = 2 ** 20;
+/** Largest block mask (row blocks × column blocks) the tool builds in memory. */
+export const MAX_MASK_BLOCKS = 2 ** 24;
+
+/**
+ * Why a sparse `kernel` at `n` with `br × bc` tiles cannot be built (its block mask is an
+ * in-memory grid of ⌈N/br⌉·⌈N/bc⌉ blocks), or null.
+ *
+ * @example
+ * ```ts
+ * import { maskGridProblem } from "./flags.ts";
+ * console.assert(maskGridProblem("block-sparse", 1024, 64, 64) === null);
+ * console.assert(maskGridProblem("block-sparse", 2 ** 20, 16, 16) !== null);
+ * ```
+ */
+export function maskGridProblem(
+  kernel: string,
+  n: number,
+  br: number,
+  bc: number,
+): string | null {
+  const blocks = Math.ceil(n / br) * Math.ceil(n / bc);
+  if (blocks <= MAX_MASK_BLOCKS) return null;
+  return `${kernel} n=${n} with ${br}×${bc} tiles needs a block mask of ${blocks} blocks, ` +
+    `more than the ${MAX_MASK_BLOCKS} this tool builds; use a smaller --n`;
+}
+
+/**
  * Parses a list of positive integers: comma-separated items, each a number or a power-of-two
  * range `lo..hi` (both powers of two) that expands to `lo, 2·lo, …, hi`. Duplicates are dropped.
  *
@@ -122,7 +199,7 @@ export function parseCommandFlags(
  * console.assert(parseSizeList("100,64..128", "--n").join() === "100,64,128");
  * ```
  */
-export function parseSizeList(text: string, flag: string): number[] {
+export function parseSizeList(text: string, flag: string, max = MAX_N): number[] {
   const what =
     `${flag} takes positive integers or power-of-two ranges like 256..16384, got "${text}"`;
   const sizes: number[] = [];
@@ -131,8 +208,8 @@ export function parseSizeList(text: string, flag: string): number[] {
   for (const item of items) {
     const range = /^(\d+)\.\.(\d+)$/.exec(item);
     if (range) {
-      const lo = parsePositiveInt(range[1] ?? "", flag);
-      const hi = parsePositiveInt(range[2] ?? "", flag);
+      const lo = parsePositiveInt(range[1] ?? "", flag, max);
+      const hi = parsePositiveInt(range[2] ?? "", flag, max);
       if (!isPowerOfTwo(lo) || !isPowerOfTwo(hi) || lo > hi) {
         throw new UsageError(
           `${flag} range "${item}" must go from a power of two up to a power of two, ` +
@@ -141,7 +218,7 @@ export function parseSizeList(text: string, flag: string): number[] {
       }
       for (let v = lo; v <= hi; v *= 2) sizes.push(v);
     } else {
-      sizes.push(parsePositiveInt(item, flag));
+      sizes.push(parsePositiveInt(item, flag, max));
     }
   }
   return [...new Set(sizes)];
@@ -160,11 +237,16 @@ function isPowerOfTwo(v: number): boolean {
  * console.assert(parsePositiveInt("12", "--batch") === 12);
  * ```
  */
-export function parsePositiveInt(text: string, flag: string): number {
+export function parsePositiveInt(
+  text: string,
+  flag: string,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const v = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(v) || v <= 0) {
     throw new UsageError(`${flag} must be a positive integer, got "${text}"`);
   }
+  if (v > max) throw new UsageError(`${flag} must be at most ${max}, got ${text}`);
   return v;
 }
 
@@ -233,7 +315,7 @@ export function shapeOptions(
   }
   const int = (name: string, fallback: number) => {
     const t = str(name);
-    return t === undefined ? fallback : parsePositiveInt(t, `--${name}`);
+    return t === undefined ? fallback : parsePositiveInt(t, `--${name}`, MAX_BATCH_HEADS);
   };
   const nText = str("n");
   const density = str("density");

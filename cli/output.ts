@@ -11,9 +11,12 @@ export interface Output {
   out(line: string): void;
   /** A line of diagnostics on stderr (suppressed by `--quiet` only for progress, never errors). */
   err(line: string): void;
-  /** Progress text that overwrites itself; only shown when stderr is a terminal. */
+  /**
+   * Progress: on a terminal, text that overwrites itself (`""` clears it); otherwise a plain
+   * line per call (`""` prints nothing). Silent with `--quiet`.
+   */
   progress(text: string): void;
-  /** Whether stderr is a terminal (progress bars are drawn only then). */
+  /** Whether stderr is a terminal (progress bars are drawn only then; plain lines otherwise). */
   readonly isTerminal: boolean;
 }
 
@@ -49,7 +52,11 @@ export function consoleOutput(quiet = false): Output {
       Deno.stderr.writeSync(encoder.encode(line + "\n"));
     },
     progress(text) {
-      if (!isTerminal || quiet) return;
+      if (quiet) return;
+      if (!isTerminal) {
+        if (text !== "") Deno.stderr.writeSync(encoder.encode(text + "\n"));
+        return;
+      }
       Deno.stderr.writeSync(encoder.encode("\r\x1b[2K" + text));
       progressShown = text !== "";
     },

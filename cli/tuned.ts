@@ -7,7 +7,9 @@
  */
 
 import { UsageError } from "../core/errors.ts";
-import { writeFileAtomic } from "../analysis/results_io.ts";
+import { readInputFile, writeFileAtomic } from "../analysis/results_io.ts";
+import { parseJson, validateTuned } from "../analysis/validate.ts";
+import { kernelCatalog } from "../kernels/catalog.ts";
 import type { DeviceRecord } from "../core/schema.ts";
 import type { Dtype, Tiles } from "../core/shapes.ts";
 
@@ -60,24 +62,24 @@ export function tunedKey(kernel: string, dtype: Dtype, d: number): string {
   return `${kernel}/${dtype}/d${d}`;
 }
 
-async function readTunedFile(path: string, mustExist: boolean): Promise<TunedFile | null> {
+/**
+ * Reads and validates a tuned-tiles file; null when it is absent and `mustExist` is false.
+ *
+ * @example
+ * ```ts ignore
+ * import { readTunedFile } from "./tuned.ts";
+ * const file = await readTunedFile("attnbench-tuned.json", false);
+ * ```
+ */
+export async function readTunedFile(path: string, mustExist: boolean): Promise<TunedFile | null> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readInputFile(path);
   } catch (e) {
     if (!mustExist && e instanceof Deno.errors.NotFound) return null;
     throw new UsageError(`cannot read tuned tiles ${path}: ${(e as Error).message}`);
   }
-  let data: TunedFile;
-  try {
-    data = JSON.parse(text);
-  } catch {
-    throw new UsageError(`${path} is not valid JSON; rerun 'attnbench tune' or delete it`);
-  }
-  if (data?.schema !== TUNED_SCHEMA || typeof data.adapters !== "object") {
-    throw new UsageError(`${path} is not a tuned-tiles file (schema ${TUNED_SCHEMA})`);
-  }
-  return data;
+  return validateTuned(parseJson(text, path), path, kernelCatalog()) as TunedFile;
 }
 
 /**
@@ -94,7 +96,37 @@ export async function loadTuned(
   path: string | undefined,
   device: DeviceRecord,
 ): Promise<Record<string, Tiles> | null> {
-  const file = await readTunedFile(path ?? DEFAULT_TUNED_PATH, path !== undefined);
+  return tunedFor(await readTuned(path), device);
+}
+
+/**
+ * Reads and validates the tuned-tiles file (before any GPU work, so a bad file fails fast);
+ * null when `path` is undefined and the default file is absent.
+ *
+ * @example
+ * ```ts ignore
+ * import { readTuned, tunedFor } from "./tuned.ts";
+ * const file = await readTuned(undefined);
+ * const tiles = tunedFor(file, gpu.info);
+ * ```
+ */
+export function readTuned(path: string | undefined): Promise<TunedFile | null> {
+  return readTunedFile(path ?? DEFAULT_TUNED_PATH, path !== undefined);
+}
+
+/**
+ * The tiles a tuned file holds for `device`, by {@linkcode tunedKey}; null when none.
+ *
+ * @example
+ * ```ts
+ * import { tunedFor } from "./tuned.ts";
+ * console.assert(tunedFor(null, {} as never) === null);
+ * ```
+ */
+export function tunedFor(
+  file: TunedFile | null,
+  device: DeviceRecord,
+): Record<string, Tiles> | null {
   const entries = file?.adapters[adapterIdentity(device)]?.entries;
   if (!entries) return null;
   return Object.fromEntries(Object.entries(entries).map(([k, e]) => [k, e.tiles]));

@@ -25,3 +25,6 @@ export class UsageError extends Error {
     this.exitCode = exitCode;
   }
 }
+
+/** Exit code of an internal error: a bug, not the user's input (see `main.ts`). */
+export const EXIT_INTERNAL = 3;

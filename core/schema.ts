@@ -53,16 +53,39 @@ export interface TimeStats {
   outliers: number[];
 }
 
-/** HBM traffic of one run in bytes, three ways plus the compulsory floor. */
+/**
+ * HBM traffic of one run in bytes, three ways plus the compulsory floor, and the parameters of
+ * the theoretical count (`analysis/IO_MODEL.md`).
+ */
 export interface HbmBytes {
-  /** The FlashAttention paper's model with its algorithm's constants. */
+  /**
+   * The FlashAttention paper's model with its algorithm's constants, for M = `sramBytes` (Bc =
+   * ⌈M/4d⌉, Br = min(⌈M/4d⌉, d) with M in elements) and, for block-sparse, the kernel's mask on
+   * Algorithm 5's Br × Bc grid (`theoreticalDensity`).
+   */
   theoretical: number;
   /** Exact bytes derived from our kernel's tiles and loop structure. */
   modeled: number;
-  /** Read Q, K, V once; write O once. */
+  /**
+   * Compulsory traffic: read Q, K, V once, write O once (4Nd·b·B·H); for block-sparse only the
+   * rows the mask uses (IO_MODEL.md). Files written before this rule hold 4Nd·b·B·H for
+   * block-sparse too.
+   */
   lowerBound: number;
   /** Bytes counted by the instrumented kernel (only with `--count-io`). */
   counted: number | null;
+  /**
+   * M, the on-chip memory in bytes `theoretical` assumed: `bench` takes the adapter's
+   * `maxComputeWorkgroupStorageSize` (`model` defaults to 49152). Optional: absent in files
+   * written before it was recorded.
+   */
+  sramBytes?: number;
+  /**
+   * s of `theoretical`: for block-sparse the share of Algorithm 5's Br × Bc blocks holding an
+   * entry of the kernel's mask (the record's `density` is on the kernel's own tile grid); 1 for
+   * dense kernels. Optional: absent in older files.
+   */
+  theoreticalDensity?: number;
 }
 
 /** Outcome of one run. */

@@ -129,6 +129,34 @@ export function displayStyle(name: string): DisplayStyle {
 }
 
 /**
+ * The kernel reports measure speedups against by default: the `baseline` the registered kernels
+ * name first (for the built-in ones, standard), or null when none names one.
+ *
+ * @example
+ * ```ts
+ * import { baselineKernel, findKernel } from "./registry.ts";
+ * console.assert(findKernel(baselineKernel()!)?.baseline === null);
+ * ```
+ */
+export function baselineKernel(): string | null {
+  return allKernels().find((k) => k.baseline !== null)?.baseline ?? null;
+}
+
+/**
+ * The dense kernel a sparse one is compared with in density sweeps: the first kernel that a
+ * density sweep runs once as the dense reference (`densitySweep: "once"`), or null.
+ *
+ * @example
+ * ```ts
+ * import { denseReferenceKernel, isSparseKernel } from "./registry.ts";
+ * console.assert(!isSparseKernel(denseReferenceKernel()!));
+ * ```
+ */
+export function denseReferenceKernel(): string | null {
+  return allKernels().find((k) => k.densitySweep === "once")?.name ?? null;
+}
+
+/**
  * Whether the kernel of this name follows a block mask (its density and mask are worth showing).
  *
  * @example

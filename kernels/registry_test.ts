@@ -6,10 +6,17 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { UsageError } from "../core/errors.ts";
 import type { AttentionShape } from "../core/shapes.ts";
-import { footprintBytes } from "../analysis/io_model.ts";
+import {
+  flashAttentionBytes,
+  flashQueryOuterBytes,
+  footprintBytes,
+  lowerBoundBytes,
+} from "../analysis/io_model.ts";
+import { mulberry32 } from "../core/rng.ts";
+import type { Dtype, MaskKind } from "../core/shapes.ts";
 import { planFitsDevice } from "./attention.ts";
 import { attentionFlops, type Kernel, totalBytes } from "./kernel.ts";
-import { BlockMask } from "./masks.ts";
+import { BlockMask, makeMask } from "./masks.ts";
 import {
   allKernels,
   BUILTIN_KERNEL_NAMES,
@@ -192,6 +199,68 @@ Deno.test("theoretical bytes: each kernel's algorithm; flash ignores a mask's de
     mask: { kind: "random", density: 0.25, seed: 1 },
   });
   const t = sparse.theoreticalBytes(o);
-  assertEquals([t.algorithm, t.density], ["Algorithm 5", sparse.density]);
+  // Algorithm 5 on its own Br × Bc grid with the kernel's mask (s measured on that grid).
+  assertEquals(t, flashAttentionBytes(s, { ...o, mask: sparse.mask }));
+  assertEquals(t.algorithm, "Algorithm 5");
   assert(t.bytes < flash.theoreticalBytes(o).bytes);
+});
+
+Deno.test("every kernel: whole bytes, and theoretical, modeled, query-outer ≥ lower bound", () => {
+  // Random shapes, tiles, SRAM sizes and masks: the lower bound is a floor for every count of
+  // every registered kernel (a sparse kernel's with the rows its mask uses).
+  const rand = mulberry32(2026);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  const kinds: MaskKind[] = ["random", "butterfly", "local"];
+  let cases = 0;
+  for (let trial = 0; trial < 300; trial++) {
+    const sh: AttentionShape = {
+      batch: 1 + Math.floor(rand() * 3),
+      heads: 1 + Math.floor(rand() * 3),
+      n: 1 + Math.floor(rand() * 600),
+      d: pick([32, 64, 128]),
+      dtype: pick<Dtype>(["f32", "f16"]),
+      causal: rand() < 0.5,
+    };
+    const tiles = { br: pick([8, 16, 32, 64, 5, 12]), bc: pick([8, 16, 32, 64, 7]), rm: 1, tx: 1 };
+    const sramBytes = pick([2048, 16384, 32768, 49152, 102400, 1000]);
+    const mask = makeMask({
+      kind: pick(kinds),
+      n: sh.n,
+      br: tiles.br,
+      bc: tiles.bc,
+      density: pick([1, 0.5, 0.25, 0.1, 0.01]),
+      seed: trial,
+    });
+    for (const kernel of Object.values(KERNELS)) {
+      const plan = planFor(kernel, { shape: sh, tiles, mask });
+      const floor = plan.lowerBoundBytes();
+      const where = `${kernel.name} ${JSON.stringify(sh)} tiles ${tiles.br}×${tiles.bc} ` +
+        `M ${sramBytes} ${mask.kind} s ${mask.density}`;
+      assert(Number.isInteger(floor) && floor >= 0, where);
+      // A decode kernel's problem: one query a sequence; K and V of n tokens once, Q and O once.
+      const e = sh.dtype === "f16" ? 2 : 4;
+      const decodeFloor = 2 * sh.batch * sh.heads * (sh.n + 1) * sh.d * e;
+      assertEquals(
+        floor,
+        kernel.problem === "decode" ? decodeFloor : lowerBoundBytes(sh, plan.mask),
+        where,
+      );
+      const theoretical = plan.theoreticalBytes({ sramBytes }).bytes;
+      assert(Number.isInteger(theoretical), `theoretical ${theoretical} not whole: ${where}`);
+      assert(theoretical >= floor, `theoretical ${theoretical} < floor ${floor}: ${where}`);
+      const modeled = totalBytes(plan.modeledTraffic());
+      assert(Number.isInteger(modeled), where);
+      assert(modeled >= floor, `modeled ${modeled} < floor ${floor}: ${where}`);
+      const queryOuter = plan.idealBytes()["query-outer"];
+      if (queryOuter !== undefined) {
+        assertEquals(queryOuter, flashQueryOuterBytes(sh, tiles.br), where);
+        assert(queryOuter >= floor, `query-outer ${queryOuter} < floor ${floor}: ${where}`);
+      }
+      if (!kernel.sparse && kernel.problem !== "decode") {
+        assertEquals(floor, lowerBoundBytes({ ...sh, causal: false }), where);
+      }
+      cases++;
+    }
+  }
+  assertEquals(cases, 300 * Object.keys(KERNELS).length);
 });

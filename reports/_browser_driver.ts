@@ -29,7 +29,7 @@ import { CHROMIUM_ARGS, CHROMIUM_PATH, type PageReport } from "./_chromium.ts";
  */
 export async function inspectPages(
   files: string[],
-  opts: { screenshot?: string; width?: number } = {},
+  opts: DriverOptions = {},
 ): Promise<PageReport[]> {
   const browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
@@ -42,7 +42,9 @@ export async function inspectPages(
       const shot = opts.screenshot && files.length > 1
         ? opts.screenshot.replace(/(\.png)?$/, `_${i}.png`)
         : opts.screenshot;
-      out.push(await inspect(browser, file, { ...opts, screenshot: shot }));
+      const figures = opts.figures && files.length > 1 ? `${opts.figures}/${i}` : opts.figures;
+      if (figures) await Deno.mkdir(figures, { recursive: true });
+      out.push(await inspect(browser, file, { ...opts, screenshot: shot, figures }));
     }
     return out;
   } finally {
@@ -50,12 +52,22 @@ export async function inspectPages(
   }
 }
 
+/** What to save besides the measurements. */
+export interface DriverOptions {
+  /** A full-page PNG here, and the top of the page (up to the charts) as `…_charts.png`. */
+  screenshot?: string;
+  /** One PNG per chart figure in this folder (`figure-<id>.png`). */
+  figures?: string;
+  /** Viewport width in px (default 1400). */
+  width?: number;
+}
+
 type Browser = Awaited<ReturnType<typeof chromium.launch>>;
 
 async function inspect(
   browser: Browser,
   file: string,
-  opts: { screenshot?: string; width?: number },
+  opts: DriverOptions,
 ): Promise<PageReport> {
   const context = await browser.newContext({
     viewport: { width: opts.width ?? 1400, height: 1000 },
@@ -93,7 +105,75 @@ async function inspect(
         }
         return { id: c.id, width: c.width, height: c.height, painted, colored };
       });
+      // Readability: what each chart shows (from its Chart.js instance), what each figure and
+      // card holds, and whether anything sticks out of its box.
+      type ChartLike = {
+        width: number;
+        height: number;
+        chartArea: { left: number; right: number; top: number; bottom: number };
+        legend?: { legendItems?: unknown[]; lineWidths?: number[]; top: number; bottom: number };
+        data: { datasets: { label?: string; showLine?: boolean; data: unknown[] }[] };
+        getDatasetMeta(i: number): { data: { x: number; y: number }[]; hidden: boolean | null };
+      };
+      const getChart = (globalThis as unknown as {
+        Chart?: { getChart(c: HTMLCanvasElement): ChartLike | undefined };
+      }).Chart?.getChart;
+      const charts = [...document.querySelectorAll("canvas")].map((c) => {
+        const chart = getChart ? getChart(c) : undefined;
+        if (!chart) return { id: c.id, drawn: false, legend: null, datasets: [] };
+        const a = chart.chartArea;
+        const inside = (p: { x: number; y: number }) =>
+          Number.isFinite(p.x) && Number.isFinite(p.y) && p.x >= a.left - 1 &&
+          p.x <= a.right + 1 && p.y >= a.top - 1 && p.y <= a.bottom + 1;
+        const lg = chart.legend;
+        return {
+          id: c.id,
+          drawn: true,
+          legend: lg
+            ? {
+              items: lg.legendItems?.length ?? 0,
+              lines: lg.lineWidths?.length ?? 0,
+              belowPlot: lg.top >= a.bottom,
+              insideCanvas: lg.bottom <= chart.height + 1,
+            }
+            : null,
+          datasets: chart.data.datasets.map((ds, i) => ({
+            label: ds.label ?? "",
+            line: ds.showLine === true,
+            points: ds.data.length,
+            visiblePoints: chart.getDatasetMeta(i).data.filter(inside).length,
+          })),
+        };
+      });
+      const figureBoxes = [...document.querySelectorAll("figure.chart")].map((f) => {
+        const box = f.getBoundingClientRect();
+        const last = f.lastElementChild?.getBoundingClientRect();
+        return {
+          id: f.id,
+          hasCanvas: f.querySelector("canvas") !== null,
+          blankBelow: last ? Math.round(box.bottom - last.bottom) : Math.round(box.height),
+        };
+      });
+      const cards = [...document.querySelectorAll(".card, .stat, #headline li")].map((e) =>
+        (e.textContent ?? "").trim().length
+      );
+      const main = document.querySelector("main")?.getBoundingClientRect();
+      const overflowing = [...document.querySelectorAll("main *")]
+        .filter((e) => !e.closest(".panel"))
+        .filter((e) => {
+          const r = e.getBoundingClientRect();
+          return main !== undefined && r.width > 0 && r.right > main.right + 1;
+        })
+        .map((e) => `${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""}.${e.className}`);
       return {
+        readability: {
+          charts,
+          figures: figureBoxes,
+          cardTextLengths: cards,
+          overflowing,
+          pageOverflowsX: document.documentElement.scrollWidth > globalThis.innerWidth,
+          headline: document.getElementById("headline")?.textContent?.trim() ?? "",
+        },
         title: document.title,
         cardDevices: [...document.querySelectorAll(".card .device")].map((e) =>
           e.textContent ?? ""
@@ -106,7 +186,26 @@ async function inspect(
         pwned: (globalThis as unknown as { __pwned?: unknown }).__pwned ?? null,
       };
     });
-    if (opts.screenshot) await page.screenshot({ path: opts.screenshot, fullPage: true });
+    if (opts.screenshot) {
+      await page.screenshot({ path: opts.screenshot, fullPage: true });
+      // The part a reader sees first: the headline, summary and charts.
+      const top = await page.evaluate(() => {
+        const charts = document.getElementById("charts")?.getBoundingClientRect();
+        return charts ? Math.ceil(charts.bottom + globalThis.scrollY) : 0;
+      });
+      if (top > 0) {
+        await page.screenshot({
+          path: opts.screenshot.replace(/(\.png)?$/, "_charts.png"),
+          fullPage: true,
+          clip: { x: 0, y: 0, width: opts.width ?? 1400, height: top + 12 },
+        });
+      }
+    }
+    if (opts.figures) {
+      for (const id of await page.$$eval("figure.chart", (fs) => fs.map((f) => f.id))) {
+        await page.locator(`#${id}`).screenshot({ path: `${opts.figures}/${id}.png` });
+      }
+    }
     return { file, consoleErrors, pageErrors, failedRequests, ...measured };
   } finally {
     await context.close();
@@ -122,12 +221,15 @@ if (import.meta.main) {
     else files.push(a);
   }
   if (files.length === 0) {
-    console.error("usage: _browser_driver.ts REPORT.html... [--screenshot PNG] [--width PX]");
+    console.error(
+      "usage: _browser_driver.ts REPORT.html... [--screenshot PNG] [--figures DIR] [--width PX]",
+    );
     Deno.exit(2);
   }
   const width = flags.get("--width");
   const reports = await inspectPages(files, {
     screenshot: flags.get("--screenshot"),
+    figures: flags.get("--figures"),
     width: width ? Number(width) : undefined,
   });
   console.log(JSON.stringify(reports));

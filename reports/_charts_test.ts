@@ -1,6 +1,23 @@
-import { assert, assertAlmostEquals, assertEquals, assertStringIncludes } from "@std/assert";
+import {
+  assert,
+  assertAlmostEquals,
+  assertEquals,
+  assertMatch,
+  assertStringIncludes,
+} from "@std/assert";
 import { attainableTflops, buildCharts, type ChartSpec, speedupPairs } from "./_charts.ts";
-import { loadFixture, SAMPLE_H100_PATH, SAMPLE_PATH, sparseFixture } from "./_fixtures.ts";
+import {
+  DEFAULT_SWEEP_PATH,
+  H200_PATH,
+  loadFixture,
+  SAMPLE_H100_PATH,
+  SAMPLE_PATH,
+  sparseFixture,
+} from "./_fixtures.ts";
+import { pct, spread } from "./_chart_common.ts";
+import { headlines } from "./_headline.ts";
+import { fmtNum, isTimed } from "./_format.ts";
+import { percentile } from "../analysis/stats.ts";
 
 function chart(charts: ChartSpec[], id: string): ChartSpec {
   const c = charts.find((x) => x.id === id);
@@ -16,8 +33,10 @@ function series(c: ChartSpec, label: string) {
 
 Deno.test("every point of every chart is finite, and log axes get positive values", async () => {
   const results = [await loadFixture(SAMPLE_PATH), await loadFixture(SAMPLE_H100_PATH)];
-  for (const c of buildCharts(results, ["a", "b"])) {
+  const h200 = [await loadFixture(H200_PATH), await loadFixture(DEFAULT_SWEEP_PATH)];
+  for (const c of [...buildCharts(results, ["a", "b"]), ...buildCharts(h200, ["c", "d"])]) {
     for (const s of c.series) {
+      assert(s.points.length > 0, `${c.id}/${s.label} has no points but a legend entry`);
       for (const p of s.points) {
         assert(Number.isFinite(p.x) && Number.isFinite(p.y), `${c.id}/${s.label}`);
         if (c.x.scale !== "linear") assert(p.x > 0, `${c.id}/${s.label} x`);
@@ -77,7 +96,7 @@ Deno.test("roofline: roof from ceilings, tooltip gives the share of the roof", a
   assertEquals(roof.points[1]?.y, 0.21);
   const flash = series(c, "flash");
   const run = f.runs.find((r) => r.kernel === "flash" && r.n === 2048 && r.sweep === "n");
-  const p = flash.points.find((q) => q.tip.startsWith("n=2048"));
+  const p = flash.points.find((q) => q.tip.startsWith("N=2048"));
   assertAlmostEquals(p?.x ?? 0, (run?.flops ?? 0) / (run?.hbmBytes.modeled ?? 1), 1e-9);
   const share = (run?.tflops ?? 0) / attainableTflops(p?.x ?? 0, 14.8, 0.21);
   assertStringIncludes(p?.tip ?? "", `${Number((share * 100).toPrecision(2))}% of the attainable`);
@@ -116,13 +135,14 @@ Deno.test("density sweep: x is density, dense flash is the reference line", asyn
   const bs = series(c, "block-sparse (random)");
   assertEquals(bs.points.length, 6);
   assert(bs.points.every((p, i, a) => i === 0 || p.x > (a[i - 1]?.x ?? 0)));
-  const ref = series(c, "flash, dense (n=2048)");
+  const ref = series(c, "flash, dense (N=2048)");
   assertEquals(ref.points.map((p) => p.x), [0, 1]);
 });
 
 Deno.test("throughput overlays the peers; missing data leaves notes", async () => {
   const full = buildCharts([await loadFixture(SAMPLE_PATH)], ["x"]);
-  const peer = series(chart(full, "tflops"), "pytorch-sdpa (d=64, float32)");
+  const peer = series(chart(full, "tflops"), "pytorch-sdpa (peer)");
+  assert(peer.light, "peers are drawn lighter than ours");
   assertEquals(peer.points.map((p) => p.x), [512, 1024, 2048]); // 4096 errored
   const sparse = buildCharts([await sparseFixture()], ["x"]);
   assertEquals(chart(sparse, "block-size").series, []);
@@ -143,4 +163,102 @@ Deno.test("overlays: one line per file with its own dash and marker", async () =
   assertEquals(a.color, b.color);
   assert(a.marker !== b.marker && JSON.stringify(a.dash) !== JSON.stringify(b.dash));
   assertEquals(b.points.at(-1)?.x, 16384);
+});
+
+/** Small legends: one entry per kernel configuration and per line style. */
+const LEGEND_MAX = 8;
+
+Deno.test("default sweep and H200: one connected runtime line per kernel, small legends", async () => {
+  for (const path of [DEFAULT_SWEEP_PATH, H200_PATH]) {
+    const f = await loadFixture(path);
+    const charts = buildCharts([f], ["x"]);
+    const runtime = chart(charts, "runtime");
+    const kernels = [
+      ...new Set(f.runs.filter((r) => r.sweep === "n" && isTimed(r)).map((r) => r.kernel)),
+    ];
+    assertEquals(runtime.series.length, kernels.length, path);
+    for (const s of runtime.series) {
+      assert(s.line && s.points.length >= 2, `${path}: ${s.label} has ${s.points.length} points`);
+    }
+    // The default sweep changes batch with N; the line still spans every N that ran.
+    const flash = runtime.series.find((s) => s.group === "flash");
+    const flashNs = f.runs.filter((r) => r.kernel === "flash" && r.sweep === "n" && isTimed(r))
+      .map((r) => r.n);
+    assertEquals(flash?.points.map((p) => p.x), [...new Set(flashNs)].sort((a, b) => a - b));
+    for (const c of charts) {
+      assert(c.legend.length <= LEGEND_MAX, `${path}: ${c.id} legend has ${c.legend.length}`);
+      const covered = new Set(c.legend.flatMap((l) => l.series));
+      assertEquals(covered.size, c.series.length, `${c.id}: every series under a legend entry`);
+    }
+  }
+});
+
+Deno.test("runtime whiskers are p10–p90 of the samples and contain the median", async () => {
+  const f = await loadFixture(H200_PATH);
+  const runtime = chart(buildCharts([f], ["x"]), "runtime");
+  for (const s of runtime.series) {
+    for (const p of s.points) {
+      assert(p.lo !== undefined && p.hi !== undefined && p.lo <= p.y && p.y <= p.hi, s.label);
+    }
+  }
+  const run = f.runs.find((r) => r.kernel === "flash" && r.n === 4096 && isTimed(r));
+  const samples = run?.timeMs?.samples ?? [];
+  assert(samples.length >= 10);
+  const p = runtime.series.find((s) => s.group === "flash")?.points.find((q) => q.x === 4096);
+  assertEquals(p?.lo, percentile(samples, 0.1));
+  assertEquals(p?.hi, percentile(samples, 0.9));
+  assertEquals(spread({ min: 1, max: 9, samples: [1, 5, 9] }), { lo: 1, hi: 9, what: "min–max" });
+});
+
+Deno.test("IO story: time against modeled bytes and FLOPs, beside the ceilings' lines", async () => {
+  const f = await loadFixture(H200_PATH);
+  const charts = buildCharts([f], ["x"]);
+  const bytes = chart(charts, "io-bytes");
+  const run = f.runs.find((r) => r.kernel === "standard" && r.n === 512 && isTimed(r));
+  const p = series(bytes, "standard").points.find((q) => q.x === run?.hbmBytes.modeled);
+  assertEquals(p?.y, run?.timeMs?.median);
+  const line = series(bytes, "at the measured copy bandwidth");
+  const copy = f.ceilings?.copyGBs ?? 0;
+  for (const q of line.points) assertAlmostEquals(q.y, q.x / (copy * 1e6), 1e-12);
+  const flops = chart(charts, "io-flops");
+  const fma = series(flops, "at the measured FMA peak");
+  for (const q of fma.points) {
+    assertAlmostEquals(q.y, q.x / ((f.ceilings?.fmaTflops ?? 0) * 1e9), 1e-12);
+  }
+  assertEquals(series(flops, "flash").points.length, 7);
+});
+
+Deno.test("headline: speedup and byte ratio over standard at the largest common N", async () => {
+  const f = await loadFixture(H200_PATH);
+  const lines = headlines(f);
+  const std = f.runs.find((r) => r.kernel === "standard" && r.n === 1024 && isTimed(r))!;
+  const fl = f.runs.find((r) => r.kernel === "flash" && r.n === 1024 && isTimed(r))!;
+  const speed = fmtNum(std.timeMs!.median / fl.timeMs!.median, 2);
+  const fewer = fmtNum(std.hbmBytes.modeled / fl.hbmBytes.modeled, 2);
+  assertStringIncludes(lines[0] ?? "", `flash is ${speed}× faster than standard at N = 1024`);
+  assertStringIncludes(lines[0] ?? "", `moves ${fewer}× fewer bytes`);
+  assert(lines.some((l) => l.startsWith("Best throughput: ") && l.includes("of the measured FMA")));
+  assert(lines.some((l) => l.startsWith("standard does not fit the device at N = 2048")));
+});
+
+Deno.test("headline of the sweeps: block sizes against the IO model, sparse against dense", async () => {
+  const bs = headlines(
+    await loadFixture(H200_PATH.replace("results.json", "results-blocksize.json")),
+  );
+  assertEquals(bs.length, 1);
+  assertMatch(
+    bs[0] ?? "",
+    /^Block sizes, flash at N = 4096: fastest tile \d+×\d+ \(.+\) of the 3 timed; /,
+  );
+  const f = await loadFixture(H200_PATH.replace("results.json", "results-density.json"));
+  const dense = f.runs.find((r) => r.kernel === "flash" && r.n === 4096 && isTimed(r))!;
+  const sparse = f.runs.filter((r) => r.mask !== null && r.n === 4096 && isTimed(r))
+    .sort((a, b) => a.density - b.density)[0]!;
+  const ratio = fmtNum(dense.timeMs!.median / sparse.timeMs!.median);
+  assertStringIncludes(
+    headlines(f)[0] ?? "",
+    `Density, N = 4096: block-sparse at ${
+      pct(sparse.density)
+    } of the blocks runs ${ratio}× faster than dense flash`,
+  );
 });

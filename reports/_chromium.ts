@@ -24,6 +24,26 @@ export interface PageReport {
   canvases: { id: string; width: number; height: number; painted: number; colored: number }[];
   /** Set if an injected script or handler ran (the escaping tests plant `window.__pwned`). */
   pwned: unknown;
+  /** What a reader sees: per chart, its legend and lines; per figure, its blank space. */
+  readability: Readability;
+}
+
+/** The readability measurements of one page (see `browser_test.ts`). */
+export interface Readability {
+  charts: {
+    id: string;
+    /** Whether the canvas holds a Chart.js chart. */
+    drawn: boolean;
+    legend: { items: number; lines: number; belowPlot: boolean; insideCanvas: boolean } | null;
+    datasets: { label: string; line: boolean; points: number; visiblePoints: number }[];
+  }[];
+  figures: { id: string; hasCanvas: boolean; blankBelow: number }[];
+  /** Text length of every summary card, stat and headline paragraph. */
+  cardTextLengths: number[];
+  /** Elements outside scrolling panels that stick out of the page's main column. */
+  overflowing: string[];
+  pageOverflowsX: boolean;
+  headline: string;
 }
 
 /** Chromium's location: `$CHROMIUM_PATH`, else Debian's package path. */

@@ -36,6 +36,8 @@
         return scaled(v, 1024, ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]);
       case "ratio":
         return `${num(v)}×`;
+      case "flops":
+        return scaled(v, 1000, ["", "k", "M", "G", "T", "P", "E"]).trimEnd();
       default:
         return num(v);
     }
@@ -109,7 +111,7 @@
     borderColor: s.color,
     backgroundColor: s.color,
     borderDash: s.dash,
-    borderWidth: s.line ? 2 : 2.5,
+    borderWidth: s.light ? 1.5 : s.line ? 2 : 2.5,
     pointStyle: s.radius === 0 ? "line" : s.marker,
     pointRadius: s.radius,
     pointHoverRadius: s.radius + 3,
@@ -117,22 +119,149 @@
     tension: 0,
     fill: false,
     clip: false,
+    order: s.light ? 1 : 0,
   });
 
+  /** Draws each point's whisker (`lo`…`hi`, the spread of its samples) as a capped bar. */
+  const whiskers = {
+    id: "attnbenchWhiskers",
+    afterDatasetsDraw(chart) {
+      const ctx = chart.ctx;
+      chart.data.datasets.forEach((ds, i) => {
+        if (!chart.isDatasetVisible(i)) return;
+        const meta = chart.getDatasetMeta(i);
+        const scale = chart.scales[ds.yAxisID];
+        if (!scale) return;
+        ctx.save();
+        ctx.strokeStyle = ds.borderColor;
+        ctx.lineWidth = 1.5;
+        ctx.setLineDash([]);
+        ds.data.forEach((p, j) => {
+          const el = meta.data[j];
+          if (!el || typeof p.lo !== "number" || typeof p.hi !== "number") return;
+          const top = scale.getPixelForValue(p.hi);
+          const bottom = scale.getPixelForValue(p.lo);
+          if (!Number.isFinite(top) || !Number.isFinite(bottom)) return;
+          ctx.beginPath();
+          ctx.moveTo(el.x, top);
+          ctx.lineTo(el.x, bottom);
+          ctx.moveTo(el.x - 4, top);
+          ctx.lineTo(el.x + 4, top);
+          ctx.moveTo(el.x - 4, bottom);
+          ctx.lineTo(el.x + 4, bottom);
+          ctx.stroke();
+        });
+        ctx.restore();
+      });
+    },
+  };
+
+  const ICON_W = 30;
+
+  /** A legend icon: a short line in the item's dash (if it is a line) with its marker. */
+  const icon = (item) => {
+    const c = document.createElement("canvas");
+    c.width = ICON_W;
+    c.height = 14;
+    const ctx = c.getContext("2d");
+    if (!ctx) return "circle";
+    ctx.strokeStyle = item.color;
+    ctx.fillStyle = item.color;
+    ctx.lineWidth = 2;
+    const y = 7;
+    const x = ICON_W / 2;
+    if (item.line) {
+      ctx.setLineDash(item.dash);
+      ctx.beginPath();
+      ctx.moveTo(1, y);
+      ctx.lineTo(ICON_W - 1, y);
+      ctx.stroke();
+      ctx.setLineDash([]);
+    }
+    const r = 4;
+    ctx.beginPath();
+    switch (item.marker) {
+      case "triangle":
+        ctx.moveTo(x, y - r);
+        ctx.lineTo(x + r, y + r);
+        ctx.lineTo(x - r, y + r);
+        ctx.closePath();
+        ctx.fill();
+        break;
+      case "rect":
+        ctx.fillRect(x - r + 1, y - r + 1, 2 * r - 2, 2 * r - 2);
+        break;
+      case "rectRot":
+        ctx.moveTo(x, y - r);
+        ctx.lineTo(x + r, y);
+        ctx.lineTo(x, y + r);
+        ctx.lineTo(x - r, y);
+        ctx.closePath();
+        ctx.fill();
+        break;
+      case "crossRot":
+      case "cross":
+      case "star": {
+        const d = item.marker === "cross" ? 0 : r;
+        ctx.moveTo(x - d, y - r);
+        ctx.lineTo(x + d, y + r);
+        ctx.moveTo(x - r, y + d);
+        ctx.lineTo(x + r, y - d);
+        if (item.marker === "star") {
+          ctx.moveTo(x, y - r);
+          ctx.lineTo(x, y + r);
+        }
+        ctx.stroke();
+        break;
+      }
+      default:
+        if (item.line && item.dash.length > 0) break; // a reference line: no marker
+        ctx.arc(x, y, r - 0.5, 0, 2 * Math.PI);
+        ctx.fill();
+    }
+    return c;
+  };
+  /** The chart's own legend (a few entries: colours, then line styles) as Chart.js items. */
+  const legendItems = (spec) => {
+    const icons = spec.legend.map(icon);
+    return (chart) =>
+      spec.legend.map((item, index) => ({
+        text: item.label,
+        fillStyle: item.color,
+        strokeStyle: item.color,
+        lineWidth: 0,
+        pointStyle: icons[index],
+        hidden: item.series.every((i) => !chart.isDatasetVisible(i)),
+        fontColor: "#3b4350",
+        index,
+      }));
+  };
+
+  const toggle = (spec) => (_event, item, legend) => {
+    const chart = legend.chart;
+    const entry = spec.legend[item.index];
+    if (!entry) return;
+    const show = entry.series.every((i) => !chart.isDatasetVisible(i));
+    for (const i of entry.series) chart.setDatasetVisibility(i, show);
+    chart.update();
+  };
+
+  /** The values an axis must show: x or y of the points, and for y the whiskers' ends. */
   const values = (series, axisId, key) =>
     series.filter((s) => axisId === null || s.axis === axisId)
-      .flatMap((s) => s.points.map((p) => p[key]));
+      .flatMap((s) => s.points.flatMap((p) => key === "y" ? [p.y, p.lo, p.hi] : [p.x]))
+      .filter((v) => typeof v === "number");
 
   /** Grows the chart's box by the height its legend will take, so the plot keeps its size. */
-  const fitLegend = (wrap, series) => {
+  const fitLegend = (wrap, items) => {
     const ctx = document.createElement("canvas").getContext("2d");
     if (!wrap || !ctx) return;
     ctx.font = `12px ${Chart.defaults.font.family}`;
     const width = wrap.clientWidth - 20;
     let lines = 1;
     let used = 0;
-    for (const s of series) {
-      const w = ctx.measureText(s.label).width + 32;
+    for (const s of items) {
+      const w = ctx.measureText(s.label).width + 44;
       if (used > 0 && used + w > width) {
         lines++;
         used = 0;
@@ -145,7 +274,7 @@
   const draw = (spec) => {
     const canvas = document.getElementById(`chart-${spec.id}`);
     if (!canvas || spec.series.length === 0) return null;
-    fitLegend(canvas.parentElement, spec.series);
+    fitLegend(canvas.parentElement, spec.legend);
     const scales = {
       x: axis(spec.x, "bottom", values(spec.series, null, "x"), true),
       y: axis(spec.y, "left", values(spec.series, "y", "y"), true),
@@ -154,6 +283,7 @@
     return new Chart(canvas, {
       type: "scatter",
       data: { datasets: spec.series.map(dataset) },
+      plugins: [whiskers],
       options: {
         animation: false,
         responsive: true,
@@ -163,7 +293,14 @@
         plugins: {
           legend: {
             position: "bottom",
-            labels: { usePointStyle: true, boxWidth: 8, boxHeight: 8, padding: 12 },
+            onClick: toggle(spec),
+            labels: {
+              usePointStyle: true,
+              pointStyleWidth: ICON_W,
+              boxHeight: 12,
+              padding: 12,
+              generateLabels: legendItems(spec),
+            },
           },
           tooltip: {
             callbacks: {

@@ -6,6 +6,7 @@
  */
 
 import { parseResults } from "../analysis/results_io.ts";
+import { kernelCatalog } from "../kernels/catalog.ts";
 import type { ResultsFile } from "../core/schema.ts";
 
 /** The fallback-adapter sample (all sweeps, ceilings, peers, a skipped and a failed run). */
@@ -14,6 +15,12 @@ export const SAMPLE_PATH: string =
 /** A second device (H100), for overlays. */
 export const SAMPLE_H100_PATH: string =
   new URL("../testdata/reports/sample_results_h100.json", import.meta.url).pathname;
+
+/** A default `deno task bench` sweep recorded on llvmpipe (the fallback adapter's defaults). */
+export const DEFAULT_SWEEP_PATH: string =
+  new URL("../testdata/reports/default_sweep_llvmpipe.json", import.meta.url).pathname;
+/** The committed H200 results (d64 sweep with the PyTorch peers) that `docs/h200/` shows. */
+export const H200_PATH: string = new URL("../docs/h200/results.json", import.meta.url).pathname;
 
 /**
  * Reads and validates a fixture (a fresh copy each call, so tests may mutate it).
@@ -25,7 +32,7 @@ export const SAMPLE_H100_PATH: string =
  * ```
  */
 export async function loadFixture(path: string): Promise<ResultsFile> {
-  return parseResults(await Deno.readTextFile(path), path);
+  return parseResults(await Deno.readTextFile(path), path, kernelCatalog());
 }
 
 /** A string that breaks out of a `<script>` and injects markup if anything fails to escape it. */

@@ -182,3 +182,36 @@ export function isTimed(
   return r.status === "ok" && r.timeMs !== null && typeof r.timeMs === "object" &&
     Number.isFinite(r.timeMs.median) && r.timeMs.median > 0;
 }
+
+/** PCI / Vulkan vendor ids of the GPU makers an adapter may report as a number. */
+const VENDOR_IDS: Record<number, string> = {
+  0x1002: "AMD",
+  0x1010: "Imagination",
+  0x106b: "Apple",
+  0x10de: "NVIDIA",
+  0x13b5: "Arm",
+  0x14e4: "Broadcom",
+  0x5143: "Qualcomm",
+  0x8086: "Intel",
+  0x10005: "Mesa",
+};
+
+/**
+ * An adapter's vendor as a person reads it: a name as given, a numeric id (what some drivers
+ * report) as `Name (0x…)` when known, else as hex.
+ *
+ * @example
+ * ```ts
+ * import { fmtVendor } from "./_format.ts";
+ * console.assert(fmtVendor("65541") === "Mesa (0x10005)" && fmtVendor("nvidia") === "nvidia");
+ * console.assert(fmtVendor("4660") === "0x1234");
+ * ```
+ */
+export function fmtVendor(vendor: string): string {
+  const v = vendor.trim();
+  if (!/^(\d+|0x[0-9a-f]+)$/i.test(v)) return v;
+  const id = Number(v);
+  const hex = `0x${id.toString(16)}`;
+  const name = VENDOR_IDS[id];
+  return name ? `${name} (${hex})` : hex;
+}

@@ -63,6 +63,8 @@ const CSV_COLUMNS = [
   "footprint_bytes",
   "max_rel_error",
   "warnings",
+  "sram_bytes",
+  "theoretical_density",
 ] as const;
 
 type Cell = string | number | boolean | null | undefined;
@@ -118,6 +120,8 @@ function csvRow(file: number, f: ResultsFile, r: RunRecord): Cell[] {
     r.footprintBytes,
     r.maxRelError,
     (r.warnings ?? []).join("; "),
+    b?.sramBytes,
+    b?.theoreticalDensity,
   ];
 }
 

@@ -2,7 +2,8 @@
  * The HTML report: one self-contained file (Chart.js, styles, script and data inlined) that
  * opens offline in any browser. The page is assembled from flat section functions below, each
  * computing its values first and then filling one small template; the chart arithmetic is in
- * `_charts.ts`, the browser-side drawing in `_client.js`, the styles in `_report.css`.
+ * `_charts.ts` (one `_chart_*.ts` per chart family), the headline sentences in `_headline.ts`,
+ * the browser-side drawing in `_client.js`, the styles in `_report.css`.
  *
  * Safety: every string that comes from a results file is escaped by the `markup` tag; the data
  * travels as JSON in a `<script type="application/json">` element with `<`, `>` and `&` written
@@ -19,6 +20,9 @@ import { allKernels, isSparseKernel } from "../kernels/registry.ts";
 import clientSource from "./_client.js" with { type: "text" };
 import cssSource from "./_report.css" with { type: "text" };
 import { buildCharts, type ChartSpec, speedupPairs } from "./_charts.ts";
+import { peerDtypeMatches } from "./_chart_throughput.ts";
+import { headlines } from "./_headline.ts";
+import { DENSE_KERNEL, kernelStyle } from "./_kernel_style.ts";
 import { CHARTJS_VERSION, chartJsSource } from "./_chartjs.ts";
 import {
   deviceName,
@@ -29,6 +33,7 @@ import {
   fmtMs,
   fmtNum,
   fmtTile,
+  fmtVendor,
   isTimed,
 } from "./_format.ts";
 import { jsonForScript, markup, raw, type SafeHtml } from "./_html.ts";
@@ -76,7 +81,7 @@ function stat(value: string, key: string): SafeHtml {
 function highlights(f: ResultsFile): SafeHtml[] {
   const best = f.runs.filter(isTimed).filter((r) => r.tflops !== null)
     .sort((a, b) => (b.tflops ?? 0) - (a.tflops ?? 0))[0];
-  const flash = speedupPairs([f]).filter((p) => !isSparseKernel(p.run.kernel))
+  const flash = speedupPairs([f]).filter((p) => p.run.kernel === DENSE_KERNEL)
     .sort((a, b) => b.speedup - a.speedup)[0];
   const c = f.ceilings;
   const runs = `runs; ${count(f.runs, "skipped")} skipped, ${count(f.runs, "failed")} failed`;
@@ -85,12 +90,10 @@ function highlights(f: ResultsFile): SafeHtml[] {
     out.push(stat(`${fmtNum(best.tflops ?? 0)} TFLOP/s`, `best: ${best.kernel}, N=${best.n}`));
   }
   if (flash) {
-    out.push(
-      stat(
-        `${fmtNum(flash.speedup)}×`,
-        `${flash.run.kernel} over ${flash.base.kernel}, best at N=${flash.run.n}`,
-      ),
-    );
+    const over = `${kernelStyle(flash.run.kernel).label} over ${
+      kernelStyle(flash.base.kernel).label
+    }`;
+    out.push(stat(`${fmtNum(flash.speedup)}×`, `${over}, best at N=${flash.run.n}`));
   }
   if (c && c.copyGBs !== null && c.fmaTflops !== null) {
     out.push(stat(`${fmtNum(c.copyGBs)} GB/s`, `copy; FMA peak ${fmtNum(c.fmaTflops)} TFLOP/s`));
@@ -100,7 +103,8 @@ function highlights(f: ResultsFile): SafeHtml[] {
 
 function summaryCard(f: ResultsFile, index: number, label: string, multi: boolean): SafeHtml {
   const d = f.device;
-  const va = [d.vendor, d.architecture].filter((s) => s && s.trim() !== "").join(" · ");
+  const va = [fmtVendor(d.vendor ?? ""), d.architecture].filter((s) => s && s.trim() !== "")
+    .join(" · ");
   const argv = Array.isArray(f.config?.argv) ? (f.config.argv as unknown[]).map(String) : null;
   const vendor = va ? markup`<span class="badge">${va}</span>` : NONE;
   const fallback = d.isFallbackAdapter
@@ -131,6 +135,18 @@ function summaryCard(f: ResultsFile, index: number, label: string, multi: boolea
 </section>`;
 }
 
+function headlineBlock(results: ResultsFile[], labels: string[]): SafeHtml {
+  const multi = results.length > 1;
+  const blocks = results.map((f, i) => {
+    const lines = headlines(f);
+    if (lines.length === 0) return NONE;
+    const who = multi ? markup`<p><strong>${labels[i] ?? ""}</strong></p>` : NONE;
+    return markup`${who}<ul>${lines.map((l) => markup`<li>${l}</li>`)}</ul>`;
+  });
+  if (results.every((f) => headlines(f).length === 0)) return NONE;
+  return markup`<section class="headline" id="headline">${blocks}</section>`;
+}
+
 function header(results: ResultsFile[], labels: string[], title: string): SafeHtml {
   const multi = results.length > 1;
   const runs = results.reduce((s, f) => s + f.runs.length, 0);
@@ -153,6 +169,7 @@ function header(results: ResultsFile[], labels: string[], title: string): SafeHt
   <nav class="toc">
     <a href="#charts">Charts</a>${peers}<a href="#devices">Devices</a><a href="#runs">All runs</a>
   </nav>
+  ${headlineBlock(results, labels)}
   <div class="cards">${cards}</div>
   ${callout}
 </header>`;
@@ -161,47 +178,45 @@ function header(results: ResultsFile[], labels: string[], title: string): SafeHt
 // ---------------------------------------------------------------------------------------------
 // Charts: a figure per chart; the page script draws into the canvases.
 
+/** A chart's figure; charts without data are not drawn (see {@linkcode chartsSection}). */
 function figure(c: ChartSpec): SafeHtml {
-  const empty = c.series.length === 0;
-  const canvas = empty ? NONE : markup`<div class="canvas-wrap">
-    <canvas id="chart-${c.id}" role="img" aria-label="${c.title}"></canvas>
-  </div>`;
   const notes = c.notes.map((n) => markup`<p class="note">${n}</p>`);
-  return markup`<figure class="chart${empty ? " empty" : ""}" id="figure-${c.id}">
+  return markup`<figure class="chart" id="figure-${c.id}">
   <h3>${c.title}</h3>
-  ${canvas}
+  <div class="canvas-wrap">
+    <canvas id="chart-${c.id}" role="img" aria-label="${c.title}"></canvas>
+  </div>
   ${notes}
   <figcaption>${c.caption}</figcaption>
 </figure>`;
 }
 
 function chartsSection(charts: ChartSpec[], labels: string[]): SafeHtml {
-  const kernels = "Colours are kernels: standard red, flash blue, block-sparse green.";
+  const colours = "Colour is the kernel configuration; line style says what a line is (see " +
+    "each legend). Hover a point for its numbers, click a legend entry to hide its lines.";
   const styles = labels.map((l, i) =>
     markup`${i > 0 ? "; " : ""}<strong>${l}</strong>: ${FILE_STYLE[i % 4]}`
   );
   const key = labels.length > 1
-    ? markup`<p class="subtitle">Line styles tell the results files apart: ${styles}. ${kernels}</p>`
-    : markup`<p class="subtitle">${kernels} Hover a point for its numbers.</p>`;
+    ? markup`<p class="subtitle">${colours} Where one configuration comes from several results
+  files, they are told apart by ${styles}.</p>`
+    : markup`<p class="subtitle">${colours}</p>`;
+  const drawn = charts.filter((c) => c.series.length > 0);
+  const missing = charts.filter((c) => c.series.length === 0).map((c) => c.title);
+  const left = missing.length === 0 ? NONE : markup`<p class="subtitle left-out">Not drawn, for
+  lack of data in these results: ${missing.join("; ")}.</p>`;
   return markup`<section id="charts">
   <h2>Charts</h2>
   ${key}
   <div class="charts">
-    ${charts.map(figure)}
+    ${drawn.map(figure)}
   </div>
+  ${left}
 </section>`;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Peers: their rows beside our best run of each kernel at the same shape.
-
-function dtypeMatches(peer: string, ours: string): boolean {
-  const p = peer.toLowerCase();
-  if (/bf16|bfloat/.test(p)) return false; // no WGSL counterpart
-  if (/16|half/.test(p)) return ours === "f16";
-  if (/32|float$|single/.test(p)) return ours === "f32";
-  return true;
-}
 
 /** Our best timed run per kernel at the peer's n, d and masking; B·H and dtype preferred. */
 function peerMatches(f: ResultsFile, p: PeerRecord): Map<string, RunRecord> {
@@ -213,7 +228,7 @@ function peerMatches(f: ResultsFile, p: PeerRecord): Map<string, RunRecord> {
   for (const k of allKernels().map((k) => k.name)) {
     const mine = same.filter((r) => r.kernel === k);
     const exact = mine.filter((r) =>
-      r.batch * r.heads === p.batchHeads && dtypeMatches(p.dtype, r.dtype)
+      r.batch * r.heads === p.batchHeads && peerDtypeMatches(p.dtype, r.dtype)
     );
     const pick = (exact.length > 0 ? exact : mine)
       .sort((a, b) => (b.tflops ?? 0) - (a.tflops ?? 0))[0];
@@ -257,7 +272,9 @@ function peerRow(f: ResultsFile, p: PeerRecord, kernels: readonly string[]): Saf
 function peersTable(f: ResultsFile, label: string, multi: boolean): SafeHtml {
   const kernels = allKernels().map((k) => k.name)
     .filter((k) => f.runs.some((r) => r.kernel === k && isTimed(r)));
-  const heads = kernels.map((k) => markup`<th class="num wrap">${k}<br>TFLOP/s (× peer)</th>`);
+  const heads = kernels.map((k) =>
+    markup`<th class="num wrap">${kernelStyle(k).label}<br>TFLOP/s (× peer)</th>`
+  );
   const rows = (f.peers ?? []).map((p) => peerRow(f, p, kernels));
   const title = multi ? markup`<h3>${label}</h3>` : NONE;
   return markup`${title}
@@ -306,6 +323,15 @@ function ceilingText(f: ResultsFile, what: "copy" | "fma" | "launch" | "clock"):
   return `${fmtNum(v)} ${{ copy: "GB/s", fma: "TFLOP/s", launch: "µs" }[what]}`;
 }
 
+/** The M (bytes) the file's theoretical counts assumed, from its runs' `hbmBytes.sramBytes`. */
+function sramText(f: ResultsFile): string {
+  const values = [...new Set(f.runs.map((r) => r.hbmBytes?.sramBytes))];
+  const known = values.filter((v): v is number => typeof v === "number").sort((a, b) => a - b);
+  if (known.length === 0) return "not recorded (file written before M was recorded)";
+  const text = known.map((v) => `${fmtMem(v)} (${v} B)`).join(", ");
+  return values.length > known.length ? `${text}; not recorded for some runs` : text;
+}
+
 function devicesSection(results: ResultsFile[], labels: string[]): SafeHtml {
   const multi = results.length > 1;
   const row = (name: string, cell: (f: ResultsFile, i: number) => SafeHtml | string) =>
@@ -326,7 +352,7 @@ function devicesSection(results: ResultsFile[], labels: string[]): SafeHtml {
   };
   const rows = [
     row("Description", (f) => f.device.description || "—"),
-    row("Vendor", (f) => f.device.vendor || "—"),
+    row("Vendor", (f) => fmtVendor(f.device.vendor ?? "") || "—"),
     row("Architecture", (f) => f.device.architecture || "—"),
     row("Device id", (f) => f.device.device || "—"),
     row("Fallback adapter", fallback),
@@ -334,6 +360,7 @@ function devicesSection(results: ResultsFile[], labels: string[]): SafeHtml {
     row("FMA peak", (f) => ceilingText(f, "fma")),
     row("Launch overhead", (f) => ceilingText(f, "launch")),
     row("Clock", (f) => ceilingText(f, "clock")),
+    row("IO model M (theoretical bytes)", sramText),
     ...limitKeys.map((k) => row(k, limit(k))),
     row("Features", features),
   ];

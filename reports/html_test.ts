@@ -98,8 +98,10 @@ Deno.test("every chart has data for the full sample; none is empty", async () =>
   const data = dataOf(page);
   assertEquals(data.charts.map((c) => c.id), [
     "runtime",
-    "tflops",
     "speedup",
+    "io-bytes",
+    "io-flops",
+    "tflops",
     "bytes",
     "roofline",
     "footprint",
@@ -119,13 +121,16 @@ Deno.test("every chart has data for the full sample; none is empty", async () =>
   assertStringIncludes(page, "d3dc20d7c4e1");
 });
 
-Deno.test("charts without data are replaced by a note, not an empty canvas", async () => {
+Deno.test("charts without data are not drawn: one line names them, no empty card", async () => {
   const page = renderHtml([await sparseFixture()]);
   for (const id of ["block-size", "density"]) {
-    assertMatch(page, new RegExp(`<figure class="chart empty" id="figure-${id}">`));
+    assert(!page.includes(`id="figure-${id}"`), `${id} should have no figure`);
     assert(!page.includes(`<canvas id="chart-${id}"`), `${id} should have no canvas`);
   }
-  assertStringIncludes(page, "No runs of the &quot;block-size&quot; sweep in these results.");
+  assertMatch(
+    page,
+    /Not drawn, for\s+lack of data in these results: Block-size sweep; Density sweep/,
+  );
   assertStringIncludes(page, "no measured ceilings, so no roof is drawn");
   assertStringIncludes(page, "No counted bytes");
   assert(!page.includes('<section id="peers">'));
@@ -178,4 +183,15 @@ Deno.test("markup escapes interpolations; jsonForScript round-trips", () => {
   const json = jsonForScript(value);
   assert(!/[<>&\u2028\u2029]/.test(json));
   assertEquals(JSON.parse(json), value);
+});
+
+Deno.test("the devices table states the M the theoretical bytes assumed, or that it is unknown", async () => {
+  const old = await loadFixture(SAMPLE_PATH);
+  assert(old.runs.every((r) => r.hbmBytes.sramBytes === undefined), "the fixture predates M");
+  assertStringIncludes(renderHtml([old]), "not recorded (file written before M was recorded)");
+  const recorded = await loadFixture(SAMPLE_PATH);
+  for (const r of recorded.runs) r.hbmBytes.sramBytes = 32768;
+  const page = renderHtml([recorded]);
+  assertStringIncludes(page, "IO model M (theoretical bytes)");
+  assertMatch(page, /IO model M \(theoretical bytes\)<\/th><td>[^<]*\(32768 B\)<\/td>/);
 });

@@ -15,4 +15,5 @@
  */
 
 export { type HtmlOptions, renderHtml } from "./html.ts";
+export { fmtMs, fmtNum, fmtVendor } from "./_format.ts";
 export { type BenchmarkEntry, toCsv, toGithubActionBenchmark, toMarkdown } from "./export.ts";

@@ -18,10 +18,10 @@ import {
   type ShapeOptions,
   shapeOptions,
 } from "../flags.ts";
-import { type MeasureOptions, measureRun, type RunSpec } from "../bench_runner.ts";
+import { maskTooLarge, type MeasureOptions, measureSweep, type RunSpec } from "../bench_runner.ts";
+import { progressText, summaryLines } from "../bench_summary.ts";
 import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
-import { formatTable } from "../../analysis/table.ts";
-import { loadTuned, tunedKey } from "../tuned.ts";
+import { readTuned, tunedFor, tunedKey } from "../tuned.ts";
 import { VERSION } from "../version.ts";
 import {
   type PeerRecord,
@@ -29,13 +29,14 @@ import {
   type ResultsFile,
   type RunRecord,
 } from "../../core/schema.ts";
-import { writeFileAtomic } from "../../analysis/results_io.ts";
+import { checkOutputPaths, readInputFile, writeFileSet } from "../../analysis/results_io.ts";
+import { checkResults, validatePeerLine } from "../../analysis/validate.ts";
+import { kernelCatalog } from "../../kernels/catalog.ts";
 import { AttentionKernels } from "../../kernels/attention.ts";
 import { measureCeilings } from "../../kernels/ceilings.ts";
 import { openGpu, requireDtype } from "../../kernels/gpu.ts";
 import type { AttentionShape, Tiles } from "../../core/shapes.ts";
 import type { Kernel } from "../../kernels/kernel.ts";
-import { findKernel } from "../../kernels/registry.ts";
 import { renderHtml, toCsv, toGithubActionBenchmark, toMarkdown } from "../../reports/mod.ts";
 
 const GPU_NS = [256, 512, 1024, 2048, 4096, 8192, 16384];
@@ -107,7 +108,10 @@ export const benchCommand: Command = {
       io.out(HELP);
       return 0;
     }
+    // User kernels first: the shape flags' --kernels and the tuned file may name them.
+    await loadKernelModules(kernelModulePaths(flags));
     const str = (k: string) => (typeof flags[k] === "string" ? flags[k] as string : undefined);
+    // Every flag, the output paths and the input files are checked before the GPU is opened.
     const sweep = (str("sweep") ?? "n") as SweepKind;
     if (!["n", "block-size", "density"].includes(sweep)) {
       throw new UsageError(`--sweep must be n, block-size or density, got "${sweep}"`);
@@ -120,22 +124,33 @@ export const benchCommand: Command = {
     }
     const measure: Omit<MeasureOptions, "sramBytes" | "warmupMs"> = {
       warmup: str("warmup") === undefined ? 3 : nonNegativeInt(str("warmup")!, "--warmup"),
-      reps: str("reps") === undefined ? 20 : parsePositiveInt(str("reps")!, "--reps"),
+      reps: str("reps") === undefined ? 20 : parsePositiveInt(str("reps")!, "--reps", MAX_REPS),
       minTimeMs: str("min-time") === undefined ? 0 : positiveNumber(str("min-time")!, "--min-time"),
       countIo: flags["count-io"] === true,
       verify: flags.verify === true,
     };
-    const blockSizes = parseSizeList(str("block-sizes") ?? "16,32,64,128", "--block-sizes");
+    const blockSizes = parseSizeList(
+      str("block-sizes") ?? "16,32,64,128",
+      "--block-sizes",
+      MAX_BLOCK_SIZE,
+    );
     const densities = (str("densities") ?? "1,0.5,0.25,0.125,0.0625").split(",").map((x) =>
       parseFraction(x.trim(), "--densities")
     );
     const warmupMsText = str("warmup-ms");
     const warmupMsFlag = warmupMsText === undefined
       ? undefined
-      : nonNegativeInt(warmupMsText, "--warmup-ms");
-    const outDir = str("out") ?? "out";
+      : nonNegativeInt(warmupMsText, "--warmup-ms", MAX_MS);
+    // The shape flags' values, checked now; the defaults depend on the adapter (below).
+    shapeOptions(flags, { ns: [], batch: 0, heads: 1 });
+    if (str("out") === "") throw new UsageError("--out needs a value; see attnbench bench --help");
+    const outDir = (str("out") ?? "out").replace(/(.)\/+$/, "$1");
+    const noReport = flags["no-report"] === true;
+    checkOutputPaths(outputNames(exports, noReport).map((f) => `${outDir}/${f}`), "--out", {
+      createDirs: true,
+    });
     const peers = str("peers") === undefined ? undefined : await readPeers(str("peers")!);
-    await loadKernelModules(kernelModulePaths(flags));
+    const tunedFile = await readTuned(str("tuned"));
 
     const gpu = await openGpu();
     const fallback = gpu.info.isFallbackAdapter;
@@ -146,12 +161,18 @@ export const benchCommand: Command = {
     });
     requireDtype(gpu, o.dtype);
     if (fallback) {
+      // Say which defaults were chosen for the fallback adapter, and only those.
+      const chosen = [
+        flags.n === undefined ? `--n ${FALLBACK_NS[0]}..${FALLBACK_NS.at(-1)}` : "",
+        flags.heads === undefined ? `--heads ${FALLBACK_HEADS}` : "",
+        flags.batch === undefined ? `batch·N = ${FALLBACK_TOKENS} tokens` : "",
+      ].filter((x) => x !== "");
       io.err(
         `fallback (software) adapter "${gpu.info.description}": timings say nothing about a ` +
-          `GPU; using a small default sweep`,
+          `GPU${chosen.length > 0 ? `; small defaults for it: ${chosen.join(", ")}` : ""}`,
       );
     }
-    const tuned = await loadTuned(str("tuned"), gpu.info);
+    const tuned = tunedFor(tunedFile, gpu.info);
     const kernels = new AttentionKernels(gpu);
     // A kernel may use another's tuned tiles (block-sparse is the flash program with a mask).
     const tilesFor = (kernel: Kernel, shape: AttentionShape): Tiles =>
@@ -161,23 +182,45 @@ export const benchCommand: Command = {
           : tuned?.[tunedKey(kernel.tunedLike, shape.dtype, shape.d)]) ??
         kernels.defaultTiles(kernel, shape);
     const specs = planRuns(o, sweep, { blockSizes, densities, fallback, tilesFor });
-
-    await Deno.mkdir(outDir, { recursive: true }).catch((e) => {
-      throw new UsageError(`cannot create --out ${outDir}: ${(e as Error).message}`);
-    });
+    for (const spec of specs) {
+      const why = maskTooLarge(spec);
+      if (why) {
+        gpu.device.destroy();
+        throw new UsageError(why);
+      }
+    }
 
     const sramBytes = gpu.device.limits.maxComputeWorkgroupStorageSize;
     const warmupMs = warmupMsFlag ?? (fallback ? 0 : 200);
     let ceilings = null;
     if (flags["no-ceilings"] !== true) {
       io.progress("measuring device ceilings (copy, FMA, launch)");
-      ceilings = await measureCeilings(gpu, { quick: fallback });
+      // A GPU fault here leaves the ceilings unmeasured (null); the sweep then judges the device.
+      const c = await measureCeilings(gpu, { quick: fallback }).catch((e) => {
+        if (e instanceof UsageError) throw e;
+        io.err(`warning: device ceilings not measured: ${String(e?.message ?? e).split("\n")[0]}`);
+        return null;
+      });
+      // A ceiling that came out NaN, infinite or negative (noise) was not measured: null.
+      const finite = (x: number | null) => (x !== null && Number.isFinite(x) && x >= 0 ? x : null);
+      ceilings = c && {
+        ...c,
+        copyGBs: finite(c.copyGBs),
+        fmaTflops: finite(c.fmaTflops),
+        launchOverheadUs: finite(c.launchOverheadUs),
+      };
     }
-    const runs: RunRecord[] = [];
-    for (const [i, spec] of specs.entries()) {
-      io.progress(progressBar(i, specs.length, `${spec.kernel.name} n=${spec.shape.n}`));
-      runs.push(await measureRun(kernels, spec, { ...measure, sramBytes, warmupMs }));
-    }
+    const started = performance.now();
+    const runs = await measureSweep(kernels, specs, { ...measure, sramBytes, warmupMs }, {
+      onRun: (i, spec) => {
+        const { shape, tiles } = spec;
+        const label = `${spec.kernel.name} n=${shape.n} b×h=${shape.batch}×${shape.heads} ` +
+          `tile ${tiles.br}x${tiles.bc}`;
+        io.progress(
+          progressText(i, specs.length, label, performance.now() - started, io.isTerminal),
+        );
+      },
+    });
     io.progress("");
 
     const results: ResultsFile = {
@@ -193,28 +236,52 @@ export const benchCommand: Command = {
       ...(peers ? { peers } : {}),
     };
     gpu.device.destroy();
+    // What is written must read back: a NaN or an infinity here is a bug, not a result.
+    checkResults(results, kernelCatalog());
 
-    const written = await writeOutputs(results, outDir, exports, flags["no-report"] === true);
+    const written = await writeOutputs(results, outDir, exports, noReport);
     if (flags.json) {
       io.out(JSON.stringify(results, null, 2));
     } else {
       printSummary(results, io);
       for (const path of written) io.err(`wrote ${path}`);
     }
-    return 0;
+    // A run that failed (wrong output, kernel or device error) fails the command; its reason
+    // and the finished runs are in the files.
+    return runs.some((r) => r.status === "failed") ? 1 : 0;
   },
 };
 
-function nonNegativeInt(text: string, flag: string): number {
-  if (!/^\d+$/.test(text)) throw new UsageError(`${flag} must be an integer ≥ 0, got "${text}"`);
-  return Number(text);
+/** Largest `--reps`, `--warmup`; largest `--min-time` and `--warmup-ms` (one hour). */
+const MAX_REPS = 1_000_000;
+const MAX_MS = 3_600_000;
+/** Largest query-block size `--block-sizes` takes (threads per workgroup cap it anyway). */
+const MAX_BLOCK_SIZE = 1024;
+
+/** The file names one bench writes into `--out`, in order. */
+function outputNames(exports: string[], noReport: boolean): string[] {
+  return [
+    "results.json",
+    ...(noReport ? [] : ["report.html"]),
+    ...(exports.includes("csv") ? ["results.csv"] : []),
+    ...(exports.includes("markdown") ? ["results.md"] : []),
+    ...(exports.includes("gab") ? ["benchmark.json"] : []),
+  ];
 }
 
-function positiveNumber(text: string, flag: string): number {
+function nonNegativeInt(text: string, flag: string, max = MAX_REPS): number {
+  if (!/^\d+$/.test(text)) throw new UsageError(`${flag} must be an integer ≥ 0, got "${text}"`);
+  const v = Number(text);
+  if (v > max) throw new UsageError(`${flag} must be at most ${max}, got ${text}`);
+  return v;
+}
+
+function positiveNumber(text: string, flag: string, max = MAX_MS): number {
   const v = Number(text);
   if (text.trim() === "" || !(v > 0) || !Number.isFinite(v)) {
     throw new UsageError(`${flag} must be a positive number, got "${text}"`);
   }
+  if (v > max) throw new UsageError(`${flag} must be at most ${max}, got ${text}`);
   return v;
 }
 
@@ -301,39 +368,25 @@ function blockSizeTiles(base: Tiles, br: number): Tiles {
   return { ...base, br, rm };
 }
 
-function progressBar(done: number, total: number, label: string): string {
-  const width = 24;
-  const fill = Math.round((done / total) * width);
-  return `[${"#".repeat(fill)}${".".repeat(width - fill)}] ${done}/${total} ${label}`;
-}
-
 async function readPeers(path: string): Promise<PeerRecord[]> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readInputFile(path);
   } catch (e) {
     throw new UsageError(`cannot read --peers ${path}: ${(e as Error).message}`);
   }
-  return text.split("\n").filter((l) => l.trim().startsWith("{")).map((line, i) => {
-    let row: Record<string, unknown>;
+  const records: PeerRecord[] = [];
+  text.split("\n").forEach((line, i) => {
+    if (line.trim() === "") return;
+    let row: unknown;
     try {
       row = JSON.parse(line);
     } catch {
       throw new UsageError(`--peers ${path}: line ${i + 1} is not JSON`);
     }
-    return {
-      backend: String(row.backend),
-      n: Number(row.n),
-      d: Number(row.d),
-      batchHeads: Number(row.batch_heads),
-      dtype: String(row.dtype),
-      causal: Boolean(row.causal),
-      ms: typeof row.ms === "number" ? row.ms : null,
-      tflops: typeof row.tflops === "number" ? row.tflops : null,
-      gpu: String(row.gpu ?? ""),
-      ...(typeof row.error === "string" ? { error: row.error } : {}),
-    };
+    records.push(validatePeerLine(row, `--peers ${path}`, i + 1));
   });
+  return records;
 }
 
 async function gitCommit(): Promise<string | null> {
@@ -351,78 +404,27 @@ async function gitCommit(): Promise<string | null> {
   }
 }
 
-/** Renders everything first, then writes each file atomically: no half-written report. */
+/** Renders everything first, then writes the set all or nothing (see `writeFileSet`). */
 async function writeOutputs(
   results: ResultsFile,
   outDir: string,
   exports: string[],
   noReport: boolean,
 ): Promise<string[]> {
-  const files: [string, string][] = [
-    [`${outDir}/results.json`, JSON.stringify(results, null, 2) + "\n"],
-  ];
-  if (!noReport) files.push([`${outDir}/report.html`, renderHtml([results])]);
-  if (exports.includes("csv")) files.push([`${outDir}/results.csv`, toCsv([results])]);
-  if (exports.includes("markdown")) files.push([`${outDir}/results.md`, toMarkdown([results])]);
-  if (exports.includes("gab")) {
-    files.push([
-      `${outDir}/benchmark.json`,
-      JSON.stringify(toGithubActionBenchmark([results]), null, 2) + "\n",
-    ]);
-  }
-  for (const [path, text] of files) await writeFileAtomic(path, text);
+  const render: Record<string, () => string> = {
+    "results.json": () => JSON.stringify(results, null, 2) + "\n",
+    "report.html": () => renderHtml([results]),
+    "results.csv": () => toCsv([results]),
+    "results.md": () => toMarkdown([results]),
+    "benchmark.json": () => JSON.stringify(toGithubActionBenchmark([results]), null, 2) + "\n",
+  };
+  const files = outputNames(exports, noReport).map((name) =>
+    [`${outDir}/${name}`, render[name]!()] as const
+  );
+  await writeFileSet(files, { createDirs: true });
   return files.map(([p]) => p);
 }
 
 function printSummary(results: ResultsFile, io: Output): void {
-  const c = results.ceilings;
-  io.out(
-    `device: ${results.device.description}${results.device.isFallbackAdapter ? " (fallback)" : ""}`,
-  );
-  if (c) {
-    io.out(
-      `ceilings: copy ${c.copyGBs?.toFixed(1)} GB/s, FMA ${c.fmaTflops?.toFixed(2)} TFLOP/s, ` +
-        `launch ${c.launchOverheadUs?.toFixed(1)} µs (${c.clock})`,
-    );
-  }
-  const rows = results.runs.map((r) => [
-    r.kernel,
-    r.dtype,
-    String(r.n),
-    String(r.d),
-    `${r.batch}×${r.heads}`,
-    r.causal ? "causal" : "",
-    findKernel(r.kernel)?.sparse ? r.density.toFixed(3) : "",
-    `${r.tile.br}x${r.tile.bc}`,
-    r.status === "ok" ? r.timeMs!.median.toPrecision(4) : r.status,
-    r.tflops === null ? "" : r.tflops.toFixed(2),
-    (r.hbmBytes.modeled / 1e6).toPrecision(4),
-    r.achievedGBs === null ? "" : r.achievedGBs.toFixed(0),
-    r.maxRelError === null ? "" : r.maxRelError.toExponential(1),
-  ]);
-  const header = [
-    "kernel",
-    "dtype",
-    "n",
-    "d",
-    "b×h",
-    "mask",
-    "density",
-    "tile",
-    "median ms",
-    "TFLOP/s",
-    "HBM MB",
-    "GB/s",
-    "rel err",
-  ];
-  for (const line of formatTable(header, rows)) io.out(line);
-  for (const r of results.runs) {
-    if (r.status !== "ok") io.out(`${r.kernel} n=${r.n}: ${r.status}: ${r.reason}`);
-    if (r.passes) {
-      const parts = r.passes.map((p) =>
-        `${p.name} ${p.medianMs.toPrecision(3)} ms (${p.achievedGBs.toFixed(0)} GB/s)`
-      );
-      io.out(`${r.kernel} n=${r.n} passes: ${parts.join(", ")}`);
-    }
-  }
+  for (const line of summaryLines(results)) io.out(line);
 }

@@ -8,8 +8,11 @@
 
 import { parseArgs } from "@std/cli/parse-args";
 import { compareResults, renderMarkdown, renderTable } from "../../analysis/compare.ts";
-import { readResults, writeFileAtomic } from "../../analysis/results_io.ts";
+import { checkOutputPaths, readResults, writeFileSet } from "../../analysis/results_io.ts";
+import { refuseRepeated } from "../flags.ts";
 import { UsageError } from "../../core/errors.ts";
+import { kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
+import { kernelCatalog } from "../../kernels/catalog.ts";
 import type { Output } from "../output.ts";
 
 /** The threshold when `--threshold` is not given, in percent. */
@@ -32,6 +35,8 @@ Options:
   --json                   print the report as JSON instead of a table
   --markdown FILE          also write the report as Markdown (e.g. $GITHUB_STEP_SUMMARY)
   --save-baseline FILE     after comparing, write the current results to FILE (only that path)
+  --kernel-module PATH     know the Kernels a module exports (repeatable): runs of a kernel of
+                           your own are refused as unknown without its module
   -h, --help               show this help
 
 Verdicts:
@@ -42,9 +47,11 @@ Verdicts:
                "not judged" with --no-timing
   bytes        any increase of hbmBytes.modeled, hbmBytes.counted or footprintBytes fails
   correctness  maxRelError above the tolerance (f32 1e-4, f16 1e-2) fails
+  lost checks  a maxRelError or byte count the baseline has and the current run lacks fails
   status       a run ok in the baseline but skipped, failed or missing now fails
 
-Exit codes: 0 no regression, 1 regression, 2 bad input (flag, unreadable or invalid file).`;
+Exit codes: 0 no regression, 1 regression, 2 bad input (flag, unreadable or invalid file: every
+field is checked against the schema), 3 internal error (a bug).`;
 
 /**
  * Parses `--threshold`: a non-negative number of percent, with or without a `%` sign ("5%"
@@ -65,6 +72,7 @@ export function parseThreshold(text: string): number {
   }
   const pct = Number(m[1]);
   if (pct < 0) throw new UsageError(`--threshold must not be negative, got ${text}`);
+  if (!(pct <= 10000)) throw new UsageError(`--threshold must be at most 10000%, got ${text}`);
   if (m[2] === "" && pct > 0 && pct < 1) {
     const asFraction = Number((pct * 100).toPrecision(12));
     throw new UsageError(
@@ -86,19 +94,29 @@ type CheckFlags = { help: true } | {
   noTiming: boolean;
   markdown: string | null;
   saveBaseline: string | null;
+  kernelModules: string[];
 };
 
 function parseFlags(args: string[]): CheckFlags {
+  const strings = ["baseline", "current", "threshold", "markdown", "save-baseline"];
+  refuseRepeated("check", args, strings);
+  args.forEach((arg, i) => {
+    const prev = args[i - 1] ?? "";
+    if (/^-\d/.test(arg) && strings.includes(prev.slice(2))) {
+      throw new UsageError(`${prev} must not be negative, got ${arg}`);
+    }
+  });
   const parsed = parseArgs(args, {
-    string: ["baseline", "current", "threshold", "markdown", "save-baseline"],
+    string: ["baseline", "current", "threshold", "markdown", "save-baseline", "kernel-module"],
     boolean: ["json", "allow-device-mismatch", "no-timing", "help"],
+    collect: ["kernel-module"],
     alias: { h: "help" },
     unknown: (arg: string) => {
       const isFlag = arg.startsWith("-") && !/^-[\d.]/.test(arg);
       throw new UsageError(
         isFlag
-          ? `check: unknown flag ${arg.split("=")[0]}; see attnbench check --help`
-          : `check: unexpected argument ${arg}; files are given with --baseline and --current`,
+          ? `unknown flag ${arg.split("=")[0]}; see attnbench check --help`
+          : `unexpected argument ${arg}; files are given with --baseline and --current`,
       );
     },
   });
@@ -107,14 +125,14 @@ function parseFlags(args: string[]): CheckFlags {
     const value: unknown = parsed[flag];
     if (value === undefined) return null;
     if (typeof value !== "string" || value === "") {
-      throw new UsageError(`check: --${flag} needs a FILE; see attnbench check --help`);
+      throw new UsageError(`--${flag} needs a FILE; see attnbench check --help`);
     }
     return value;
   };
   const requiredPath = (flag: string): string => {
     const value = optionalPath(flag);
     if (value === null) {
-      throw new UsageError(`check: --${flag} FILE is required; see attnbench check --help`);
+      throw new UsageError(`--${flag} FILE is required; see attnbench check --help`);
     }
     return value;
   };
@@ -129,6 +147,7 @@ function parseFlags(args: string[]): CheckFlags {
     noTiming: parsed["no-timing"] === true,
     markdown: optionalPath("markdown"),
     saveBaseline: optionalPath("save-baseline"),
+    kernelModules: kernelModulePaths(parsed),
   };
 }
 
@@ -138,8 +157,14 @@ async function run(args: string[], io: Output): Promise<number> {
     io.out(HELP);
     return 0;
   }
-  const baseline = await readResults(flags.baseline);
-  const current = await readResults(flags.current);
+  const outputs = [flags.markdown, flags.saveBaseline].filter((p): p is string => p !== null);
+  if (flags.markdown !== null && flags.markdown === flags.saveBaseline) {
+    throw new UsageError(`--markdown and --save-baseline are the same file ${flags.markdown}`);
+  }
+  checkOutputPaths(outputs, "output");
+  await loadKernelModules(flags.kernelModules);
+  const baseline = await readResults(flags.baseline, kernelCatalog());
+  const current = await readResults(flags.current, kernelCatalog());
   const report = compareResults(baseline, current, {
     thresholdPct: flags.thresholdPct,
     allowDeviceMismatch: flags.allowDeviceMismatch,
@@ -148,12 +173,15 @@ async function run(args: string[], io: Output): Promise<number> {
   for (const warning of report.warnings) io.err(`warning: ${warning}`);
   if (flags.json) io.out(JSON.stringify(report, null, 2));
   else renderTable(report).forEach((line) => io.out(line));
-  if (flags.markdown !== null) {
-    await writeFileAtomic(flags.markdown, renderMarkdown(report));
-    io.err(`wrote ${flags.markdown}`);
-  }
+  // Both outputs or neither.
+  const files: [string, string][] = [];
+  if (flags.markdown !== null) files.push([flags.markdown, renderMarkdown(report)]);
   if (flags.saveBaseline !== null) {
-    await writeFileAtomic(flags.saveBaseline, JSON.stringify(current, null, 2) + "\n");
+    files.push([flags.saveBaseline, JSON.stringify(current, null, 2) + "\n"]);
+  }
+  await writeFileSet(files);
+  if (flags.markdown !== null) io.err(`wrote ${flags.markdown}`);
+  if (flags.saveBaseline !== null) {
     io.err(
       `saved ${flags.current} as the baseline ${flags.saveBaseline}` +
         (report.regressed ? " (even though it regressed)" : ""),

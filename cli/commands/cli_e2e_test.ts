@@ -13,6 +13,7 @@
 
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { parseResults } from "../../analysis/results_io.ts";
+import { kernelCatalog } from "../../kernels/catalog.ts";
 import { RESULTS_SCHEMA } from "../../core/schema.ts";
 import type { DeviceRecord } from "../../core/schema.ts";
 
@@ -45,10 +46,19 @@ const show = (r: Run) => `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r
 /** A stack frame, or Deno's report of an uncaught error: what a user's mistake must not show. */
 const STACK = /^\s+at |error: Uncaught|\bat (file|ext):|\.ts:\d+:\d+/m;
 
+/**
+ * The stderr lines the tool itself printed. A foreign library may add its own noise (Mesa's
+ * `error: XDG_RUNTIME_DIR is invalid or not set` on some machines), which tests must not
+ * depend on; Deno's report of an uncaught error counts as the tool's.
+ */
+function toolLines(stderr: string): string[] {
+  return stderr.split("\n").filter((l) => /^(attnbench\b|error: Uncaught)/.test(l));
+}
+
 /** Exit 2, exactly one line on stderr mentioning `text`, no stack, nothing on stdout. */
 function assertUsageError(r: Run, text: string, what: string): void {
   assertEquals(r.code, 2, `${what}\n${show(r)}`);
-  const lines = r.stderr.split("\n").filter((l) => l !== "");
+  const lines = toolLines(r.stderr);
   assertEquals(lines.length, 1, `${what}: one line on stderr expected\n${show(r)}`);
   assertMatch(lines[0]!, /^attnbench( \w+)?: /, what);
   assertStringIncludes(lines[0]!, text, what);
@@ -201,10 +211,15 @@ Deno.test({
     await withTempDir(async (out) => {
       const r = await attnbench([
         ...["bench", "--kernels", "standard", "--n", String(n), "--heads", "1", "--batch", "1"],
-        ...["--reps", "1", "--no-ceilings", "--no-report", "--out", out],
+        ...["--reps", "1", "--no-ceilings", "--no-report", "--out", out, "--quiet"],
       ]);
       assertEquals(r.code, 0, show(r));
-      const results = parseResults(await Deno.readTextFile(`${out}/results.json`), "results.json");
+      assert(!/^bench \d+\/\d+:/m.test(r.stderr), `--quiet: no progress lines\n${show(r)}`);
+      const results = parseResults(
+        await Deno.readTextFile(`${out}/results.json`),
+        "results.json",
+        kernelCatalog(),
+      );
       assertEquals(results.runs.length, 1);
       const run = results.runs[0]!;
       assertEquals([run.kernel, run.n, run.status], ["standard", n, "skipped"]);
@@ -238,9 +253,20 @@ Deno.test({
       ]);
       assertEquals(r.code, 0, show(r));
       assert(!STACK.test(r.stderr), show(r));
+      // stderr is a pipe here: plain progress lines, one per run, naming the run.
+      assertMatch(r.stderr, /^bench 1\/6: standard n=16 b×h=\d+×\d+ tile \d+x\d+$/m, show(r));
+      assertMatch(r.stderr, /^bench 6\/6: block-sparse n=33 .* left\)$/m, show(r));
+      // The user gave the sizes: no word of default sizes.
+      assert(!r.stderr.includes("--n 64..512"), show(r));
+      // The summary: spread, and how much faster than standard.
+      assertMatch(
+        r.stdout,
+        /^ {2}flash ran [\d.]+ ± [\d.]+ times (faster|slower) than standard at N = 33$/m,
+      );
+      assertMatch(r.stdout, /^block-sparse .* random 25% .* ± .* … /m, show(r));
 
       const json = await Deno.readTextFile(`${out}/results.json`);
-      const results = parseResults(json, "results.json");
+      const results = parseResults(json, "results.json", kernelCatalog());
       assertEquals(results.schema, RESULTS_SCHEMA);
       assertEquals(results.device.description, device!.description);
       assertEquals(results.ceilings, null, "--no-ceilings");
@@ -260,6 +286,18 @@ Deno.test({
         assert(run.hbmBytes.modeled > 0, what);
         assert(run.maxRelError !== null && run.maxRelError <= 1e-4, `${what}: ${run.maxRelError}`);
         assertEquals(run.timeMs?.samples.length, 3, what);
+        // Every parameter of the theoretical count is recorded; the floor holds; whole bytes.
+        assertEquals(
+          run.hbmBytes.sramBytes,
+          device!.limits.maxComputeWorkgroupStorageSize,
+          `${what}: M recorded`,
+        );
+        const s = run.hbmBytes.theoreticalDensity;
+        assert(s !== undefined && s > 0 && s <= 1, `${what}: s ${s}`);
+        if (run.kernel !== "block-sparse") assertEquals(s, 1, what);
+        assert(Number.isInteger(run.hbmBytes.theoretical), `${what}: ${run.hbmBytes.theoretical}`);
+        assert(run.hbmBytes.modeled >= run.hbmBytes.lowerBound, `${what}: modeled ≥ lower bound`);
+        assert(run.hbmBytes.theoretical >= run.hbmBytes.lowerBound, `${what}: theoretical ≥ floor`);
       }
 
       const html = await Deno.readTextFile(`${out}/report.html`);

@@ -7,6 +7,7 @@
 import { parseCommandFlags } from "../flags.ts";
 import type { Command } from "../command.ts";
 import { describeAdapter, FEATURE_NAMES, requestAdapter } from "../../kernels/gpu.ts";
+import { fmtVendor } from "../../reports/mod.ts";
 
 const HELP = `attnbench devices — the WebGPU adapter Deno finds, its limits and features
 
@@ -35,7 +36,7 @@ export const devicesCommand: Command = {
     }
     const rows: [string, string][] = [
       ["description", info.description || "(none)"],
-      ["vendor", info.vendor || "(none)"],
+      ["vendor", fmtVendor(info.vendor) || "(none)"],
       ["architecture", info.architecture || "(none)"],
       ["device", info.device || "(none)"],
       ["fallback adapter", info.isFallbackAdapter ? "yes (software: correct but slow)" : "no"],

@@ -63,8 +63,12 @@ ${KERNEL_MODULE_HELP}
 
 Columns: tiles br×bc each kernel runs with; theoretical, the paper's count for M; query-outer,
 our flash loop order's count with its br; modeled, the exact bytes our kernels move with their
-tiles (each kernel's plan, kernels/<name>/mod.ts); block-sparse uses its real mask (--mask, --density, --seed) on its
-tiles and reports the density that mask reaches.
+tiles (each kernel's plan, kernels/<name>/mod.ts); lower bound, the compulsory bytes.
+block-sparse uses its real mask (--mask, --density, --seed) on its tiles and reports the density
+that mask reaches; its theoretical count visits Algorithm 5's Br×Bc blocks holding an entry of
+that mask, and its lower bound counts only the rows the mask uses. With --causal every column
+skips what lies above the diagonal. bench uses the adapter's maxComputeWorkgroupStorageSize as M
+and records it.
 Bytes are HBM reads plus writes of all batch·heads heads, in decimal units (1 MB = 10^6 B).
 Formulas and sources: analysis/IO_MODEL.md.`;
 
@@ -72,6 +76,9 @@ function stringFlag(raw: RawFlags, name: string): string | undefined {
   const v = raw[name];
   return typeof v === "string" ? v : undefined;
 }
+
+/** Largest `--br`, `--bc` and `--block-sizes` (a workgroup has at most 1024 threads anyway). */
+const MAX_TILE_EDGE = 1024;
 
 /**
  * Turns the command's arguments into {@linkcode ModelOptions}, or `"help"` for `--help`.
@@ -100,7 +107,9 @@ export function parseModelArgs(args: string[]): ModelOptions | "help" {
   });
   const size = (flag: string): number | null => {
     const text = stringFlag(raw, flag);
-    return text === undefined ? null : parsePositiveInt(text, `--${flag}`);
+    return text === undefined
+      ? null
+      : parsePositiveInt(text, `--${flag}`, flag === "sram" ? 2 ** 40 : MAX_TILE_EDGE);
   };
   const sramBytes = size("sram") ?? MODEL_DEFAULTS.sramBytes;
   const e = dtypeBytes(shape.dtype);
@@ -115,7 +124,7 @@ export function parseModelArgs(args: string[]): ModelOptions | "help" {
     sramBytes,
     blockSizes: blockSizesText === undefined
       ? null
-      : parseSizeList(blockSizesText, "--block-sizes"),
+      : parseSizeList(blockSizesText, "--block-sizes", MAX_TILE_EDGE),
     br: size("br"),
     bc: size("bc"),
     json: raw.json === true,

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { shapeAt, type ShapeOptions } from "../flags.ts";
+import { UsageError } from "../../core/errors.ts";
+import { maskGridProblem, shapeAt, type ShapeOptions } from "../flags.ts";
 import {
   arithmeticIntensity,
   ceilDiv,
@@ -175,15 +176,22 @@ export interface KernelModel {
   kernel: string;
   /** Tiles modeled, or null when none fits M. */
   tiles: Tiles | null;
-  /** s used for this kernel: the mask's real density for sparse kernels, 1 otherwise. */
+  /**
+   * s of the kernel's FLOPs: the density its mask reaches on its own tiles for sparse kernels, 1
+   * otherwise (the theoretical count's s, on Algorithm 5's grid, is `theoretical.density`).
+   */
   density: number;
   /** Block-sparse's mask; null for the other kernels and when there are no tiles. */
   mask: MaskModel | null;
   theoretical: TheoreticalTraffic;
-  /** Query-outer loop-order count with the kernel's br (flash's idealized count), bytes. */
+  /**
+   * Query-outer loop-order count with the kernel's br (flash's idealized count), bytes; when
+   * causal, each query block reads only the keys up to its last row.
+   */
   queryOuterBytes: number | null;
   /** The kernels' modeled bytes, or null when not wired in or without tiles. */
   modeledBytes: number | null;
+  /** Compulsory bytes; for a sparse kernel only the rows its mask uses. */
   lowerBoundBytes: number;
   flops: number;
   /** FLOPs per byte of theoretical and of modeled traffic. */
@@ -250,15 +258,23 @@ export interface ModelReport {
  */
 export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
   const tiles = opts.kernels.map((kernel) => chooseTiles(kernel, opts));
+  const elements = Math.floor(opts.sramBytes / dtypeBytes(opts.dtype));
+  const block = ceilDiv(elements, 4 * opts.d);
   const sizes = opts.ns.map((n): SizeModel => {
     const shape = shapeAt(opts, n);
     const kernels = opts.kernels.map((kernel, i): KernelModel => {
       const t = tiles[i]?.tiles ?? null;
       // Without tiles the kernel could not run; its buffers and the paper's count are still
-      // shown (on one n×n tile), a sparse kernel's mask and footprint are not (no grid).
+      // shown, planned on Algorithm 1's Br × Bc blocks (a sparse kernel's theoretical count then
+      // builds the mask on that grid); its mask and a sparse kernel's footprint are not.
+      const planTiles = t ?? { br: Math.min(block, opts.d), bc: block, rm: 1, tx: 1 };
+      const tooLarge = kernel.sparse
+        ? maskGridProblem(kernel.name, n, planTiles.br, planTiles.bc)
+        : null;
+      if (tooLarge) throw new UsageError(tooLarge);
       const plan = kernel.plan({
         shape,
-        tiles: t ?? { br: n, bc: n, rm: 1, tx: 1 },
+        tiles: planTiles,
         mask: { kind: opts.mask, density: opts.density, seed: opts.seed },
       });
       const blockMask = t === null ? null : plan.mask;
@@ -309,9 +325,6 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
     };
   });
 
-  const elements = Math.floor(opts.sramBytes / dtypeBytes(opts.dtype));
-  const block = ceilDiv(elements, 4 * opts.d);
-
   let blockSizes: ModelReport["blockSizes"] = null;
   if (opts.blockSizes !== null) {
     const bs = opts.blockSizes;
@@ -324,7 +337,6 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
           blocks: ceilDiv(n, b),
           flashTheoreticalBytes: flashAttentionBytes(shape, {
             sramBytes: opts.sramBytes,
-            density: 1,
             bc: b,
             br: b,
           }).bytes,

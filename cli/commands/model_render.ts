@@ -44,7 +44,8 @@ export function renderModel(report: ModelReport): string[] {
       `${attention}${sparse}`,
   );
   lines.push(
-    `M = ${sram.bytes} bytes = ${sram.elements} ${sram.dtype} elements; ` +
+    `M = ${sram.bytes} bytes = ${sram.elements} ${sram.dtype} elements (--sram; bench uses the ` +
+      `adapter's maxComputeWorkgroupStorageSize and records it as hbmBytes.sramBytes); ` +
       `Algorithm 1: Bc = ⌈M/4d⌉ = ${sram.bc}, Br = min(⌈M/4d⌉, d) = ${sram.br}`,
   );
   const bySram = c.tiles.some((t) => t.source === "sram");
@@ -62,6 +63,21 @@ export function renderModel(report: ModelReport): string[] {
     `HBM bytes read + written by all heads, decimal units (1 MB = 10^6 B); ` +
       `query-outer uses flash's br; FLOP/B on theoretical bytes`,
   );
+  if (c.causal) {
+    lines.push(
+      `causal: every column skips what lies above the diagonal: theoretical and the block-size ` +
+        `table Algorithm 1's blocks wholly above it, query-outer the keys past each query ` +
+        `block's last row, modeled our kernels' key blocks on their own tiles`,
+    );
+  }
+  const sparseKernels = c.kernels.filter(isSparseKernel);
+  if (sparseKernels.length > 0) {
+    lines.push(
+      `${sparseKernels.join(", ")}: theoretical visits Algorithm 5's Br×Bc blocks that hold an ` +
+        `entry of the mask (s on that grid below); lower bound: only the rows of Q, K, V, O the ` +
+        `mask uses`,
+    );
+  }
   for (const size of report.sizes) {
     const flashBr = size.kernels.find((k) => k.queryOuterBytes !== null)?.tiles?.br;
     // flash and block-sparse share M, Bc, Br, Tc and the causal fraction.
@@ -108,7 +124,8 @@ export function renderModel(report: ModelReport): string[] {
       if (k.mask === null) continue;
       lines.push(
         `${k.kernel} mask: s = ${k.mask.density.toFixed(3)} reached, ${k.mask.nnz} of ` +
-          `${k.mask.blocks} blocks kept (target ${k.mask.targetDensity})`,
+          `${k.mask.blocks} blocks kept (target ${k.mask.targetDensity}); on Algorithm 5's ` +
+          `${k.theoretical.br}×${k.theoretical.bc} grid s = ${k.theoretical.density.toFixed(3)}`,
       );
     }
     const r = size.standardOverFlash;
@@ -124,7 +141,8 @@ export function renderModel(report: ModelReport): string[] {
     lines.push(
       "",
       `HBM traffic vs block size at N = ${bs.n} (paper Figure 2, middle): ` +
-        `flash theoretical with Bc = Br = B, query-outer with br = B`,
+        `flash theoretical with Bc = Br = B, query-outer with br = B` +
+        (c.causal ? ` (both skip what lies above the diagonal)` : ""),
     );
     lines.push(
       ...formatTable(

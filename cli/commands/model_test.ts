@@ -216,7 +216,13 @@ Deno.test("--json: parses, same numbers as the table", async () => {
     blocks: 512,
   });
   assertEquals([std!.mask, fl!.mask], [null, null]);
-  assertEquals(bs!.theoretical.bytes, (131072 + 0.25 * 22 * 200704) * 64);
+  // Algorithm 5 on its 48 × 48 grid visits the blocks holding an entry of the 64 × 32 mask:
+  // 2Nd + passRows · (3d + 4) elements a head, whole bytes, s measured on that grid.
+  const passRows = bs!.theoretical.passRows!;
+  assertEquals(bs!.theoretical.bytes, (131072 + passRows * 196) * 64);
+  assert(Number.isInteger(bs!.theoretical.bytes));
+  assert(bs!.theoretical.density >= 0.25 && bs!.theoretical.density <= 1);
+  assertEquals(fl!.theoretical.passRows, 22 * 1024);
   assertEquals(std!.lowerBoundBytes, 4 * 1024 * 64 * 4 * 16);
   assertEquals(std!.flops, 4 * 16 * 1024 * 1024 * 64);
   assertEquals(bs!.flops, std!.flops / 4);
@@ -493,4 +499,37 @@ Deno.test("--mask and --seed: the block-sparse mask is the one makeMask builds",
   const io = captureOutput();
   await modelCommand.run(["--n", "512", "--mask", "local", "--seed", "5"], io);
   assert(io.stdout[0]?.includes("block-sparse local mask (seed 5) of target density s = 0.25"));
+});
+
+Deno.test("block-sparse at low density: modeled and theoretical stay above the lower bound", async () => {
+  // The case of issue 15: one kept 64 × 32 block of 32; K and V blocks the mask never uses are
+  // not read, so the floor counts only the rows the mask uses (here 64 queries, 32 keys).
+  const args = ["--n", "256", "--kernels", "block-sparse", "--density", "0.01", "--heads", "1"];
+  const r = await runJson(args);
+  const bs = r.sizes[0]!.kernels[0]!;
+  assertEquals(bs.mask?.nnz, 1);
+  assertEquals(bs.lowerBoundBytes, 2 * 64 * (64 + 32) * 4);
+  assert(bs.modeledBytes! >= bs.lowerBoundBytes, `${bs.modeledBytes} < ${bs.lowerBoundBytes}`);
+  assert(bs.theoretical.bytes >= bs.lowerBoundBytes);
+  assert(Number.isInteger(bs.theoretical.bytes));
+  // A 64-row block spans 2 of the 48-row blocks, a 32-key block 1 or 2 of the 48-key blocks:
+  // Algorithm 5 visits 2 or 4 of its 6 × 6 blocks.
+  assert([2, 4].includes(Math.round(bs.theoretical.density * 36)), `${bs.theoretical.density}`);
+});
+
+Deno.test("--causal: theoretical, query-outer and the block-size table all skip masked blocks", async () => {
+  const r = await runJson(["--n", "1024", "--causal", "--kernels", "flash", "--block-sizes", "64"]);
+  const fl = r.sizes[0]!.kernels[0]!;
+  // query-outer with br = 64: query block i reads keys 0 .. 64(i+1) − 1: Σ = 64 · (1 + … + 16)
+  const keyRows = 64 * (16 * 17) / 2;
+  assertEquals(fl.queryOuterBytes, (2 * 1024 * 64 + 2 * 64 * keyRows) * 4 * 16 + 1024 * 4 * 16);
+  // our kernel with 64 × 32 tiles skips the same keys: modeled is query-outer + uniform reads
+  assertEquals(fl.modeledBytes, fl.queryOuterBytes! + 16 * 16 * 16);
+  const row = r.blockSizes![0]!.rows[0]!;
+  assertEquals(row.queryOuterBytes, fl.queryOuterBytes);
+  // Bc = Br = 64: Σⱼ (N − 64j) = 64 · (16 + … + 1) rows of the Tc term
+  assertEquals(row.flashTheoreticalBytes, (131072 + 64 * 136 * 196) * 64);
+  const io = captureOutput();
+  await modelCommand.run(["--n", "1024", "--causal", "--kernels", "flash"], io);
+  assert(io.stdout.some((l) => l.startsWith("causal: every column skips")), io.stdout.join("\n"));
 });

@@ -6,9 +6,12 @@
  */
 
 import { parseArgs } from "@std/cli/parse-args";
-import { readResults, writeFileAtomic } from "../../analysis/results_io.ts";
+import { checkOutputPaths, readResults, writeFileAtomic } from "../../analysis/results_io.ts";
+import { refuseRepeated } from "../flags.ts";
 import type { ResultsFile } from "../../core/schema.ts";
 import { UsageError } from "../../core/errors.ts";
+import { kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
+import { kernelCatalog } from "../../kernels/catalog.ts";
 import type { Output } from "../output.ts";
 import { renderHtml } from "../../reports/html.ts";
 import { toCsv, toGithubActionBenchmark, toMarkdown } from "../../reports/export.ts";
@@ -39,6 +42,10 @@ Options:
       --title T      the HTML report's title (default: the device names)
       --label L      legend label of the next results file, in order (repeatable;
                      default: device name and date)
+      --kernel-module PATH
+                     know the Kernels a module exports (repeatable): runs of a kernel of
+                     your own are refused as unknown without its module; with it they are
+                     drawn in the kernel's own style
   -h, --help         show this help
 
 Examples:
@@ -103,13 +110,16 @@ export const reportCommand = {
   summary: "render saved results files as an HTML report (or CSV, Markdown, benchmark JSON)",
   help: HELP,
   async run(args: string[], io: Output): Promise<number> {
+    refuseRepeated("report", args, ["out", "title", "format"], { o: "out" });
     const flags = parseArgs(args, {
-      string: ["_", "out", "title", "format", "label"],
+      string: ["_", "out", "title", "format", "label", "kernel-module"],
       boolean: ["help"],
-      collect: ["label"],
+      collect: ["label", "kernel-module"],
       alias: { h: "help", o: "out" },
       unknown: (arg: string, key?: string) => {
-        if (key !== undefined) throw new UsageError(`report: unknown option ${arg}; see --help`);
+        if (key !== undefined) {
+          throw new UsageError(`unknown option ${arg}; see attnbench report --help`);
+        }
         return true;
       },
     });
@@ -134,8 +144,10 @@ export const reportCommand = {
         throw new UsageError(`--out ${out} is one of the input files; pick another name`);
       }
     }
+    checkOutputPaths([out], "--out");
+    await loadKernelModules(kernelModulePaths(flags));
     const results: ResultsFile[] = [];
-    for (const input of inputs) results.push(await readResults(input));
+    for (const input of inputs) results.push(await readResults(input, kernelCatalog()));
     const text = render(format, results, title, labels);
     await writeFileAtomic(out, text);
     const runs = results.reduce((s, r) => s + r.runs.length, 0);

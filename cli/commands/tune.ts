@@ -16,7 +16,14 @@ import {
 } from "../flags.ts";
 import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
 import { formatTable } from "../../analysis/table.ts";
-import { DEFAULT_TUNED_PATH, saveTuned, type TunedEntry, tunedKey } from "../tuned.ts";
+import {
+  DEFAULT_TUNED_PATH,
+  readTunedFile,
+  saveTuned,
+  type TunedEntry,
+  tunedKey,
+} from "../tuned.ts";
+import { checkOutputPaths } from "../../analysis/results_io.ts";
 import { AttentionKernels, prepareAttention } from "../../kernels/attention.ts";
 import { checkAgainstReference } from "../../kernels/check.ts";
 import { openGpu, requireDtype } from "../../kernels/gpu.ts";
@@ -85,11 +92,18 @@ export const tuneCommand: Command = {
     }
     await loadKernelModules(kernelModulePaths(flags));
     const str = (k: string) => (typeof flags[k] === "string" ? flags[k] as string : undefined);
-    const reps = str("reps") === undefined ? 10 : parsePositiveInt(str("reps")!, "--reps");
+    const reps = str("reps") === undefined
+      ? 10
+      : parsePositiveInt(str("reps")!, "--reps", 1_000_000);
     const maxCandidates = str("max-candidates") === undefined
       ? Infinity
       : parsePositiveInt(str("max-candidates")!, "--max-candidates");
     const out = str("out") ?? DEFAULT_TUNED_PATH;
+    // Flags, the output path and the file to add to are checked before the GPU is opened.
+    const given = shapeOptions(flags, { ns: [1], batch: 0, heads: 1 });
+    if (given.ns.length !== 1) throw new UsageError("tune takes one --n");
+    checkOutputPaths([out], "--out");
+    await readTunedFile(out, false);
     const gpu = await openGpu();
     const fallback = gpu.info.isFallbackAdapter;
     const o = shapeOptions(flags, {

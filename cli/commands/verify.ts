@@ -5,11 +5,23 @@
  */
 
 import type { Command } from "../command.ts";
-import { parseCommandFlags, SHAPE_HELP, shapeAt, shapeOptions } from "../flags.ts";
+import { UsageError } from "../../core/errors.ts";
+import {
+  parseCommandFlags,
+  SHAPE_HELP,
+  shapeAt,
+  type ShapeOptions,
+  shapeOptions,
+} from "../flags.ts";
 import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
 import { formatTable } from "../../analysis/table.ts";
-import { AttentionKernels, prepareAttention } from "../../kernels/attention.ts";
+import {
+  AttentionKernels,
+  prepareAttention,
+  type PreparedAttention,
+} from "../../kernels/attention.ts";
 import { checkAgainstReference, countRun } from "../../kernels/check.ts";
+import type { Kernel } from "../../kernels/kernel.ts";
 import { openGpu, requireDtype } from "../../kernels/gpu.ts";
 import { tolerance } from "../../core/tolerances.ts";
 
@@ -40,11 +52,45 @@ interface VerifyRow {
   causal: boolean;
   density: number;
   tiles: string;
-  maxRelError: number;
+  /** null when the output held NaN or an infinity (the row then fails with that reason). */
+  maxRelError: number | null;
   tolerance: number;
+  /** Why the row failed; null when it passed. */
+  reason: string | null;
   countedBytes: number | null;
   modeledBytes: number | null;
   pass: boolean;
+}
+
+/** Largest B·H·N²·d the float64 CPU reference is asked to do (about a minute of CPU). */
+const VERIFY_MAX_WORK = 2 ** 34;
+
+/** The configuration columns of a row. */
+function rowShape(kernel: string, n: number, o: ShapeOptions) {
+  return {
+    kernel,
+    dtype: o.dtype,
+    n,
+    d: o.d,
+    batch: o.batch,
+    heads: o.heads,
+    causal: o.causal,
+  };
+}
+
+/** The row of a kernel that failed before its output could be checked. */
+function faultRow(kernel: Kernel, n: number, o: ShapeOptions, e: unknown): VerifyRow {
+  return {
+    ...rowShape(kernel.name, n, o),
+    density: kernel.sparse ? o.density : 1,
+    tiles: "-",
+    maxRelError: null,
+    tolerance: tolerance(o.dtype),
+    reason: (e instanceof Error ? e.message : String(e)).split("\n")[0] || "failed",
+    countedBytes: null,
+    modeledBytes: null,
+    pass: false,
+  };
 }
 
 /** The `verify` command. */
@@ -64,6 +110,15 @@ export const verifyCommand: Command = {
     }
     await loadKernelModules(kernelModulePaths(flags));
     const o = shapeOptions(flags, { ns: [1, 17, 128, 257, 1024], batch: 1, heads: 2 });
+    for (const n of o.ns) {
+      const work = o.batch * o.heads * n * n * o.d;
+      if (work > VERIFY_MAX_WORK) {
+        throw new UsageError(
+          `--n ${n}: the float64 CPU reference would take B·H·N²·d = ${work.toExponential(2)} ` +
+            `multiply-adds, more than 2^34; use a smaller --n, --batch or --heads`,
+        );
+      }
+    }
     const gpu = await openGpu();
     requireDtype(gpu, o.dtype);
     const kernels = new AttentionKernels(gpu);
@@ -78,9 +133,18 @@ export const verifyCommand: Command = {
           shape,
           mask: { kind: o.mask, density: o.density, seed: o.seed },
         };
-        const prepared = await prepareAttention(kernels, problem);
-        const err = await checkAgainstReference(prepared, seed++);
-        prepared.destroy();
+        let prepared: PreparedAttention;
+        let err: number;
+        try {
+          prepared = await prepareAttention(kernels, problem);
+          err = await checkAgainstReference(prepared, seed++);
+          prepared.destroy();
+        } catch (e) {
+          if (e instanceof UsageError) throw e;
+          // A kernel that does not compile or a GPU fault fails this row, not the command.
+          rows.push(faultRow(kernel, n, o, e));
+          continue;
+        }
         let counted: number | null = null;
         let modeled: number | null = null;
         let countedError = 0;
@@ -93,21 +157,25 @@ export const verifyCommand: Command = {
         }
         const tol = tolerance(o.dtype);
         const t = prepared.tiles;
+        const reason = !Number.isFinite(err)
+          ? "output has NaN or infinite values"
+          : err > tol
+          ? `max relative error ${err.toExponential(2)} > tolerance ${tol}`
+          : !(countedError <= tol)
+          ? `the counting run's output is wrong (max relative error ${countedError})`
+          : counted !== modeled
+          ? `counted bytes ${counted} differ from modeled ${modeled}`
+          : null;
         rows.push({
-          kernel: kernel.name,
-          dtype: o.dtype,
-          n,
-          d: o.d,
-          batch: o.batch,
-          heads: o.heads,
-          causal: o.causal,
+          ...rowShape(kernel.name, n, o),
           density: prepared.mask?.density ?? 1,
           tiles: `${t.br}x${t.bc} rm${t.rm} tx${t.tx}`,
-          maxRelError: err,
+          maxRelError: Number.isFinite(err) ? err : null,
           tolerance: tol,
+          reason,
           countedBytes: counted,
           modeledBytes: modeled,
-          pass: err <= tol && countedError <= tol && counted === modeled,
+          pass: reason === null,
         });
       }
     }
@@ -141,7 +209,7 @@ export const verifyCommand: Command = {
         r.causal ? "yes" : "no",
         r.density.toFixed(3),
         r.tiles,
-        r.maxRelError.toExponential(2),
+        r.maxRelError === null ? "NaN/inf" : r.maxRelError.toExponential(2),
         r.tolerance.toExponential(0),
         ...(flags["count-io"] ? [String(r.countedBytes), String(r.modeledBytes)] : []),
         r.pass ? "ok" : "FAIL",

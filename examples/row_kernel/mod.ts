@@ -104,6 +104,7 @@ export const rowKernel: Kernel = {
         tr: null,
         causalFraction: 1,
         density: 1,
+        passRows: null,
       }),
       lowerBoundBytes: () => 4 * bytes, // Q, K, V read once, O written once
       idealBytes: () => ({}),

@@ -5,6 +5,7 @@
 
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { parseResults } from "../../analysis/results_io.ts";
+import { kernelCatalog } from "../../kernels/catalog.ts";
 import { type AttentionKernels, prepareAttention } from "../../kernels/attention.ts";
 import { checkPrepared, countRun } from "../../kernels/check.ts";
 import { getKernels } from "../../kernels/testing.ts";
@@ -98,7 +99,9 @@ Deno.test({
         const r = await bench(out);
         assertEquals(r.code, 0, r.show);
       }
-      const results = parseResults(await Deno.readTextFile(`${dir}/current/results.json`), "x");
+      // The results name a kernel of the module: reading them needs the kernel known.
+      const text = await Deno.readTextFile(`${dir}/current/results.json`);
+      const results = parseResults(text, "x", { ...kernelCatalog(), names: () => ["row"] });
       assertEquals(results.runs.map((r) => [r.kernel, r.n, r.status]), [
         ["row", 1, "ok"],
         ["row", 37, "ok"],
@@ -110,16 +113,33 @@ Deno.test({
       const html = await Deno.readTextFile(`${dir}/current/report.html`);
       assertStringIncludes(html, "row");
 
-      const check = await attnbench([
-        "check",
+      const files = [
         "--baseline",
         `${dir}/base/results.json`,
         "--current",
         `${dir}/current/results.json`,
         "--no-timing",
-      ]);
+      ];
+      // Without its module the user kernel is unknown: the results are refused (exit 2), with
+      // one line that says which flag makes it known.
+      const unknown = await attnbench(["check", ...files]);
+      assertEquals(unknown.code, 2, unknown.show);
+      assertStringIncludes(unknown.stderr, "runs[0].kernel", unknown.show);
+      assertStringIncludes(unknown.stderr, "--kernel-module", unknown.show);
+      assertEquals(unknown.stderr.trim().split("\n").length, 1, unknown.show);
+      const check = await attnbench(["check", "--kernel-module", MODULE, ...files]);
       assertEquals(check.code, 0, check.show);
       assertStringIncludes(check.stdout, "no regression", check.show);
+      const report = await attnbench([
+        "report",
+        "--kernel-module",
+        MODULE,
+        `${dir}/current/results.json`,
+        "--out",
+        `${dir}/row.html`,
+      ]);
+      assertEquals(report.code, 0, report.show);
+      assertStringIncludes(await Deno.readTextFile(`${dir}/row.html`), "row (example)");
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

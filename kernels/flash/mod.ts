@@ -167,17 +167,19 @@ export function flashTraffic(
     const qLast = q0 + qrows - 1;
     t.uniform!.read += UNIFORM_BYTES;
     t.q!.read += qrows * d * e;
-    let blocks: number[];
     if (sparse) {
       const row = [...sparse.colidx.subarray(sparse.rowptr[qb]!, sparse.rowptr[qb + 1]!)];
       t.mask!.read += 8 + 4 * row.length;
-      blocks = row.filter((kb) => !shape.causal || kb * tiles.bc <= qLast);
+      for (const kb of row.filter((kb) => !shape.causal || kb * tiles.bc <= qLast)) {
+        const rows = rowsOf(kb * tiles.bc, tiles.bc);
+        t.k!.read += rows * d * e;
+        t.v!.read += rows * d * e;
+      }
     } else {
+      // Key blocks 0..⌊last/bc⌋, in closed form (linear in N, so a huge --n cannot hang): their
+      // rows add up to min(n, blocks·bc).
       const last = shape.causal ? qLast : n - 1;
-      blocks = Array.from({ length: Math.floor(last / tiles.bc) + 1 }, (_, i) => i);
-    }
-    for (const kb of blocks) {
-      const rows = rowsOf(kb * tiles.bc, tiles.bc);
+      const rows = Math.min(n, (Math.floor(last / tiles.bc) + 1) * tiles.bc);
       t.k!.read += rows * d * e;
       t.v!.read += rows * d * e;
     }
@@ -263,8 +265,8 @@ export function flashPlan(
       moves: [["q", "read"], ["k", "read"], ["v", "read"], ["o", "write"], ["lse", "write"]],
     }],
     modeledTraffic: () => flashTraffic(shape, tiles, mask),
-    theoreticalBytes: (o) => flashAttentionBytes(shape, { ...o, density }),
-    lowerBoundBytes: () => lowerBoundBytes(shape),
+    theoreticalBytes: (o) => flashAttentionBytes(shape, { ...o, mask }),
+    lowerBoundBytes: () => lowerBoundBytes(shape, mask),
     idealBytes: (): Record<string, number> =>
       mask ? {} : { "query-outer": flashQueryOuterBytes(shape, tiles.br) },
     flops: (mode) => attentionFlops(shape, mode) * density,

@@ -1,0 +1,126 @@
+/**
+ * Strict reading accepts every results, tuned and peers file the repository commits, and
+ * `check` fails (exit 1) a run whose gated number the baseline had and the current run lost.
+ *
+ * @module
+ */
+
+import { assertEquals, assertMatch, assertThrows } from "@std/assert";
+import { UsageError } from "../core/errors.ts";
+import { validatePeerLine, validateResults, validateTuned } from "./validate.ts";
+import { compareResults } from "./compare.ts";
+import type { ResultsFile } from "../core/schema.ts";
+import { kernelCatalog } from "../kernels/catalog.ts";
+
+const KERNELS = kernelCatalog();
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+Deno.test("every committed results, tuned and peers file passes strict reading", async () => {
+  const results = ["ci/baseline.json"];
+  for await (const e of Deno.readDir(`${ROOT}docs/h200`)) {
+    if (/^results.*\.json$/.test(e.name)) results.push(`docs/h200/${e.name}`);
+  }
+  assertEquals(results.length > 5, true);
+  for (const f of results) {
+    validateResults(JSON.parse(await Deno.readTextFile(ROOT + f)), f, KERNELS);
+  }
+  validateTuned(
+    JSON.parse(await Deno.readTextFile(`${ROOT}attnbench-tuned.json`)),
+    "tuned",
+    KERNELS,
+  );
+  const peers = (await Deno.readTextFile(`${ROOT}docs/h200/peers.jsonl`)).split("\n");
+  peers.filter((l) => l.trim() !== "").forEach((l, i) =>
+    validatePeerLine(JSON.parse(l), "peers", i + 1)
+  );
+});
+
+Deno.test("an unknown extra field is ignored: results@1 grows by optional fields", async () => {
+  const base = JSON.parse(await Deno.readTextFile(`${ROOT}ci/baseline.json`));
+  base.runs[0].sramBytes = 49152;
+  base.extra = { anything: true };
+  validateResults(base, "grown.json", KERNELS);
+});
+
+Deno.test("check fails a run that lost its maxRelError or counted bytes (null now)", async () => {
+  const baseline = JSON.parse(await Deno.readTextFile(`${ROOT}ci/baseline.json`)) as ResultsFile;
+  for (const field of ["maxRelError", "counted"] as const) {
+    const current = structuredClone(baseline);
+    for (const r of current.runs) {
+      if (field === "maxRelError") r.maxRelError = null;
+      else r.hbmBytes.counted = null;
+    }
+    validateResults(current, "current.json", KERNELS); // null is allowed: not verified, not counted
+    const report = compareResults(baseline, current, {
+      thresholdPct: 5,
+      allowDeviceMismatch: false,
+      noTiming: true,
+    });
+    assertEquals(report.regressed, true, field);
+    assertEquals(report.counts.fail, baseline.runs.length, field);
+    assertMatch(report.rows[0]!.verdict, /missing$/);
+  }
+});
+
+Deno.test("known kernels come from the catalog: a user kernel's runs need it known", async () => {
+  const base = JSON.parse(await Deno.readTextFile(`${ROOT}ci/baseline.json`));
+  const dense = base.runs.find((r: { mask: unknown }) => r.mask === null);
+  const file = { ...base, runs: [{ ...dense, kernel: "row" }] };
+  // Not known (no --kernel-module): refused, and the message names the flag.
+  assertThrows(
+    () => validateResults(file, "row.json", KERNELS),
+    UsageError,
+    'row.json: invalid results file: runs[0].kernel: expected one of "standard", "flash", ' +
+      '"block-sparse", "decode", "paged-decode" (a kernel of your own: give its module with ' +
+      '--kernel-module), got "row"',
+  );
+  // Known (as --kernel-module makes it): accepted; its dense/sparse rule is the catalog's.
+  const withRow = { ...KERNELS, names: () => [...KERNELS.names(), "row"] };
+  validateResults(file, "row.json", withRow);
+  const sparseRun = { ...file, runs: [{ ...dense, kernel: "row", density: 0.5 }] };
+  assertThrows(() => validateResults(sparseRun, "row.json", withRow), UsageError, "dense kernel");
+  const sparseRow = { ...withRow, sparse: (k: string) => k === "row" || KERNELS.sparse(k) };
+  assertThrows(() => validateResults(sparseRun, "row.json", sparseRow), UsageError, "runs[0].mask");
+  validateResults(
+    { ...file, runs: [{ ...dense, kernel: "row", density: 0.5, mask: "local" }] },
+    "x",
+    sparseRow,
+  );
+});
+
+Deno.test("tuned entries: a loaded kernel's tile rules apply, an unloaded one's form only", () => {
+  const device = JSON.parse(
+    JSON.stringify({
+      vendor: "v",
+      architecture: "",
+      description: "",
+      device: "",
+      isFallbackAdapter: false,
+      limits: {},
+      features: [],
+    }),
+  );
+  const entry = (tiles: unknown) => ({
+    tiles,
+    medianMs: 1,
+    n: 256,
+    batch: 1,
+    heads: 1,
+    tunedAt: "t",
+  });
+  const file = (key: string, tiles: unknown) => ({
+    schema: "attnbench/tuned@1",
+    adapters: { a: { device, entries: { [key]: entry(tiles) } } },
+  });
+  // br 24 is not a multiple of rm 16: flash's own rule refuses it.
+  const odd = { br: 24, bc: 32, rm: 16, tx: 8 };
+  assertThrows(() => validateTuned(file("flash/f32/d64", odd), "t.json", KERNELS), UsageError);
+  // A user kernel not loaded now: its tiles are only checked for form (never used here).
+  validateTuned(file("row/f32/d64", odd), "t.json", KERNELS);
+  assertThrows(
+    () => validateTuned(file("row/f32/d64", { br: "24", bc: 32, rm: 1, tx: 8 }), "t.json", KERNELS),
+    UsageError,
+  );
+  assertThrows(() => validateTuned(file("Row Kernel/f32/d64", odd), "t.json", KERNELS), UsageError);
+});
