@@ -201,7 +201,7 @@ export function checkRun(v: unknown, path: string, kernels: KernelCatalog): void
     else if (x !== null) fail(p, `null for the dense kernel ${kernel}`, x);
   });
   field(r, "tile", path, tiles);
-  field(r, "sweep", path, (x, p) => oneOf(x, ["n", "block-size", "density"], p));
+  field(r, "sweep", path, (x, p) => oneOf(x, ["n", "block-size", "density", "decode"], p));
   const status = field(r, "status", path, (x, p) => oneOf(x, ["ok", "skipped", "failed"], p));
   field(r, "reason", path, (x, p) => {
     if (status === "ok") {
@@ -225,6 +225,19 @@ export function checkRun(v: unknown, path: string, kernels: KernelCatalog): void
   field(r, "footprintBytes", path, nonNeg);
   field(r, "maxRelError", path, nullable(nonNeg));
   field(r, "warnings", path, arr).forEach((w, i) => str(w, join(join(path, "warnings"), i)));
+  if (r.decode !== undefined) {
+    // A decode run's workload: one length a sequence (batch of them), the longest is n.
+    const dp = join(path, "decode");
+    const d = field(r, "decode", path, obj);
+    const contexts = field(d, "contexts", dp, arr).map((x, i) =>
+      positiveInt(x, join(join(dp, "contexts"), i))
+    );
+    if (contexts.length !== r.batch) fail(join(dp, "contexts"), `${r.batch} lengths`, contexts);
+    if (Math.max(...contexts) !== r.n) fail(join(dp, "contexts"), `a longest of n=${r.n}`, r.n);
+    field(d, "kvHeads", dp, positiveInt);
+    field(d, "blockSize", dp, nullable(positiveInt));
+    field(d, "lengths", dp, str);
+  }
   if (r.passes !== undefined) {
     field(r, "passes", path, arr).forEach((x, i) => {
       const pp = join(join(path, "passes"), i);
@@ -247,6 +260,8 @@ function peerRecord(v: unknown, path: string): void {
   field(p, "tflops", path, nullable(nonNeg));
   field(p, "gpu", path, str);
   if (p.error !== undefined) field(p, "error", path, str);
+  if (p.decode !== undefined) field(p, "decode", path, bool);
+  if (p.gbs !== undefined) field(p, "gbs", path, nonNeg);
 }
 
 /**
@@ -459,6 +474,9 @@ export function validatePeerLine(data: unknown, name: string, line: number) {
         : field(row, "tflops", "", nullable(nonNeg)),
       gpu: row.gpu === undefined ? "" : field(row, "gpu", "", str),
       ...(row.error === undefined ? {} : { error: field(row, "error", "", str) }),
+      // peer_sdpa.py --decode: one query token a row, and the GB/s of reading K and V once.
+      ...(row.decode === undefined ? {} : { decode: field(row, "decode", "", bool) }),
+      ...(row.gbs === undefined ? {} : { gbs: field(row, "gbs", "", nonNeg) }),
     };
     return record;
   });

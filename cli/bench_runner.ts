@@ -9,7 +9,7 @@
 
 import { UsageError } from "../core/errors.ts";
 import { maskGridProblem } from "./flags.ts";
-import type { RunRecord } from "../core/schema.ts";
+import type { RunDecode, RunRecord } from "../core/schema.ts";
 import { median, summarize, timingWarnings } from "../analysis/stats.ts";
 import { footprintBytes, lowerBoundBytes } from "../analysis/io_model.ts";
 import {
@@ -36,6 +36,10 @@ export interface RunSpec {
   mask: { kind: MaskKind; density: number; seed: number };
   sweep: RunRecord["sweep"];
   seed: number;
+  /** Kernel-specific options (a decode kernel's lengths, KV heads, block size). */
+  options?: Readonly<Record<string, unknown>>;
+  /** Decode kernels: the workload, recorded as the run's `decode`. */
+  decode?: RunDecode;
 }
 
 /** How to measure. */
@@ -164,7 +168,12 @@ export async function measureSweep(
 export function unmeasuredRecord(spec: RunSpec, opts: MeasureOptions, reason: string): RunRecord {
   let record: RunRecord;
   try {
-    const plan = spec.kernel.plan({ shape: spec.shape, tiles: spec.tiles, mask: spec.mask });
+    const plan = spec.kernel.plan({
+      shape: spec.shape,
+      tiles: spec.tiles,
+      mask: spec.mask,
+      options: spec.options,
+    });
     record = baseRecord(spec, opts, plan, totalBytes(plan.modeledTraffic()));
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
@@ -197,7 +206,7 @@ export async function measureRun(
   try {
     // The plan (and a sparse kernel's mask) is made once, from the spec: the record, the kernel
     // and the checks share it.
-    plan = kernel.plan({ shape, tiles, mask: spec.mask });
+    plan = kernel.plan({ shape, tiles, mask: spec.mask, options: spec.options });
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     const record = unplannedRecord(spec);
@@ -216,7 +225,7 @@ export async function measureRun(
       : 1;
     prepared = await prepare(
       kernels,
-      { kernel, shape, tiles, mask: mask ?? undefined },
+      { kernel, shape, tiles, mask: mask ?? undefined, options: spec.options },
       { inputSets },
     );
     for (let set = 0; set < inputSets; set++) {
@@ -367,6 +376,7 @@ function unplannedRecord(spec: RunSpec): RunRecord {
     footprintBytes: 0,
     maxRelError: null,
     warnings: [],
+    ...(spec.decode ? { decode: spec.decode } : {}),
   };
 }
 
@@ -394,17 +404,26 @@ async function timePasses(
   }
 }
 
-/** Checks one head (batch 1, heads 1) at the same N and tiles against the reference. */
+/**
+ * Checks one head (batch 1, heads 1) at the same N and tiles against the reference; a decode
+ * run (one query a sequence: Σ lengths · heads · d multiply-adds) is checked whole.
+ */
 async function verifyRun(
   record: RunRecord,
   kernels: AttentionKernels,
   spec: RunSpec,
   mask: BlockMask | null,
 ) {
-  const shape = { ...spec.shape, batch: 1, heads: 1 };
-  if (shape.n * shape.n * shape.d > VERIFY_MAX_WORK) {
+  const decode = spec.decode;
+  const shape = decode ? spec.shape : { ...spec.shape, batch: 1, heads: 1 };
+  const work = decode
+    ? decode.contexts.reduce((a, b) => a + b, 0) * shape.heads * shape.d
+    : shape.n * shape.n * shape.d;
+  if (work > VERIFY_MAX_WORK) {
     record.warnings.push(
-      `not verified: n=${shape.n} is too large for the CPU reference (N²·d > 2^32)`,
+      decode
+        ? `not verified: the decode batch is too large for the CPU reference (Σ lengths·H·d > 2^32)`
+        : `not verified: n=${shape.n} is too large for the CPU reference (N²·d > 2^32)`,
     );
     return;
   }
@@ -413,6 +432,7 @@ async function verifyRun(
     shape,
     tiles: spec.tiles,
     mask: mask ?? undefined,
+    options: spec.options,
   });
   let err: number;
   try {
@@ -453,6 +473,7 @@ async function countBytes(
     shape: spec.shape,
     tiles: spec.tiles,
     mask: mask ?? undefined,
+    options: spec.options,
   };
   const r = await countRun(kernels, problem, spec.seed + 2, { check: false });
   record.hbmBytes.counted = r.countedBytes;

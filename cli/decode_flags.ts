@@ -62,6 +62,8 @@ export interface DecodeFlags {
 /** One decode problem: the registry's shape and options, and what the run record keeps. */
 export interface DecodeProblemSpec {
   shape: AttentionShape;
+  /** The context length of each sequence. */
+  lens: readonly number[];
   /** Options for `kernel`: the block size only for a paged kernel. */
   optionsFor(kernel: Kernel): DecodeOptions;
   /** The run record's `decode` field for `kernel`. */
@@ -247,6 +249,7 @@ export function decodeProblems(
     const paged = isPagedDecode;
     return {
       shape,
+      lens,
       optionsFor: (k) => ({ lens, kvHeads, ...(paged(k) ? { blockSize: f.blockSize } : {}) }),
       recordFor: (k) => ({
         contexts: lens,

@@ -287,7 +287,15 @@ function oneOf<T extends string>(text: string, allowed: readonly T[], flag: stri
  */
 export function shapeOptions(
   raw: RawFlags,
-  defaults: { ns: number[]; batch: number; heads: number; d?: number; density?: number },
+  defaults: {
+    ns: number[];
+    batch: number;
+    heads: number;
+    d?: number;
+    density?: number;
+    /** Which kernels run when `--kernels` is not given: those of this problem (attention). */
+    problem?: "attention" | "decode";
+  },
 ): ShapeOptions {
   const str = (name: string): string | undefined => {
     const v = raw[name];
@@ -295,7 +303,7 @@ export function shapeOptions(
   };
   const known = allKernels();
   // By default the attention kernels; the decode kernels (another problem) when named.
-  let kernels: Kernel[] = known.filter((k) => problemOf(k) === "attention");
+  let kernels: Kernel[] = known.filter((k) => problemOf(k) === (defaults.problem ?? "attention"));
   const kernelText = str("kernels");
   if (kernelText !== undefined) {
     kernels = [];

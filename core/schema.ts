@@ -108,7 +108,7 @@ export interface RunRecord {
   /** Tile sizes: the compile-time knobs. */
   tile: { br: number; bc: number; rm: number; tx: number };
   /** Which sweep produced this run. */
-  sweep: "n" | "block-size" | "density";
+  sweep: "n" | "block-size" | "density" | "decode";
   status: RunStatus;
   /** Why it was skipped or failed; null when ok. */
   reason: string | null;

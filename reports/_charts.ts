@@ -12,6 +12,7 @@ import type { ChartSpec } from "./_chart_common.ts";
 import { blockSizeChart } from "./_chart_block_size.ts";
 import { bytesChart } from "./_chart_bytes.ts";
 import { densityChart } from "./_chart_density.ts";
+import { decodeBandwidthChart, decodePagingChart, decodeWasteChart } from "./_chart_decode.ts";
 import { footprintChart } from "./_chart_footprint.ts";
 import { ioBytesChart, ioFlopsChart } from "./_chart_io.ts";
 import { rooflineChart } from "./_chart_roofline.ts";
@@ -46,5 +47,8 @@ export function buildCharts(results: ResultsFile[], labels: string[]): ChartSpec
     footprintChart(results, labels),
     blockSizeChart(results, labels),
     densityChart(results, labels),
+    decodeBandwidthChart(results, labels),
+    decodePagingChart(results, labels),
+    decodeWasteChart(results, labels),
   ];
 }

@@ -19,6 +19,14 @@ import {
   shapeOptions,
 } from "../flags.ts";
 import { maskTooLarge, type MeasureOptions, measureSweep, type RunSpec } from "../bench_runner.ts";
+import {
+  DECODE_HELP,
+  DECODE_STRING_FLAGS,
+  type DecodeFlags,
+  decodeFlags,
+  decodeProblems,
+} from "../decode_flags.ts";
+import { problemOf } from "../../kernels/registry.ts";
 import { progressText, summaryLines } from "../bench_summary.ts";
 import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
 import { readTuned, tunedFor, tunedKey } from "../tuned.ts";
@@ -46,6 +54,13 @@ const GPU_TOKENS = 16384;
 const FALLBACK_TOKENS = 512;
 const GPU_HEADS = 16;
 const FALLBACK_HEADS = 2;
+/** `--sweep decode` defaults: context lengths and batch sizes (sequences). */
+const GPU_DECODE_NS = [1024, 2048, 4096, 8192, 16384];
+const FALLBACK_DECODE_NS = [64, 257];
+const GPU_DECODE_BATCHES = [1, 4, 16, 64];
+const FALLBACK_DECODE_BATCHES = [1, 3];
+/** Sequences of a decode run whose lengths are drawn (uniform, trace) without --batch. */
+const DECODE_DRAWN_BATCH = 8;
 
 const HELP = `attnbench bench — time the kernels across sequence lengths; write results and a report
 
@@ -58,7 +73,11 @@ ${SHAPE_HELP}
 
 Flags:
   --out DIR           where results.json and report.html go (default: out)
-  --sweep KIND        n (default), block-size (paper Fig. 2 middle) or density (Fig. 2 right)
+  --sweep KIND        n (default), block-size (paper Fig. 2 middle), density (Fig. 2 right) or
+                      decode (the decode kernels over context length --n and --batches; default
+                      --kernels decode,paged-decode, --n 1024..16384 and --batches 1,4,16,64 on a
+                      GPU, 64,257 and 1,3 on a fallback adapter)
+  --batches LIST      --sweep decode: batch sizes (sequences)
   --block-sizes LIST  query-block sizes Br for --sweep block-size (default: 16,32,64,128)
   --densities LIST    densities for --sweep density (default: 1,0.5,0.25,0.125,0.0625)
   --warmup N          untimed runs before timing, the first (compiling) run included (default: 3)
@@ -73,6 +92,7 @@ Flags:
   --peers FILE        PyTorch SDPA timings (JSON lines from peer_sdpa.py) to record beside ours
   --export LIST       also write csv, markdown and/or gab (github-action-benchmark JSON)
 ${KERNEL_MODULE_HELP}
+${DECODE_HELP}
   --no-ceilings       skip the copy / FMA / launch micro-benchmarks
   --no-report         write results.json only
   --json              print the results file to stdout instead of the summary table
@@ -100,6 +120,8 @@ export const benchCommand: Command = {
         "peers",
         "export",
         "kernel-module",
+        "batches",
+        ...DECODE_STRING_FLAGS,
       ],
       boolean: ["count-io", "verify", "json", "no-ceilings", "no-report", "quiet"],
       collect: ["kernel-module"],
@@ -113,8 +135,11 @@ export const benchCommand: Command = {
     const str = (k: string) => (typeof flags[k] === "string" ? flags[k] as string : undefined);
     // Every flag, the output paths and the input files are checked before the GPU is opened.
     const sweep = (str("sweep") ?? "n") as SweepKind;
-    if (!["n", "block-size", "density"].includes(sweep)) {
-      throw new UsageError(`--sweep must be n, block-size or density, got "${sweep}"`);
+    if (!["n", "block-size", "density", "decode"].includes(sweep)) {
+      throw new UsageError(`--sweep must be n, block-size, density or decode, got "${sweep}"`);
+    }
+    if (str("batches") !== undefined && sweep !== "decode") {
+      throw new UsageError("--batches applies to --sweep decode");
     }
     const exports = (str("export") ?? "").split(",").filter((x) => x !== "");
     for (const x of exports) {
@@ -142,7 +167,13 @@ export const benchCommand: Command = {
       ? undefined
       : nonNegativeInt(warmupMsText, "--warmup-ms", MAX_MS);
     // The shape flags' values, checked now; the defaults depend on the adapter (below).
-    shapeOptions(flags, { ns: [], batch: 0, heads: 1 });
+    const problem = sweep === "decode" ? "decode" : "attention";
+    const early = shapeOptions(flags, { ns: [], batch: 0, heads: GPU_HEADS, problem });
+    checkSweepKernels(early.kernels, sweep);
+    await decodeFlags(flags, early);
+    const batchesFlag = str("batches") === undefined
+      ? undefined
+      : parseSizeList(str("batches")!, "--batches");
     if (str("out") === "") throw new UsageError("--out needs a value; see attnbench bench --help");
     const outDir = (str("out") ?? "out").replace(/(.)\/+$/, "$1");
     const noReport = flags["no-report"] === true;
@@ -154,11 +185,23 @@ export const benchCommand: Command = {
 
     const gpu = await openGpu();
     const fallback = gpu.info.isFallbackAdapter;
+    const decodeSweep = sweep === "decode";
     const o = shapeOptions(flags, {
-      ns: fallback ? FALLBACK_NS : GPU_NS,
+      ns: decodeSweep
+        ? (fallback ? FALLBACK_DECODE_NS : GPU_DECODE_NS)
+        : (fallback ? FALLBACK_NS : GPU_NS),
       batch: 0, // 0: derived per N below
       heads: fallback ? FALLBACK_HEADS : GPU_HEADS,
+      problem,
     });
+    let decode: DecodeFlags;
+    try {
+      decode = await decodeFlags(flags, o);
+    } catch (e) {
+      gpu.device.destroy();
+      throw e;
+    }
+    const batches = batchesFlag ?? (fallback ? FALLBACK_DECODE_BATCHES : GPU_DECODE_BATCHES);
     requireDtype(gpu, o.dtype);
     if (fallback) {
       // Say which defaults were chosen for the fallback adapter, and only those.
@@ -181,7 +224,14 @@ export const benchCommand: Command = {
           ? undefined
           : tuned?.[tunedKey(kernel.tunedLike, shape.dtype, shape.d)]) ??
         kernels.defaultTiles(kernel, shape);
-    const specs = planRuns(o, sweep, { blockSizes, densities, fallback, tilesFor });
+    const specs = planRuns(o, sweep, {
+      blockSizes,
+      densities,
+      fallback,
+      tilesFor,
+      decode,
+      batches,
+    });
     for (const spec of specs) {
       const why = maskTooLarge(spec);
       if (why) {
@@ -215,7 +265,7 @@ export const benchCommand: Command = {
       onRun: (i, spec) => {
         const { shape, tiles } = spec;
         const label = `${spec.kernel.name} n=${shape.n} b×h=${shape.batch}×${shape.heads} ` +
-          `tile ${tiles.br}x${tiles.bc}`;
+          (spec.decode ? `kv-heads ${spec.decode.kvHeads}` : `tile ${tiles.br}x${tiles.bc}`);
         io.progress(
           progressText(i, specs.length, label, performance.now() - started, io.isTerminal),
         );
@@ -291,6 +341,65 @@ interface PlanContext {
   densities: number[];
   fallback: boolean;
   tilesFor: (kernel: Kernel, shape: AttentionShape) => Tiles;
+  /** The decode workload flags, for the decode kernels. */
+  decode: DecodeFlags;
+  /** `--sweep decode`: batch sizes. */
+  batches: number[];
+}
+
+/**
+ * Which kernels a sweep takes: `--sweep decode` only the decode kernels, the block-size sweep
+ * only kernels with tiles.
+ */
+function checkSweepKernels(kernels: readonly Kernel[], sweep: SweepKind): void {
+  const decode = kernels.filter((k) => problemOf(k) === "decode");
+  const attention = kernels.filter((k) => problemOf(k) === "attention");
+  if (sweep === "decode" && attention.length > 0) {
+    throw new UsageError(
+      `--sweep decode runs the decode kernels; drop ${attention[0]!.name} from --kernels`,
+    );
+  }
+  if (sweep === "block-size" && decode.length > 0) {
+    throw new UsageError(
+      `--sweep block-size varies tiles, which ${decode[0]!.name} has none of; use --sweep decode`,
+    );
+  }
+}
+
+/**
+ * The decode kernels' runs: `--sweep decode` one per context length (fixed lengths) and batch
+ * of `--batches`; otherwise one per context length with the sweep's batch (fixed lengths), or
+ * one batch of drawn or listed lengths.
+ */
+function decodeRuns(
+  o: ShapeOptions,
+  sweep: SweepKind,
+  ctx: PlanContext,
+  tokens: number,
+  seed: number,
+): RunSpec[] {
+  const kernels = o.kernels.filter((k) => problemOf(k) === "decode");
+  // A density sweep varies masks: the decode kernels have none (densitySweep "none").
+  if (kernels.length === 0 || sweep === "density") return [];
+  const f = ctx.decode;
+  const problems = sweep === "decode"
+    ? decodeProblems(f, o, ctx.batches)
+    : f.lengths.kind === "fixed"
+    ? o.ns.flatMap((n) => decodeProblems(f, { ...o, ns: [n] }, [shapeAt(o, n, tokens).batch]))
+    : decodeProblems(f, o, [o.batch > 0 ? o.batch : DECODE_DRAWN_BATCH]);
+  const mask = { kind: o.mask, density: o.density, seed: o.seed };
+  return problems.flatMap((p) =>
+    kernels.map((kernel) => ({
+      kernel,
+      shape: p.shape,
+      tiles: ctx.tilesFor(kernel, p.shape),
+      mask,
+      sweep,
+      seed: seed++,
+      options: p.optionsFor(kernel),
+      decode: p.recordFor(kernel),
+    }))
+  );
 }
 
 /**
@@ -302,10 +411,11 @@ function planRuns(o: ShapeOptions, sweep: SweepKind, ctx: PlanContext): RunSpec[
   const mask = { kind: o.mask, density: o.density, seed: o.seed };
   const specs: RunSpec[] = [];
   let seed = o.seed;
-  for (const n of o.ns) {
+  const attention = { ...o, kernels: o.kernels.filter((k) => problemOf(k) === "attention") };
+  for (const n of attention.kernels.length > 0 ? o.ns : []) {
     const shape = shapeAt(o, n, tokens);
     if (sweep === "n") {
-      for (const kernel of o.kernels) {
+      for (const kernel of attention.kernels) {
         specs.push({
           kernel,
           shape,
@@ -316,7 +426,7 @@ function planRuns(o: ShapeOptions, sweep: SweepKind, ctx: PlanContext): RunSpec[
         });
       }
     } else if (sweep === "block-size") {
-      for (const kernel of o.kernels) {
+      for (const kernel of attention.kernels) {
         const base = ctx.tilesFor(kernel, shape);
         for (const br of ctx.blockSizes) {
           specs.push({
@@ -331,7 +441,7 @@ function planRuns(o: ShapeOptions, sweep: SweepKind, ctx: PlanContext): RunSpec[
       }
     } else {
       // Each kernel as it asks: dense references once, sparse kernels at every density.
-      for (const kernel of o.kernels.filter((k) => k.densitySweep === "once")) {
+      for (const kernel of attention.kernels.filter((k) => k.densitySweep === "once")) {
         specs.push({
           kernel,
           shape,
@@ -341,7 +451,7 @@ function planRuns(o: ShapeOptions, sweep: SweepKind, ctx: PlanContext): RunSpec[
           seed: seed++,
         });
       }
-      for (const kernel of o.kernels.filter((k) => k.densitySweep === "each")) {
+      for (const kernel of attention.kernels.filter((k) => k.densitySweep === "each")) {
         for (const density of ctx.densities) {
           specs.push({
             kernel,
@@ -355,6 +465,7 @@ function planRuns(o: ShapeOptions, sweep: SweepKind, ctx: PlanContext): RunSpec[
       }
     }
   }
+  specs.push(...decodeRuns(o, sweep, ctx, tokens, seed));
   return specs;
 }
 

@@ -36,6 +36,17 @@ import {
   type ModelOptions,
 } from "./model_build.ts";
 import { renderModel } from "./model_render.ts";
+import { DECODE_HELP, DECODE_STRING_FLAGS, decodeFlags, decodeProblems } from "../decode_flags.ts";
+import { problemOf } from "../../kernels/registry.ts";
+import type { Kernel } from "../../kernels/kernel.ts";
+import {
+  buildKvReport,
+  type KvReport,
+  type KvReportOptions,
+  renderKvReport,
+  sharegptWorkload,
+} from "../../analysis/kv_report.ts";
+import { BLOCK_SIZES } from "../../kernels/decode/mod.ts";
 
 export * from "./model_build.ts";
 export { renderModel } from "./model_render.ts";
@@ -57,7 +68,25 @@ one alone
                       keeps the other from that choice
   --block-sizes LIST  also tabulate traffic as the block size grows at each N (paper Figure 2,
                       middle): flash theoretical with Bc = Br = B, query-outer with br = B
-  --json              print the same data as JSON
+  --json              print the same data as JSON (with the decode kernels: and kvCache)
+
+${DECODE_HELP}
+
+KV-cache memory model (printed when a decode kernel is selected; PagedAttention, the vLLM
+paper): where the KV memory of the decode workload goes when each sequence reserves a
+contiguous region (to --max-len, to its length's power of two, to its length) or holds blocks
+of --block-size tokens; the paged waste at block sizes 8..256; what block sharing saves; how
+many sequences fit in --memory. The workload: the sequences of every decode problem above
+(with fixed lengths: --batch sequences of each --n), or --workload sharegpt.
+  --memory BYTES      KV memory budget (default: 16e9; decimal, e.g. 12e9 or 12000000000)
+  --layers L          transformer layers, each with its own K and V cache (default: 1)
+  --max-len L         tokens a contiguous scheme reserves per sequence (default: the longest)
+  --samples N         parallel sampling: N samples per sequence's prompt (default: 1)
+  --shared-prefix T   tokens of every prompt shared by all requests (default: 0)
+  --workload sharegpt the documented workload that reproduces the paper's waste figures in
+                      shape: --batch (default 512) sequences with the ShareGPT trace's mean
+                      lengths (seed --seed), OPT-13B (40 layers, 40 KV heads of d=128, f16),
+                      maximum 2048 (selects the decode kernels when --kernels is not given)
 ${KERNEL_MODULE_HELP}
   --help              this text
 
@@ -92,11 +121,7 @@ const MAX_TILE_EDGE = 1024;
  * ```
  */
 export function parseModelArgs(args: string[]): ModelOptions | "help" {
-  const raw = parseCommandFlags("model", args, {
-    string: ["sram", "block-sizes", "br", "bc", "kernel-module"],
-    boolean: ["json"],
-    collect: ["kernel-module"],
-  });
+  const raw = parseModelFlags(args);
   if (raw.help === true) return "help";
   const shape = shapeOptions(raw, {
     ns: [...MODEL_DEFAULTS.ns],
@@ -104,6 +129,7 @@ export function parseModelArgs(args: string[]): ModelOptions | "help" {
     heads: MODEL_DEFAULTS.heads,
     d: MODEL_DEFAULTS.d,
     density: MODEL_DEFAULTS.density,
+    problem: stringFlag(raw, "workload") === undefined ? "attention" : "decode",
   });
   const size = (flag: string): number | null => {
     const text = stringFlag(raw, flag);
@@ -128,6 +154,151 @@ export function parseModelArgs(args: string[]): ModelOptions | "help" {
     br: size("br"),
     bc: size("bc"),
     json: raw.json === true,
+  };
+}
+
+/** The model's own flags that take a value. */
+const MODEL_STRING_FLAGS = [
+  "sram",
+  "block-sizes",
+  "br",
+  "bc",
+  "kernel-module",
+  ...DECODE_STRING_FLAGS,
+  "memory",
+  "layers",
+  "max-len",
+  "samples",
+  "shared-prefix",
+  "workload",
+];
+const KV_FLAGS = ["memory", "layers", "max-len", "samples", "shared-prefix", "workload"];
+
+function parseModelFlags(args: string[]): RawFlags {
+  return parseCommandFlags("model", args, {
+    string: MODEL_STRING_FLAGS,
+    boolean: ["json"],
+    collect: ["kernel-module"],
+  });
+}
+
+/** Default `--memory`: 16 GB of KV cache. */
+const DEFAULT_MEMORY = 16e9;
+/** Largest `--memory`: 1 PB. */
+const MAX_MEMORY = 1e15;
+
+/**
+ * The decode kernels' part of `model`: their options at each n (KV heads, block size) and the
+ * KV-cache memory model's workload. Null when no decode kernel is selected (the KV flags are
+ * then refused).
+ *
+ * @example
+ * ```ts
+ * import { parseKvArgs, parseModelArgs } from "./model.ts";
+ * const args = ["--kernels", "paged-decode", "--n", "100", "--batch", "4", "--memory", "1e9"];
+ * const o = parseModelArgs(args);
+ * const kv = o === "help" ? null : await parseKvArgs(args, o);
+ * console.assert(kv?.report.seqs.length === 4 && kv.report.memoryBytes === 1e9);
+ * ```
+ */
+export async function parseKvArgs(
+  args: string[],
+  o: ModelOptions,
+): Promise<
+  {
+    optionsFor: (kernel: Kernel, n: number) => Record<string, unknown> | undefined;
+    report: KvReportOptions;
+  } | null
+> {
+  const raw = parseModelFlags(args);
+  const str = (name: string) => stringFlag(raw, name);
+  const decode = await decodeFlags(raw, o);
+  if (!o.kernels.some((k) => problemOf(k) === "decode")) {
+    const given = KV_FLAGS.find((f) => str(f) !== undefined);
+    if (given) {
+      throw new UsageError(
+        `--${given} applies to the decode kernels; add decode or paged-decode to --kernels`,
+      );
+    }
+    return null;
+  }
+  const int = (name: string, fallback: number, min = 1) => {
+    const t = str(name);
+    if (t === undefined) return fallback;
+    if (min === 0 && t === "0") return 0;
+    return parsePositiveInt(t, `--${name}`, 2 ** 31);
+  };
+  const memText = str("memory");
+  let memoryBytes = DEFAULT_MEMORY;
+  if (memText !== undefined) {
+    memoryBytes = Number(memText);
+    if (!/^\d+(\.\d+)?(e\d+)?$/.test(memText) || !(memoryBytes > 0) || memoryBytes > MAX_MEMORY) {
+      throw new UsageError(
+        `--memory must be a number of bytes in (0, 1e15], e.g. 12e9, got "${memText}"`,
+      );
+    }
+  }
+  const samples = int("samples", 1);
+  const sharedPrefix = int("shared-prefix", 0, 0);
+  const blockSizes = [8, 16, 32, 64, 128, 256].filter((b) => b >= BLOCK_SIZES.min);
+  const workload = str("workload");
+  // The IO table's rows: a decode kernel at each --n with the decode flags' KV heads and block.
+  const optionsFor = (kernel: Kernel, n: number) =>
+    problemOf(kernel) === "decode"
+      ? decodeProblems({ ...decode, lengths: { kind: "fixed" } }, { ...o, ns: [n] }, [o.batch])[0]!
+        .optionsFor(kernel)
+      : undefined;
+  if (workload !== undefined) {
+    if (workload !== "sharegpt") {
+      throw new UsageError(`--workload must be sharegpt, got "${workload}"`);
+    }
+    for (const f of ["context", "lengths", "layers", "max-len", "kv-heads"]) {
+      if (str(f) !== undefined) {
+        throw new UsageError(`--workload sharegpt fixes the lengths and layout; drop --${f}`);
+      }
+    }
+    const count = str("batch") === undefined ? 512 : o.batch;
+    const w = sharegptWorkload(str("seed") === undefined ? 2023 : o.seed, count);
+    return {
+      optionsFor,
+      report: {
+        ...w,
+        layout: { ...w.layout, blockSize: decode.blockSize },
+        memoryBytes,
+        samples,
+        sharedPrefix,
+        blockSizes,
+      },
+    };
+  }
+  const problems = decodeProblems(decode, o, [o.batch]);
+  const lens = problems.flatMap((p) => [...p.lens]);
+  const longest = Math.max(...lens);
+  const maxLen = int("max-len", longest);
+  if (maxLen < longest) {
+    throw new UsageError(`--max-len ${maxLen} is shorter than the longest context ${longest}`);
+  }
+  const kvHeads = decode.kvHeads ?? o.heads;
+  return {
+    optionsFor,
+    report: {
+      workload: `${lens.length} sequences (${
+        decode.lengths.kind === "fixed" ? `${o.batch} of each --n` : decode.lengths.kind
+      }), lengths ${Math.min(...lens)}..${longest}`,
+      seqs: lens.map((len) => ({ len })),
+      layout: {
+        d: o.d,
+        kvHeads,
+        layers: int("layers", 1),
+        dtype: o.dtype,
+        blockSize: decode.blockSize,
+      },
+      maxLen,
+      memoryBytes,
+      samples,
+      sharedPrefix,
+      blockSizes,
+    },
   };
 }
 
@@ -159,20 +330,20 @@ export function createModelCommand(deps: ModelDeps = {}): ModelCommand {
     summary: "IO model: HBM traffic, FLOPs and footprint of each kernel, no GPU",
     help: HELP,
     async run(args: string[], io: Output): Promise<number> {
-      await loadKernelModules(kernelModulePaths(
-        parseCommandFlags("model", args, {
-          string: ["sram", "block-sizes", "br", "bc", "kernel-module"],
-          boolean: ["json"],
-          collect: ["kernel-module"],
-        }),
-      ));
+      await loadKernelModules(kernelModulePaths(parseModelFlags(args)));
       const opts = parseModelArgs(args);
       if (opts === "help") {
         for (const line of HELP.split("\n")) io.out(line);
-      } else if (opts.json) {
-        io.out(JSON.stringify(buildModel(opts, deps), null, 2));
+        return 0;
+      }
+      const kv = await parseKvArgs(args, opts);
+      const model = buildModel({ ...opts, optionsFor: kv?.optionsFor }, deps);
+      const kvCache: KvReport | null = kv ? buildKvReport(kv.report) : null;
+      if (opts.json) {
+        io.out(JSON.stringify(kvCache ? { ...model, kvCache } : model, null, 2));
       } else {
-        for (const line of renderModel(buildModel(opts, deps))) io.out(line);
+        for (const line of renderModel(model)) io.out(line);
+        if (kvCache) { for (const line of ["", ...renderKvReport(kvCache)]) io.out(line); }
       }
       return 0;
     },

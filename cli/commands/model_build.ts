@@ -42,6 +42,7 @@ export type ModeledBytesFn = (
   shape: AttentionShape,
   tiles: Tiles,
   mask: BlockMask | null,
+  options?: Readonly<Record<string, unknown>>,
 ) => number | null;
 
 /**
@@ -58,8 +59,8 @@ export type ModeledBytesFn = (
  * console.assert(bytes === 4 * 64 * 64 * 4 + 64 * 4 + 16);
  * ```
  */
-export const kernelModeledBytes: ModeledBytesFn = (kernel, shape, tiles, mask) =>
-  totalBytes(planFor(kernel, { shape, tiles, mask: mask ?? undefined }).modeledTraffic());
+export const kernelModeledBytes: ModeledBytesFn = (kernel, shape, tiles, mask, options) =>
+  totalBytes(planFor(kernel, { shape, tiles, mask: mask ?? undefined, options }).modeledTraffic());
 
 /** What the model command needs from outside `analysis/`; injectable for tests. */
 export interface ModelDeps {
@@ -76,6 +77,8 @@ export interface ModelOptions extends ShapeOptions {
   br: number | null;
   bc: number | null;
   json: boolean;
+  /** Kernel-specific options at context/sequence length n (a decode kernel's KV heads, block). */
+  optionsFor?: (kernel: Kernel, n: number) => Readonly<Record<string, unknown>> | undefined;
 }
 
 /**
@@ -272,15 +275,19 @@ export function buildModel(opts: ModelOptions, deps: ModelDeps): ModelReport {
         ? maskGridProblem(kernel.name, n, planTiles.br, planTiles.bc)
         : null;
       if (tooLarge) throw new UsageError(tooLarge);
+      const options = opts.optionsFor?.(kernel, n);
       const plan = kernel.plan({
         shape,
         tiles: planTiles,
         mask: { kind: opts.mask, density: opts.density, seed: opts.seed },
+        options,
       });
       const blockMask = t === null ? null : plan.mask;
       const density = plan.density;
       const theoretical = plan.theoreticalBytes({ sramBytes: opts.sramBytes });
-      const modeled = t === null ? null : deps.modeled?.(kernel, shape, t, blockMask) ?? null;
+      const modeled = t === null
+        ? null
+        : deps.modeled?.(kernel, shape, t, blockMask, options) ?? null;
       const modeledBytes = modeled !== null && modeled > 0 ? modeled : null;
       const flopCount = plan.flops(kernel.mode);
       const footprint = t === null && kernel.sparse ? null : footprintBytes(plan.buffers);

@@ -14,6 +14,16 @@ import {
   shapeOptions,
 } from "../flags.ts";
 import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
+import {
+  DECODE_HELP,
+  DECODE_STRING_FLAGS,
+  type DecodeFlags,
+  decodeFlags,
+  decodeProblems,
+} from "../decode_flags.ts";
+import type { RunDecode } from "../../core/schema.ts";
+import type { AttentionShape } from "../../core/shapes.ts";
+import { problemOf } from "../../kernels/registry.ts";
 import { formatTable } from "../../analysis/table.ts";
 import {
   AttentionKernels,
@@ -38,6 +48,8 @@ Exit code 1 when any kernel fails.
 ${SHAPE_HELP}
   (verify defaults: --n 1,17,128,257,1024 --batch 1 --heads 2)
 
+${DECODE_HELP}
+
   --count-io          also run the counting variant and require counted == modeled bytes
 ${KERNEL_MODULE_HELP}
   --json              print the results as JSON`;
@@ -60,6 +72,28 @@ interface VerifyRow {
   countedBytes: number | null;
   modeledBytes: number | null;
   pass: boolean;
+  /** Decode kernels: the workload (lengths, KV heads, block size). */
+  decode?: RunDecode;
+}
+
+/** One problem verify runs a kernel on. */
+interface VerifyCase {
+  shape: AttentionShape;
+  options?: Readonly<Record<string, unknown>>;
+  decode?: RunDecode;
+}
+
+/**
+ * The problems of a kernel: an attention kernel one per `--n`; a decode kernel those the decode
+ * flags describe (fixed lengths: `--batch` sequences of each `--n`).
+ */
+function casesOf(kernel: Kernel, o: ShapeOptions, decode: DecodeFlags): VerifyCase[] {
+  if (problemOf(kernel) === "attention") return o.ns.map((n) => ({ shape: shapeAt(o, n) }));
+  return decodeProblems(decode, o, [o.batch]).map((p) => ({
+    shape: p.shape,
+    options: p.optionsFor(kernel),
+    decode: p.recordFor(kernel),
+  }));
 }
 
 /** Largest B·H·N²·d the float64 CPU reference is asked to do (about a minute of CPU). */
@@ -93,6 +127,11 @@ function faultRow(kernel: Kernel, n: number, o: ShapeOptions, e: unknown): Verif
   };
 }
 
+/** A decode case's workload for its row, or nothing. */
+function decodeOf(c: VerifyCase): { decode?: RunDecode } {
+  return c.decode ? { decode: c.decode } : {};
+}
+
 /** The `verify` command. */
 export const verifyCommand: Command = {
   name: "verify",
@@ -100,7 +139,7 @@ export const verifyCommand: Command = {
   help: HELP,
   async run(args, io) {
     const flags = parseCommandFlags("verify", args, {
-      string: ["kernel-module"],
+      string: ["kernel-module", ...DECODE_STRING_FLAGS],
       boolean: ["json", "count-io"],
       collect: ["kernel-module"],
     });
@@ -110,7 +149,8 @@ export const verifyCommand: Command = {
     }
     await loadKernelModules(kernelModulePaths(flags));
     const o = shapeOptions(flags, { ns: [1, 17, 128, 257, 1024], batch: 1, heads: 2 });
-    for (const n of o.ns) {
+    const decode = await decodeFlags(flags, o);
+    for (const n of o.kernels.some((k) => problemOf(k) === "attention") ? o.ns : []) {
       const work = o.batch * o.heads * n * n * o.d;
       if (work > VERIFY_MAX_WORK) {
         throw new UsageError(
@@ -125,13 +165,15 @@ export const verifyCommand: Command = {
     const rows: VerifyRow[] = [];
     let seed = o.seed;
     for (const kernel of o.kernels) {
-      for (const n of o.ns) {
-        const shape = shapeAt(o, n);
+      for (const c of casesOf(kernel, o, decode)) {
+        const { shape } = c;
+        const n = shape.n;
         io.progress(`verify ${kernel.name} n=${n}`);
         const problem = {
           kernel,
           shape,
           mask: { kind: o.mask, density: o.density, seed: o.seed },
+          options: c.options,
         };
         let prepared: PreparedAttention;
         let err: number;
@@ -142,7 +184,7 @@ export const verifyCommand: Command = {
         } catch (e) {
           if (e instanceof UsageError) throw e;
           // A kernel that does not compile or a GPU fault fails this row, not the command.
-          rows.push(faultRow(kernel, n, o, e));
+          rows.push({ ...faultRow(kernel, n, o, e), batch: shape.batch, ...decodeOf(c) });
           continue;
         }
         let counted: number | null = null;
@@ -168,8 +210,15 @@ export const verifyCommand: Command = {
           : null;
         rows.push({
           ...rowShape(kernel.name, n, o),
+          batch: shape.batch,
+          ...decodeOf(c),
           density: prepared.mask?.density ?? 1,
-          tiles: `${t.br}x${t.bc} rm${t.rm} tx${t.tx}`,
+          // A decode kernel has no tiles: its column names the cache layout instead.
+          tiles: c.decode
+            ? `kv${c.decode.kvHeads} ${
+              c.decode.blockSize === null ? "contiguous" : `block ${c.decode.blockSize}`
+            }`
+            : `${t.br}x${t.bc} rm${t.rm} tx${t.tx}`,
           maxRelError: Number.isFinite(err) ? err : null,
           tolerance: tol,
           reason,
