@@ -358,3 +358,121 @@ async function snapshot(dir: string): Promise<Record<string, string>> {
   }
   return files;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The decode kernels from the command line.
+
+/** Bad decode flags: the command, the arguments and a piece of the one-line message. */
+const BAD_DECODE: [string, string[], string][] = [
+  ["verify", ["--kv-heads", "2"], "--kv-heads applies to the decode kernels"],
+  ["verify", ["--kernels", "decode", "--heads", "4", "--kv-heads", "3"], "must divide --heads 4"],
+  ["verify", ["--kernels", "paged-decode", "--block-size", "7"], "from 8 to 256"],
+  ["verify", ["--kernels", "decode", "--block-size", "16"], "applies to paged-decode"],
+  ["verify", ["--kernels", "decode", "--lengths", "zipf"], "fixed, uniform:LO..HI or trace:FILE"],
+  ["verify", ["--kernels", "decode", "--lengths", "trace:/nonexistent"], "cannot read"],
+  ["verify", ["--kernels", "decode", "--context", "4,x"], "--context must be a positive integer"],
+  ["bench", ["--sweep", "decode", "--kernels", "flash"], "drop flash from --kernels"],
+  ["bench", ["--sweep", "block-size", "--kernels", "decode"], "use --sweep decode"],
+  ["bench", ["--batches", "1,2"], "--batches applies to --sweep decode"],
+  ["model", ["--memory", "12e9"], "--memory applies to the decode kernels"],
+  ["model", ["--kernels", "decode", "--memory", "-1"], "--memory"],
+  ["model", ["--workload", "sharegpt", "--context", "5"], "drop --context"],
+];
+
+Deno.test({
+  name: "bad decode flags exit 2 with one line and write nothing",
+  ignore: noGpu,
+  async fn() {
+    await withTempDir(async (out) => {
+      for (const [command, args, why] of BAD_DECODE) {
+        const extra = command === "bench" ? ["--out", out, "--no-ceilings"] : [];
+        const r = await attnbench([command, ...args, ...extra]);
+        assertUsageError(r, why, `${command} ${args.join(" ")}`);
+        await assertNothingWritten(out, args.join(" "));
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "verify --kernels decode,paged-decode: lengths 1 and a prime, GQA, counted == modeled",
+  ignore: noGpu,
+  async fn() {
+    const r = await attnbench([
+      ...["verify", "--kernels", "decode,paged-decode", "--n", "1,37", "--heads", "4"],
+      ...["--kv-heads", "2", "--batch", "3", "--block-size", "8", "--count-io", "--json"],
+    ]);
+    assertEquals(r.code, 0, show(r));
+    const rows = JSON.parse(r.stdout).rows;
+    assertEquals(rows.length, 4);
+    for (const row of rows) {
+      assert(row.pass && row.countedBytes === row.modeledBytes, JSON.stringify(row));
+      assertEquals(row.decode.kvHeads, 2);
+    }
+    assertEquals(rows.map((x: { decode: { blockSize: number | null } }) => x.decode.blockSize), [
+      null,
+      null,
+      8,
+      8,
+    ]);
+  },
+});
+
+Deno.test({
+  name: "bench --sweep decode records the workload; check passes against itself",
+  ignore: noGpu,
+  async fn() {
+    await withTempDir(async (out) => {
+      const r = await attnbench([
+        ...["bench", "--sweep", "decode", "--n", "17,100", "--batches", "1,2", "--heads", "2"],
+        ...["--reps", "2", "--count-io", "--verify", "--no-ceilings", "--out", out, "--quiet"],
+      ]);
+      assertEquals(r.code, 0, show(r));
+      const results = parseResults(
+        await Deno.readTextFile(`${out}/results.json`),
+        "results.json",
+        kernelCatalog(),
+      );
+      // 2 kernels × 2 context lengths × 2 batches.
+      assertEquals(results.runs.length, 8);
+      for (const run of results.runs) {
+        assertEquals([run.sweep, run.status], ["decode", "ok"], JSON.stringify(run));
+        assertEquals(run.decode!.contexts.length, run.batch);
+        assertEquals(run.hbmBytes.counted, run.hbmBytes.modeled);
+        assert(run.maxRelError !== null);
+      }
+      const html = await Deno.readTextFile(`${out}/report.html`);
+      assertStringIncludes(html, "Decode: bandwidth vs context length");
+      const check = await attnbench([
+        ...["check", "--baseline", `${out}/results.json`, "--current", `${out}/results.json`],
+        "--no-timing",
+      ]);
+      assertEquals(check.code, 0, show(check));
+    });
+  },
+});
+
+Deno.test("model --workload sharegpt: the paper's order of waste, paged above 95%", async () => {
+  const r = await attnbench(["model", "--workload", "sharegpt", "--n", "2048", "--json"]);
+  assertEquals(r.code, 0, show(r));
+  const kv = JSON.parse(r.stdout).kvCache;
+  const share = Object.fromEntries(
+    kv.usage.map((u: { scheme: string; tokenShare: number }) => [u.scheme, u.tokenShare]),
+  );
+  assert(share["contiguous-max"] < share["contiguous-pow2"], JSON.stringify(share));
+  assert(share["contiguous-pow2"] < share["contiguous-oracle"], JSON.stringify(share));
+  assert(share.paged > 0.95, JSON.stringify(share));
+  assertEquals(kv.sequences, 512);
+  const text = await attnbench([
+    "model",
+    "--kernels",
+    "paged-decode",
+    "--n",
+    "100",
+    "--samples",
+    "4",
+  ]);
+  assertEquals(text.code, 0, show(text));
+  assertStringIncludes(text.stdout, "KV-cache memory model");
+  assertStringIncludes(text.stdout, "block sharing (4 sequences)");
+});
