@@ -52,6 +52,19 @@ for step in "$@"; do
       --block-sizes 16,32,64,128 --no-report --quiet ;;
     f16) ab bench --out "$OUT/f16" --dtype f16 --kernels flash --tuned "$TUNED" --no-report \
       --quiet ;;
+    decode)
+      # Issue 14's targets: paged-decode f16, d=128, context 8192, 256 (sequence, head) rows
+      # (16 sequences x 16 heads, MHA as the peer) against contiguous decode, the measured copy
+      # ceiling and PyTorch SDPA decode (query length 1) in the same device call.
+      python3 .device/peer_sdpa.py --decode --d 128 --dtype float16 --n 2048,8192 \
+        --batch-heads 256 2>/dev/null > "$OUT/decode_peers.jsonl"
+      grep -c . "$OUT/decode_peers.jsonl"
+      ab verify --kernels decode,paged-decode --dtype f16 --d 128 --n 1,37,257,2048 --heads 8 \
+        --kv-heads 2 --batch 3 --count-io --quiet | tail -6
+      ab bench --out "$OUT/decode" --sweep decode --dtype f16 --d 128 --n 2048,8192 \
+        --batches 16 --heads 16 --peers "$OUT/decode_peers.jsonl" --verify --quiet ;;
+    decode-sweep) ab bench --out "$OUT/decode-sweep" --sweep decode --dtype f16 --d 128 \
+      --heads 32 --kv-heads 8 --no-report --quiet ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done
