@@ -43,7 +43,14 @@ export function maskText(r: RunRecord): string {
 /** What tells a run apart in a message: kernel, N, and what else varies. */
 function runName(r: RunRecord): string {
   return `${r.kernel} n=${r.n} d=${r.d} b×h=${r.batch}×${r.heads} ${r.dtype}` +
-    `${maskText(r) ? ` ${maskText(r)}` : ""} tile ${r.tile.br}x${r.tile.bc}`;
+    `${maskText(r) ? ` ${maskText(r)}` : ""} ${tileText(r)}`;
+}
+
+/** The run's tile, or for a decode run (no tiles) its KV heads and cache layout. */
+function tileText(r: RunRecord): string {
+  const d = r.decode;
+  if (!d) return `tile ${r.tile.br}x${r.tile.bc}`;
+  return `kv-heads ${d.kvHeads} ${d.blockSize === null ? "contiguous" : `block ${d.blockSize}`}`;
 }
 
 /**
@@ -89,7 +96,7 @@ export function runsTable(runs: RunRecord[]): string[] {
       String(r.d),
       `${r.batch}×${r.heads}`,
       maskText(r),
-      `${r.tile.br}x${r.tile.bc}`,
+      r.decode ? "-" : `${r.tile.br}x${r.tile.bc}`,
       t ? `${fmtMs(t.median)} ± ${fmtMs(t.stdev)}` : r.status,
       t ? `${fmtMs(t.min)} … ${fmtMs(t.max)}` : "",
       t ? fmtRate(r.tflops) : "",

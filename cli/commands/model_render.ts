@@ -93,7 +93,9 @@ export function renderModel(report: ModelReport): string[] {
     lines.push("", notes.length ? `N = ${size.n}  (${notes.join("; ")})` : `N = ${size.n}`);
     const rows = size.kernels.map((k) => [
       k.kernel,
-      k.tiles === null ? DASH : `${k.tiles.br}×${k.tiles.bc}`,
+      k.tiles === null || findKernel(k.kernel)?.problem === "decode"
+        ? DASH
+        : `${k.tiles.br}×${k.tiles.bc}`,
       formatBytes(k.theoretical.bytes),
       k.queryOuterBytes === null ? DASH : formatBytes(k.queryOuterBytes),
       k.modeledBytes === null ? DASH : formatBytes(k.modeledBytes),

@@ -27,6 +27,7 @@ import { checkOutputPaths } from "../../analysis/results_io.ts";
 import { AttentionKernels, prepareAttention } from "../../kernels/attention.ts";
 import { checkAgainstReference } from "../../kernels/check.ts";
 import { openGpu, requireDtype } from "../../kernels/gpu.ts";
+import { problemOf } from "../../kernels/registry.ts";
 import { totalBytes } from "../../kernels/kernel.ts";
 import { median } from "../../analysis/stats.ts";
 import { timeDispatches } from "../../kernels/timing.ts";
@@ -102,6 +103,12 @@ export const tuneCommand: Command = {
     // Flags, the output path and the file to add to are checked before the GPU is opened.
     const given = shapeOptions(flags, { ns: [1], batch: 0, heads: 1 });
     if (given.ns.length !== 1) throw new UsageError("tune takes one --n");
+    const untiled = given.kernels.find((k) => problemOf(k) !== "attention");
+    if (untiled) {
+      throw new UsageError(
+        `${untiled.name} has no tiles to tune (its split size is chosen per problem)`,
+      );
+    }
     checkOutputPaths([out], "--out");
     await readTunedFile(out, false);
     const gpu = await openGpu();

@@ -159,6 +159,17 @@ export const verifyCommand: Command = {
         );
       }
     }
+    // A decode problem costs the reference Σ lengths · H · d multiply-adds.
+    const decodeKernel = o.kernels.find((k) => problemOf(k) === "decode");
+    for (const c of decodeKernel ? casesOf(decodeKernel, o, decode) : []) {
+      const work = c.decode!.contexts.reduce((a, b) => a + b, 0) * o.heads * o.d;
+      if (work > VERIFY_MAX_WORK) {
+        throw new UsageError(
+          `context ${c.shape.n} × ${c.shape.batch} sequences: the float64 CPU reference would ` +
+            `take Σ lengths·H·d = ${work.toExponential(2)} multiply-adds, more than 2^34`,
+        );
+      }
+    }
     const gpu = await openGpu();
     requireDtype(gpu, o.dtype);
     const kernels = new AttentionKernels(gpu);

@@ -144,7 +144,9 @@ export async function readLengthTrace(path: string): Promise<number[]> {
  */
 export class BlockAllocator {
   readonly blocks: number;
-  #free: number[];
+  /** The free list as a stack: `#free[0 .. #top)`, the next block handed out on top. */
+  #free: Uint32Array;
+  #top: number;
 
   /** A pool of `blocks` blocks, all free, handed out in order 0, 1, 2, … at first. */
   constructor(blocks: number) {
@@ -152,48 +154,57 @@ export class BlockAllocator {
       throw new UsageError(`the block pool needs at least one block, got ${blocks}`);
     }
     this.blocks = blocks;
-    this.#free = Array.from({ length: blocks }, (_, i) => blocks - 1 - i);
+    this.#free = new Uint32Array(blocks);
+    for (let i = 0; i < blocks; i++) this.#free[i] = blocks - 1 - i;
+    this.#top = blocks;
   }
 
   /** Free blocks left. */
   get free(): number {
-    return this.#free.length;
+    return this.#top;
   }
 
   /** One block; throws {@linkcode UsageError} when the pool is exhausted. */
   allocate(): number {
-    const b = this.#free.pop();
-    if (b === undefined) throw new UsageError(`the pool of ${this.blocks} blocks is exhausted`);
-    return b;
+    if (this.#top === 0) throw new UsageError(`the pool of ${this.blocks} blocks is exhausted`);
+    return this.#free[--this.#top]!;
   }
 
   /** Returns blocks to the free list. */
   release(ids: Iterable<number>): void {
-    for (const b of ids) this.#free.push(b);
+    for (const b of ids) {
+      if (this.#top === this.blocks) throw new Error("more blocks released than the pool holds");
+      this.#free[this.#top++] = b;
+    }
   }
 
   /**
    * Serves a while: `rounds` of sequences that grow block by block in turns and finish in a
-   * random order, which leaves the free list shuffled the way a busy server leaves it.
+   * random order, which leaves the free list shuffled the way a busy server leaves it. Each
+   * round takes half the free blocks, at most {@linkcode CHURN_BLOCKS}: a huge pool is shuffled
+   * where the next blocks come from, in linear time.
    */
   churn(seed: number, rounds = 4): void {
     const rand = mulberry32(seed);
     for (let r = 0; r < rounds; r++) {
       const live: number[][] = [];
-      const target = Math.floor(this.free / 2);
-      let taken = 0;
-      while (taken < target) {
+      const target = Math.min(CHURN_BLOCKS, Math.floor(this.free / 2));
+      for (let taken = 0; taken < target; taken++) {
         if (live.length === 0 || rand() < 0.3) live.push([]);
         live[Math.floor(rand() * live.length)]!.push(this.allocate());
-        taken++;
       }
+      // Finish the sequences in a random order: swap a random one to the end and take it.
       while (live.length > 0) {
-        const [seq] = live.splice(Math.floor(rand() * live.length), 1);
-        this.release(seq!.reverse());
+        const i = Math.floor(rand() * live.length);
+        [live[i], live[live.length - 1]] = [live[live.length - 1]!, live[i]!];
+        this.release(live.pop()!.reverse());
       }
     }
   }
 }
+
+/** Most blocks one round of {@linkcode BlockAllocator.churn} takes. */
+export const CHURN_BLOCKS = 1 << 16;
 
 /** The block tables of a batch: `table[s · stride + i]` is the pool block of sequence s's i-th. */
 export interface BlockTables {
@@ -241,9 +252,10 @@ export function buildBlockTables(
   alloc.churn(opts.seed);
   const held = new Array<number>(lens.length).fill(0);
   const longest = Math.max(...lens);
-  for (let pos = 0; pos < longest; pos++) {
+  // Only a position at a block boundary takes a block: step from one to the next.
+  for (let pos = 0; pos < longest; pos += blockSize) {
     lens.forEach((n, s) => {
-      if (pos < n && pos % blockSize === 0) table[s * stride + held[s]!++] = alloc.allocate();
+      if (pos < n) table[s * stride + held[s]!++] = alloc.allocate();
     });
   }
   return { blockSize, poolBlocks, stride, table };
