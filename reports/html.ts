@@ -221,8 +221,10 @@ function chartsSection(charts: ChartSpec[], labels: string[]): SafeHtml {
 /** Our best timed run per kernel at the peer's n, d and masking; B·H and dtype preferred. */
 function peerMatches(f: ResultsFile, p: PeerRecord): Map<string, RunRecord> {
   const out = new Map<string, RunRecord>();
+  // A decode peer (one query token) is matched with decode runs only, and the other way round.
   const same = f.runs.filter((r) =>
-    isTimed(r) && r.tflops !== null && r.sweep === "n" && r.n === p.n && r.d === p.d &&
+    isTimed(r) && r.tflops !== null && (p.decode === true) === (r.decode !== undefined) &&
+    (r.sweep === "n" || r.sweep === "decode") && r.n === p.n && r.d === p.d &&
     r.causal === p.causal
   );
   for (const k of allKernels().map((k) => k.name)) {
