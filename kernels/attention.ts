@@ -186,6 +186,7 @@ export async function prepareAttention(
     mask: problem.mask,
     scale: problem.scale,
     options: problem.options,
+    subgroupSize: gpu.subgroupSize,
   });
   const why = planFitsDevice(plan, device.limits);
   if (why) throw new DoesNotFitError(why);

@@ -140,6 +140,12 @@ export interface ProblemRequest {
   mask?: MaskRequest | BlockMask;
   /** Kernel-specific parameters (e.g. a decode kernel's KV length and page size). */
   options?: Readonly<Record<string, unknown>>;
+  /**
+   * Lanes per subgroup when the device runs subgroup operations with lanes in
+   * local_invocation_index order (`Gpu.subgroupSize`); 0 or absent: the portable path. A
+   * kernel may ignore it.
+   */
+  subgroupSize?: number;
 }
 
 /** A kernel applied to one problem: pure data, no GPU. */

@@ -27,9 +27,11 @@ export const TILE_CANDIDATES: readonly Tiles[] = [
  * Tiles for a fallback (software) adapter: speed does not matter there, but LLVM's compile time
  * grows steeply with the unrolled tile (tens of seconds for the GPU tiles), so small tiles keep
  * the test suite fast. Still more than one row and one key column per thread, so the register
- * tiling paths are exercised.
+ * tiling paths are exercised; the first builds flash's register-tile layout (flash_rt.wgsl),
+ * the second its earlier one.
  */
 export const FALLBACK_TILE_CANDIDATES: readonly Tiles[] = [
+  { br: 8, bc: 8, rm: 4, tx: 2 },
   { br: 8, bc: 8, rm: 2, tx: 4 },
   { br: 8, bc: 8, rm: 1, tx: 4 },
 ];

@@ -1,22 +1,21 @@
 #!/usr/bin/env bash
 # One experiment on the lent GPU machine (see BENCHMARKS.md and ../shared/device/README.md).
 # Run there from the repo root, after `scripts/prepare_device.sh` here, with
-#   carry: [".device", "node_modules/chart.js", and the two files
-#           node_modules/.deno/chart.js@4.6.1/node_modules/chart.js/{package.json,dist/chart.umd.min.js}]
+#   carry: [".device"]
 #   command: bash scripts/gpu_session.sh <step>... ; results land in $OUT.
 set -uo pipefail
 source .device/enter.sh
 export DENO_NO_UPDATE_CHECK=1
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
-# Offline: npm packages come from .device/deno_dir; the browser test's playwright-core stays behind.
-sed -i '/playwright-core/d' deno.json
-rm -f deno.lock
-export DENO_DIR=$PWD/.device/deno_dir
+# Offline: node_modules/ comes from .device/node_modules.tgz (playwright-core, which only the
+# browser test imports, stays behind) and --node-modules-dir=manual resolves every npm import
+# there, without an npm cache or a registry. deno.json and deno.lock stay as they are.
+rm -rf node_modules && tar xzf .device/node_modules.tgz || { echo "no node_modules.tgz"; exit 2; }
 [ -f .device/commit ] && export ATTNBENCH_GIT_COMMIT=$(cat .device/commit)
 ab() {
-  deno run --no-lock --cached-only --node-modules-dir=none --allow-read --allow-write \
-    --allow-run=git --allow-env cli/main.ts "$@" 2>&1 | grep -v '^\s*at '
+  deno run --node-modules-dir=manual --allow-read --allow-write --allow-run=git --allow-env \
+    cli/main.ts "$@" 2>&1 | grep -v '^\s*at '
 }
 TUNED=attnbench-tuned.json
 [ -f "$OUT/tuned.json" ] && TUNED=$OUT/tuned.json
@@ -53,6 +52,18 @@ for step in "$@"; do
       --block-sizes 16,32,64,128 --no-report --quiet ;;
     f16) ab bench --out "$OUT/f16" --dtype f16 --kernels flash --tuned "$TUNED" --no-report \
       --quiet ;;
+    speed)
+      # Issue 10: flash variants (register tiles, subgroups on/off, v5 for reference), each
+      # checked against the float64 reference before it is timed, beside PyTorch's peers.
+      sv() { deno run --node-modules-dir=manual -A scripts/speed_variants.ts "$@" 2>&1 | grep -v '^\s*at '; }
+      python3 .device/peer_sdpa.py --d 64 --n 1024,4096,16384 --dtype float32 2>/dev/null > "$OUT/peers.jsonl"
+      python3 .device/peer_sdpa.py --d 128 --n 1024,4096,16384 --dtype float32 2>/dev/null >> "$OUT/peers.jsonl"
+      python3 .device/peer_sdpa.py --d 64 --n 4096 --causal --dtype float32 2>/dev/null >> "$OUT/peers.jsonl"
+      grep -h '"EFFICIENT\|MATH' "$OUT/peers.jsonl" | cut -c1-220
+      sv --d 64 --tiles 64x32x8x8,64x32x4x8,32x32x8x8,64x32x4x16 --sg both | tee "$OUT/d64.txt"
+      sv --d 128 --tiles 32x32x4x8,32x32x8x8,32x32x2x16 --sg both | tee "$OUT/d128.txt"
+      sv --d 64 --n 4096 --tiles 64x32x8x8 --sg on --causal | tee "$OUT/causal.txt"
+      sv --d 64 --n 4096 --tiles 64x32x8x8 --sg on --kernel block-sparse | tee "$OUT/sparse.txt" ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

@@ -73,6 +73,7 @@ Flags:
   --export LIST       also write csv, markdown and/or gab (github-action-benchmark JSON)
 ${KERNEL_MODULE_HELP}
   --no-ceilings       skip the copy / FMA / launch micro-benchmarks
+  --no-subgroups      never ask for subgroups: the portable kernels (workgroup-memory reductions)
   --no-report         write results.json only
   --json              print the results file to stdout instead of the summary table
   --quiet             no progress on stderr`;
@@ -100,7 +101,7 @@ export const benchCommand: Command = {
         "export",
         "kernel-module",
       ],
-      boolean: ["count-io", "verify", "json", "no-ceilings", "no-report", "quiet"],
+      boolean: ["count-io", "verify", "json", "no-ceilings", "no-report", "quiet", "no-subgroups"],
       collect: ["kernel-module"],
     });
     if (flags.help) {
@@ -137,7 +138,7 @@ export const benchCommand: Command = {
     const peers = str("peers") === undefined ? undefined : await readPeers(str("peers")!);
     await loadKernelModules(kernelModulePaths(flags));
 
-    const gpu = await openGpu();
+    const gpu = await openGpu({ subgroups: flags["no-subgroups"] !== true });
     const fallback = gpu.info.isFallbackAdapter;
     const o = shapeOptions(flags, {
       ns: fallback ? FALLBACK_NS : GPU_NS,

@@ -27,6 +27,7 @@ ${SHAPE_HELP}
   (verify defaults: --n 1,17,128,257,1024 --batch 1 --heads 2)
 
   --count-io          also run the counting variant and require counted == modeled bytes
+  --no-subgroups      never ask for subgroups: the portable kernels (workgroup-memory reductions)
 ${KERNEL_MODULE_HELP}
   --json              print the results as JSON`;
 
@@ -55,7 +56,7 @@ export const verifyCommand: Command = {
   async run(args, io) {
     const flags = parseCommandFlags("verify", args, {
       string: ["kernel-module"],
-      boolean: ["json", "count-io"],
+      boolean: ["json", "count-io", "no-subgroups"],
       collect: ["kernel-module"],
     });
     if (flags.help) {
@@ -64,7 +65,7 @@ export const verifyCommand: Command = {
     }
     await loadKernelModules(kernelModulePaths(flags));
     const o = shapeOptions(flags, { ns: [1, 17, 128, 257, 1024], batch: 1, heads: 2 });
-    const gpu = await openGpu();
+    const gpu = await openGpu({ subgroups: flags["no-subgroups"] !== true });
     requireDtype(gpu, o.dtype);
     const kernels = new AttentionKernels(gpu);
     const rows: VerifyRow[] = [];
