@@ -23,7 +23,8 @@ const d = Number(a.d ?? 64);
 const reps = Number(a.reps ?? 10);
 const kernel = a.kernel ?? "flash";
 const dtype = (a.dtype ?? "f32") as "f32" | "f16";
-const tiles: Tiles[] = (a.tiles ?? "64x32x8x8").split(",").map((s) => {
+const tilesText: string = a.tiles ?? "64x32x8x8";
+const tiles: Tiles[] = tilesText.split(",").map((s: string) => {
   const [br, bc, rm, tx] = s.split("x").map(Number);
   return { br: br!, bc: bc!, rm: rm!, tx: tx! };
 });
