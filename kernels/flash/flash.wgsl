@@ -26,9 +26,6 @@
 //     mask's CSR row, read by thread t = 0 and shared through workgroup memory)
 //   count_read(slot, bytes), count_write(slot, bytes), count_flush(): the counting variant's
 //     instrumentation (empty functions otherwise)
-//   SG, row_combine(x, sum): with SG (the device has subgroups of at least TX lanes in
-//     invocation order, see gpu.ts) a row's partial maxima combine through subgroup shuffles
-//     instead of row_max_part; the barrier stays (V overwrites the K tile after it)
 //
 // Bindings, declared by the generated header from the plan's binding list (flash/mod.ts), in
 // this order after params (tensors [B, H, N, D] row-major, one (b, h) pair per workgroup row of
@@ -137,7 +134,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
         }
       }
     }
-    var block_max: array<f32, RM>;
     for (var i = 0u; i < RM; i++) {
       let row = q0 + ty + i * TY;
       var mx = NEG;
@@ -147,11 +143,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
         s[i][j] = select(s[i][j] * params.scale_log2e, NEG, masked);
         mx = max(mx, s[i][j]);
       }
-      if SG {
-        block_max[i] = row_combine(mx, false); // the row's TX threads, by subgroup shuffles
-      } else {
-        row_max_part[ty + i * TY][tx] = mx;
-      }
+      row_max_part[ty + i * TY][tx] = mx;
     }
     workgroupBarrier();
 
@@ -160,12 +152,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     for (var i = 0u; i < RM; i++) {
       let r = ty + i * TY;
       var mx = m[i];
-      if SG {
-        mx = max(mx, block_max[i]);
-      } else {
-        for (var x = 0u; x < TX; x++) {
-          mx = max(mx, row_max_part[r][x]);
-        }
+      for (var x = 0u; x < TX; x++) {
+        mx = max(mx, row_max_part[r][x]);
       }
       let alpha = exp2(m[i] - mx);
       m[i] = mx;

@@ -38,9 +38,8 @@ export interface FlashKnobs {
   /** Visit only the key blocks that the block mask keeps. */
   sparse: boolean;
   /**
-   * Lanes per subgroup the program may use for row maxima (and, in the register-tile layout,
-   * sums); 0: the portable path. Used only when a row group's TX threads (a power of two) fit
-   * in one subgroup.
+   * Lanes per subgroup the program may use for row maxima and sums (0: the portable path).
+   * Only the register-tile layout uses them ({@linkcode flashUsesSubgroups}).
    */
   subgroupSize?: number;
 }
@@ -68,11 +67,16 @@ export function flashKvShared(d: number): boolean {
   return d > 64;
 }
 
-/** Whether this program combines rows through subgroup shuffles. */
+/**
+ * Whether this program combines rows through subgroup shuffles: the register-tile layout only,
+ * when a row group's TX threads (a power of two) fit in one subgroup. The v5 layout keeps its
+ * workgroup-memory maxima: with shuffles it ran 4–8% slower on the H200 (BENCHMARKS.md, v6a).
+ */
 export function flashUsesSubgroups(k: FlashKnobs): boolean {
   const size = k.subgroupSize ?? 0;
   const tx = k.tiles.tx;
-  return size > 0 && size >= tx && size % tx === 0 && (tx & (tx - 1)) === 0;
+  return flashLayout(k.d, k.tiles) === "rt" && size >= tx && size % tx === 0 &&
+    (tx & (tx - 1)) === 0;
 }
 
 /** Key-block indices the block-sparse kernel stages in workgroup memory at a time. */
@@ -123,9 +127,7 @@ export function flashWorkgroupBytes(d: number, dtype: Dtype, tiles: Tiles): numb
 export function flashKey(k: FlashKnobs): string {
   const t = k.tiles;
   const sg = flashUsesSubgroups(k) ? "-sg" : "";
-  const layout = flashLayout(k.d, t) === "rt"
-    ? `rt${sg}${flashKvShared(k.d) ? "-kvs" : ""}`
-    : `v5${sg}`;
+  const layout = flashLayout(k.d, t) === "rt" ? `rt${sg}${flashKvShared(k.d) ? "-kvs" : ""}` : "v5";
   return `flash${
     k.sparse ? "-sparse" : ""
   }/d${k.d}/br${t.br}-bc${t.bc}-rm${t.rm}-tx${t.tx}/${layout}`;
@@ -151,8 +153,7 @@ export function flashSource(k: FlashKnobs): string {
   const sg = flashUsesSubgroups(k);
   const combine = sg ? SUBGROUP_COMBINE : PORTABLE_COMBINE;
   if (flashLayout(k.d, k.tiles) === "v5") {
-    return [...lines, `const SG: bool = ${sg};`, combine, blocks, unrollLoops(flashBody, bounds)]
-      .join("\n");
+    return [...lines, blocks, unrollLoops(flashBody, bounds)].join("\n");
   }
   const shared = flashKvShared(k.d);
   const rt = {
