@@ -118,7 +118,8 @@ export const verifyCommand: Command = {
       io.out(JSON.stringify({ device: gpu.info, rows }, null, 2));
     } else {
       const fallback = gpu.info.isFallbackAdapter ? " (fallback adapter)" : "";
-      io.out(`adapter: ${gpu.info.description}${fallback}`);
+      const sg = gpu.subgroupSize > 0 ? `, subgroups of ${gpu.subgroupSize}` : ", no subgroups";
+      io.out(`adapter: ${gpu.info.description}${fallback}${sg}`);
       const header = [
         "kernel",
         "dtype",
