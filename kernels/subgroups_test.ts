@@ -17,8 +17,9 @@ const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
 const expect = Deno.env.get("ATTNBENCH_EXPECT_SUBGROUPS") === "1";
 const withSg = adapter ? new AttentionKernels(await openGpu()) : null;
 const portable = adapter ? new AttentionKernels(await openGpu({ subgroups: false })) : null;
-// The register-tile layout with two threads a row group (fits any subgroup of 4 lanes or more).
-const TILES = { br: 8, bc: 8, rm: 4, tx: 2 };
+// The register-tile layout (rm ≥ 8) with two threads a row group (fits any subgroup of 4 lanes
+// or more).
+const TILES = { br: 16, bc: 8, rm: 8, tx: 2 };
 
 Deno.test({
   name: "subgroups: granted where CI expects them, recorded with their size",

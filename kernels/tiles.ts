@@ -11,14 +11,8 @@ import { resolveKernel } from "./registry.ts";
 
 export type { TileLimits };
 
-/**
- * Candidate tiles in order of preference, before tuning: first the shapes `tune` found fastest
- * for flash on an H200 (64×32 rm 4 tx 16 at d = 64, 32×32 rm 2 tx 16 at d = 128; flash's
- * earlier layout), then largest first.
- */
+/** Candidate tiles in order of preference (largest first), before tuning. */
 export const TILE_CANDIDATES: readonly Tiles[] = [
-  { br: 64, bc: 32, rm: 4, tx: 16 },
-  { br: 32, bc: 32, rm: 2, tx: 16 },
   { br: 64, bc: 64, rm: 4, tx: 8 },
   { br: 64, bc: 32, rm: 4, tx: 8 },
   { br: 32, bc: 64, rm: 2, tx: 8 },
@@ -33,11 +27,9 @@ export const TILE_CANDIDATES: readonly Tiles[] = [
  * Tiles for a fallback (software) adapter: speed does not matter there, but LLVM's compile time
  * grows steeply with the unrolled tile (tens of seconds for the GPU tiles), so small tiles keep
  * the test suite fast. Still more than one row and one key column per thread, so the register
- * tiling paths are exercised; the first builds flash's register-tile layout (flash_rt.wgsl),
- * the second its earlier one.
+ * tiling paths are exercised.
  */
 export const FALLBACK_TILE_CANDIDATES: readonly Tiles[] = [
-  { br: 8, bc: 8, rm: 4, tx: 2 },
   { br: 8, bc: 8, rm: 2, tx: 4 },
   { br: 8, bc: 8, rm: 1, tx: 4 },
 ];

@@ -46,18 +46,21 @@ export interface FlashKnobs {
 
 /**
  * Which source builds these tiles: `"rt"`, the GEMM-style register tiles of flash_rt.wgsl (rm a
- * multiple of 4, bc a multiple of 4·tx, the head dim's vec4s a multiple of tx), or `"v5"`, the
- * earlier flash.wgsl for every other tile.
+ * multiple of 4 and at least 8, bc a multiple of 4·tx, the head dim's vec4s a multiple of tx),
+ * or `"v5"`, flash.wgsl, for every other tile. The register tiles measured 2–7× slower than v5
+ * on the H200 (BENCHMARKS.md, issue 10), so only rows-per-thread past every default and tuned
+ * tile (rm ≥ 8) select them.
  *
  * @example
  * ```ts
  * import { flashLayout } from "./mod.ts";
  * console.assert(flashLayout(64, { br: 64, bc: 32, rm: 8, tx: 8 }) === "rt");
- * console.assert(flashLayout(64, { br: 32, bc: 32, rm: 2, tx: 8 }) === "v5");
+ * console.assert(flashLayout(64, { br: 64, bc: 32, rm: 4, tx: 8 }) === "v5");
  * ```
  */
 export function flashLayout(d: number, t: Tiles): "rt" | "v5" {
-  return t.rm % 4 === 0 && t.bc % (4 * t.tx) === 0 && (d / 4) % t.tx === 0 && t.br % t.rm === 0
+  return t.rm % 4 === 0 && t.rm >= 8 && t.bc % (4 * t.tx) === 0 && (d / 4) % t.tx === 0 &&
+      t.br % t.rm === 0
     ? "rt"
     : "v5";
 }

@@ -239,7 +239,7 @@ export const standard: Kernel = {
     ): PassSpec => ({
       name: split ? `${name}#${i + 1}` : name,
       key: standardKey(knobs, name),
-      source: standardSource(knobs, name),
+      source: sourceOf(name),
       bindings,
       uniforms: [
         { name: "n", type: "u32", value: shape.n },
@@ -251,6 +251,12 @@ export const standard: Kernel = {
       // A chunk's pass moves part of each slot's bytes: per-pass GB/s only when unsplit.
       moves: split ? [] : moves,
     });
+    // One source per pass kind, however many chunks run it.
+    const sources = new Map<StandardPass, string>();
+    const sourceOf = (name: StandardPass) => {
+      if (!sources.has(name)) sources.set(name, standardSource(knobs, name));
+      return sources.get(name)!;
+    };
     const sOf = (i: number) => (split ? `s${i}` : "s");
     const pOf = (i: number) => (split ? `p${i}` : "p");
     return {
