@@ -21,6 +21,13 @@ export interface DeviceRecord {
   /** The limits that matter for attention (bytes or counts). */
   limits: Record<string, number>;
   features: string[];
+  /**
+   * Whether the kernels used subgroup operations (the device granted `subgroups` and the probe
+   * passed; false with `--no-subgroups`). Absent in results written before subgroups.
+   */
+  subgroups?: boolean;
+  /** Lanes per subgroup when {@linkcode subgroups}; 0 otherwise. */
+  subgroupSize?: number;
 }
 
 /** Which clock timed a run. */

@@ -186,6 +186,11 @@ export async function prepareAttention(
     mask: problem.mask,
     scale: problem.scale,
     options: problem.options,
+    subgroupSize: gpu.subgroupSize,
+    maxBindingBytes: Math.min(
+      Number(device.limits.maxStorageBufferBindingSize),
+      Number(device.limits.maxBufferSize),
+    ),
   });
   const why = planFitsDevice(plan, device.limits);
   if (why) throw new DoesNotFitError(why);
@@ -224,8 +229,15 @@ export async function prepareAttention(
   const oom = await device.popErrorScope();
   if (validation || oom) {
     for (const b of made) b.destroy();
-    const why = (oom ?? validation)!.message;
-    throw new DoesNotFitError(`allocating buffers for ${kernel.name} n=${shape.n} failed: ${why}`);
+    const needs = (sumBytes(plan.buffers) / 1e9).toPrecision(3);
+    if (oom) {
+      throw new DoesNotFitError(
+        `${kernel.name} n=${shape.n}: out of device memory (needs ${needs} GB): ${oom.message}`,
+      );
+    }
+    throw new DoesNotFitError(
+      `allocating buffers for ${kernel.name} n=${shape.n} failed: ${validation!.message}`,
+    );
   }
 
   for (const [i, pass] of passes.entries()) {
@@ -363,7 +375,7 @@ function compilePass(cache: PipelineCache, plan: KernelPlan, pass: PassSpec, cou
   const bindings = pass.bindings.map((b) => {
     const spec = specs.get(b.buffer);
     if (!spec) throw new Error(`${plan.kernel.name} pass ${pass.name} binds no buffer ${b.buffer}`);
-    return { name: b.buffer, element: spec.element, access: b.access };
+    return { name: b.as ?? b.buffer, element: spec.element, access: b.access };
   });
   const header = shaderHeader({
     dtype: plan.shape.dtype,

@@ -32,6 +32,18 @@ export interface Gpu {
   f16: boolean;
   /** Whether timestamp queries are enabled on the device. */
   timestamps: boolean;
+  /**
+   * Lanes per subgroup when the kernels may use subgroup operations (the device was granted
+   * `subgroups` and the probe found lane = local_invocation_index mod size, and a working
+   * subgroupShuffleXor); 0 for the portable path.
+   */
+  subgroupSize: number;
+}
+
+/** How to open the device. */
+export interface OpenGpuOptions {
+  /** Ask for subgroups (default true); false forces the portable path (`--no-subgroups`). */
+  subgroups?: boolean;
 }
 
 /**
@@ -103,7 +115,7 @@ export function describeAdapter(adapter: GPUAdapter): DeviceRecord {
  * gpu.device.destroy();
  * ```
  */
-export async function openGpu(): Promise<Gpu> {
+export async function openGpu(opts: OpenGpuOptions = {}): Promise<Gpu> {
   const adapter = await requestAdapter();
   const info = describeAdapter(adapter);
   const requiredFeatures: GPUFeatureName[] = [];
@@ -113,8 +125,89 @@ export async function openGpu(): Promise<Gpu> {
   if (timestamps) requiredFeatures.push("timestamp-query");
   const requiredLimits: Record<string, number> = {};
   for (const name of LIMIT_NAMES) requiredLimits[name] = Number(adapter.limits[name]);
-  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
-  return { adapter, device, info, f16, timestamps };
+  // Deno 2.9.6 does not list `subgroups` among the adapter's features even where the device
+  // grants it (the H200's Vulkan driver, Mesa's lavapipe): ask, and fall back when refused.
+  let device: GPUDevice | null = null;
+  if (opts.subgroups ?? true) {
+    try {
+      device = await adapter.requestDevice({
+        requiredFeatures: [...requiredFeatures, "subgroups" as GPUFeatureName],
+        requiredLimits,
+      });
+    } catch {
+      device = null;
+    }
+  }
+  device ??= await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  const subgroupSize = device.features.has("subgroups") ? await probeSubgroups(device) : 0;
+  info.subgroups = subgroupSize > 0;
+  info.subgroupSize = subgroupSize;
+  if (info.subgroups && !info.features.includes("subgroups")) {
+    info.features = [...info.features, "subgroups"].sort();
+  }
+  return { adapter, device, info, f16, timestamps, subgroupSize };
+}
+
+// One 256-thread workgroup: each thread writes subgroup_size and whether its lane is
+// local_invocation_index mod subgroup_size and subgroupShuffleXor(t, 1) returned t ^ 1. No
+// `enable subgroups;`: naga 2.9.6 rejects the directive but accepts the builtins once the
+// device has the feature.
+const PROBE = `
+@group(0) @binding(0) var<storage, read_write> out: array<u32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) t: u32, @builtin(subgroup_size) size: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {
+  let ok = lane == t % size && subgroupShuffleXor(t, 1u) == (t ^ 1u) &&
+    subgroupMax(t) == t - lane + size - 1u;
+  out[t] = select(0u, size, ok);
+}`;
+
+/**
+ * The subgroup size the kernels may rely on, or 0: every thread of a 256-thread workgroup must
+ * see the same size, lanes in local_invocation_index order and working shuffles.
+ */
+async function probeSubgroups(device: GPUDevice): Promise<number> {
+  device.pushErrorScope("validation");
+  try {
+    const module = device.createShaderModule({ code: PROBE, label: "subgroup probe" });
+    const info = await module.getCompilationInfo();
+    if (info.messages.some((m) => m.type === "error")) return 0;
+    const pipeline = await device.createComputePipelineAsync({
+      layout: "auto",
+      compute: { module, entryPoint: "main" },
+    });
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC;
+    const buf = device.createBuffer({ size: 1024, usage });
+    const read = device.createBuffer({
+      size: 1024,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(
+      0,
+      device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [{ binding: 0, resource: { buffer: buf } }],
+      }),
+    );
+    pass.dispatchWorkgroups(1);
+    pass.end();
+    enc.copyBufferToBuffer(buf, 0, read, 0, 1024);
+    device.queue.submit([enc.finish()]);
+    await read.mapAsync(GPUMapMode.READ);
+    const sizes = new Uint32Array(read.getMappedRange().slice(0));
+    read.destroy();
+    buf.destroy();
+    const size = sizes[0]!;
+    const pow2 = size >= 4 && (size & (size - 1)) === 0;
+    return pow2 && sizes.every((s) => s === size) ? size : 0;
+  } catch {
+    return 0;
+  } finally {
+    await device.popErrorScope();
+  }
 }
 
 /**

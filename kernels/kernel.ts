@@ -78,6 +78,11 @@ export interface BufferSpec {
 export interface PassBinding {
   buffer: string;
   access: "read" | "read_write";
+  /**
+   * The WGSL variable name (default: the buffer's name): passes that run one source over
+   * several buffers (standard's S and P in chunks) bind each under the source's name.
+   */
+  as?: string;
 }
 
 /** One scalar of a pass's `Params` uniform struct (fields in this order, 4 bytes each). */
@@ -141,6 +146,18 @@ export interface ProblemRequest {
   mask?: MaskRequest | BlockMask;
   /** Kernel-specific parameters (e.g. a decode kernel's KV length and page size). */
   options?: Readonly<Record<string, unknown>>;
+  /**
+   * Lanes per subgroup when the device runs subgroup operations with lanes in
+   * local_invocation_index order (`Gpu.subgroupSize`); 0 or absent: the portable path. A
+   * kernel may ignore it.
+   */
+  subgroupSize?: number;
+  /**
+   * The largest buffer the device can bind, in bytes (the smaller of its
+   * maxStorageBufferBindingSize and maxBufferSize); a kernel may split a large scratch buffer
+   * into chunks of at most this. Absent: no limit (planning without a device).
+   */
+  maxBindingBytes?: number;
 }
 
 /** A kernel applied to one problem: pure data, no GPU. */

@@ -200,7 +200,18 @@ export function pipelineCacheFor(device: GPUDevice): PipelineCache {
 }
 
 /** Loop bounds that {@linkcode unrollLoops} unrolls: the per-thread register tile sizes. */
-export const UNROLLED_BOUNDS = ["RM", "RN", "RD4", "CACHE", "VEC", "D4", "BC4", "TX"] as const;
+export const UNROLLED_BOUNDS = [
+  "RM4",
+  "RN4",
+  "RM",
+  "RN",
+  "RD4",
+  "CACHE",
+  "VEC",
+  "D4",
+  "BC4",
+  "TX",
+] as const;
 
 /**
  * Fully unrolls every `for (var x = 0u; x < B; x++) { … }` whose bound B is one of

@@ -65,6 +65,31 @@ for step in "$@"; do
         --batches 16 --heads 16 --peers "$OUT/decode_peers.jsonl" --verify --quiet ;;
     decode-sweep) ab bench --out "$OUT/decode-sweep" --sweep decode --dtype f16 --d 128 \
       --heads 32 --kv-heads 8 --no-report --quiet ;;
+    speed)
+      # Issue 10: flash variants (register tiles, subgroups on/off, v5 for reference), each
+      # checked against the float64 reference before it is timed, beside PyTorch's peers.
+      sv() { deno run --node-modules-dir=manual -A scripts/speed_variants.ts "$@" 2>&1 | grep -v '^\s*at '; }
+      python3 .device/peer_sdpa.py --d 64 --n 1024,4096,16384 --dtype float32 2>/dev/null > "$OUT/peers.jsonl"
+      python3 .device/peer_sdpa.py --d 128 --n 1024,4096,16384 --dtype float32 2>/dev/null >> "$OUT/peers.jsonl"
+      python3 .device/peer_sdpa.py --d 64 --n 4096 --causal --dtype float32 2>/dev/null >> "$OUT/peers.jsonl"
+      grep -h '"EFFICIENT\|MATH' "$OUT/peers.jsonl" | cut -c1-220
+      sv --d 64 --tiles 64x32x8x8,64x32x4x8,32x32x8x8,64x32x4x16 --sg both | tee "$OUT/d64.txt"
+      sv --d 128 --tiles 32x32x4x8,32x32x8x8,32x32x2x16 --sg both | tee "$OUT/d128.txt"
+      sv --d 64 --n 4096 --tiles 64x32x8x8 --sg on --causal | tee "$OUT/causal.txt"
+      sv --d 64 --n 4096 --tiles 64x32x8x8 --sg on --kernel block-sparse | tee "$OUT/sparse.txt" ;;
+    speed2)
+      # Issue 10, second call: v5 with subgroup row maxima against its portable path, d=128,
+      # causal and block-sparse, then standard against flash up to the memory limit (B·H = 16).
+      sv() { deno run --node-modules-dir=manual -A scripts/speed_variants.ts "$@" 2>&1 | grep -v '^\s*at '; }
+      python3 .device/peer_sdpa.py --d 64 --n 4096,16384 --reps 10 --dtype float32 2>/dev/null > "$OUT/peers.jsonl"
+      grep -h '"EFFICIENT\|MATH' "$OUT/peers.jsonl" | cut -c1-200
+      sv --d 64 --n 4096,16384 --check-n 77,300 --tiles 64x32x4x16 --sg both | tee "$OUT/d64.txt"
+      sv --d 64 --n 4096 --check-n 77 --tiles 64x32x4x16 --sg on --causal | tee "$OUT/causal.txt"
+      sv --d 64 --n 4096 --check-n 77 --tiles 64x32x4x16 --sg on --kernel block-sparse | tee "$OUT/sparse.txt"
+      ab bench --out "$OUT/limit" --kernels standard,flash --batch 1 --heads 16 \
+        --n 4096,16384,32768,65536 --reps 3 --tuned "$TUNED" --no-ceilings --no-report --quiet | tail -12
+      python3 .device/peer_sdpa.py --d 64 --n 16384,32768 --batch-heads 16 --reps 3 --dtype float32 2>&1 | grep -h 'MATH\|rror' | cut -c1-200
+      sv --d 128 --n 4096 --check-n 77 --tiles 32x32x2x16,32x32x4x8 --sg both | tee "$OUT/d128.txt" ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

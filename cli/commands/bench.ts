@@ -94,6 +94,7 @@ Flags:
 ${KERNEL_MODULE_HELP}
 ${DECODE_HELP}
   --no-ceilings       skip the copy / FMA / launch micro-benchmarks
+  --no-subgroups      never ask for subgroups: the portable kernels (workgroup-memory reductions)
   --no-report         write results.json only
   --json              print the results file to stdout instead of the summary table
   --quiet             no progress on stderr`;
@@ -123,7 +124,7 @@ export const benchCommand: Command = {
         "batches",
         ...DECODE_STRING_FLAGS,
       ],
-      boolean: ["count-io", "verify", "json", "no-ceilings", "no-report", "quiet"],
+      boolean: ["count-io", "verify", "json", "no-ceilings", "no-report", "quiet", "no-subgroups"],
       collect: ["kernel-module"],
     });
     if (flags.help) {
@@ -183,7 +184,7 @@ export const benchCommand: Command = {
     const peers = str("peers") === undefined ? undefined : await readPeers(str("peers")!);
     const tunedFile = await readTuned(str("tuned"));
 
-    const gpu = await openGpu();
+    const gpu = await openGpu({ subgroups: flags["no-subgroups"] !== true });
     const fallback = gpu.info.isFallbackAdapter;
     const decodeSweep = sweep === "decode";
     const o = shapeOptions(flags, {

@@ -200,14 +200,14 @@ Deno.test({
   name: "bench of a size that does not fit records it as skipped and exits 0",
   ignore: noGpu,
   async fn() {
-    // S is n² floats: pick n so that it exceeds the device's binding (or buffer) limit.
+    // Standard splits S and P under the binding limit, but Q (n·d floats, one head, d = 64) is
+    // one buffer: pick n so that Q alone exceeds the device's binding (or buffer) limit.
     const limits = device!.limits;
     const limit = Math.min(
       limits.maxStorageBufferBindingSize ?? Infinity,
       limits.maxBufferSize ?? Infinity,
     );
-    let n = 8192;
-    while (n * n * 4 <= limit && n < 1 << 20) n += 1024;
+    const n = (Math.floor(limit / (64 * 4 * 1024)) + 1) * 1024;
     await withTempDir(async (out) => {
       const r = await attnbench([
         ...["bench", "--kernels", "standard", "--n", String(n), "--heads", "1", "--batch", "1"],

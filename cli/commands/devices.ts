@@ -6,17 +6,20 @@
 
 import { parseCommandFlags } from "../flags.ts";
 import type { Command } from "../command.ts";
-import { describeAdapter, FEATURE_NAMES, requestAdapter } from "../../kernels/gpu.ts";
+import { FEATURE_NAMES, openGpu } from "../../kernels/gpu.ts";
 import { fmtVendor } from "../../reports/mod.ts";
 
 const HELP = `attnbench devices — the WebGPU adapter Deno finds, its limits and features
 
-Usage: attnbench devices [--json]
+Usage: attnbench devices [--json] [--no-subgroups]
 
 Prints vendor, architecture, description, whether it is a fallback (software) adapter, the
 limits that bound the kernels (workgroup storage, storage binding and buffer sizes, invocations
 per workgroup, workgroups per dimension) and the features shader-f16, timestamp-query and
-subgroups. Exit code 2 when there is no adapter.`;
+subgroups. Deno 2.9.6 does not list subgroups among an adapter's features even where a device
+gets them, so the device is opened to ask; "subgroups" then says whether the kernels use them
+and with how many lanes (--no-subgroups: never ask, as every command's --no-subgroups).
+Exit code 2 when there is no adapter.`;
 
 /** The `devices` command. */
 export const devicesCommand: Command = {
@@ -24,12 +27,14 @@ export const devicesCommand: Command = {
   summary: "show the GPU adapter, its limits and features",
   help: HELP,
   async run(args, io) {
-    const flags = parseCommandFlags("devices", args, { boolean: ["json"] });
+    const flags = parseCommandFlags("devices", args, { boolean: ["json", "no-subgroups"] });
     if (flags.help) {
       io.out(HELP);
       return 0;
     }
-    const info = describeAdapter(await requestAdapter());
+    const gpu = await openGpu({ subgroups: !flags["no-subgroups"] });
+    const info = gpu.info;
+    gpu.device.destroy();
     if (flags.json) {
       io.out(JSON.stringify(info, null, 2));
       return 0;
@@ -52,6 +57,7 @@ export const devicesCommand: Command = {
           string,
         ]
       ),
+      ["subgroup size", info.subgroups ? String(info.subgroupSize) : "(portable path)"],
     ];
     const w = Math.max(...rows.map(([k]) => k.length));
     for (const [k, v] of rows) io.out(`${k.padEnd(w)}  ${v}`);

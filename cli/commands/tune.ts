@@ -51,6 +51,7 @@ ${SHAPE_HELP}
   --out FILE          tuned-tiles file to update (default: ${DEFAULT_TUNED_PATH})
   --reps N            timed runs per candidate (default: 10)
   --max-candidates N  try at most N candidates per kernel, the likeliest first
+  --no-subgroups      never ask for subgroups: tune the portable kernels
 ${KERNEL_MODULE_HELP}`;
 
 /**
@@ -85,6 +86,7 @@ export const tuneCommand: Command = {
   async run(args, io) {
     const flags = parseCommandFlags("tune", args, {
       string: ["out", "reps", "max-candidates", "kernel-module"],
+      boolean: ["no-subgroups"],
       collect: ["kernel-module"],
     });
     if (flags.help) {
@@ -111,7 +113,7 @@ export const tuneCommand: Command = {
     }
     checkOutputPaths([out], "--out");
     await readTunedFile(out, false);
-    const gpu = await openGpu();
+    const gpu = await openGpu({ subgroups: flags["no-subgroups"] !== true });
     const fallback = gpu.info.isFallbackAdapter;
     const o = shapeOptions(flags, {
       ns: [fallback ? 256 : 4096],

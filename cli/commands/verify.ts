@@ -51,6 +51,7 @@ ${SHAPE_HELP}
 ${DECODE_HELP}
 
   --count-io          also run the counting variant and require counted == modeled bytes
+  --no-subgroups      never ask for subgroups: the portable kernels (workgroup-memory reductions)
 ${KERNEL_MODULE_HELP}
   --json              print the results as JSON`;
 
@@ -140,7 +141,7 @@ export const verifyCommand: Command = {
   async run(args, io) {
     const flags = parseCommandFlags("verify", args, {
       string: ["kernel-module", ...DECODE_STRING_FLAGS],
-      boolean: ["json", "count-io"],
+      boolean: ["json", "count-io", "no-subgroups"],
       collect: ["kernel-module"],
     });
     if (flags.help) {
@@ -170,7 +171,7 @@ export const verifyCommand: Command = {
         );
       }
     }
-    const gpu = await openGpu();
+    const gpu = await openGpu({ subgroups: flags["no-subgroups"] !== true });
     requireDtype(gpu, o.dtype);
     const kernels = new AttentionKernels(gpu);
     const rows: VerifyRow[] = [];
@@ -245,7 +246,8 @@ export const verifyCommand: Command = {
       io.out(JSON.stringify({ device: gpu.info, rows }, null, 2));
     } else {
       const fallback = gpu.info.isFallbackAdapter ? " (fallback adapter)" : "";
-      io.out(`adapter: ${gpu.info.description}${fallback}`);
+      const sg = gpu.subgroupSize > 0 ? `, subgroups of ${gpu.subgroupSize}` : ", no subgroups";
+      io.out(`adapter: ${gpu.info.description}${fallback}${sg}`);
       const header = [
         "kernel",
         "dtype",

@@ -26,7 +26,7 @@ export const blockSparse: Kernel = {
   threads: tileThreads,
   workgroupBytes: flashWorkgroupBytes,
   tileProblem: tileStructureProblem,
-  plan({ shape, tiles, scale, mask: given }) {
+  plan({ shape, tiles, scale, mask: given, subgroupSize }) {
     const mask = given instanceof BlockMask ? given : makeMask({
       kind: given?.kind ?? "random",
       density: given?.density ?? 0.25,
@@ -46,6 +46,6 @@ export const blockSparse: Kernel = {
           `${rows}×${cols}`,
       );
     }
-    return flashPlan(blockSparse, shape, tiles, scale, mask);
+    return flashPlan(blockSparse, shape, tiles, scale, mask, subgroupSize);
   },
 };

@@ -10,6 +10,7 @@
  */
 
 import flashBody from "./flash.wgsl" with { type: "text" };
+import flashRtBody from "./flash_rt.wgsl" with { type: "text" };
 import { type AttentionShape, type Dtype, dtypeBytes, type Tiles } from "../../core/shapes.ts";
 import {
   flashAttentionBytes,
@@ -36,6 +37,49 @@ export interface FlashKnobs {
   tiles: Tiles;
   /** Visit only the key blocks that the block mask keeps. */
   sparse: boolean;
+  /**
+   * Lanes per subgroup the program may use for row maxima and sums (0: the portable path).
+   * Only the register-tile layout uses them ({@linkcode flashUsesSubgroups}).
+   */
+  subgroupSize?: number;
+}
+
+/**
+ * Which source builds these tiles: `"rt"`, the GEMM-style register tiles of flash_rt.wgsl (rm a
+ * multiple of 4 and at least 8, bc a multiple of 4·tx, the head dim's vec4s a multiple of tx),
+ * or `"v5"`, flash.wgsl, for every other tile. The register tiles measured 2–7× slower than v5
+ * on the H200 (BENCHMARKS.md, issue 10), so only rows-per-thread past every default and tuned
+ * tile (rm ≥ 8) select them.
+ *
+ * @example
+ * ```ts
+ * import { flashLayout } from "./mod.ts";
+ * console.assert(flashLayout(64, { br: 64, bc: 32, rm: 8, tx: 8 }) === "rt");
+ * console.assert(flashLayout(64, { br: 64, bc: 32, rm: 4, tx: 8 }) === "v5");
+ * ```
+ */
+export function flashLayout(d: number, t: Tiles): "rt" | "v5" {
+  return t.rm % 4 === 0 && t.rm >= 8 && t.bc % (4 * t.tx) === 0 && (d / 4) % t.tx === 0 &&
+      t.br % t.rm === 0
+    ? "rt"
+    : "v5";
+}
+
+/** Whether the register-tile layout shares one workgroup buffer between K^T and V. */
+export function flashKvShared(d: number): boolean {
+  return d > 64;
+}
+
+/**
+ * Whether this program combines rows through subgroup shuffles: the register-tile layout only,
+ * when a row group's TX threads (a power of two) fit in one subgroup. The v5 layout keeps its
+ * workgroup-memory maxima: with shuffles it ran 4–8% slower on the H200 (BENCHMARKS.md, v6a).
+ */
+export function flashUsesSubgroups(k: FlashKnobs): boolean {
+  const size = k.subgroupSize ?? 0;
+  const tx = k.tiles.tx;
+  return flashLayout(k.d, k.tiles) === "rt" && size >= tx && size % tx === 0 &&
+    (tx & (tx - 1)) === 0;
 }
 
 /** Key-block indices the block-sparse kernel stages in workgroup memory at a time. */
@@ -53,6 +97,20 @@ export const SPARSE_LIST = 64;
  */
 export function flashWorkgroupBytes(d: number, dtype: Dtype, tiles: Tiles): number {
   const e = dtype === "f16" ? 2 : 4;
+  const round = (bytes: number) => Math.ceil(bytes / 16) * 16;
+  if (flashLayout(d, tiles) === "rt") {
+    // q_t, p_t (rows padded by one vec4), red, K^T and V (one buffer when shared), and the
+    // block-sparse prelude's row range and list; all f32 whatever the storage type.
+    const kv = d * tiles.bc * 4 * (flashKvShared(d) ? 1 : 2);
+    return [
+      d * tiles.br * 4,
+      tiles.bc * (tiles.br / 4 + 1) * 16,
+      tiles.br * tiles.tx * 4,
+      kv,
+      8,
+      4 * SPARSE_LIST,
+    ].reduce((sum, bytes) => sum + round(bytes), 0);
+  }
   // q_tile and kv_tile rows padded by one vec4, p_tile rows by one vec4 (see flash.wgsl); the
   // block-sparse prelude's row range and block list are counted for flash too (a few hundred
   // bytes), so one figure bounds both.
@@ -65,13 +123,17 @@ export function flashWorkgroupBytes(d: number, dtype: Dtype, tiles: Tiles): numb
     8,
     4 * SPARSE_LIST,
   ];
-  return vars.reduce((sum, bytes) => sum + Math.ceil(bytes / 16) * 16, 0);
+  return vars.reduce((sum, bytes) => sum + round(bytes), 0);
 }
 
 /** The cache key: every knob that changes the source. */
 export function flashKey(k: FlashKnobs): string {
   const t = k.tiles;
-  return `flash${k.sparse ? "-sparse" : ""}/d${k.d}/br${t.br}-bc${t.bc}-rm${t.rm}-tx${t.tx}`;
+  const sg = flashUsesSubgroups(k) ? "-sg" : "";
+  const layout = flashLayout(k.d, t) === "rt" ? `rt${sg}${flashKvShared(k.d) ? "-kvs" : ""}` : "v5";
+  return `flash${
+    k.sparse ? "-sparse" : ""
+  }/d${k.d}/br${t.br}-bc${t.bc}-rm${t.rm}-tx${t.tx}/${layout}`;
 }
 
 /**
@@ -89,9 +151,77 @@ export function flashSource(k: FlashKnobs): string {
   const problem = tileStructureProblem(k.d, k.tiles);
   if (problem) throw new Error(`flash tiles: ${problem}`);
   const { lines, bounds } = tileConstants(k.d, k.tiles);
-  const body = unrollLoops(flashBody, bounds);
-  return [...lines, k.sparse ? SPARSE_BLOCKS : DENSE_BLOCKS, body].join("\n");
+  const blocks = k.sparse ? SPARSE_BLOCKS : DENSE_BLOCKS;
+  const t = k.tiles;
+  const sg = flashUsesSubgroups(k);
+  const combine = sg ? SUBGROUP_COMBINE : PORTABLE_COMBINE;
+  if (flashLayout(k.d, k.tiles) === "v5") {
+    return [...lines, blocks, unrollLoops(flashBody, bounds)].join("\n");
+  }
+  const shared = flashKvShared(k.d);
+  const rt = {
+    ...bounds,
+    RM4: t.rm / 4,
+    RN4: t.bc / (4 * t.tx),
+    RD4: k.d / 4 / t.tx,
+  };
+  const consts = [
+    "const VEC: u32 = 4u;",
+    `const RM4: u32 = ${rt.RM4}u;`,
+    `const RN4: u32 = ${rt.RN4}u;`,
+    `const BR4: u32 = ${t.br / 4}u;`,
+    `const BR4P: u32 = ${t.br / 4 + 1}u;`,
+    `const SG: bool = ${sg};`,
+    `const KV_SHARED: bool = ${shared};`,
+  ];
+  return [
+    ...lines.filter((l) => !l.startsWith("const RD4")),
+    `const RD4: u32 = ${rt.RD4}u;`,
+    ...consts,
+    shared ? KV_SHARED_TILES : KV_SEPARATE_TILES,
+    combine,
+    blocks,
+    unrollLoops(flashRtBody, rt),
+  ].join("\n");
 }
+
+// flash_rt.wgsl's K^T and V tiles: two buffers (K^T[k][keys / 4], V[key][d / 4]) ...
+const KV_SEPARATE_TILES = `
+var<workgroup> k_t: array<array<vec4<f32>, BC4>, D>;
+var<workgroup> v_s: array<array<vec4<f32>, D4>, BC>;
+fn k_at(kk: u32, c: u32) -> vec4<f32> { return k_t[kk][c]; }
+fn k_put(kk: u32, r: u32, x: f32) { k_t[kk][r / 4u][r % 4u] = x; }
+fn v_at(r: u32, c: u32) -> vec4<f32> { return v_s[r][c]; }
+fn v_put(r: u32, c: u32, x: vec4<f32>) { v_s[r][c] = x; }
+`;
+
+// ... or one, K^T and then V (KV_SHARED).
+const KV_SHARED_TILES = `
+var<workgroup> kv_s: array<vec4<f32>, D * BC4>;
+fn k_at(kk: u32, c: u32) -> vec4<f32> { return kv_s[kk * BC4 + c]; }
+fn k_put(kk: u32, r: u32, x: f32) { kv_s[kk * BC4 + r / 4u][r % 4u] = x; }
+fn v_at(r: u32, c: u32) -> vec4<f32> { return kv_s[r * D4 + c]; }
+fn v_put(r: u32, c: u32, x: vec4<f32>) { kv_s[r * D4 + c] = x; }
+`;
+
+// The maximum (sum: the sum) of x over the TX consecutive lanes of a row group. No
+// \`enable subgroups;\`: naga in Deno 2.9.6 rejects the directive but compiles the builtins
+// once the device has the feature.
+const SUBGROUP_COMBINE = `
+fn row_combine(x: f32, sum: bool) -> f32 {
+  var y = x;
+  for (var lane = 1u; lane < TX; lane <<= 1u) {
+    let o = subgroupShuffleXor(y, lane);
+    y = select(max(y, o), y + o, sum);
+  }
+  return y;
+}
+`;
+
+// The portable path combines through workgroup memory (red) in the body; never called.
+const PORTABLE_COMBINE = `
+fn row_combine(x: f32, sum: bool) -> f32 { return x; }
+`;
 
 // Dense: key blocks 0 ..= last_key / BC (the causal diagonal clips \`last_key\`).
 const DENSE_BLOCKS = `
@@ -208,6 +338,7 @@ export function flashPlan(
   tiles: Tiles,
   given: number | undefined,
   mask: BlockMask | null,
+  subgroupSize = 0,
 ): KernelPlan {
   const scale = given ?? 1 / Math.sqrt(shape.d);
   const heads = shape.batch * shape.heads;
@@ -245,7 +376,7 @@ export function flashPlan(
     bindings.push({ buffer: "rowptr", access: "read" }, { buffer: "colidx", access: "read" });
   }
   const density = mask?.density ?? 1;
-  const knobs = { d: shape.d, tiles, sparse: mask !== null };
+  const knobs = { d: shape.d, tiles, sparse: mask !== null, subgroupSize };
   return {
     kernel,
     shape,
@@ -293,5 +424,6 @@ export const flash: Kernel = {
   threads: tileThreads,
   workgroupBytes: flashWorkgroupBytes,
   tileProblem: tileStructureProblem,
-  plan: ({ shape, tiles, scale }) => flashPlan(flash, shape, tiles, scale, null),
+  plan: ({ shape, tiles, scale, subgroupSize }) =>
+    flashPlan(flash, shape, tiles, scale, null, subgroupSize),
 };

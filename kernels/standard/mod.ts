@@ -13,7 +13,7 @@ import softmaxBody from "./softmax.wgsl" with { type: "text" };
 import pvBody from "./pv.wgsl" with { type: "text" };
 import { type AttentionShape, type Dtype, dtypeBytes, type Tiles } from "../../core/shapes.ts";
 import { lowerBoundBytes, standardAttentionBytes } from "../../analysis/io_model.ts";
-import { need, qkvoBuffers, randomInputs, shapeUniforms } from "../common.ts";
+import { need, qkvoBuffers, randomInputs } from "../common.ts";
 import {
   attentionFlops,
   emptyTraffic,
@@ -136,6 +136,67 @@ export function standardTraffic(shape: AttentionShape, tiles: Tiles) {
   return t;
 }
 
+/** One dispatch chunk of S and P: `heads` whole heads, or `rows` rows of one head. */
+export interface StandardChunk {
+  /** Flattened first row (head · n + row) of the chunk. */
+  first: number;
+  /** Heads in the chunk (1 when the chunk is rows of one head). */
+  heads: number;
+  /** Rows of S per head in the chunk (n for whole heads). */
+  rows: number;
+}
+
+/**
+ * How standard splits S and P so that no buffer exceeds `maxBytes` (a WebGPU binding limit,
+ * 2 GiB on the H200, not the GPU's memory): one chunk when all of S fits, else as many whole
+ * heads a chunk as fit, else rows of one head a chunk (a multiple of the query tile and of the
+ * softmax pass's rows, so the dispatches' workgroups, and so the modeled bytes, are those of
+ * one unsplit dispatch). Empty when not even those rows fit.
+ *
+ * @example
+ * ```ts
+ * import { standardChunks } from "./mod.ts";
+ * const shape = { batch: 1, heads: 16, n: 16384, d: 64, dtype: "f32", causal: false } as const;
+ * const tiles = { br: 64, bc: 32, rm: 4, tx: 16 };
+ * console.assert(standardChunks(shape, tiles, 2 ** 31 - 4).length === 16);
+ * console.assert(standardChunks({ ...shape, n: 32768 }, tiles, 2 ** 31 - 4).length === 48);
+ * ```
+ */
+export function standardChunks(
+  shape: AttentionShape,
+  tiles: Tiles,
+  maxBytes: number,
+): StandardChunk[] {
+  const { n } = shape;
+  const heads = shape.batch * shape.heads;
+  const rowBytes = n * dtypeBytes(shape.dtype);
+  const maxRows = Math.floor(maxBytes / rowBytes);
+  if (maxRows >= heads * n) return [{ first: 0, heads, rows: n }];
+  if (maxRows >= n) {
+    const per = Math.floor(maxRows / n);
+    return Array.from({ length: Math.ceil(heads / per) }, (_, i) => ({
+      first: i * per * n,
+      heads: Math.min(per, heads - i * per),
+      rows: n,
+    }));
+  }
+  const unit = lcm(tiles.br, SOFTMAX_ROWS);
+  const rows = Math.floor(maxRows / unit) * unit;
+  if (rows === 0) return [];
+  const out: StandardChunk[] = [];
+  for (let h = 0; h < heads; h++) {
+    for (let r = 0; r < n; r += rows) {
+      out.push({ first: h * n + r, heads: 1, rows: Math.min(rows, n - r) });
+    }
+  }
+  return out;
+}
+
+function lcm(a: number, b: number): number {
+  const gcd = (x: number, y: number): number => (y === 0 ? x : gcd(y, x % y));
+  return (a / gcd(a, b)) * b;
+}
+
 /** Counter slots of the standard kernel. */
 const SLOTS = ["q", "k", "v", "o", "s", "p", "uniform"] as const;
 
@@ -152,28 +213,52 @@ export const standard: Kernel = {
   threads: tileThreads,
   workgroupBytes: standardWorkgroupBytes,
   tileProblem: tileStructureProblem,
-  plan({ shape, tiles, scale: given }): KernelPlan {
+  plan({ shape, tiles, scale: given, maxBindingBytes }): KernelPlan {
     const scale = given ?? 1 / Math.sqrt(shape.d);
-    const heads = shape.batch * shape.heads;
-    const square = heads * shape.n * shape.n * dtypeBytes(shape.dtype);
     const knobs = { d: shape.d, tiles };
-    const tr = Math.ceil(shape.n / tiles.br);
     const tc = Math.ceil(shape.n / tiles.bc);
-    const uniforms = shapeUniforms(shape, "scale", scale);
+    const fitted = standardChunks(shape, tiles, maxBindingBytes ?? Infinity);
+    // Not even a chunk of rows fits: one chunk, which the runner refuses with S's size.
+    const chunks = fitted.length > 0 ? fitted : standardChunks(shape, tiles, Infinity);
+    const split = chunks.length > 1;
+    const e = dtypeBytes(shape.dtype);
+    const scratch = chunks.flatMap((c, i) => {
+      const bytes = c.heads * c.rows * shape.n * e;
+      const at = split ? ` (chunk ${i + 1} of ${chunks.length})` : "";
+      return [
+        { name: split ? `s${i}` : "s", label: `S${at}`, role: "scratch", bytes, element: "T" },
+        { name: split ? `p${i}` : "p", label: `P${at}`, role: "scratch", bytes, element: "T" },
+      ] as const;
+    });
     const pass = (
       name: StandardPass,
+      i: number,
       bindings: PassSpec["bindings"],
       grid: PassSpec["grid"],
       moves: PassSpec["moves"],
     ): PassSpec => ({
-      name,
+      name: split ? `${name}#${i + 1}` : name,
       key: standardKey(knobs, name),
-      source: standardSource(knobs, name),
+      source: sourceOf(name),
       bindings,
-      uniforms,
+      uniforms: [
+        { name: "n", type: "u32", value: shape.n },
+        { name: "first", type: "u32", value: chunks[i]!.first },
+        { name: "causal", type: "u32", value: shape.causal ? 1 : 0 },
+        { name: "scale", type: "f32", value: scale },
+      ],
       grid,
-      moves,
+      // A chunk's pass moves part of each slot's bytes: per-pass GB/s only when unsplit.
+      moves: split ? [] : moves,
     });
+    // One source per pass kind, however many chunks run it.
+    const sources = new Map<StandardPass, string>();
+    const sourceOf = (name: StandardPass) => {
+      if (!sources.has(name)) sources.set(name, standardSource(knobs, name));
+      return sources.get(name)!;
+    };
+    const sOf = (i: number) => (split ? `s${i}` : "s");
+    const pOf = (i: number) => (split ? `p${i}` : "p");
     return {
       kernel: standard,
       shape,
@@ -181,39 +266,46 @@ export const standard: Kernel = {
       scale,
       mask: null,
       density: 1,
-      buffers: [
-        ...qkvoBuffers(shape),
-        { name: "s", label: "S", role: "scratch", bytes: square, element: "T" },
-        { name: "p", label: "P", role: "scratch", bytes: square, element: "T" },
-      ],
+      buffers: [...qkvoBuffers(shape), ...scratch],
       slots: SLOTS,
       passes: () => [
-        pass(
-          "scores",
-          [
-            { buffer: "q", access: "read" },
-            { buffer: "k", access: "read" },
-            { buffer: "s", access: "read_write" },
-          ],
-          [tc, tr, heads],
-          [["q", "read"], ["k", "read"], ["s", "write"]],
-        ),
-        pass(
-          "softmax",
-          [{ buffer: "s", access: "read" }, { buffer: "p", access: "read_write" }],
-          [Math.ceil(shape.n / SOFTMAX_ROWS), heads],
-          [["s", "read"], ["p", "write"]],
-        ),
-        pass(
-          "pv",
-          [
-            { buffer: "v", access: "read" },
-            { buffer: "p", access: "read" },
-            { buffer: "o", access: "read_write" },
-          ],
-          [tr, heads],
-          [["p", "read"], ["v", "read"], ["o", "write"]],
-        ),
+        ...chunks.flatMap((c, i) => {
+          const tr = Math.ceil(c.rows / tiles.br);
+          return [
+            pass(
+              "scores",
+              i,
+              [
+                { buffer: "q", access: "read" },
+                { buffer: "k", access: "read" },
+                { buffer: sOf(i), access: "read_write", as: "s" },
+              ],
+              [tc, tr, c.heads],
+              [["q", "read"], ["k", "read"], ["s", "write"]],
+            ),
+            pass(
+              "softmax",
+              i,
+              [
+                { buffer: sOf(i), access: "read", as: "s" },
+                { buffer: pOf(i), access: "read_write", as: "p" },
+              ],
+              [Math.ceil(c.rows / SOFTMAX_ROWS), c.heads],
+              [["s", "read"], ["p", "write"]],
+            ),
+            pass(
+              "pv",
+              i,
+              [
+                { buffer: "v", access: "read" },
+                { buffer: pOf(i), access: "read", as: "p" },
+                { buffer: "o", access: "read_write" },
+              ],
+              [tr, c.heads],
+              [["p", "read"], ["v", "read"], ["o", "write"]],
+            ),
+          ];
+        }),
       ],
       modeledTraffic: () => standardTraffic(shape, tiles),
       theoreticalBytes: () => standardAttentionBytes(shape),

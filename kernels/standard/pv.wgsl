@@ -9,7 +9,7 @@
 // of the P tile in vec4, padded by one against bank conflicts) and the counting helpers.
 //
 // Bindings (declared by the generated header from standard/mod.ts's list, in this order):
-//   params: uniform { n, bh, causal, scale }
+//   params: uniform { n, first, causal, scale }
 //   v: array<T4>, B*H*N*D4     p: array<T>, B*H*N*N
 //   o: array<T4>, B*H*N*D4 (written)
 //   counting only: counters
@@ -25,10 +25,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   if t == 0u {
     count_read(SLOT_UNIFORM, 16u);
   }
-  let q0 = wid.x * BR;
-  let bh = wid.y;
+  let r0 = params.first % n; // this chunk's first row (0 for whole heads)
+  let q0 = r0 + wid.x * BR;
+  let bh = params.first / n + wid.y;
   let base = bh * n * D4;
-  let p_base = bh * n * n;
+  let p_base = wid.y * n * n - r0 * n; // P is this dispatch's chunk, as in scores.wgsl
   let ty = t / TX;
   let tx = t % TX;
 

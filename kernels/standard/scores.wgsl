@@ -12,12 +12,15 @@
 // padded by one vec4 against bank conflicts) and the counting helpers.
 //
 // Bindings (declared by the generated header from standard/mod.ts's list, in this order):
-//   params: uniform { n, bh, causal, scale }
+//   params: uniform { n, first, causal, scale }
 //   q: array<T4>, B*H*N*D4     k: same
 //   s: array<T>, B*H*N*N (written)
 //   counting only: counters
 //
-// Grid: (ceil(N / BC), ceil(N / BR), B*H).
+// S here is this dispatch's chunk (standard/mod.ts): heads first / n … first / n + grid.z - 1,
+// or rows first % n … of one head, laid out [head in chunk][row - first % n][key].
+//
+// Grid: (ceil(N / BC), ceil(chunk rows / BR), heads in the chunk).
 
 var<workgroup> q_tile: array<array<T4, D4P>, BR>;
 var<workgroup> k_tile: array<array<T4, D4P>, BC>;
@@ -28,9 +31,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   if t == 0u {
     count_read(SLOT_UNIFORM, 16u);
   }
+  // This dispatch's chunk of S starts at flattened row params.first (head first / n, row
+  // first % n): whole heads (wid.z the head within the chunk) or rows of one head.
+  let r0 = params.first % n;
   let k0 = wid.x * BC;
-  let q0 = wid.y * BR;
-  let bh = wid.z;
+  let q0 = r0 + wid.y * BR;
+  let bh = params.first / n + wid.z;
   let base = bh * n * D4;
   let ty = t / TX;
   let tx = t % TX;
@@ -72,13 +78,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     }
   }
 
-  let s_base = bh * n * n;
   for (var i = 0u; i < RM; i++) {
     let row = q0 + ty + i * TY;
     for (var j = 0u; j < RN; j++) {
       let col = k0 + tx + j * TX;
       if row < n && col < n {
-        s[s_base + row * n + col] = T(acc[i][j] * params.scale);
+        s[(wid.z * n + row - r0) * n + col] = T(acc[i][j] * params.scale);
         count_write(SLOT_S, T_BYTES);
       }
     }

@@ -10,7 +10,8 @@
 // The prelude defines T, WG, ROWS, TPR, CACHE and the counting helpers.
 //
 // Bindings (declared by the generated header from standard/mod.ts's list, in this order):
-//   params: uniform { n, bh, causal, scale (unused here) }
+//   params: uniform { n, first, causal, scale (unused here) }; S and P are this
+//   dispatch's chunk, as in scores.wgsl
 //   s: array<T>, B*H*N*N     p: array<T>, B*H*N*N (written)
 //   counting only: counters
 //
@@ -30,9 +31,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   }
   let r = t / TPR; // this thread's row in the workgroup
   let lane = t % TPR;
-  let row = wid.x * ROWS + r;
+  let r0 = params.first % n; // this chunk's first row (0 for whole heads)
+  let row = r0 + wid.x * ROWS + r;
   let live = row < n; // the last workgroup may run past the last row
-  let row_base = (wid.y * n + row) * n;
+  let row_base = (wid.y * n + row - r0) * n;
   let end = select(n, row + 1u, params.causal != 0u); // keys [0, end) take part
 
   var cache: array<f32, CACHE>;

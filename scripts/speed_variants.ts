@@ -1,0 +1,96 @@
+// Flash kernel variants on one GPU in one call (BENCHMARKS.md, issue 10): for each variant
+// (tiles × subgroups on/off), first check it against the float64 reference at an odd size with
+// poisoned outputs (a failing variant is not timed), then time it with the tool's own timer at
+// B·N = 16384 tokens, 16 heads. Prints one JSON line per timing and a table last.
+//
+//   deno run -A scripts/speed_variants.ts [--n 1024,4096,16384] [--d 64] [--reps 10]
+//     [--tiles 64x32x8x8,64x32x4x16] [--sg both|on|off] [--causal]
+import { parseArgs } from "@std/cli/parse-args";
+import { AttentionKernels, prepareAttention } from "../kernels/attention.ts";
+import { checkPrepared } from "../kernels/check.ts";
+import { type Gpu, openGpu } from "../kernels/gpu.ts";
+import { timeDispatches } from "../kernels/timing.ts";
+import { tolerance } from "../core/tolerances.ts";
+import type { AttentionShape, Tiles } from "../core/shapes.ts";
+import { attentionFlops } from "../kernels/kernel.ts";
+
+const a = parseArgs(Deno.args, {
+  string: ["n", "d", "reps", "tiles", "sg", "kernel", "dtype", "check-n"],
+  boolean: ["causal"],
+});
+const ns = (a.n ?? "1024,4096,16384").split(",").map(Number);
+const d = Number(a.d ?? 64);
+const reps = Number(a.reps ?? 10);
+const kernel = a.kernel ?? "flash";
+const dtype = (a.dtype ?? "f32") as "f32" | "f16";
+const tilesText: string = a.tiles ?? "64x32x8x8";
+const tiles: Tiles[] = tilesText.split(",").map((s: string) => {
+  const [br, bc, rm, tx] = s.split("x").map(Number);
+  return { br: br!, bc: bc!, rm: rm!, tx: tx! };
+});
+const sgModes = a.sg === "on" ? [true] : a.sg === "off" ? [false] : [true, false];
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+const rows: string[] = [];
+
+for (const sg of sgModes) {
+  const gpu: Gpu = await openGpu({ subgroups: sg });
+  const kernels = new AttentionKernels(gpu);
+  console.log(`# ${gpu.info.description} subgroups=${gpu.info.subgroups} size=${gpu.subgroupSize}`);
+  for (const t of tiles) {
+    const name = `${kernel} ${dtype} d${d} ${t.br}x${t.bc}x${t.rm}x${t.tx} sg=${gpu.subgroupSize}`;
+    // Correct first: odd sizes, several heads, poisoned outputs, fresh inputs.
+    let ok = true;
+    for (const n of (a["check-n"] ?? "1,77,1000").split(",").map(Number)) {
+      const shape: AttentionShape = { batch: 2, heads: 3, n, d, dtype, causal: a.causal };
+      try {
+        const p = await prepareAttention(kernels, { kernel, shape, tiles: t });
+        const r = await checkPrepared(p, 1000 + n);
+        p.destroy();
+        const good = r.nonFinite === 0 && r.error <= tolerance(dtype);
+        console.log(
+          `check ${name} n=${n}: err ${r.error.toExponential(2)} ${good ? "ok" : "FAIL"}`,
+        );
+        ok &&= good;
+      } catch (e) {
+        console.log(`check ${name} n=${n}: ${(e as Error).message.split("\n")[0]}`);
+        ok = false;
+      }
+    }
+    if (!ok) {
+      rows.push(`${name.padEnd(44)} FAILED CHECK`);
+      continue;
+    }
+    for (const n of ns) {
+      const shape: AttentionShape = {
+        batch: Math.max(1, 16384 / n),
+        heads: 16,
+        n,
+        d,
+        dtype,
+        causal: a.causal,
+      };
+      const p = await prepareAttention(kernels, { kernel, shape, tiles: t }, { inputSets: 2 });
+      const inputs = p.plan.randomInputs(7);
+      p.upload(inputs, 0);
+      p.upload(p.plan.randomInputs(8), 1);
+      // Warm the clocks for ~300 ms, then time.
+      const t0 = performance.now();
+      while (performance.now() - t0 < 300) await p.run(0);
+      const r = await timeDispatches(gpu, (pass, rep) => p.encode(pass, rep % 2), {
+        warmup: 2,
+        reps,
+      });
+      const ms = median(r.samplesMs);
+      const tf = attentionFlops(shape, "fwd") / (ms * 1e-3) / 1e12;
+      console.log(JSON.stringify({ name, n, ms, tflops: tf, clock: r.clock }));
+      rows.push(
+        `${name.padEnd(44)} n=${String(n).padStart(5)} ${ms.toFixed(3).padStart(9)} ms ${
+          tf.toFixed(2).padStart(6)
+        } TFLOP/s`,
+      );
+      p.destroy();
+    }
+  }
+  gpu.device.destroy();
+}
+console.log("\n" + rows.join("\n"));
