@@ -53,9 +53,40 @@ export function backwardCase(
   return { q, k, v, dout, ref };
 }
 
+/**
+ * The error measure of a gradient: max |x − ref| / max |ref|, as `maxRelError`, except that a
+ * gradient whose reference is identically zero is measured against `scale` instead. That
+ * happens: with N = 1 (or a block mask leaving each row one key) the softmax is constant, so
+ * dQ = dK = 0 exactly, while a kernel's rounding leaves ~1e-8; max |dV| is then the scale.
+ * NaN or ±∞ anywhere in `out` gives Infinity.
+ *
+ * @example
+ * ```ts
+ * import { gradientError } from "./testing.ts";
+ * console.assert(gradientError([1e-9, 0], [0, 0], 2) === 5e-10);
+ * console.assert(gradientError([NaN, 0], [0, 0], 2) === Infinity);
+ * console.assert(gradientError([1.5, 2], [1, 2], 2) === 0.25);
+ * ```
+ */
+export function gradientError(
+  out: ArrayLike<number>,
+  ref: ArrayLike<number>,
+  scale: number,
+): number {
+  let maxRef = 0;
+  for (let i = 0; i < ref.length; i++) maxRef = Math.max(maxRef, Math.abs(ref[i]!));
+  if (maxRef > 0) return maxRelError(out, ref);
+  let maxErr = 0;
+  for (let i = 0; i < out.length; i++) {
+    if (!Number.isFinite(out[i]!)) return Infinity;
+    maxErr = Math.max(maxErr, Math.abs(out[i]!));
+  }
+  return maxErr === 0 ? 0 : scale > 0 ? maxErr / scale : Infinity;
+}
+
 /** Errors of one checked backward run. */
 export interface BackwardCheck {
-  /** max |x − ref| / max |ref| of dQ, dK, dV; Infinity when any element is not finite. */
+  /** {@linkcode gradientError} of dQ, dK, dV (scale max |dV|); Infinity when any is not finite. */
   dq: number;
   dk: number;
   dv: number;
@@ -100,10 +131,12 @@ export async function checkBackward(
     dk: await prepared.read("dk"),
     dv: await prepared.read("dv"),
   };
+  let scale = 0;
+  for (const x of c.ref.dv) scale = Math.max(scale, Math.abs(x));
   return {
-    dq: maxRelError(out.dq, c.ref.dq),
-    dk: maxRelError(out.dk, c.ref.dk),
-    dv: maxRelError(out.dv, c.ref.dv),
+    dq: gradientError(out.dq, c.ref.dq, scale),
+    dk: gradientError(out.dk, c.ref.dk, scale),
+    dv: gradientError(out.dv, c.ref.dv, scale),
     out,
   };
 }
