@@ -144,7 +144,7 @@ export function backwardProblem(p: BackwardProblem): string | null {
   }
   if (!Number.isSafeInteger(shape.n) || shape.n < 1) return "n must be a positive integer";
   const tileText = flashBackwardTileProblem(shape.d, tiles);
-  if (tileText) return tileText;
+  if (tileText) return `tiles ${JSON.stringify(tiles)}: ${tileText}`;
   if (p.kernel === "block-sparse") {
     const m = p.mask;
     if (!m) return "block-sparse needs its mask";

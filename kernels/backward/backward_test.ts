@@ -6,6 +6,7 @@ import type { AttentionShape, KernelName, Tiles } from "../types.ts";
 import { type BackwardContext, maskCsc, planBackward, prepareBackward } from "./backward.ts";
 import { bindingDeclarations, bindingNumbers } from "./program.ts";
 import { backwardCase, checkBackward } from "./testing.ts";
+import { backwardFootprints, backwardTileProblem, defaultBackwardTiles } from "./tiles.ts";
 
 // Every backward kernel against the float64 reference gradients (reference_test.ts checks those
 // against finite differences): fresh seeded inputs, outputs and scratch poisoned with NaN, at
@@ -324,4 +325,32 @@ Deno.test("generated bindings skip the counters' binding; the CSC lists every ke
     }
     assertEquals(seen, m.nnz);
   }
+});
+
+Deno.test("backward tiles: workgroup memory of each pass, worked by hand, and the default", () => {
+  const f = backwardFootprints("flash", 64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 });
+  // dK/dV: K, V, Q, dO tiles of 32 rows × (64 + 4) f32; P and dS of 32 × (32 + 4) f32; L and
+  // D of 32 f32; the block list (a pointer pair, 64 indices).
+  const tile = 32 * 68 * 4;
+  assertEquals(
+    f.find((p) => p.pass === "dkdv")!.workgroupBytes,
+    4 * tile + 2 * 32 * 36 * 4 + 256 + 16 + 256,
+  );
+  assertEquals(
+    f.find((p) => p.pass === "dq")!.workgroupBytes,
+    4 * tile + 32 * 36 * 4 + 256 + 16 + 256,
+  );
+  const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
+  assert(
+    backwardTileProblem("flash", 64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 }, limits)!.includes(
+      "dkdv",
+    ),
+  );
+  assertEquals(backwardTileProblem("flash", 64, "f32", TILES, limits), null);
+  // The fallback adapter's limits take the tiles the tests use.
+  const t = defaultBackwardTiles("flash", 128, "f32", limits, [
+    { br: 64, bc: 64, rm: 4, tx: 8 },
+    TILES,
+  ]);
+  assertEquals(t, TILES);
 });
