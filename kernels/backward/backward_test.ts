@@ -354,3 +354,37 @@ Deno.test("backward tiles: workgroup memory of each pass, worked by hand, and th
   ]);
   assertEquals(t, TILES);
 });
+
+Deno.test({
+  name: "f16 sources: every storage value is converted explicitly (compiled with T = u32)",
+  ignore: noGpu,
+  async fn() {
+    // Without shader-f16 the f16 sources cannot be compiled here. With the storage type swapped
+    // for u32 (no implicit conversion to or from f32 either) they compile only if every load
+    // and store converts explicitly, which is what f16 needs beyond `enable f16`.
+    const s: AttentionShape = { ...shape(13, 64, true), dtype: "f16" };
+    const mask = maskFor(13, TILES, 0.5, 1);
+    let compiled = 0;
+    for (const kernel of ["flash", "block-sparse", "standard"] as const) {
+      for (const count of [false, true]) {
+        const plan = planBackward({
+          kernel,
+          shape: s,
+          tiles: TILES,
+          mask: kernel === "block-sparse" ? mask : null,
+          count,
+        });
+        for (const p of plan.passes) {
+          assert(p.source.startsWith("enable f16;\nalias T = f16;\nalias T4 = vec4<f16>;"), p.key);
+          const standIn = p.source.replace(
+            "enable f16;\nalias T = f16;\nalias T4 = vec4<f16>;",
+            "alias T = u32;\nalias T4 = vec4<u32>;",
+          );
+          await kernels!.cache.get(`${p.key}/u32-stand-in`, standIn);
+          compiled++;
+        }
+      }
+    }
+    assertEquals(compiled, 2 * (3 + 3 + 5));
+  },
+});
