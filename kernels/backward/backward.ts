@@ -149,7 +149,12 @@ export function backwardProblem(p: BackwardProblem): string | null {
     const m = p.mask;
     if (!m) return "block-sparse needs its mask";
     if (m.br !== tiles.br || m.bc !== tiles.bc) return "the block mask's blocks must be the tiles";
-    if (m.rowBlocks !== Math.ceil(shape.n / tiles.br)) return "the block mask does not cover n";
+    if (
+      m.rowBlocks !== Math.ceil(shape.n / tiles.br) || m.colBlocks !== Math.ceil(shape.n / tiles.bc)
+    ) {
+      return `the block mask covers ${m.rowBlocks}×${m.colBlocks} blocks, n=${shape.n} needs ` +
+        `${Math.ceil(shape.n / tiles.br)}×${Math.ceil(shape.n / tiles.bc)}`;
+    }
   } else if (p.mask) {
     return `${p.kernel} takes no block mask`;
   }

@@ -300,6 +300,17 @@ Deno.test("backward plans: buffers with roles, passes with bindings and grids", 
     "mask",
   );
   assertThrows(
+    () =>
+      planBackward({
+        kernel: "block-sparse",
+        shape: s,
+        tiles: TILES,
+        mask: maskFor(30, TILES, 0.5, 1),
+      }),
+    Error,
+    "covers 4×4 blocks, n=20 needs 3×3",
+  );
+  assertThrows(
     () => planBackward({ kernel: "flash", shape: s, tiles: { br: 8, bc: 6, rm: 2, tx: 2 } }),
     Error,
     "tiles",
