@@ -62,6 +62,22 @@ function maskFor(n: number, tiles: Tiles, density: number, seed: number): BlockM
   return makeMask({ kind: "random", n, br: tiles.br, bc: tiles.bc, density, seed });
 }
 
+/** Failures of all three kernels on one shape (block-sparse with a random mask of `density`). */
+async function allKernels(
+  s: AttentionShape,
+  tiles: Tiles,
+  density: number,
+  seed: number,
+): Promise<string[]> {
+  const out: string[] = [];
+  for (const kernel of ["flash", "standard"] as const) {
+    out.push(...await failuresOf(kernels!, { kernel, shape: s, tiles }));
+  }
+  const mask = maskFor(s.n, tiles, density, seed);
+  out.push(...await failuresOf(kernels!, { kernel: "block-sparse", shape: s, tiles, mask }));
+  return out;
+}
+
 const ODD_N = [1, 2, 13, 37];
 
 for (const kernel of ["flash", "standard", "block-sparse"] as const) {
@@ -95,18 +111,7 @@ Deno.test({
     const failures: string[] = [];
     for (const tiles of [TALL, WIDE]) {
       for (const causal of [false, true]) {
-        const s = shape(41, 32, causal, 1, 3);
-        for (const kernel of ["flash", "standard"] as const) {
-          failures.push(...await failuresOf(kernels!, { kernel, shape: s, tiles }));
-        }
-        failures.push(
-          ...await failuresOf(kernels!, {
-            kernel: "block-sparse",
-            shape: s,
-            tiles,
-            mask: maskFor(41, tiles, 0.4, 7),
-          }),
-        );
+        failures.push(...await allKernels(shape(41, 32, causal, 1, 3), tiles, 0.4, 7));
       }
     }
     assertEquals(failures, []);
@@ -119,18 +124,7 @@ Deno.test({
   async fn() {
     const failures: string[] = [];
     for (const d of [64, 128]) {
-      const s = shape(19, d, d === 128, 1, 2);
-      for (const kernel of ["flash", "standard"] as const) {
-        failures.push(...await failuresOf(kernels!, { kernel, shape: s, tiles: TILES }));
-      }
-      failures.push(
-        ...await failuresOf(kernels!, {
-          kernel: "block-sparse",
-          shape: s,
-          tiles: TILES,
-          mask: maskFor(19, TILES, 0.5, d),
-        }),
-      );
+      failures.push(...await allKernels(shape(19, d, d === 128, 1, 2), TILES, 0.5, d));
     }
     assertEquals(failures, []);
   },
@@ -173,17 +167,8 @@ Deno.test({
   async fn() {
     const failures: string[] = [];
     for (const causal of [false, true]) {
-      const s: AttentionShape = { ...shape(29, 64, causal), dtype: "f16" };
-      for (const kernel of ["flash", "standard"] as const) {
-        failures.push(...await failuresOf(kernels!, { kernel, shape: s, tiles: TILES }));
-      }
       failures.push(
-        ...await failuresOf(kernels!, {
-          kernel: "block-sparse",
-          shape: s,
-          tiles: TILES,
-          mask: maskFor(29, TILES, 0.5, 3),
-        }),
+        ...await allKernels({ ...shape(29, 64, causal), dtype: "f16" }, TILES, 0.5, 3),
       );
     }
     assertEquals(failures, []);
