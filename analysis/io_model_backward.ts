@@ -10,9 +10,18 @@
  * @module
  */
 
-import type { AttentionShape, KernelName } from "../kernels/types.ts";
-import { dtypeBytes } from "../kernels/types.ts";
-import { theoreticalBytes, type TheoreticalOptions, type TheoreticalTraffic } from "./io_model.ts";
+import { type AttentionShape, dtypeBytes } from "../core/shapes.ts";
+import {
+  flashAttentionBytes,
+  type MaskGrid,
+  standardAttentionBytes,
+  type TheoreticalOptions,
+  type TheoreticalTraffic,
+  usedRows,
+} from "./io_model.ts";
+
+/** Which of the paper's backward algorithms: Algorithm 3, or Algorithm 4 (with a mask: sparse). */
+export type BackwardAlgorithm = "standard" | "flash";
 
 /**
  * HBM traffic of the paper's backward algorithms, with the constants they imply.
@@ -26,39 +35,66 @@ import { theoreticalBytes, type TheoreticalOptions, type TheoreticalTraffic } fr
  *   written once (4Nd); each of the Tc outer iterations reads Q, O, dO, dQ, ℓ, m
  *   (4Nd + 2N) and writes dQ (Nd). The initialization of dQ, dK, dV in HBM (line 5) is not
  *   counted, as the forward's model does not count line 2's; nor is the dropout state.
- * - block-sparse: the Tc term × s, as the forward's Algorithm 5 (Proposition 4).
+ * - block-sparse (flash with `opts.mask`): the Tc term over the blocks Algorithm 5 visits, as the
+ *   forward's model counts them (Proposition 4): `4Nd + passRows · (5d + 2)`.
  *
- * Causal: the Tc term × the forward model's causal fraction (the share of the inner loop on or
- * below the diagonal; `analysis/IO_MODEL.md`, "Causal masking: our rule"), standard unchanged.
+ * Causal: the Tc term over the rows on or below the diagonal, the forward model's rule
+ * (`analysis/IO_MODEL.md`, "Causal masking: our rule"), standard unchanged. In general the Tc
+ * term is `passRows · (5d + 2)` with the forward's `passRows` (Tc · N when dense).
  * Elements are converted at the storage dtype's width (ℓ and m too), then × batch × heads.
  *
  * @example
  * ```ts
  * import { theoreticalBackwardBytes } from "./io_model_backward.ts";
  * const shape = { batch: 1, heads: 1, n: 1024, d: 64, dtype: "f32" as const, causal: false };
- * const std = theoreticalBackwardBytes("standard", shape, { sramBytes: 49152, density: 1 });
+ * const std = theoreticalBackwardBytes("standard", shape, { sramBytes: 49152 });
  * console.assert(std.elementsPerHead === 7 * 1024 * 1024 + 8 * 1024 * 64);
- * const flash = theoreticalBackwardBytes("flash", shape, { sramBytes: 49152, density: 1 });
+ * const flash = theoreticalBackwardBytes("flash", shape, { sramBytes: 49152 });
  * console.assert(flash.tc === 22 && flash.elementsPerHead === 4 * 65536 + 22 * (5 * 65536 + 2048));
  * ```
  */
 export function theoreticalBackwardBytes(
-  kernel: KernelName,
+  algorithm: BackwardAlgorithm,
   shape: AttentionShape,
   opts: TheoreticalOptions,
 ): TheoreticalTraffic {
-  // The forward model validates the shape and options and derives M, Br, Bc, Tc, Tr, the causal
-  // fraction and the density; the backward uses the same blocks (Algorithm 4, line 2).
-  const forward = theoreticalBytes(kernel, shape, opts);
   const { n, d } = shape;
-  const elementsPerHead = kernel === "standard"
-    ? 7 * n * n + 8 * n * d
-    : 4 * n * d + forward.density * forward.causalFraction * forward.tc! * (5 * n * d + 2 * n);
+  const e = dtypeBytes(shape.dtype) * shape.batch * shape.heads;
+  if (algorithm === "standard") {
+    const forward = standardAttentionBytes(shape);
+    const elementsPerHead = 7 * n * n + 8 * n * d;
+    return { ...forward, algorithm: "Algorithm 3", bytes: elementsPerHead * e, elementsPerHead };
+  }
+  // The forward model validates the shape and options and derives M, Br, Bc, Tc, Tr and the rows
+  // of the visited blocks; the backward uses the same blocks (Algorithm 4, line 2).
+  const forward = flashAttentionBytes(shape, opts);
+  const elementsPerHead = 4 * n * d + forward.passRows! * (5 * d + 2);
   return {
     ...forward,
-    bytes: elementsPerHead * dtypeBytes(shape.dtype) * shape.batch * shape.heads,
+    algorithm: opts.mask ? "Algorithm 5 backward" : "Algorithm 4",
+    bytes: elementsPerHead * e,
     elementsPerHead,
   };
+}
+
+/**
+ * The compulsory traffic of the backward: read Q, K, V and dO, write dQ, dK and dV once each,
+ * `7 · N · d` elements a head (O, L and P are conveniences of an algorithm, not of the problem:
+ * D can come from P and dP). With a block mask, only the rows it uses: Q, dO, dQ over the query
+ * rows that attend a key, K, V, dK, dV over the key rows some query attends.
+ *
+ * @example
+ * ```ts
+ * import { lowerBoundBackwardBytes } from "./io_model_backward.ts";
+ * const shape = { batch: 2, heads: 1, n: 16, d: 32, dtype: "f32" as const, causal: true };
+ * console.assert(lowerBoundBackwardBytes(shape) === 7 * 16 * 32 * 4 * 2);
+ * ```
+ */
+export function lowerBoundBackwardBytes(shape: AttentionShape, mask?: MaskGrid | null): number {
+  const { n, d } = shape;
+  const used = mask ? usedRows(n, mask, shape.causal) : { queryRows: n, keyRows: n };
+  const rows = 3 * used.queryRows + 4 * used.keyRows;
+  return rows * d * dtypeBytes(shape.dtype) * shape.batch * shape.heads;
 }
 
 /**
@@ -69,15 +105,17 @@ export function theoreticalBackwardBytes(
  * ```ts
  * import { theoreticalForwardBackwardBytes } from "./io_model_backward.ts";
  * const shape = { batch: 64, heads: 16, n: 1024, d: 64, dtype: "f16" as const, causal: false };
- * const std = theoreticalForwardBackwardBytes("standard", shape, { sramBytes: 102400, density: 1 });
+ * const std = theoreticalForwardBackwardBytes("standard", shape, { sramBytes: 102400 });
  * console.assert(Math.round(std / 1e8) === 252); // 25.2 GB
  * ```
  */
 export function theoreticalForwardBackwardBytes(
-  kernel: KernelName,
+  algorithm: BackwardAlgorithm,
   shape: AttentionShape,
   opts: TheoreticalOptions,
 ): number {
-  return theoreticalBytes(kernel, shape, opts).bytes +
-    theoreticalBackwardBytes(kernel, shape, opts).bytes;
+  const forward = algorithm === "standard"
+    ? standardAttentionBytes(shape)
+    : flashAttentionBytes(shape, opts);
+  return forward.bytes + theoreticalBackwardBytes(algorithm, shape, opts).bytes;
 }

@@ -30,6 +30,8 @@ export interface KernelCatalog {
   names(): readonly string[];
   /** Whether the kernel of this (known) name follows a block mask (density and mask vary). */
   sparse(name: string): boolean;
+  /** What the kernel of this (known) name computes (`--pass`); absent: not checked. */
+  pass?(name: string): "fwd" | "bwd" | "fwd+bwd";
   /** Why these tiles cannot build the kernel at `d` (device limits aside), or null. */
   tileProblem(name: string, d: number, dtype: Dtype, tiles: Tiles): string | null;
 }
@@ -182,6 +184,11 @@ export function checkRun(v: unknown, path: string, kernels: KernelCatalog): void
   const r = obj(v, path);
   const kernel = field(r, "kernel", path, (x, p) => knownKernel(x, p, kernels));
   const sparse = kernels.sparse(kernel);
+  const pass = r.pass === undefined
+    ? "fwd"
+    : field(r, "pass", path, (x, p) => oneOf(x, ["fwd", "bwd", "fwd+bwd"], p));
+  const own = kernels.pass?.(kernel);
+  if (own && own !== pass) fail(join(path, "pass"), `"${own}" for the kernel ${kernel}`, r.pass);
   field(r, "dtype", path, (x, p) => oneOf(x, DTYPES, p));
   field(r, "batch", path, positiveInt);
   field(r, "heads", path, positiveInt);

@@ -22,8 +22,15 @@ import { checkAgainstReference, countRun } from "../kernels/check.ts";
 import { tolerance } from "../core/tolerances.ts";
 import { runProblem } from "../analysis/validate.ts";
 import { kernelCatalog } from "../kernels/catalog.ts";
-import { type CountedBytes, type Kernel, type KernelPlan, totalBytes } from "../kernels/kernel.ts";
+import {
+  type CountedBytes,
+  inputsToTime,
+  type Kernel,
+  type KernelPlan,
+  totalBytes,
+} from "../kernels/kernel.ts";
 import type { BlockMask } from "../kernels/masks.ts";
+import { passOfMode } from "../kernels/registry.ts";
 import { timeDispatches as realTimeDispatches } from "../kernels/timing.ts";
 import type { AttentionShape, MaskKind, Tiles } from "../core/shapes.ts";
 
@@ -220,7 +227,7 @@ export async function measureRun(
       { inputSets },
     );
     for (let set = 0; set < inputSets; set++) {
-      prepared.upload(prepared.plan.randomInputs(spec.seed + 7919 * set), set);
+      prepared.upload(inputsToTime(prepared.plan, spec.seed + 7919 * set), set);
     }
     record.compileMs = prepared.compileMs;
     const p = prepared;
@@ -342,8 +349,10 @@ function baseRecord(
 /** The record of a run whose kernel refused the problem: the configuration, no figures. */
 function unplannedRecord(spec: RunSpec): RunRecord {
   const { kernel, shape, tiles } = spec;
+  const pass = passOfMode(kernel.mode);
   return {
     kernel: kernel.name,
+    ...(pass === "fwd" ? {} : { pass }),
     dtype: shape.dtype,
     batch: shape.batch,
     heads: shape.heads,

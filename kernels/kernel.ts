@@ -175,8 +175,21 @@ export interface KernelPlan {
   denseFlops(mode: FlopMode): number;
   /** Fresh inputs (f32 values, rounded to the dtype) for every input buffer without `data`. */
   randomInputs(seed: number): Record<string, Float32Array>;
+  /**
+   * Inputs to time with, when {@linkcode randomInputs} is costly (a backward's O and LSE come
+   * from the float64 forward, N² work a head): plausible values of the same shapes, not checked
+   * against anything. Absent: the timing runs use `randomInputs`.
+   */
+  timingInputs?(seed: number): Record<string, Float32Array>;
   /** The float64 oracle: every output buffer by name, from the same inputs. */
   reference(inputs: Readonly<Record<string, Float32Array>>): Record<string, Float64Array>;
+  /**
+   * An output whose reference can be identically zero where the kernel's rounding is not (a
+   * backward's dQ and dK when each row sees one key: the softmax is constant) is measured against
+   * the largest |reference| of this output instead (a backward: `dv`). Absent: such an output
+   * must come out exactly zero.
+   */
+  readonly zeroReferenceScale?: string;
 }
 
 /** Colour and label a kernel is drawn with in reports. */
@@ -201,6 +214,11 @@ export interface Kernel {
   readonly summary: string;
   /** What one run computes, for its FLOPs. */
   readonly mode: FlopMode;
+  /**
+   * A backward kernel (`mode: "bwd"`): the forward kernel it differentiates (`--pass bwd
+   * --kernels flash` runs the backward whose `forward` is `flash`).
+   */
+  readonly forward?: string;
   readonly display: DisplayStyle;
   /** Whether the kernel's work follows a block mask (density sweeps vary it; reports show it). */
   readonly sparse: boolean;
@@ -218,6 +236,20 @@ export interface Kernel {
   tileProblem(d: number, tiles: Tiles): string | null;
   /** The plan of one problem. Throws a UsageError for a request it cannot serve. */
   plan(request: ProblemRequest): KernelPlan;
+}
+
+/**
+ * The inputs a timed (unchecked) run uploads: the plan's `timingInputs` when it has them, else
+ * its `randomInputs`.
+ *
+ * @example
+ * ```ts ignore
+ * import { inputsToTime } from "./kernel.ts";
+ * prepared.upload(inputsToTime(prepared.plan, 1));
+ * ```
+ */
+export function inputsToTime(plan: KernelPlan, seed: number): Record<string, Float32Array> {
+  return plan.timingInputs?.(seed) ?? plan.randomInputs(seed);
 }
 
 /**

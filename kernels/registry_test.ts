@@ -12,6 +12,8 @@ import {
   footprintBytes,
   lowerBoundBytes,
 } from "../analysis/io_model.ts";
+import { lowerBoundBackwardBytes } from "../analysis/io_model_backward.ts";
+import { lowerBoundForwardBackwardBytes } from "./backward/fwd_bwd.ts";
 import { mulberry32 } from "../core/rng.ts";
 import type { Dtype, MaskKind } from "../core/shapes.ts";
 import { planFitsDevice } from "./attention.ts";
@@ -22,6 +24,8 @@ import {
   BUILTIN_KERNEL_NAMES,
   displayStyle,
   findKernel,
+  FORWARD_BACKWARD_KERNELS,
+  kernelForPass,
   KERNELS,
   planFor,
   registerKernel,
@@ -38,7 +42,14 @@ Deno.test("a registry entry without a Kernel member does not compile", () => {
   const incomplete = { mine: { name: "mine", plan: () => null } };
   // @ts-expect-error: the entry lacks most of Kernel's members
   incomplete satisfies Record<string, Kernel>;
-  assertEquals(BUILTIN_KERNEL_NAMES, ["standard", "flash", "block-sparse"]);
+  assertEquals(BUILTIN_KERNEL_NAMES, [
+    "standard",
+    "flash",
+    "block-sparse",
+    "standard-bwd",
+    "flash-bwd",
+    "block-sparse-bwd",
+  ]);
   for (const [key, k] of Object.entries(KERNELS)) assertEquals(k.name, key);
 });
 
@@ -48,6 +59,27 @@ Deno.test("names resolve to kernels; an unknown name is a UsageError listing the
   assertThrows(() => resolveKernel("paged-decode"), UsageError, "standard, flash, block-sparse");
   assertEquals(displayStyle("flash").hue, 212);
   assertEquals(displayStyle("someone-elses").label, "someone-elses");
+});
+
+Deno.test("--pass resolves a forward kernel's name to its backward and forward + backward", () => {
+  for (const name of ["standard", "flash", "block-sparse"]) {
+    assertEquals(kernelForPass(name, "fwd").name, name);
+    assertEquals(kernelForPass(name, "bwd").name, `${name}-bwd`);
+    assertEquals(kernelForPass(name, "fwd+bwd").name, `${name}-fwd+bwd`);
+    assertEquals(kernelForPass(`${name}-bwd`, "fwd+bwd").name, `${name}-fwd+bwd`);
+    assertEquals(kernelForPass(`${name}-fwd+bwd`, "fwd").name, name);
+    assertEquals(
+      planFor(`${name}-fwd+bwd`, { shape: shape({}), tiles: TILES }).denseFlops("fwd_bwd"),
+      3.5 * attentionFlops(shape({}), "fwd"),
+    );
+  }
+  const mine: Kernel = { ...KERNELS.flash, name: "mine-fwd-only", baseline: null };
+  try {
+    registerKernel(mine);
+    assertThrows(() => kernelForPass("mine-fwd-only", "bwd"), UsageError, "no --pass bwd variant");
+  } finally {
+    unregisterKernel("mine-fwd-only");
+  }
 });
 
 Deno.test("registerKernel: a new name is added once; a taken name is refused", () => {
@@ -65,7 +97,7 @@ Deno.test("registerKernel: a new name is added once; a taken name is refused", (
   assertEquals(findKernel("flash-copy-for-test"), undefined);
 });
 
-for (const kernel of Object.values(KERNELS)) {
+for (const kernel of [...Object.values(KERNELS), ...FORWARD_BACKWARD_KERNELS]) {
   Deno.test(`${kernel.name}: its plan is consistent (buffers, bindings, slots, references)`, () => {
     for (const causal of [false, true]) {
       const s = shape({ batch: 2, heads: 3, n: 13, causal });
@@ -216,13 +248,18 @@ Deno.test("every kernel: whole bytes, and theoretical, modeled, query-outer ≥ 
       density: pick([1, 0.5, 0.25, 0.1, 0.01]),
       seed: trial,
     });
-    for (const kernel of Object.values(KERNELS)) {
+    for (const kernel of [...Object.values(KERNELS), ...FORWARD_BACKWARD_KERNELS]) {
       const plan = planFor(kernel, { shape: sh, tiles, mask });
       const floor = plan.lowerBoundBytes();
       const where = `${kernel.name} ${JSON.stringify(sh)} tiles ${tiles.br}×${tiles.bc} ` +
         `M ${sramBytes} ${mask.kind} s ${mask.density}`;
       assert(Number.isInteger(floor) && floor >= 0, where);
-      assertEquals(floor, lowerBoundBytes(sh, plan.mask), where);
+      const bound = kernel.mode === "bwd"
+        ? lowerBoundBackwardBytes
+        : kernel.mode === "fwd_bwd"
+        ? lowerBoundForwardBackwardBytes
+        : lowerBoundBytes;
+      assertEquals(floor, bound(sh, plan.mask), where);
       const theoretical = plan.theoreticalBytes({ sramBytes }).bytes;
       assert(Number.isInteger(theoretical), `theoretical ${theoretical} not whole: ${where}`);
       assert(theoretical >= floor, `theoretical ${theoretical} < floor ${floor}: ${where}`);
@@ -234,9 +271,9 @@ Deno.test("every kernel: whole bytes, and theoretical, modeled, query-outer ≥ 
         assertEquals(queryOuter, flashQueryOuterBytes(sh, tiles.br), where);
         assert(queryOuter >= floor, `query-outer ${queryOuter} < floor ${floor}: ${where}`);
       }
-      if (!kernel.sparse) assertEquals(floor, lowerBoundBytes({ ...sh, causal: false }), where);
+      if (!kernel.sparse) assertEquals(floor, bound({ ...sh, causal: false }, null), where);
       cases++;
     }
   }
-  assertEquals(cases, 900);
+  assertEquals(cases, 300 * (Object.keys(KERNELS).length + FORWARD_BACKWARD_KERNELS.length));
 });

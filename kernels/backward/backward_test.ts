@@ -1,12 +1,15 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
+import type { AttentionShape, Tiles } from "../../core/shapes.ts";
+import { passProgram } from "../attention.ts";
+import { tileProblem } from "../tiles.ts";
+import { defaultTiles } from "../tiles.ts";
 import { BlockMask, makeMask } from "../masks.ts";
-import { getKernels, mutantKernels, seedFor } from "../testing.ts";
-import { tolerance } from "../tolerances.ts";
-import type { AttentionShape, KernelName, Tiles } from "../types.ts";
-import { type BackwardContext, maskCsc, planBackward, prepareBackward } from "./backward.ts";
-import { bindingDeclarations, bindingNumbers } from "./program.ts";
-import { backwardCase, checkBackward } from "./testing.ts";
-import { backwardFootprints, backwardTileProblem, defaultBackwardTiles } from "./tiles.ts";
+import { planFor } from "../registry.ts";
+import { getKernels, mutantKernels } from "../testing.ts";
+import type { AttentionKernels } from "../attention.ts";
+import { type BackwardFamily, maskCsc } from "./program.ts";
+import { type BackwardCase, runBackward } from "./testing.ts";
+import { backwardFootprints } from "./tiles.ts";
 
 // Every backward kernel against the float64 reference gradients (reference_test.ts checks those
 // against finite differences): fresh seeded inputs, outputs and scratch poisoned with NaN, at
@@ -20,38 +23,11 @@ const TILES: Tiles = { br: 8, bc: 8, rm: 2, tx: 4 };
 const TALL: Tiles = { br: 16, bc: 8, rm: 2, tx: 4 };
 const WIDE: Tiles = { br: 8, bc: 16, rm: 2, tx: 4 };
 
-interface Case {
-  kernel: KernelName;
-  shape: AttentionShape;
-  tiles: Tiles;
-  mask?: BlockMask;
-}
-
-function describe(c: Case): string {
-  const s = c.shape;
-  const t = c.tiles;
-  return `${c.kernel} B=${s.batch} H=${s.heads} n=${s.n} d=${s.d} ${s.dtype}` +
-    `${s.causal ? " causal" : ""} br${t.br} bc${t.bc} rm${t.rm} tx${t.tx}` +
-    (c.mask ? ` mask ${c.mask.kind} nnz ${c.mask.nnz}` : "");
-}
+type Case = BackwardCase;
 
 /** Runs one case and returns its failures (empty when every gradient is within tolerance). */
-async function failuresOf(ctx: BackwardContext, c: Case): Promise<string[]> {
-  const label = describe(c);
-  const seed = seedFor(label);
-  const prepared = await prepareBackward(ctx, planBackward({ ...c, mask: c.mask ?? null }));
-  try {
-    const r = await checkBackward(
-      prepared,
-      backwardCase(c.shape, seed, { mask: c.mask, keepP: c.kernel === "standard" }),
-    );
-    const tol = tolerance(c.shape.dtype);
-    return (["dq", "dk", "dv"] as const)
-      .filter((g) => !(r[g] <= tol))
-      .map((g) => `${label} seed ${seed}: ${g} max relative error ${r[g]} exceeds ${tol}`);
-  } finally {
-    prepared.destroy();
-  }
+async function failuresOf(ctx: AttentionKernels, c: Case): Promise<string[]> {
+  return (await runBackward(ctx, c)).failures;
 }
 
 function shape(n: number, d: number, causal: boolean, batch = 2, heads = 2): AttentionShape {
@@ -181,7 +157,7 @@ const skip = (store: string, index: string, row: number) => ({
   from: store,
   to: `if ${index} != ${row}u { ${store} }`,
 });
-const MUTANTS: { kernel: KernelName; from: string; to: string; what: string }[] = [
+const MUTANTS: { kernel: BackwardFamily; from: string; to: string; what: string }[] = [
   {
     kernel: "flash",
     what: "dQ row 5",
@@ -200,7 +176,7 @@ const MUTANTS: { kernel: KernelName; from: string; to: string; what: string }[] 
   {
     kernel: "standard",
     what: "dV, dQ, dK row 12",
-    ...skip("c_out[base + row * D4 + tx * RD4 + c] = T4(acc[i][c] * factor);", "row", 12),
+    ...skip("c_store(base + row * D4 + tx * RD4 + c, T4(acc[i][c] * factor));", "row", 12),
   },
 ];
 
@@ -226,13 +202,16 @@ Deno.test({
   },
 });
 
+const bwd = (kernel: BackwardFamily, shape: AttentionShape, tiles: Tiles, mask?: BlockMask) =>
+  planFor(`${kernel}-bwd`, { shape, tiles, mask });
+
 Deno.test("backward plans: buffers with roles, passes with bindings and grids", () => {
   const s = shape(20, 32, true, 3, 1);
-  const flash = planBackward({ kernel: "flash", shape: s, tiles: WIDE });
-  assertEquals(flash.passes.map((p) => [p.name, p.grid]), [
-    ["delta", [1, 3, 1]],
-    ["dkdv", [2, 3, 1]],
-    ["dq", [3, 3, 1]],
+  const flash = bwd("flash", s, WIDE);
+  assertEquals(flash.passes().map((p) => [p.name, p.grid]), [
+    ["delta", [1, 3]],
+    ["dkdv", [2, 3]],
+    ["dq", [3, 3]],
   ]);
   const roles = Object.fromEntries(flash.buffers.map((b) => [b.name, b.role]));
   assertEquals(roles, {
@@ -251,64 +230,43 @@ Deno.test("backward plans: buffers with roles, passes with bindings and grids", 
   assertEquals(flash.buffers.find((b) => b.name === "lse")!.bytes, 3 * 20 * 4);
   // No N×N buffer in the flash backward; standard has P, dP and dS.
   assert(flash.buffers.every((b) => b.bytes <= 3 * 20 * 32 * 4));
-  const std = planBackward({ kernel: "standard", shape: s, tiles: TILES });
-  assertEquals(std.passes.map((p) => p.name), ["dv", "dp", "ds", "dq", "dk"]);
+  const std = bwd("standard", s, TILES);
+  assertEquals(std.passes().map((p) => p.name), ["dv", "dp", "ds", "dq", "dk"]);
   assertEquals(
     std.buffers.filter((b) => b.bytes === 3 * 20 * 20 * 4).map((b) => `${b.name}:${b.role}`),
     ["p:input", "dp:scratch", "ds:scratch"],
   );
-  // Every binding a pass names is a buffer of the plan, and the uniforms hold the shape.
+  // The uniforms hold the shape and the scale; FLOPs are 2.5× the forward's.
   for (const plan of [flash, std]) {
-    const names = new Set(plan.buffers.map((b) => b.name));
-    for (const p of plan.passes) assert(p.bindings.every((b) => names.has(b.buffer)), p.name);
-    const u = plan.passes[0]!.uniforms;
-    assertEquals([...new Uint32Array(u, 0, 3)], [20, 3, 1]);
-    assertEquals(new Float32Array(u, 12, 1)[0], Math.fround(1 / Math.sqrt(32)));
+    assertEquals(
+      plan.passes()[0]!.uniforms.map((u) => u.value),
+      [20, 3, 1, 1 / Math.sqrt(32)],
+    );
+    assertEquals(plan.flops("bwd"), 2.5 * 4 * 3 * 20 * 20 * 32 / 2);
   }
   // Block-sparse adds the mask in both compressed forms; dkdv binds the CSC, dq the CSR.
   const mask = maskFor(20, TILES, 0.5, 1);
-  const sparse = planBackward({ kernel: "block-sparse", shape: s, tiles: TILES, mask });
+  const sparse = bwd("block-sparse", s, TILES, mask);
   assertEquals(sparse.buffers.filter((b) => b.data).map((b) => b.name), [
     "rowptr",
     "colidx",
     "colptr",
     "rowidx",
   ]);
-  assert(sparse.passes[1]!.bindings.some((b) => b.buffer === "colptr"));
-  assert(sparse.passes[2]!.bindings.some((b) => b.buffer === "rowptr"));
+  assert(sparse.passes()[1]!.bindings.some((b) => b.buffer === "colptr"));
+  assert(sparse.passes()[2]!.bindings.some((b) => b.buffer === "rowptr"));
   // Keys differ wherever the sources do.
-  const keys = [flash, std, sparse].flatMap((p) => p.passes.map((x) => x.key));
+  const keys = [flash, std, sparse].flatMap((p) => p.passes().map((x) => x.key));
   assertEquals(new Set(keys).size, keys.length - 1, "only the delta pass is shared");
   assertThrows(
-    () => planBackward({ kernel: "block-sparse", shape: s, tiles: TILES }),
-    Error,
-    "mask",
-  );
-  assertThrows(
-    () =>
-      planBackward({
-        kernel: "block-sparse",
-        shape: s,
-        tiles: TILES,
-        mask: maskFor(30, TILES, 0.5, 1),
-      }),
+    () => bwd("block-sparse", s, TILES, maskFor(30, TILES, 0.5, 1)),
     Error,
     "covers 4×4 blocks, n=20 needs 3×3",
   );
-  assertThrows(
-    () => planBackward({ kernel: "flash", shape: s, tiles: { br: 8, bc: 6, rm: 2, tx: 2 } }),
-    Error,
-    "tiles",
-  );
+  assertThrows(() => bwd("flash", s, { br: 8, bc: 6, rm: 2, tx: 2 }).passes(), Error, "tiles");
 });
 
-Deno.test("generated bindings skip the counters' binding; the CSC lists every kept block", () => {
-  assertEquals(bindingNumbers(9), [1, 2, 3, 4, 5, 6, 7, 9, 10]);
-  const src = bindingDeclarations([
-    { buffer: "q", wgsl: "q", access: "read", element: "T4" },
-    { buffer: "dq", wgsl: "dq", access: "read_write", element: "T4" },
-  ]);
-  assert(src.includes("@binding(2) var<storage, read_write> dq: array<T4>;"));
+Deno.test("the CSC lists every kept block, column by column, rows in order", () => {
   for (const seed of [1, 2, 3]) {
     const m = makeMask({ kind: "random", n: 50, br: 16, bc: 8, density: 0.3, seed });
     const { colptr, rowidx } = maskCsc(m);
@@ -336,15 +294,17 @@ Deno.test("backward tiles: workgroup memory of each pass, worked by hand, and th
     f.find((p) => p.pass === "dq")!.workgroupBytes,
     4 * tile + 32 * 36 * 4 + 256 + 16 + 256,
   );
+  // The registry's tile check sees the largest pass.
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
   assert(
-    backwardTileProblem("flash", 64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 }, limits)!.includes(
-      "dkdv",
+    tileProblem("flash-bwd", 64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 }, limits)!.includes(
+      "workgroup memory",
     ),
   );
-  assertEquals(backwardTileProblem("flash", 64, "f32", TILES, limits), null);
+  assertEquals(tileProblem("flash-bwd", 64, "f32", TILES, limits), null);
+  assert(tileProblem("flash-bwd", 32, "f32", { br: 8, bc: 6, rm: 2, tx: 2 }, limits) !== null);
   // The fallback adapter's limits take the tiles the tests use.
-  const t = defaultBackwardTiles("flash", 128, "f32", limits, [
+  const t = defaultTiles("flash-bwd", 128, "f32", limits, [
     { br: 64, bc: 64, rm: 4, tx: 8 },
     TILES,
   ]);
@@ -363,14 +323,9 @@ Deno.test({
     let compiled = 0;
     for (const kernel of ["flash", "block-sparse", "standard"] as const) {
       for (const count of [false, true]) {
-        const plan = planBackward({
-          kernel,
-          shape: s,
-          tiles: TILES,
-          mask: kernel === "block-sparse" ? mask : null,
-          count,
-        });
-        for (const p of plan.passes) {
+        const plan = bwd(kernel, s, TILES, kernel === "block-sparse" ? mask : undefined);
+        for (const pass of plan.passes()) {
+          const p = passProgram(plan, pass, count);
           assert(p.source.startsWith("enable f16;\nalias T = f16;\nalias T4 = vec4<f16>;"), p.key);
           const standIn = p.source.replace(
             "enable f16;\nalias T = f16;\nalias T4 = vec4<f16>;",

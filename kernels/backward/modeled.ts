@@ -8,23 +8,33 @@
  */
 
 import type { BlockMask } from "../masks.ts";
-import { type AttentionShape, dtypeBytes, type KernelName, type Tiles } from "../types.ts";
-import type { BackwardBytes } from "./backward.ts";
+import { type AttentionShape, dtypeBytes, type Tiles } from "../../core/shapes.ts";
+import { type CountedBytes, emptyTraffic } from "../kernel.ts";
 import {
-  BACKWARD_SLOTS,
+  type BackwardFamily,
   type BackwardSlot,
   DELTA_ROWS,
   DS_CACHE,
   DS_ROWS,
   DS_THREADS,
+  FLASH_BACKWARD_SLOTS,
+  STANDARD_BACKWARD_SLOTS,
 } from "./program.ts";
 
 const UNIFORM_BYTES = 16;
 
-function empty(): BackwardBytes {
-  const out = {} as BackwardBytes;
-  for (const name of Object.keys(BACKWARD_SLOTS)) out[name as BackwardSlot] = { read: 0, write: 0 };
-  return out;
+/**
+ * The counter slots of a backward, in order.
+ *
+ * @example
+ * ```ts
+ * import { backwardSlots } from "./modeled.ts";
+ * console.assert(backwardSlots("block-sparse").at(-1) === "mask");
+ * ```
+ */
+export function backwardSlots(family: BackwardFamily): readonly BackwardSlot[] {
+  if (family === "standard") return STANDARD_BACKWARD_SLOTS;
+  return family === "block-sparse" ? [...FLASH_BACKWARD_SLOTS, "mask"] : FLASH_BACKWARD_SLOTS;
 }
 
 /**
@@ -70,20 +80,21 @@ export function visitedBlocks(
  * const shape = { batch: 1, heads: 1, n: 100, d: 64, dtype: "f32", causal: false } as const;
  * const t = modeledBackward("flash", shape, { br: 32, bc: 32, rm: 4, tx: 8 }, null);
  * // dK/dV: each of the 4 key blocks reads all of Q; dQ: Q once.
- * console.assert(t.q.read === 5 * 100 * 64 * 4 && t.k.read === 5 * 100 * 64 * 4);
+ * console.assert(t.q!.read === 5 * 100 * 64 * 4 && t.k!.read === 5 * 100 * 64 * 4);
  * ```
  */
 export function modeledBackward(
-  kernel: KernelName,
+  kernel: BackwardFamily,
   shape: AttentionShape,
   tiles: Tiles,
   mask: BlockMask | null,
-): BackwardBytes {
+): CountedBytes {
   const { n, d } = shape;
   const e = dtypeBytes(shape.dtype);
   const row = d * e;
   const heads = shape.batch * shape.heads;
-  const t = empty();
+  const counted = emptyTraffic(backwardSlots(kernel));
+  const t = counted as Record<BackwardSlot, { read: number; write: number }>;
   const tr = Math.ceil(n / tiles.br);
   const tc = Math.ceil(n / tiles.bc);
   const qRows = (qb: number) => Math.min(tiles.br, n - qb * tiles.br);
@@ -146,9 +157,9 @@ export function modeledBackward(
       t.mask.read += 8 * (tr + tc) + 2 * 4 * m.nnz;
     }
   }
-  for (const slot of Object.values(t)) {
+  for (const slot of Object.values(counted)) {
     slot.read *= heads;
     slot.write *= heads;
   }
-  return t;
+  return counted;
 }

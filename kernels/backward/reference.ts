@@ -15,7 +15,7 @@
  */
 
 import type { BlockMask } from "../masks.ts";
-import type { AttentionShape } from "../types.ts";
+import type { AttentionShape } from "../../core/shapes.ts";
 
 /** Everything the backward kernels read and produce, `[B, H, N, d]` (or `[B, H, N]`), float64. */
 export interface ReferenceGradients {

@@ -1,8 +1,8 @@
 import { assert, assertEquals } from "@std/assert";
 import { BlockMask, makeMask } from "../masks.ts";
 import { referenceAttention } from "../reference.ts";
-import { mulberry32, randomNormal } from "../rng.ts";
-import type { AttentionShape } from "../types.ts";
+import { mulberry32, randomNormal } from "../../core/rng.ts";
+import type { AttentionShape } from "../../core/shapes.ts";
 import { referenceBackward } from "./reference.ts";
 
 // The gradients of referenceBackward against central finite differences of the forward oracle

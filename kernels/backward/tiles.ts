@@ -1,6 +1,7 @@
 /**
- * Tile choice of the backward passes: the workgroup memory and threads each pass needs for a
- * tile configuration, whether a device can build it, and the first candidate that fits.
+ * Tile footprints of the backward passes: the workgroup memory and threads each pass needs for
+ * a tile configuration (the registry entries report the largest pass, so the registry's tile
+ * check and default choice see it).
  *
  * The backward uses the forward's tiles (a block mask lives on that grid). Its dK/dV pass holds
  * four tiles of d columns (K, V of bc rows; Q, dO of br rows) and two f32 tiles of P and dS,
@@ -9,10 +10,9 @@
  * @module
  */
 
-import { SPARSE_LIST } from "../flash.ts";
-import { TILE_CANDIDATES, type TileLimits } from "../tiles.ts";
-import type { Dtype, KernelName, Tiles } from "../types.ts";
-import { DS_ROWS, DS_THREADS, flashBackwardTileProblem, swapTiles } from "./program.ts";
+import { SPARSE_LIST } from "../flash/mod.ts";
+import type { Dtype, Tiles } from "../../core/shapes.ts";
+import { type BackwardFamily, DS_ROWS, DS_THREADS, swapTiles } from "./program.ts";
 
 /** Workgroup memory (bytes) and threads of one pass. */
 export interface PassFootprint {
@@ -37,7 +37,7 @@ function sum(vars: number[]): number {
  * ```
  */
 export function backwardFootprints(
-  kernel: KernelName,
+  kernel: BackwardFamily,
   d: number,
   dtype: Dtype,
   t: Tiles,
@@ -75,62 +75,4 @@ export function backwardFootprints(
     { pass: "dkdv", workgroupBytes: pass(swapped.br, swapped.bc, true), threads: threads(t.bc) },
     { pass: "dq", workgroupBytes: pass(t.br, t.bc, false), threads: threads(t.br) },
   ];
-}
-
-/**
- * Why these tiles cannot build the backward of `kernel` on a device with `limits`, or null.
- *
- * @example
- * ```ts
- * import { backwardTileProblem } from "./tiles.ts";
- * const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
- * console.assert(backwardTileProblem("flash", 32, "f32", { br: 8, bc: 8, rm: 2, tx: 4 }, limits) === null);
- * console.assert(backwardTileProblem("flash", 128, "f32", { br: 64, bc: 64, rm: 4, tx: 8 }, limits) !== null);
- * ```
- */
-export function backwardTileProblem(
-  kernel: KernelName,
-  d: number,
-  dtype: Dtype,
-  t: Tiles,
-  limits: TileLimits,
-): string | null {
-  const structural = flashBackwardTileProblem(d, t);
-  if (structural) return structural;
-  for (const f of backwardFootprints(kernel, d, dtype, t)) {
-    if (f.threads > limits.maxComputeInvocationsPerWorkgroup) {
-      return `${kernel} backward ${f.pass}: ${f.threads} threads per workgroup exceed the ` +
-        `device's ${limits.maxComputeInvocationsPerWorkgroup}`;
-    }
-    if (f.workgroupBytes > limits.maxComputeWorkgroupStorageSize) {
-      return `${kernel} backward ${f.pass}: ${f.workgroupBytes} bytes of workgroup memory ` +
-        `exceed the device's ${limits.maxComputeWorkgroupStorageSize}`;
-    }
-  }
-  return null;
-}
-
-/**
- * The first candidate whose backward fits the device, or throws when none does.
- *
- * @example
- * ```ts
- * import { defaultBackwardTiles } from "./tiles.ts";
- * const limits = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024 };
- * console.assert(defaultBackwardTiles("flash", 64, "f32", limits).br === 32);
- * ```
- */
-export function defaultBackwardTiles(
-  kernel: KernelName,
-  d: number,
-  dtype: Dtype,
-  limits: TileLimits,
-  candidates: readonly Tiles[] = TILE_CANDIDATES,
-): Tiles {
-  for (const t of candidates) {
-    if (backwardTileProblem(kernel, d, dtype, t, limits) === null) return { ...t };
-  }
-  throw new Error(
-    `no tile candidate fits the ${kernel} backward at d=${d} ${dtype} on this device`,
-  );
 }

@@ -8,11 +8,11 @@
 //
 // The prelude defines T, T4 (storage scalar and vec4; arithmetic is f32), D4 (= D / 4),
 // ROWS (rows, so threads, per workgroup), the slot constants and the counting helpers, then
-// declares the bindings from the host's list (numbers in that order, skipping the counters'):
+// declares the bindings from the host's list (generated in that order: params at 0, then 1, 2, …):
 //   params: uniform { n, bh, causal, scale }
 //   o: array<T4>, B*H*N*D4        dout: array<T4>, B*H*N*D4 (dO)
 //   delta: array<f32>, B*H*N (written)
-//   counting only: counters: array<atomic<u32>, 64>
+//   counting only: counters (generated, one 64-bit count per slot and direction)
 //
 // Grid: (ceil(N / ROWS), B*H) workgroups of ROWS threads.
 

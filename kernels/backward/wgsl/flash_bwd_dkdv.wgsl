@@ -25,13 +25,13 @@
 // helpers, q_block_count(kb, t) and q_block_at(kb, i, t) (dense: query blocks from
 // floor(k0 / BC) when causal, else 0, to the last; block-sparse: the mask's CSC column kb, read
 // by thread 0 and shared through workgroup memory), then declares the bindings from the host's
-// list (numbers in that order, skipping the counters'):
+// list (generated in that order: params at 0, then 1, 2, …):
 //   params: uniform { n, bh, causal, scale }
 //   q, k, v, dout: array<T4>, B*H*N*D4 each (dout = dO)
 //   lse: array<f32>, B*H*N (natural log, as the forward writes it)   delta: array<f32>, B*H*N
 //   dk, dv: array<T4>, B*H*N*D4 (written)
 //   block-sparse only: colptr: array<u32>, Tc + 1;  rowidx: array<u32>, nnz (the mask in CSC)
-//   counting only: counters: array<atomic<u32>, 64>
+//   counting only: counters (generated, one 64-bit count per slot and direction)
 //
 // Grid: (ceil(N / BR), B*H) workgroups of WG threads.
 

@@ -17,13 +17,13 @@
 // helpers, kv_block_count(qb, t) and kv_block_at(qb, i, t) (dense: key blocks 0 ..= last / BC,
 // last = the block's last row when causal, else N - 1; block-sparse: the mask's CSR row qb, read
 // by thread 0 and shared through workgroup memory, as in the forward), then declares
-// the bindings from the host's list (numbers in that order, skipping the counters'):
+// the bindings from the host's list (generated in that order: params at 0, then 1, 2, …):
 //   params: uniform { n, bh, causal, scale }
 //   q, k, v, dout: array<T4>, B*H*N*D4 each (dout = dO)
 //   lse: array<f32>, B*H*N (natural log, as the forward writes it)   delta: array<f32>, B*H*N
 //   dq: array<T4>, B*H*N*D4 (written)
 //   block-sparse only: rowptr: array<u32>, Tr + 1;  colidx: array<u32>, nnz (the mask in CSR)
-//   counting only: counters: array<atomic<u32>, 64>
+//   counting only: counters (generated, one 64-bit count per slot and direction)
 //
 // Grid: (ceil(N / BR), B*H) workgroups of WG threads.
 

@@ -10,11 +10,11 @@
 //
 // The prelude defines T, T4 (storage; arithmetic is f32), D, D4, BR, BC, RM, TX, TY, RN, WG,
 // D4P (padded tile row in vec4), the slot constants, the counting helpers, and the bindings from
-// the host's list (numbers in that order, skipping the counters'):
+// the host's list (generated in that order: params at 0, then 1, 2, …):
 //   params: uniform { n, bh, causal, scale }
 //   dout: array<T4>, B*H*N*D4 (dO)      v: array<T4>, B*H*N*D4
 //   dp: array<T>, B*H*N*N (written)
-//   counting only: counters: array<atomic<u32>, 64>
+//   counting only: counters (generated, one 64-bit count per slot and direction)
 //
 // Grid: (ceil(N / BC), ceil(N / BR), B*H).
 

@@ -11,10 +11,10 @@
 //
 // The prelude defines T (storage scalar; arithmetic is f32), TPR (a power of two), ROWS,
 // WG (= TPR * ROWS), CACHE, the slot constants, the counting helpers, and the bindings from the
-// host's list (numbers in that order, skipping the counters'):
+// host's list (generated in that order: params at 0, then 1, 2, …):
 //   params: uniform { n, bh, causal, scale }
 //   p: array<T>, B*H*N*N      dp: array<T>, B*H*N*N      ds: array<T>, B*H*N*N (written)
-//   counting only: counters: array<atomic<u32>, 64>
+//   counting only: counters (generated, one 64-bit count per slot and direction)
 //
 // Grid: (ceil(N / ROWS), B*H).
 
