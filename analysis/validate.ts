@@ -254,6 +254,9 @@ function peerRecord(v: unknown, path: string): void {
   field(p, "tflops", path, nullable(nonNeg));
   field(p, "gpu", path, str);
   if (p.error !== undefined) field(p, "error", path, str);
+  if (p.pass !== undefined) {
+    field(p, "pass", path, (x, q) => oneOf(x, ["fwd", "bwd", "fwd+bwd"], q));
+  }
 }
 
 /**
@@ -434,6 +437,13 @@ export function validateTuned(data: unknown, name: string, kernels: KernelCatalo
   });
 }
 
+/** A peer line's `pass` (peer_sdpa.py spells forward+backward `fwdbwd`); absent for forward. */
+function peerPass(row: Record<string, unknown>): { pass?: "bwd" | "fwd+bwd" } {
+  if (row.pass === undefined) return {};
+  const pass = field(row, "pass", "", (x, p) => oneOf(x, ["fwd", "bwd", "fwdbwd"], p));
+  return pass === "fwd" ? {} : { pass: pass === "fwdbwd" ? "fwd+bwd" : "bwd" };
+}
+
 /**
  * Validates one parsed line of a peers file (the JSON lines `peer_sdpa.py` prints): `backend`,
  * `n`, `d`, `batch_heads`, `dtype`, `causal`, `ms` and `tflops` (numbers or null; may be left
@@ -466,6 +476,7 @@ export function validatePeerLine(data: unknown, name: string, line: number) {
         : field(row, "tflops", "", nullable(nonNeg)),
       gpu: row.gpu === undefined ? "" : field(row, "gpu", "", str),
       ...(row.error === undefined ? {} : { error: field(row, "error", "", str) }),
+      ...peerPass(row),
     };
     return record;
   });

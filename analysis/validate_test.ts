@@ -154,3 +154,22 @@ Deno.test("pass: absent is forward; a backward run says bwd; the kernel and its 
     );
   }
 });
+
+Deno.test("a peer line's pass: fwdbwd is read as fwd+bwd, fwd and absent as forward", () => {
+  const row = {
+    backend: "EFFICIENT_ATTENTION",
+    n: 1024,
+    d: 64,
+    batch_heads: 1024,
+    dtype: "float16",
+    causal: false,
+    ms: 9.1,
+    tflops: 30,
+    gpu: "H200",
+  };
+  assertEquals(validatePeerLine(row, "p", 1).pass, undefined);
+  assertEquals(validatePeerLine({ ...row, pass: "fwd" }, "p", 1).pass, undefined);
+  assertEquals(validatePeerLine({ ...row, pass: "bwd" }, "p", 1).pass, "bwd");
+  assertEquals(validatePeerLine({ ...row, pass: "fwdbwd" }, "p", 1).pass, "fwd+bwd");
+  assertThrows(() => validatePeerLine({ ...row, pass: "both" }, "p", 1), Error, "pass");
+});

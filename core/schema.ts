@@ -167,6 +167,8 @@ export interface PeerRecord {
   tflops: number | null;
   gpu: string;
   error?: string;
+  /** What the peer timed (`peer_sdpa.py --pass`); absent: the forward. */
+  pass?: RunPass;
 }
 
 /** The whole results file. */
