@@ -27,6 +27,7 @@ import {
   inputsToTime,
   type Kernel,
   type KernelPlan,
+  passTrafficOf,
   totalBytes,
 } from "../kernels/kernel.ts";
 import type { BlockMask } from "../kernels/masks.ts";
@@ -266,7 +267,7 @@ export async function measureRun(
       record.warnings.push(`${timing.discarded} samples with a non-positive time were discarded`);
     }
     if (p.passNames.length > 1) {
-      await timePasses(record, kernels, p, traffic, opts, timeDispatches);
+      await timePasses(record, kernels, p, opts, timeDispatches);
     }
     if (opts.verify) await verifyRun(record, kernels, spec, mask);
     if (opts.countIo) await countBytes(record, kernels, spec, mask);
@@ -384,12 +385,11 @@ async function timePasses(
   record: RunRecord,
   kernels: AttentionKernels,
   prepared: PreparedAttention,
-  traffic: CountedBytes,
   opts: MeasureOptions,
   timeDispatches: TimeDispatches,
 ): Promise<void> {
   record.passes = [];
-  const passes = prepared.plan.passes();
+  const perPass = passTrafficOf(prepared.plan);
   for (const [index, name] of prepared.passNames.entries()) {
     const t = await timeDispatches(
       kernels.gpu,
@@ -397,8 +397,9 @@ async function timePasses(
       { warmup: Math.min(opts.warmup, 2), reps: Math.min(opts.reps, 10) },
     );
     const ms = median(t.samplesMs);
-    const moves = passes[index]?.moves ?? [];
-    const bytes = moves.reduce((a, [slot, dir]) => a + (traffic[slot]?.[dir] ?? 0), 0);
+    // The pass's modeled bytes, uniform reads left out.
+    const own = perPass[index] ?? {};
+    const bytes = totalBytes(own) - (own.uniform?.read ?? 0);
     record.passes.push({ name, medianMs: ms, bytes, achievedGBs: bytes / (ms * 1e6) });
   }
 }

@@ -160,6 +160,12 @@ export interface KernelPlan {
   passes(): readonly PassSpec[];
   /** Exact bytes per slot and direction that one run moves (every slot of {@linkcode slots}). */
   modeledTraffic(): CountedBytes;
+  /**
+   * The same bytes split by pass, in dispatch order (they add up to `modeledTraffic`), for a
+   * kernel whose passes share slots (a backward's Q is read by two passes). Absent: each pass
+   * moves the whole traffic of the slots its `moves` name ({@linkcode passTrafficOf}).
+   */
+  passTraffic?(): CountedBytes[];
   /** Idealized traffic for an on-chip memory of `sramBytes`; `bc`/`br` override its blocks. */
   theoreticalBytes(opts: { sramBytes: number; bc?: number; br?: number }): TheoreticalTraffic;
   /**
@@ -250,6 +256,29 @@ export interface Kernel {
  */
 export function inputsToTime(plan: KernelPlan, seed: number): Record<string, Float32Array> {
   return plan.timingInputs?.(seed) ?? plan.randomInputs(seed);
+}
+
+/**
+ * The modeled bytes of each pass of a plan, in dispatch order: its `passTraffic`, or else, for
+ * each pass, the plan's traffic of the slots and directions the pass's `moves` name.
+ *
+ * @example
+ * ```ts
+ * import { passTrafficOf } from "./kernel.ts";
+ * import { planFor } from "./registry.ts";
+ * const shape = { batch: 1, heads: 1, n: 8, d: 32, dtype: "f32", causal: false } as const;
+ * const plan = planFor("standard", { shape, tiles: { br: 8, bc: 8, rm: 2, tx: 4 } });
+ * console.assert(passTrafficOf(plan)[1]!.s!.read === plan.modeledTraffic().s!.read);
+ * ```
+ */
+export function passTrafficOf(plan: KernelPlan): CountedBytes[] {
+  if (plan.passTraffic) return plan.passTraffic();
+  const all = plan.modeledTraffic();
+  return plan.passes().map((pass) => {
+    const t = emptyTraffic(plan.slots);
+    for (const [slot, dir] of pass.moves) t[slot]![dir] += all[slot]?.[dir] ?? 0;
+    return t;
+  });
 }
 
 /**

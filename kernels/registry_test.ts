@@ -17,7 +17,7 @@ import { lowerBoundForwardBackwardBytes } from "./backward/fwd_bwd.ts";
 import { mulberry32 } from "../core/rng.ts";
 import type { Dtype, MaskKind } from "../core/shapes.ts";
 import { planFitsDevice } from "./attention.ts";
-import { attentionFlops, type Kernel, totalBytes } from "./kernel.ts";
+import { attentionFlops, emptyTraffic, type Kernel, passTrafficOf, totalBytes } from "./kernel.ts";
 import { BlockMask, makeMask } from "./masks.ts";
 import {
   allKernels,
@@ -126,8 +126,23 @@ for (const kernel of [...Object.values(KERNELS), ...FORWARD_BACKWARD_KERNELS]) {
       for (const b of plan.buffers.filter((b) => b.name in refs)) {
         assertEquals(refs[b.name]!.length, b.bytes / 4, b.name); // f32: 4 bytes an element
       }
-      // Modeled traffic has exactly the declared slots.
+      // Modeled traffic has exactly the declared slots. Split by pass (a kernel's passTraffic,
+      // else the slots its moves name) no byte is counted twice, and a backward's passes add up
+      // to the whole.
       assertEquals(Object.keys(plan.modeledTraffic()).sort(), [...plan.slots].sort());
+      const perPass = passTrafficOf(plan);
+      assertEquals(perPass.length, plan.passes().length);
+      const sum = emptyTraffic(plan.slots);
+      for (const t of perPass) {
+        for (const [slot, x] of Object.entries(t)) {
+          sum[slot]!.read += x.read;
+          sum[slot]!.write += x.write;
+        }
+      }
+      for (const [slot, x] of Object.entries(plan.modeledTraffic())) {
+        assert(sum[slot]!.read <= x.read && sum[slot]!.write <= x.write, `${slot} counted twice`);
+      }
+      if (kernel.mode === "bwd") assertEquals(sum, plan.modeledTraffic());
       assert(totalBytes(plan.modeledTraffic()) > 0);
       assertEquals(plan.denseFlops("fwd"), attentionFlops(s, "fwd"));
       assertEquals(plan.denseFlops("bwd"), 2.5 * attentionFlops(s, "fwd"));

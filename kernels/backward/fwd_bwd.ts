@@ -16,7 +16,13 @@ import { type AttentionShape, dtypeBytes, type Tiles } from "../../core/shapes.t
 import type { TheoreticalTraffic } from "../../analysis/io_model.ts";
 import { usedRows } from "../../analysis/io_model.ts";
 import { randomInputs } from "../common.ts";
-import type { BufferSpec, CountedBytes, Kernel, KernelPlan } from "../kernel.ts";
+import {
+  type BufferSpec,
+  type CountedBytes,
+  type Kernel,
+  type KernelPlan,
+  passTrafficOf,
+} from "../kernel.ts";
 import { randomDout } from "./mod.ts";
 
 /**
@@ -135,6 +141,7 @@ function combine(
     slots,
     passes: () => [...f.passes(), ...b.passes()],
     modeledTraffic: () => addTraffic(f.modeledTraffic(), b.modeledTraffic()),
+    passTraffic: () => [...passTrafficOf(f), ...passTrafficOf(b)],
     theoreticalBytes: (o) => sumTheory(f.theoreticalBytes(o), b.theoreticalBytes(o)),
     lowerBoundBytes: () => lowerBoundForwardBackwardBytes(shape, f.mask),
     idealBytes: () => ({}),

@@ -166,6 +166,42 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "backward: each pass alone counts its own modeled bytes (per-pass GB/s in bench)",
+  ignore: noGpu,
+  async fn() {
+    const shape: AttentionShape = { batch: 2, heads: 1, n: 45, d: 32, dtype: "f32", causal: true };
+    const mask = makeMask({ kind: "random", n: 45, br: 8, bc: 8, density: 0.5, seed: 3 });
+    for (const kernel of ["flash", "block-sparse", "standard"] as const) {
+      const p = await prepareAttention(kernels!, {
+        kernel: `${kernel}-bwd`,
+        shape,
+        tiles: TILES,
+        mask: kernel === "block-sparse" ? mask : undefined,
+        count: true,
+      });
+      try {
+        p.upload(p.plan.randomInputs(5));
+        const modeled = p.plan.passTraffic!();
+        assertEquals(modeled.length, p.passNames.length);
+        const { device } = kernels!.gpu;
+        for (const [i, name] of p.passNames.entries()) {
+          p.resetCounters();
+          const enc = device.createCommandEncoder();
+          const pass = enc.beginComputePass();
+          p.encodePass(pass, i);
+          pass.end();
+          device.queue.submit([enc.finish()]);
+          await device.queue.onSubmittedWorkDone();
+          assertEquals(await p.readCounters(), modeled[i], `${kernel} ${name}`);
+        }
+      } finally {
+        p.destroy();
+      }
+    }
+  },
+});
+
 // Hand-worked traffic, so the model itself is pinned down: one head, n = 10, d = 32, f32
 // (128 bytes a row), tiles 8 × 8: two query blocks (8 + 2 rows), two key blocks (8 + 2 rows).
 const ROW = 32 * 4;

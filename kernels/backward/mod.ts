@@ -27,7 +27,7 @@ import {
 } from "../kernel.ts";
 import type { BlockMask } from "../masks.ts";
 import { blockMaskFor } from "../block_sparse/mod.ts";
-import { backwardSlots, modeledBackward } from "./modeled.ts";
+import { backwardSlots, modeledBackward, modeledBackwardPasses } from "./modeled.ts";
 import {
   type BackwardFamily,
   DELTA_ROWS,
@@ -288,6 +288,7 @@ function backwardPlan(
     slots: backwardSlots(family),
     passes,
     modeledTraffic: () => modeledBackward(family, shape, tiles, mask),
+    passTraffic: () => modeledBackwardPasses(family, shape, tiles, mask),
     theoreticalBytes: (o) =>
       theoreticalBackwardBytes(family === "standard" ? "standard" : "flash", shape, {
         ...o,

@@ -72,7 +72,8 @@ export function visitedBlocks(
 
 /**
  * Bytes per binding and direction that the backward of `kernel` moves for `shape` with `tiles`
- * (and `mask`, block-sparse only), all passes and heads together.
+ * (and `mask`, block-sparse only), all passes and heads together: the sum of
+ * {@linkcode modeledBackwardPasses}.
  *
  * @example
  * ```ts
@@ -89,77 +90,127 @@ export function modeledBackward(
   tiles: Tiles,
   mask: BlockMask | null,
 ): CountedBytes {
+  const total = emptyTraffic(backwardSlots(kernel));
+  for (const pass of modeledBackwardPasses(kernel, shape, tiles, mask)) {
+    for (const [slot, x] of Object.entries(pass)) {
+      total[slot]!.read += x.read;
+      total[slot]!.write += x.write;
+    }
+  }
+  return total;
+}
+
+/**
+ * The bytes of each pass of the backward of `kernel`, in dispatch order (flash, block-sparse:
+ * delta, dkdv, dq; standard: dv, dp, ds, dq, dk), every slot in each, all heads.
+ *
+ * @example
+ * ```ts
+ * import { modeledBackwardPasses } from "./modeled.ts";
+ * const shape = { batch: 1, heads: 1, n: 100, d: 64, dtype: "f32", causal: false } as const;
+ * const [delta, dkdv, dq] = modeledBackwardPasses("flash", shape, { br: 32, bc: 32, rm: 4, tx: 8 }, null);
+ * console.assert(delta!.o!.read === 100 * 64 * 4 && dkdv!.q!.read === 4 * 100 * 64 * 4);
+ * console.assert(dq!.q!.read === 100 * 64 * 4 && dq!.k!.read === 4 * 100 * 64 * 4);
+ * ```
+ */
+export function modeledBackwardPasses(
+  kernel: BackwardFamily,
+  shape: AttentionShape,
+  tiles: Tiles,
+  mask: BlockMask | null,
+): CountedBytes[] {
   const { n, d } = shape;
   const e = dtypeBytes(shape.dtype);
   const row = d * e;
   const heads = shape.batch * shape.heads;
-  const counted = emptyTraffic(backwardSlots(kernel));
-  const t = counted as Record<BackwardSlot, { read: number; write: number }>;
+  const pass = () => {
+    const c = emptyTraffic(backwardSlots(kernel));
+    return [c, c as Record<BackwardSlot, { read: number; write: number }>] as const;
+  };
   const tr = Math.ceil(n / tiles.br);
   const tc = Math.ceil(n / tiles.bc);
   const qRows = (qb: number) => Math.min(tiles.br, n - qb * tiles.br);
   const kRows = (kb: number) => Math.min(tiles.bc, n - kb * tiles.bc);
+  const out: CountedBytes[] = [];
 
   if (kernel === "standard") {
-    // dv (tc workgroups), dp (tc × tr tiles), ds (rows), dq (tr), dk (tc).
-    t.uniform.read += UNIFORM_BYTES * (tc + tc * tr + Math.ceil(n / DS_ROWS) + tr + tc);
+    const [dv, tDv] = pass();
+    const [dp, tDp] = pass();
+    const [ds, tDs] = pass();
+    const [dq, tDq] = pass();
+    const [dk, tDk] = pass();
+    // Workgroups: dv tc, dp tc × tr tiles, ds rows, dq tr, dk tc; one uniform read each.
+    tDv.uniform.read += UNIFORM_BYTES * tc;
+    tDp.uniform.read += UNIFORM_BYTES * tc * tr;
+    tDs.uniform.read += UNIFORM_BYTES * Math.ceil(n / DS_ROWS);
+    tDq.uniform.read += UNIFORM_BYTES * tr;
+    tDk.uniform.read += UNIFORM_BYTES * tc;
     // Step 1: dV = Pᵀ dO. P in full; every key block reads all of dO.
-    t.p.read += n * n * e;
-    t.dout.read += tc * n * row;
-    t.dv.write += n * row;
+    tDv.p.read += n * n * e;
+    tDv.dout.read += tc * n * row;
+    tDv.dv.write += n * row;
     // Step 2: dP = dO Vᵀ, tile by tile.
-    t.dout.read += tc * n * row;
-    t.v.read += tr * n * row;
-    t.dp.write += n * n * e;
+    tDp.dout.read += tc * n * row;
+    tDp.v.read += tr * n * row;
+    tDp.dp.write += n * n * e;
     // Step 3: dS. A row past the register cache reads its tail twice.
     const cached = DS_THREADS * DS_CACHE;
     const reads = n * (n + Math.max(0, n - cached)) * e;
-    t.p.read += reads;
-    t.dp.read += reads;
-    t.ds.write += n * n * e;
+    tDs.p.read += reads;
+    tDs.dp.read += reads;
+    tDs.ds.write += n * n * e;
     // Steps 4 and 5: dQ = dS K, dK = dSᵀ Q.
-    t.ds.read += 2 * n * n * e;
-    t.k.read += tr * n * row;
-    t.q.read += tc * n * row;
-    t.dq.write += n * row;
-    t.dk.write += n * row;
+    tDq.ds.read += n * n * e;
+    tDq.k.read += tr * n * row;
+    tDq.dq.write += n * row;
+    tDk.ds.read += n * n * e;
+    tDk.q.read += tc * n * row;
+    tDk.dk.write += n * row;
+    out.push(dv, dp, ds, dq, dk);
   } else {
     if (kernel === "block-sparse" && !mask) throw new Error("block-sparse needs its mask");
     const m = kernel === "block-sparse" ? mask! : null;
+    const [delta, tDelta] = pass();
+    const [dkdv, tDkdv] = pass();
+    const [dq, tDq] = pass();
     // delta: D = rowsum(dO ∘ O).
-    t.uniform.read += UNIFORM_BYTES * Math.ceil(n / DELTA_ROWS);
-    t.o.read += n * row;
-    t.dout.read += n * row;
-    t.delta.write += 4 * n;
+    tDelta.uniform.read += UNIFORM_BYTES * Math.ceil(n / DELTA_ROWS);
+    tDelta.o.read += n * row;
+    tDelta.dout.read += n * row;
+    tDelta.delta.write += 4 * n;
     // dkdv: each key block stages K, V once and the query blocks it visits.
-    t.uniform.read += UNIFORM_BYTES * tc;
-    t.k.read += n * row;
-    t.v.read += n * row;
-    t.dk.write += n * row;
-    t.dv.write += n * row;
+    tDkdv.uniform.read += UNIFORM_BYTES * tc;
+    tDkdv.k.read += n * row;
+    tDkdv.v.read += n * row;
+    tDkdv.dk.write += n * row;
+    tDkdv.dv.write += n * row;
     // dq: each query block stages Q, dO, L, D once and the key blocks it visits.
-    t.uniform.read += UNIFORM_BYTES * tr;
-    t.q.read += n * row;
-    t.dout.read += n * row;
-    t.lse.read += 4 * n;
-    t.delta.read += 4 * n;
-    t.dq.write += n * row;
+    tDq.uniform.read += UNIFORM_BYTES * tr;
+    tDq.q.read += n * row;
+    tDq.dout.read += n * row;
+    tDq.lse.read += 4 * n;
+    tDq.delta.read += 4 * n;
+    tDq.dq.write += n * row;
     for (const [qb, kb] of visitedBlocks(shape, tiles, m)) {
-      t.q.read += qRows(qb) * row;
-      t.dout.read += qRows(qb) * row;
-      t.lse.read += 4 * qRows(qb);
-      t.delta.read += 4 * qRows(qb);
-      t.k.read += kRows(kb) * row;
-      t.v.read += kRows(kb) * row;
+      tDkdv.q.read += qRows(qb) * row;
+      tDkdv.dout.read += qRows(qb) * row;
+      tDkdv.lse.read += 4 * qRows(qb);
+      tDkdv.delta.read += 4 * qRows(qb);
+      tDq.k.read += kRows(kb) * row;
+      tDq.v.read += kRows(kb) * row;
     }
     if (m) {
       // Each workgroup reads its pointer pair and its whole list, causally skipped entries too.
-      t.mask.read += 8 * (tr + tc) + 2 * 4 * m.nnz;
+      tDkdv.mask.read += 8 * tc + 4 * m.nnz;
+      tDq.mask.read += 8 * tr + 4 * m.nnz;
+    }
+    out.push(delta, dkdv, dq);
+  }
+  for (const t of out) {
+    for (const slot of Object.values(t)) {
+      slot.read *= heads;
+      slot.write *= heads;
     }
   }
-  for (const slot of Object.values(counted)) {
-    slot.read *= heads;
-    slot.write *= heads;
-  }
-  return counted;
+  return out;
 }
