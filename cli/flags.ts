@@ -316,10 +316,14 @@ export function shapeOptions(
   let kernels: Kernel[] = known.filter((k) => k.mode === passMode(pass));
   const kernelText = str("kernels");
   if (kernelText !== undefined) {
+    const ofPass = kernels.map((k) => k.name);
     kernels = [];
     for (const name of kernelText.split(",").map((s) => s.trim())) {
-      const pick = oneOf(name, known.map((k) => k.name), "--kernels");
-      const k = kernelForPass(pick, pass);
+      if (!known.some((k) => k.name === name)) {
+        // The message lists the kernels of this pass (other passes' names are accepted too).
+        throw new UsageError(`--kernels must be one of ${ofPass.join(", ")}, got "${name}"`);
+      }
+      const k = kernelForPass(name, pass);
       if (!kernels.includes(k)) kernels.push(k);
     }
   }
