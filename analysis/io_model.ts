@@ -337,8 +337,8 @@ export function lowerBoundBytes(shape: AttentionShape, mask?: MaskGrid | null): 
   return rows * d * dtypeBytes(shape.dtype) * shape.batch * shape.heads;
 }
 
-/** Query rows that attend at least one key, and key rows that at least one query attends. */
-function usedRows(
+/** Query rows that attend at least one key, and key rows that at least one query attends (`mask` on its own grid). */
+export function usedRows(
   n: number,
   mask: MaskGrid,
   causal: boolean,

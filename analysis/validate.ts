@@ -30,6 +30,8 @@ export interface KernelCatalog {
   names(): readonly string[];
   /** Whether the kernel of this (known) name follows a block mask (density and mask vary). */
   sparse(name: string): boolean;
+  /** What the kernel of this (known) name computes (`--pass`); absent: not checked. */
+  pass?(name: string): "fwd" | "bwd" | "fwd+bwd";
   /** Why these tiles cannot build the kernel at `d` (device limits aside), or null. */
   tileProblem(name: string, d: number, dtype: Dtype, tiles: Tiles): string | null;
 }
@@ -182,6 +184,11 @@ export function checkRun(v: unknown, path: string, kernels: KernelCatalog): void
   const r = obj(v, path);
   const kernel = field(r, "kernel", path, (x, p) => knownKernel(x, p, kernels));
   const sparse = kernels.sparse(kernel);
+  const pass = r.pass === undefined
+    ? "fwd"
+    : field(r, "pass", path, (x, p) => oneOf(x, ["fwd", "bwd", "fwd+bwd"], p));
+  const own = kernels.pass?.(kernel);
+  if (own && own !== pass) fail(join(path, "pass"), `"${own}" for the kernel ${kernel}`, r.pass);
   field(r, "dtype", path, (x, p) => oneOf(x, DTYPES, p));
   field(r, "batch", path, positiveInt);
   field(r, "heads", path, positiveInt);
@@ -262,6 +269,9 @@ function peerRecord(v: unknown, path: string): void {
   if (p.error !== undefined) field(p, "error", path, str);
   if (p.decode !== undefined) field(p, "decode", path, bool);
   if (p.gbs !== undefined) field(p, "gbs", path, nonNeg);
+  if (p.pass !== undefined) {
+    field(p, "pass", path, (x, q) => oneOf(x, ["fwd", "bwd", "fwd+bwd"], q));
+  }
 }
 
 /**
@@ -442,6 +452,13 @@ export function validateTuned(data: unknown, name: string, kernels: KernelCatalo
   });
 }
 
+/** A peer line's `pass` (peer_sdpa.py spells forward+backward `fwdbwd`); absent for forward. */
+function peerPass(row: Record<string, unknown>): { pass?: "bwd" | "fwd+bwd" } {
+  if (row.pass === undefined) return {};
+  const pass = field(row, "pass", "", (x, p) => oneOf(x, ["fwd", "bwd", "fwdbwd"], p));
+  return pass === "fwd" ? {} : { pass: pass === "fwdbwd" ? "fwd+bwd" : "bwd" };
+}
+
 /**
  * Validates one parsed line of a peers file (the JSON lines `peer_sdpa.py` prints): `backend`,
  * `n`, `d`, `batch_heads`, `dtype`, `causal`, `ms` and `tflops` (numbers or null; may be left
@@ -477,6 +494,7 @@ export function validatePeerLine(data: unknown, name: string, line: number) {
       // peer_sdpa.py --decode: one query token a row, and the GB/s of reading K and V once.
       ...(row.decode === undefined ? {} : { decode: field(row, "decode", "", bool) }),
       ...(row.gbs === undefined ? {} : { gbs: field(row, "gbs", "", nonNeg) }),
+      ...peerPass(row),
     };
     return record;
   });

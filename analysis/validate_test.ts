@@ -5,11 +5,11 @@
  * @module
  */
 
-import { assertEquals, assertMatch, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { UsageError } from "../core/errors.ts";
 import { validatePeerLine, validateResults, validateTuned } from "./validate.ts";
 import { compareResults } from "./compare.ts";
-import type { ResultsFile } from "../core/schema.ts";
+import { type ResultsFile, runKey } from "../core/schema.ts";
 import { kernelCatalog } from "../kernels/catalog.ts";
 
 const KERNELS = kernelCatalog();
@@ -72,7 +72,9 @@ Deno.test("known kernels come from the catalog: a user kernel's runs need it kno
     () => validateResults(file, "row.json", KERNELS),
     UsageError,
     'row.json: invalid results file: runs[0].kernel: expected one of "standard", "flash", ' +
-      '"block-sparse", "decode", "paged-decode" (a kernel of your own: give its module with ' +
+      '"block-sparse", "decode", "paged-decode", "standard-bwd", "flash-bwd", "block-sparse-bwd", ' +
+      '"standard-fwd+bwd", "flash-fwd+bwd", "block-sparse-fwd+bwd" (a kernel of your own: give its ' +
+      'module with ' +
       '--kernel-module), got "row"',
   );
   // Known (as --kernel-module makes it): accepted; its dense/sparse rule is the catalog's.
@@ -123,4 +125,52 @@ Deno.test("tuned entries: a loaded kernel's tile rules apply, an unloaded one's 
     UsageError,
   );
   assertThrows(() => validateTuned(file("Row Kernel/f32/d64", odd), "t.json", KERNELS), UsageError);
+});
+
+Deno.test("pass: absent is forward; a backward run says bwd; the kernel and its pass agree", async () => {
+  const base = JSON.parse(await Deno.readTextFile(`${ROOT}ci/baseline.json`)) as ResultsFile;
+  const run = base.runs.find((r) => r.kernel === "flash")!;
+  // A forward run's key has no pass (baseline keys of forward runs do not change).
+  assert(!runKey(run).includes("fwd"));
+  assertEquals(runKey({ ...run, pass: "fwd" }), runKey(run));
+  const bwd = { ...run, kernel: "flash-bwd", pass: "bwd" as const };
+  assert(runKey(bwd).endsWith("/bwd"));
+  const fb = { ...run, kernel: "flash-fwd+bwd", pass: "fwd+bwd" as const };
+  assert(runKey(fb).endsWith("/fwd+bwd") && runKey(fb) !== runKey(bwd));
+  validateResults({ ...base, runs: [bwd, fb, { ...run, pass: "fwd" }] }, "passes.json", KERNELS);
+  const bad = [
+    [
+      { ...bwd, pass: "backward" },
+      'runs[0].pass: expected one of fwd, bwd, fwd+bwd, got "backward"',
+    ],
+    [{ ...bwd, pass: "fwd+bwd" }, 'runs[0].pass: expected "bwd" for the kernel flash-bwd'],
+    [{ ...run, kernel: "flash-bwd" }, 'runs[0].pass: expected "bwd" for the kernel flash-bwd'],
+    [{ ...run, pass: "bwd" }, 'runs[0].pass: expected "fwd" for the kernel flash'],
+  ] as const;
+  for (const [r, message] of bad) {
+    assertThrows(
+      () => validateResults({ ...base, runs: [r] }, "bad.json", KERNELS),
+      Error,
+      message,
+    );
+  }
+});
+
+Deno.test("a peer line's pass: fwdbwd is read as fwd+bwd, fwd and absent as forward", () => {
+  const row = {
+    backend: "EFFICIENT_ATTENTION",
+    n: 1024,
+    d: 64,
+    batch_heads: 1024,
+    dtype: "float16",
+    causal: false,
+    ms: 9.1,
+    tflops: 30,
+    gpu: "H200",
+  };
+  assertEquals(validatePeerLine(row, "p", 1).pass, undefined);
+  assertEquals(validatePeerLine({ ...row, pass: "fwd" }, "p", 1).pass, undefined);
+  assertEquals(validatePeerLine({ ...row, pass: "bwd" }, "p", 1).pass, "bwd");
+  assertEquals(validatePeerLine({ ...row, pass: "fwdbwd" }, "p", 1).pass, "fwd+bwd");
+  assertThrows(() => validatePeerLine({ ...row, pass: "both" }, "p", 1), Error, "pass");
 });

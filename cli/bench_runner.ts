@@ -22,8 +22,15 @@ import { checkAgainstReference, countRun } from "../kernels/check.ts";
 import { tolerance } from "../core/tolerances.ts";
 import { runProblem } from "../analysis/validate.ts";
 import { kernelCatalog } from "../kernels/catalog.ts";
-import { type CountedBytes, type Kernel, type KernelPlan, totalBytes } from "../kernels/kernel.ts";
+import {
+  inputsToTime,
+  type Kernel,
+  type KernelPlan,
+  passTrafficOf,
+  totalBytes,
+} from "../kernels/kernel.ts";
 import type { BlockMask } from "../kernels/masks.ts";
+import { passOfMode } from "../kernels/registry.ts";
 import { timeDispatches as realTimeDispatches } from "../kernels/timing.ts";
 import type { AttentionShape, MaskKind, Tiles } from "../core/shapes.ts";
 
@@ -229,7 +236,7 @@ export async function measureRun(
       { inputSets },
     );
     for (let set = 0; set < inputSets; set++) {
-      prepared.upload(prepared.plan.randomInputs(spec.seed + 7919 * set), set);
+      prepared.upload(inputsToTime(prepared.plan, spec.seed + 7919 * set), set);
     }
     record.compileMs = prepared.compileMs;
     const p = prepared;
@@ -268,7 +275,7 @@ export async function measureRun(
       record.warnings.push(`${timing.discarded} samples with a non-positive time were discarded`);
     }
     if (p.passNames.length > 1) {
-      await timePasses(record, kernels, p, traffic, opts, timeDispatches);
+      await timePasses(record, kernels, p, opts, timeDispatches);
     }
     if (opts.verify) await verifyRun(record, kernels, spec, mask);
     if (opts.countIo) await countBytes(record, kernels, spec, mask);
@@ -351,8 +358,10 @@ function baseRecord(
 /** The record of a run whose kernel refused the problem: the configuration, no figures. */
 function unplannedRecord(spec: RunSpec): RunRecord {
   const { kernel, shape, tiles } = spec;
+  const pass = passOfMode(kernel.mode);
   return {
     kernel: kernel.name,
+    ...(pass === "fwd" ? {} : { pass }),
     dtype: shape.dtype,
     batch: shape.batch,
     heads: shape.heads,
@@ -385,12 +394,11 @@ async function timePasses(
   record: RunRecord,
   kernels: AttentionKernels,
   prepared: PreparedAttention,
-  traffic: CountedBytes,
   opts: MeasureOptions,
   timeDispatches: TimeDispatches,
 ): Promise<void> {
   record.passes = [];
-  const passes = prepared.plan.passes();
+  const perPass = passTrafficOf(prepared.plan);
   for (const [index, name] of prepared.passNames.entries()) {
     const t = await timeDispatches(
       kernels.gpu,
@@ -398,8 +406,9 @@ async function timePasses(
       { warmup: Math.min(opts.warmup, 2), reps: Math.min(opts.reps, 10) },
     );
     const ms = median(t.samplesMs);
-    const moves = passes[index]?.moves ?? [];
-    const bytes = moves.reduce((a, [slot, dir]) => a + (traffic[slot]?.[dir] ?? 0), 0);
+    // The pass's modeled bytes, uniform reads left out.
+    const own = perPass[index] ?? {};
+    const bytes = totalBytes(own) - (own.uniform?.read ?? 0);
     record.passes.push({ name, medianMs: ms, bytes, achievedGBs: bytes / (ms * 1e6) });
   }
 }

@@ -17,7 +17,16 @@ import {
   type MaskKind,
 } from "../core/shapes.ts";
 import type { Kernel } from "../kernels/kernel.ts";
-import { allKernels, BUILTIN_KERNEL_NAMES, problemOf } from "../kernels/registry.ts";
+import {
+  allKernels,
+  BUILTIN_KERNEL_NAMES,
+  kernelForPass,
+  KERNELS,
+  type Pass,
+  PASSES,
+  passMode,
+  problemOf,
+} from "../kernels/registry.ts";
 
 /** The shape flags every command takes. */
 export const SHAPE_STRING_FLAGS = [
@@ -30,6 +39,7 @@ export const SHAPE_STRING_FLAGS = [
   "density",
   "mask",
   "seed",
+  "pass",
 ] as const;
 
 /** What the shape flags decide. */
@@ -45,12 +55,21 @@ export interface ShapeOptions {
   density: number;
   mask: MaskKind;
   seed: number;
+  /** What each run computes: forward, backward, or forward then backward (`--pass`). */
+  pass: Pass;
 }
 
 /** Help text lines of the shape flags, for each command's `--help`. */
 export const SHAPE_HELP = `Shape flags:
-  --kernels LIST      comma list of ${BUILTIN_KERNEL_NAMES.join(", ")} and kernels loaded with
-                      --kernel-module (default: all but the decode kernels)
+  --kernels LIST      comma list of ${
+  BUILTIN_KERNEL_NAMES.filter((k) => KERNELS[k].mode === "fwd").join(", ")
+} and kernels loaded with
+                      --kernel-module (default: all of the pass but the decode
+                      kernels); with --pass bwd or fwd+bwd
+                      a forward kernel's name runs its backward (flash → flash-bwd) or both
+                      (flash-fwd+bwd)
+  --pass P            fwd, bwd or fwd+bwd: forward, backward, or forward then backward back to
+                      back (default: fwd)
   --n LIST            sequence lengths: comma list and/or power-of-two ranges like 256..16384
   --d D               head dimension: 32, 64 or 128 (default: 64)
   --batch B           batch size
@@ -301,15 +320,23 @@ export function shapeOptions(
     const v = raw[name];
     return typeof v === "string" ? v : undefined;
   };
+  const passText = str("pass");
+  const pass: Pass = passText === undefined ? "fwd" : oneOf(passText, PASSES, "--pass");
   const known = allKernels();
-  // By default the attention kernels; the decode kernels (another problem) when named.
-  let kernels: Kernel[] = known.filter((k) => problemOf(k) === (defaults.problem ?? "attention"));
+  // By default the kernels of the pass and of the problem (the decode kernels when named).
+  let kernels: Kernel[] = known.filter((k) =>
+    k.mode === passMode(pass) && problemOf(k) === (defaults.problem ?? "attention")
+  );
   const kernelText = str("kernels");
   if (kernelText !== undefined) {
+    const ofPass = kernels.map((k) => k.name);
     kernels = [];
     for (const name of kernelText.split(",").map((s) => s.trim())) {
-      const pick = oneOf(name, known.map((k) => k.name), "--kernels");
-      const k = known.find((k) => k.name === pick)!;
+      if (!known.some((k) => k.name === name)) {
+        // The message lists the kernels of this pass (other passes' names are accepted too).
+        throw new UsageError(`--kernels must be one of ${ofPass.join(", ")}, got "${name}"`);
+      }
+      const k = kernelForPass(name, pass);
       if (!kernels.includes(k)) kernels.push(k);
     }
   }
@@ -346,6 +373,7 @@ export function shapeOptions(
     density: density === undefined ? defaults.density ?? 0.25 : parseFraction(density, "--density"),
     mask: str("mask") === undefined ? "random" : oneOf(str("mask")!, MASK_KINDS, "--mask"),
     seed,
+    pass,
   };
 }
 

@@ -74,3 +74,13 @@ for (const command of COMMANDS) {
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
+
+Deno.test("a bad --pass on verify, bench, model and tune: one line on stderr, exit 2", async () => {
+  for (const command of ["verify", "bench", "model", "tune"]) {
+    const io = captureOutput();
+    assertEquals(await main([command, "--pass", "both"], io), 2, command);
+    assertEquals(io.stderr.length, 1, io.stderr.join("\n"));
+    assertStringIncludes(io.stderr[0]!, '--pass must be one of fwd, bwd, fwd+bwd, got "both"');
+    assert(!/\bat .*:\d+:\d+/.test(io.stderr[0]!), "no stack");
+  }
+});

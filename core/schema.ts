@@ -98,10 +98,18 @@ export interface HbmBytes {
 /** Outcome of one run. */
 export type RunStatus = "ok" | "skipped" | "failed";
 
+/** What a run computes: forward, backward, or forward then backward back to back. */
+export type RunPass = "fwd" | "bwd" | "fwd+bwd";
+
 /** One kernel × shape. */
 export interface RunRecord {
   /** The kernel's registry name (a user kernel's own name). */
   kernel: string;
+  /**
+   * What the kernel computes (`--pass`): absent or `"fwd"` for a forward run (every file before
+   * the backward kernels), `"bwd"`, or `"fwd+bwd"`. Part of a run's identity ({@linkcode runKey}).
+   */
+  pass?: RunPass;
   dtype: Dtype;
   batch: number;
   heads: number;
@@ -123,7 +131,10 @@ export interface RunRecord {
   /** Pipeline creation (shader compile) time in ms, measured on its own. */
   compileMs: number | null;
   timeMs: TimeStats | null;
-  /** Forward FLOPs actually computed: 4·B·H·N²·d, halved when causal, × density. */
+  /**
+   * FLOPs actually computed: forward 4·B·H·N²·d, halved when causal, × density; backward 2.5×
+   * and forward + backward 3.5× that (flash-attention's convention).
+   */
   flops: number;
   tflops: number | null;
   /** FLOPs of the dense (non-sparse) problem over the measured time. */
@@ -184,6 +195,8 @@ export interface PeerRecord {
   decode?: boolean;
   /** Decode peers: GB/s of reading K and V once. */
   gbs?: number;
+  /** What the peer timed (`peer_sdpa.py --pass`); absent: the forward. */
+  pass?: RunPass;
 }
 
 /** The whole results file. */
@@ -201,7 +214,10 @@ export interface ResultsFile {
   peers?: PeerRecord[];
 }
 
-/** The configuration key `check` matches runs by. */
+/**
+ * The configuration key `check` matches runs by. A backward or forward + backward run's key ends
+ * in its pass; a forward run's key has none (so keys of files before `pass` existed still match).
+ */
 export function runKey(r: RunRecord): string {
   return [
     r.kernel,
@@ -215,6 +231,7 @@ export function runKey(r: RunRecord): string {
     `${r.mask ?? "dense"}`,
     `t${r.tile.br}x${r.tile.bc}x${r.tile.rm}x${r.tile.tx}`,
     ...(r.decode ? decodeKeyParts(r.decode) : []),
+    ...(r.pass && r.pass !== "fwd" ? [r.pass] : []),
   ].join("/");
 }
 

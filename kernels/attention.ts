@@ -71,7 +71,10 @@ export interface PreparedAttention {
    * f16) into input set `set`. Every caller-filled input must be given.
    */
   upload(inputs: Readonly<Record<string, Float32Array>>, set?: number): void;
-  /** Fills every output buffer with NaN, so an unwritten element cannot pass a check. */
+  /**
+   * Fills every output and scratch buffer with NaN, so an unwritten element (or a pass reading
+   * an intermediate no earlier pass wrote) cannot pass a check.
+   */
   poisonOutput(): void;
   /** Encodes the kernel's dispatches, reading input set `set`. */
   encode(pass: GPUComputePassEncoder, set?: number): void;
@@ -285,6 +288,7 @@ export async function prepareAttention(
   const half = (element: string) => shape.dtype === "f16" && (element === "T" || element === "T4");
 
   const outputNames = plan.buffers.filter((b) => b.role === "output").map((b) => b.name);
+  const poisoned = plan.buffers.filter((b) => b.role !== "input").map((b) => b.name);
   const readOutput = async (name = outputNames[0]!) => {
     const spec = specs.get(name);
     if (!spec || spec.role !== "output") throw new Error(`${kernel.name} has no output ${name}`);
@@ -318,7 +322,7 @@ export async function prepareAttention(
       }
     },
     poisonOutput() {
-      for (const name of outputNames) {
+      for (const name of poisoned) {
         const spec = specs.get(name)!;
         const nan = half(spec.element)
           ? new Uint16Array(align4(spec.bytes) / 2).fill(0x7e00)
@@ -371,6 +375,30 @@ export async function prepareAttention(
 
 /** Compiles one pass: the generated header, then the kernel's source. */
 function compilePass(cache: PipelineCache, plan: KernelPlan, pass: PassSpec, count: boolean) {
+  const { key, source } = passProgram(plan, pass, count);
+  return cache.get(key, source);
+}
+
+/**
+ * The full WGSL of one pass of a plan (the generated header, then the kernel's source) and the
+ * pipeline cache key it compiles under (the pass's key, the dtype, the counting flag and the
+ * generated declarations' signature).
+ *
+ * @example
+ * ```ts
+ * import { passProgram } from "./attention.ts";
+ * import { planFor } from "./registry.ts";
+ * const shape = { batch: 1, heads: 1, n: 8, d: 32, dtype: "f32", causal: false } as const;
+ * const plan = planFor("flash", { shape, tiles: { br: 8, bc: 8, rm: 2, tx: 4 } });
+ * const { key, source } = passProgram(plan, plan.passes()[0]!, true);
+ * console.assert(key.includes("|count|") && source.includes("fn count_flush()"));
+ * ```
+ */
+export function passProgram(
+  plan: KernelPlan,
+  pass: PassSpec,
+  count: boolean,
+): { key: string; source: string } {
   const specs = new Map(plan.buffers.map((b) => [b.name, b]));
   const bindings = pass.bindings.map((b) => {
     const spec = specs.get(b.buffer);
@@ -391,7 +419,7 @@ function compilePass(cache: PipelineCache, plan: KernelPlan, pass: PassSpec, cou
     bindings.map((b) => `${b.name}:${b.element}:${b.access}`).join(","),
     pass.uniforms.map((u) => `${u.name}:${u.type}`).join(","),
   ].join("|");
-  return cache.get(`${pass.key}#${signature}`, `${header}\n${pass.source}`);
+  return { key: `${pass.key}#${signature}`, source: `${header}\n${pass.source}` };
 }
 
 /** The `Params` uniform of a pass: each field 4 bytes, in order, padded to 16. */

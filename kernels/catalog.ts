@@ -8,7 +8,7 @@
  */
 
 import type { KernelCatalog } from "../analysis/validate.ts";
-import { allKernels, isSparseKernel } from "./registry.ts";
+import { allKernels, findKernel, isSparseKernel, passOfMode } from "./registry.ts";
 import { tileProblem } from "./tiles.ts";
 
 /** No device limit: the rules a tile must meet on any device. */
@@ -31,6 +31,7 @@ export function kernelCatalog(): KernelCatalog {
   return {
     names: () => allKernels().map((k) => k.name),
     sparse: isSparseKernel,
+    pass: (name) => passOfMode(findKernel(name)?.mode ?? "fwd"),
     tileProblem: (name, d, dtype, tiles) => tileProblem(name, d, dtype, tiles, NO_LIMITS),
   };
 }

@@ -12,7 +12,7 @@ import {
   prepareAttention,
   type PreparedAttention,
 } from "./attention.ts";
-import { type CountedBytes, totalBytes } from "./kernel.ts";
+import { type CountedBytes, inputsToTime, totalBytes } from "./kernel.ts";
 import type { BlockMask } from "./masks.ts";
 import { maxRelError } from "./reference.ts";
 
@@ -71,10 +71,14 @@ export async function checkPrepared(
   const refs = plan.reference(inputs);
   const errors: Record<string, number> = {};
   let nonFinite = 0;
+  const scaleName = plan.zeroReferenceScale;
+  const fallback = scaleName ? maxAbs(refs[scaleName] ?? []) : 0;
   for (const name of prepared.outputNames) {
     const ref = refs[name];
     if (!ref) throw new Error(`${prepared.kernel.name}'s reference has no output ${name}`);
-    errors[name] = maxRelError(outputs[name]!, ref);
+    errors[name] = scaleName && maxAbs(ref) === 0 && fallback > 0
+      ? zeroReferenceError(outputs[name]!, fallback)
+      : maxRelError(outputs[name]!, ref);
     for (const x of outputs[name]!) if (!Number.isFinite(x)) nonFinite++;
   }
   const first = prepared.outputNames[0]!;
@@ -91,6 +95,32 @@ export async function checkPrepared(
     seed,
     label: describeCase(prepared, seed),
   };
+}
+
+function maxAbs(xs: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < xs.length; i++) m = Math.max(m, Math.abs(xs[i]!));
+  return m;
+}
+
+/**
+ * The error of an output whose reference is identically zero, against another output's scale:
+ * max |out| / scale, Infinity when any element is not finite.
+ *
+ * @example
+ * ```ts
+ * import { zeroReferenceError } from "./check.ts";
+ * console.assert(zeroReferenceError([1e-9, 0], 2) === 5e-10);
+ * console.assert(zeroReferenceError([NaN, 0], 2) === Infinity);
+ * ```
+ */
+export function zeroReferenceError(out: ArrayLike<number>, scale: number): number {
+  let m = 0;
+  for (let i = 0; i < out.length; i++) {
+    if (!Number.isFinite(out[i]!)) return Infinity;
+    m = Math.max(m, Math.abs(out[i]!));
+  }
+  return m / scale;
 }
 
 /**
@@ -145,7 +175,7 @@ export async function countRun(
     if (opts.check) {
       check = await checkPrepared(p, seed);
     } else {
-      p.upload(p.plan.randomInputs(seed));
+      p.upload(inputsToTime(p.plan, seed));
       await p.run();
     }
     const counted = await p.readCounters();

@@ -178,6 +178,12 @@ export interface KernelPlan {
   passes(): readonly PassSpec[];
   /** Exact bytes per slot and direction that one run moves (every slot of {@linkcode slots}). */
   modeledTraffic(): CountedBytes;
+  /**
+   * The same bytes split by pass, in dispatch order (they add up to `modeledTraffic`), for a
+   * kernel whose passes share slots (a backward's Q is read by two passes). Absent: each pass
+   * moves the whole traffic of the slots its `moves` name ({@linkcode passTrafficOf}).
+   */
+  passTraffic?(): CountedBytes[];
   /** Idealized traffic for an on-chip memory of `sramBytes`; `bc`/`br` override its blocks. */
   theoreticalBytes(opts: { sramBytes: number; bc?: number; br?: number }): TheoreticalTraffic;
   /**
@@ -193,8 +199,21 @@ export interface KernelPlan {
   denseFlops(mode: FlopMode): number;
   /** Fresh inputs (f32 values, rounded to the dtype) for every input buffer without `data`. */
   randomInputs(seed: number): Record<string, Float32Array>;
+  /**
+   * Inputs to time with, when {@linkcode randomInputs} is costly (a backward's O and LSE come
+   * from the float64 forward, N² work a head): plausible values of the same shapes, not checked
+   * against anything. Absent: the timing runs use `randomInputs`.
+   */
+  timingInputs?(seed: number): Record<string, Float32Array>;
   /** The float64 oracle: every output buffer by name, from the same inputs. */
   reference(inputs: Readonly<Record<string, Float32Array>>): Record<string, Float64Array>;
+  /**
+   * An output whose reference can be identically zero where the kernel's rounding is not (a
+   * backward's dQ and dK when each row sees one key: the softmax is constant) is measured against
+   * the largest |reference| of this output instead (a backward: `dv`). Absent: such an output
+   * must come out exactly zero.
+   */
+  readonly zeroReferenceScale?: string;
 }
 
 /** Colour and label a kernel is drawn with in reports. */
@@ -227,6 +246,11 @@ export interface Kernel {
    * tiles are not a knob.
    */
   readonly problem?: "attention" | "decode";
+  /**
+   * A backward kernel (`mode: "bwd"`): the forward kernel it differentiates (`--pass bwd
+   * --kernels flash` runs the backward whose `forward` is `flash`).
+   */
+  readonly forward?: string;
   readonly display: DisplayStyle;
   /** Whether the kernel's work follows a block mask (density sweeps vary it; reports show it). */
   readonly sparse: boolean;
@@ -244,6 +268,43 @@ export interface Kernel {
   tileProblem(d: number, tiles: Tiles): string | null;
   /** The plan of one problem. Throws a UsageError for a request it cannot serve. */
   plan(request: ProblemRequest): KernelPlan;
+}
+
+/**
+ * The inputs a timed (unchecked) run uploads: the plan's `timingInputs` when it has them, else
+ * its `randomInputs`.
+ *
+ * @example
+ * ```ts ignore
+ * import { inputsToTime } from "./kernel.ts";
+ * prepared.upload(inputsToTime(prepared.plan, 1));
+ * ```
+ */
+export function inputsToTime(plan: KernelPlan, seed: number): Record<string, Float32Array> {
+  return plan.timingInputs?.(seed) ?? plan.randomInputs(seed);
+}
+
+/**
+ * The modeled bytes of each pass of a plan, in dispatch order: its `passTraffic`, or else, for
+ * each pass, the plan's traffic of the slots and directions the pass's `moves` name.
+ *
+ * @example
+ * ```ts
+ * import { passTrafficOf } from "./kernel.ts";
+ * import { planFor } from "./registry.ts";
+ * const shape = { batch: 1, heads: 1, n: 8, d: 32, dtype: "f32", causal: false } as const;
+ * const plan = planFor("standard", { shape, tiles: { br: 8, bc: 8, rm: 2, tx: 4 } });
+ * console.assert(passTrafficOf(plan)[1]!.s!.read === plan.modeledTraffic().s!.read);
+ * ```
+ */
+export function passTrafficOf(plan: KernelPlan): CountedBytes[] {
+  if (plan.passTraffic) return plan.passTraffic();
+  const all = plan.modeledTraffic();
+  return plan.passes().map((pass) => {
+    const t = emptyTraffic(plan.slots);
+    for (const [slot, dir] of pass.moves) t[slot]![dir] += all[slot]?.[dir] ?? 0;
+    return t;
+  });
 }
 
 /**

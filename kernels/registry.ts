@@ -10,6 +10,8 @@
  */
 
 import { UsageError } from "../core/errors.ts";
+import { forwardBackward } from "./backward/fwd_bwd.ts";
+import { blockSparseBwd, flashBwd, standardBwd } from "./backward/mod.ts";
 import { blockSparse } from "./block_sparse/mod.ts";
 import { decode, pagedDecode } from "./decode/mod.ts";
 import { flash } from "./flash/mod.ts";
@@ -18,17 +20,33 @@ import type { BlockMask } from "./masks.ts";
 import { standard } from "./standard/mod.ts";
 import type { AttentionShape, Tiles } from "../core/shapes.ts";
 
-/** The built-in kernels, in the order the tool runs and reports them. */
+/**
+ * The built-in kernels, in the order the tool runs and reports them: the forward kernels, then
+ * their backward passes (`mode: "bwd"`, each naming its `forward`; `--pass` picks among them).
+ */
 export const KERNELS = {
   standard,
   flash,
   "block-sparse": blockSparse,
   decode,
   "paged-decode": pagedDecode,
+  "standard-bwd": standardBwd,
+  "flash-bwd": flashBwd,
+  "block-sparse-bwd": blockSparseBwd,
 } as const satisfies Record<string, Kernel>;
 
 /** Name of a built-in kernel. */
 export type KernelName = keyof typeof KERNELS;
+
+/**
+ * Forward then backward of each forward kernel that has a backward (`--pass fwd+bwd`): built
+ * from the two entries above, so they add no kernel of their own to the generic sweeps.
+ */
+export const FORWARD_BACKWARD_KERNELS: readonly Kernel[] = [
+  forwardBackward(standard, standardBwd),
+  forwardBackward(flash, flashBwd),
+  forwardBackward(blockSparse, blockSparseBwd),
+];
 
 /** Names of the built-in kernels, in order. */
 export const BUILTIN_KERNEL_NAMES: readonly KernelName[] = Object.keys(KERNELS) as KernelName[];
@@ -36,19 +54,67 @@ export const BUILTIN_KERNEL_NAMES: readonly KernelName[] = Object.keys(KERNELS) 
 const loaded = new Map<string, Kernel>();
 
 /**
- * Every kernel known now: the built-in ones, then those registered with
- * {@linkcode registerKernel}, in order.
+ * Every kernel known now: the built-in ones, their forward + backward composites, then those
+ * registered with {@linkcode registerKernel}, in order.
  *
  * @example
  * ```ts
  * import { allKernels } from "./registry.ts";
  * console.assert(
- *   allKernels().map((k) => k.name).join() === "standard,flash,block-sparse,decode,paged-decode",
+ *   allKernels().filter((k) => k.mode === "fwd").map((k) => k.name).join() ===
+ *     "standard,flash,block-sparse,decode,paged-decode",
  * );
  * ```
  */
 export function allKernels(): Kernel[] {
-  return [...Object.values(KERNELS), ...loaded.values()];
+  return [...Object.values(KERNELS), ...FORWARD_BACKWARD_KERNELS, ...loaded.values()];
+}
+
+/** What one run computes: forward, backward, or forward then backward (`--pass`). */
+export type Pass = "fwd" | "bwd" | "fwd+bwd";
+
+/** The passes, as `--pass` spells them. */
+export const PASSES: readonly Pass[] = ["fwd", "bwd", "fwd+bwd"];
+
+/**
+ * The FLOP mode of a pass (flash-attention's `flops(mode)`), and back.
+ *
+ * @example
+ * ```ts
+ * import { passOfMode, passMode } from "./registry.ts";
+ * console.assert(passMode("fwd+bwd") === "fwd_bwd" && passOfMode("bwd") === "bwd");
+ * ```
+ */
+export function passMode(pass: Pass): Kernel["mode"] {
+  return pass === "fwd+bwd" ? "fwd_bwd" : pass;
+}
+
+/** The pass of a kernel's FLOP mode. */
+export function passOfMode(mode: Kernel["mode"]): Pass {
+  return mode === "fwd_bwd" ? "fwd+bwd" : mode;
+}
+
+/**
+ * The kernel that runs `pass` for a name: the kernel itself when its mode is the pass, else the
+ * kernel of that pass whose `forward` is the name (`flash` → `flash-bwd`, `flash-fwd+bwd`). A
+ * name with no kernel of that pass is a {@linkcode UsageError}.
+ *
+ * @example
+ * ```ts
+ * import { kernelForPass } from "./registry.ts";
+ * console.assert(kernelForPass("flash", "bwd").name === "flash-bwd");
+ * console.assert(kernelForPass("flash", "fwd+bwd").name === "flash-fwd+bwd");
+ * console.assert(kernelForPass("flash-bwd", "bwd").name === "flash-bwd");
+ * ```
+ */
+export function kernelForPass(name: string, pass: Pass): Kernel {
+  const mode = passMode(pass);
+  const k = resolveKernel(name);
+  if (k.mode === mode) return k;
+  const family = k.forward ?? k.name;
+  const found = allKernels().find((x) => x.mode === mode && (x.forward ?? x.name) === family);
+  if (!found) throw new UsageError(`kernel "${name}" has no --pass ${pass} variant`);
+  return found;
 }
 
 /**
@@ -61,7 +127,8 @@ export function allKernels(): Kernel[] {
  * ```
  */
 export function findKernel(name: string): Kernel | undefined {
-  return Object.hasOwn(KERNELS, name) ? KERNELS[name as KernelName] : loaded.get(name);
+  if (Object.hasOwn(KERNELS, name)) return KERNELS[name as KernelName];
+  return FORWARD_BACKWARD_KERNELS.find((k) => k.name === name) ?? loaded.get(name);
 }
 
 /**

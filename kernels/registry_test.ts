@@ -12,16 +12,20 @@ import {
   footprintBytes,
   lowerBoundBytes,
 } from "../analysis/io_model.ts";
+import { lowerBoundBackwardBytes } from "../analysis/io_model_backward.ts";
+import { lowerBoundForwardBackwardBytes } from "./backward/fwd_bwd.ts";
 import { mulberry32 } from "../core/rng.ts";
 import type { Dtype, MaskKind } from "../core/shapes.ts";
 import { planFitsDevice } from "./attention.ts";
-import { attentionFlops, type Kernel, totalBytes } from "./kernel.ts";
+import { attentionFlops, emptyTraffic, type Kernel, passTrafficOf, totalBytes } from "./kernel.ts";
 import { BlockMask, makeMask } from "./masks.ts";
 import {
   allKernels,
   BUILTIN_KERNEL_NAMES,
   displayStyle,
   findKernel,
+  FORWARD_BACKWARD_KERNELS,
+  kernelForPass,
   KERNELS,
   planFor,
   registerKernel,
@@ -44,6 +48,9 @@ Deno.test("a registry entry without a Kernel member does not compile", () => {
     "block-sparse",
     "decode",
     "paged-decode",
+    "standard-bwd",
+    "flash-bwd",
+    "block-sparse-bwd",
   ]);
   for (const [key, k] of Object.entries(KERNELS)) assertEquals(k.name, key);
 });
@@ -61,6 +68,27 @@ Deno.test("names resolve to kernels; an unknown name is a UsageError listing the
   assertEquals(displayStyle("someone-elses").label, "someone-elses");
 });
 
+Deno.test("--pass resolves a forward kernel's name to its backward and forward + backward", () => {
+  for (const name of ["standard", "flash", "block-sparse"]) {
+    assertEquals(kernelForPass(name, "fwd").name, name);
+    assertEquals(kernelForPass(name, "bwd").name, `${name}-bwd`);
+    assertEquals(kernelForPass(name, "fwd+bwd").name, `${name}-fwd+bwd`);
+    assertEquals(kernelForPass(`${name}-bwd`, "fwd+bwd").name, `${name}-fwd+bwd`);
+    assertEquals(kernelForPass(`${name}-fwd+bwd`, "fwd").name, name);
+    assertEquals(
+      planFor(`${name}-fwd+bwd`, { shape: shape({}), tiles: TILES }).denseFlops("fwd_bwd"),
+      3.5 * attentionFlops(shape({}), "fwd"),
+    );
+  }
+  const mine: Kernel = { ...KERNELS.flash, name: "mine-fwd-only", baseline: null };
+  try {
+    registerKernel(mine);
+    assertThrows(() => kernelForPass("mine-fwd-only", "bwd"), UsageError, "no --pass bwd variant");
+  } finally {
+    unregisterKernel("mine-fwd-only");
+  }
+});
+
 Deno.test("registerKernel: a new name is added once; a taken name is refused", () => {
   const mine: Kernel = { ...KERNELS.flash, name: "flash-copy-for-test" };
   try {
@@ -76,7 +104,7 @@ Deno.test("registerKernel: a new name is added once; a taken name is refused", (
   assertEquals(findKernel("flash-copy-for-test"), undefined);
 });
 
-for (const kernel of Object.values(KERNELS)) {
+for (const kernel of [...Object.values(KERNELS), ...FORWARD_BACKWARD_KERNELS]) {
   Deno.test(`${kernel.name}: its plan is consistent (buffers, bindings, slots, references)`, () => {
     for (const causal of [false, true]) {
       const s = shape({ batch: 2, heads: 3, n: 13, causal });
@@ -105,8 +133,23 @@ for (const kernel of Object.values(KERNELS)) {
       for (const b of plan.buffers.filter((b) => b.name in refs)) {
         assertEquals(refs[b.name]!.length, b.bytes / 4, b.name); // f32: 4 bytes an element
       }
-      // Modeled traffic has exactly the declared slots.
+      // Modeled traffic has exactly the declared slots. Split by pass (a kernel's passTraffic,
+      // else the slots its moves name) no byte is counted twice, and a backward's passes add up
+      // to the whole.
       assertEquals(Object.keys(plan.modeledTraffic()).sort(), [...plan.slots].sort());
+      const perPass = passTrafficOf(plan);
+      assertEquals(perPass.length, plan.passes().length);
+      const sum = emptyTraffic(plan.slots);
+      for (const t of perPass) {
+        for (const [slot, x] of Object.entries(t)) {
+          sum[slot]!.read += x.read;
+          sum[slot]!.write += x.write;
+        }
+      }
+      for (const [slot, x] of Object.entries(plan.modeledTraffic())) {
+        assert(sum[slot]!.read <= x.read && sum[slot]!.write <= x.write, `${slot} counted twice`);
+      }
+      if (kernel.mode === "bwd") assertEquals(sum, plan.modeledTraffic());
       assert(totalBytes(plan.modeledTraffic()) > 0);
       // A decode kernel's shape has one query a sequence: 4 · B · H · n · d (n keys each).
       const fwd = kernel.problem === "decode"
@@ -231,18 +274,23 @@ Deno.test("every kernel: whole bytes, and theoretical, modeled, query-outer ≥ 
       density: pick([1, 0.5, 0.25, 0.1, 0.01]),
       seed: trial,
     });
-    for (const kernel of Object.values(KERNELS)) {
+    for (const kernel of [...Object.values(KERNELS), ...FORWARD_BACKWARD_KERNELS]) {
       const plan = planFor(kernel, { shape: sh, tiles, mask });
       const floor = plan.lowerBoundBytes();
       const where = `${kernel.name} ${JSON.stringify(sh)} tiles ${tiles.br}×${tiles.bc} ` +
         `M ${sramBytes} ${mask.kind} s ${mask.density}`;
       assert(Number.isInteger(floor) && floor >= 0, where);
+      const bound = kernel.mode === "bwd"
+        ? lowerBoundBackwardBytes
+        : kernel.mode === "fwd_bwd"
+        ? lowerBoundForwardBackwardBytes
+        : lowerBoundBytes;
       // A decode kernel's problem: one query a sequence; K and V of n tokens once, Q and O once.
       const e = sh.dtype === "f16" ? 2 : 4;
       const decodeFloor = 2 * sh.batch * sh.heads * (sh.n + 1) * sh.d * e;
       assertEquals(
         floor,
-        kernel.problem === "decode" ? decodeFloor : lowerBoundBytes(sh, plan.mask),
+        kernel.problem === "decode" ? decodeFloor : bound(sh, plan.mask),
         where,
       );
       const theoretical = plan.theoreticalBytes({ sramBytes }).bytes;
@@ -256,11 +304,9 @@ Deno.test("every kernel: whole bytes, and theoretical, modeled, query-outer ≥ 
         assertEquals(queryOuter, flashQueryOuterBytes(sh, tiles.br), where);
         assert(queryOuter >= floor, `query-outer ${queryOuter} < floor ${floor}: ${where}`);
       }
-      if (!kernel.sparse && kernel.problem !== "decode") {
-        assertEquals(floor, lowerBoundBytes({ ...sh, causal: false }), where);
-      }
+      if (!kernel.sparse && kernel.problem !== "decode") assertEquals(floor, bound({ ...sh, causal: false }, null), where);
       cases++;
     }
   }
-  assertEquals(cases, 300 * Object.keys(KERNELS).length);
+  assertEquals(cases, 300 * (Object.keys(KERNELS).length + FORWARD_BACKWARD_KERNELS.length));
 });

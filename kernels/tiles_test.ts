@@ -21,13 +21,22 @@ import {
   workgroupBytes,
 } from "./tiles.ts";
 import { type AttentionShape, HEAD_DIMS, type Tiles } from "../core/shapes.ts";
-import { BUILTIN_KERNEL_NAMES as KERNELS, type KernelName, problemOf } from "./registry.ts";
+import {
+  BUILTIN_KERNEL_NAMES as KERNELS,
+  findKernel,
+  type KernelName,
+  problemOf,
+} from "./registry.ts";
 
 /**
  * Kernels whose tiles are a knob (the attention problem's). The decode kernels take any tiles
  * that are positive integers and build the same passes; their tests vary splits and blocks.
  */
 const TILED = KERNELS.filter((k) => problemOf(k) === "attention");
+// The forward kernels. The backward kernels stage four d-wide tiles and two f32 score tiles (see
+// backward/tiles.ts), so the forward's 32 KiB and 16 KiB examples below do not hold for them;
+// their tile rules are tested in backward/backward_test.ts, and the GPU tests here take them.
+const FORWARD = TILED.filter((k) => findKernel(k)!.mode === "fwd");
 
 const kernels = await getKernels();
 const noGpu = kernels === null;
@@ -42,7 +51,7 @@ const LIMITS: TileLimits = {
 
 Deno.test("tileProblem accepts the candidates and names what is wrong with bad tiles", () => {
   const ok = { br: 32, bc: 32, rm: 4, tx: 8 };
-  for (const kernel of KERNELS) {
+  for (const kernel of FORWARD) {
     assertEquals(tileProblem(kernel, 64, "f32", ok, LIMITS), null, kernel);
     const bad: [Tiles, number, RegExp][] = [
       [{ ...ok, br: 0 }, 64, /br must be a positive integer/],
@@ -116,7 +125,7 @@ Deno.test("defaultTiles takes the first candidate that fits, as a copy", () => {
     maxComputeInvocationsPerWorkgroup: 256,
   };
   for (const c of FALLBACK_TILE_CANDIDATES) {
-    for (const kernel of KERNELS) {
+    for (const kernel of FORWARD) {
       for (const d of HEAD_DIMS) assertEquals(tileProblem(kernel, d, "f32", c, defaults), null);
     }
   }
@@ -154,7 +163,9 @@ Deno.test({
           // Default tiles first, in the same pipeline cache: a key that missed a tile knob would
           // hand the next tiles the wrong pipeline (the cache refuses that loudly).
           for (const tiles of [undefined, ...NON_DEFAULT]) {
-            for (const kernel of TILED) {
+            // Backward kernels: their br ≠ bc tilings are in backward/ at d = 32 (each tiling at
+            // d = 128 costs llvmpipe minutes of compile).
+            for (const kernel of FORWARD) {
               const mask = { kind: "random" as const, density: 0.5, seed: i++ };
               const seed = seedFor(`${kernel} ${describeShape(shape)} ${JSON.stringify(tiles)}`);
               const r = await runChecked(kernels!, { kernel, shape, tiles, mask }, seed);

@@ -129,6 +129,8 @@ export interface Entry {
 export interface Group {
   file: number;
   kernel: string;
+  /** What the runs compute (`--pass`); "fwd" for runs that do not say. */
+  pass: string;
   dtype: string;
   d: number;
   causal: boolean;
@@ -157,9 +159,9 @@ function roundDensity(d: number): number {
   return Number(d.toPrecision(2));
 }
 
-/** The configuration part of a group's key; pass and mode join here once runs record them. */
+/** The configuration part of a group's key: the pass (`--pass`) is part of it. */
 function configOf(g: Omit<Group, "runs">): unknown[] {
-  return [g.kernel, g.dtype, g.d, g.causal, g.mask, g.density];
+  return [g.kernel, g.pass, g.dtype, g.d, g.causal, g.mask, g.density];
 }
 
 /** Groups runs into lines; sorted by file, kernel, then configuration. */
@@ -170,6 +172,7 @@ export function groupRuns(entries: Entry[], opts: GroupOptions = {}): Group[] {
     const head = {
       file,
       kernel: r.kernel,
+      pass: r.pass ?? "fwd",
       dtype: r.dtype,
       d: r.d,
       causal: r.causal,

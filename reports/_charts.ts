@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { ResultsFile } from "../core/schema.ts";
+import type { ResultsFile, RunPass } from "../core/schema.ts";
 import type { ChartSpec } from "./_chart_common.ts";
 import { blockSizeChart } from "./_chart_block_size.ts";
 import { bytesChart } from "./_chart_bytes.ts";
@@ -24,9 +24,18 @@ export type { AxisSpec, ChartSpec, LegendItem, PointSpec, SeriesSpec } from "./_
 export { attainableTflops } from "./_chart_roofline.ts";
 export { type SpeedupPair, speedupPairs } from "./_chart_speedup.ts";
 
+/** The report's views, in page order: one per pass the results hold. */
+const VIEWS: readonly [RunPass, string, string][] = [
+  ["fwd", "Forward", "fwd"],
+  ["bwd", "Backward", "bwd"],
+  ["fwd+bwd", "Forward + backward", "fwdbwd"],
+];
+
 /**
  * Every chart of the report, in page order. Charts without data have no series and a note;
- * the page leaves them out.
+ * the page leaves them out. Results holding runs of more than one pass (`--pass`) get a view
+ * per pass: the charts of its runs alone, titled "Forward: …", "Backward: …",
+ * "Forward + backward: …" (a run without `pass` is forward).
  *
  * @example
  * ```ts
@@ -36,6 +45,22 @@ export { type SpeedupPair, speedupPairs } from "./_chart_speedup.ts";
  * ```
  */
 export function buildCharts(results: ResultsFile[], labels: string[]): ChartSpec[] {
+  const passOf = (r: ResultsFile["runs"][number]) => r.pass ?? "fwd";
+  const present = VIEWS.filter(([pass]) =>
+    results.some((f) => f.runs.some((r) => passOf(r) === pass))
+  );
+  if (present.length <= 1) return chartsOf(results, labels);
+  return present.flatMap(([pass, title, slug]) => {
+    const only = results.map((f) => ({ ...f, runs: f.runs.filter((r) => passOf(r) === pass) }));
+    return chartsOf(only, labels).map((c) => ({
+      ...c,
+      id: `${c.id}-${slug}`,
+      title: `${title}: ${c.title}`,
+    }));
+  });
+}
+
+function chartsOf(results: ResultsFile[], labels: string[]): ChartSpec[] {
   return [
     runtimeChart(results, labels),
     speedupChart(results, labels),

@@ -262,3 +262,25 @@ Deno.test("headline of the sweeps: block sizes against the IO model, sparse agai
     } of the blocks runs ${ratio}× faster than dense flash`,
   );
 });
+
+Deno.test("runs of several passes get a view each; forward-only results keep their charts", async () => {
+  const f = await loadFixture(SAMPLE_PATH);
+  const plain = buildCharts([f], ["a"]);
+  // A copy of every run as a backward run of the same kernel (names as the registry gives them).
+  const bwd = f.runs.map((r) => ({ ...r, kernel: `${r.kernel}-bwd`, pass: "bwd" as const }));
+  const both = buildCharts([{ ...f, runs: [...f.runs, ...bwd] }], ["a"]);
+  assertEquals(both.length, 2 * plain.length);
+  assertEquals(both.slice(0, plain.length).map((c) => c.id), plain.map((c) => `${c.id}-fwd`));
+  assert(both.slice(0, plain.length).every((c) => c.title.startsWith("Forward: ")));
+  const back = both.slice(plain.length);
+  assert(back.every((c) => c.title.startsWith("Backward: ") && c.id.endsWith("-bwd")));
+  // The backward view draws only backward runs, the forward view only forward ones.
+  const runtime = (cs: ChartSpec[], id: string) => cs.find((c) => c.id === id)!;
+  // (Series are labelled with the kernels' display labels: "flash bwd".)
+  assert(runtime(back, "runtime-bwd").series.every((s) => s.label.includes(" bwd")));
+  assert(runtime(both, "runtime-fwd").series.every((s) => !s.label.includes("bwd")));
+  assertEquals(
+    runtime(both, "runtime-fwd").series.map((s) => s.label),
+    runtime(plain, "runtime").series.map((s) => s.label),
+  );
+});

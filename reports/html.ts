@@ -225,7 +225,8 @@ function peerMatches(f: ResultsFile, p: PeerRecord): Map<string, RunRecord> {
   const same = f.runs.filter((r) =>
     isTimed(r) && r.tflops !== null && (p.decode === true) === (r.decode !== undefined) &&
     (r.sweep === "n" || r.sweep === "decode") && r.n === p.n && r.d === p.d &&
-    r.causal === p.causal
+    r.causal === p.causal &&
+    (r.pass ?? "fwd") === (p.pass ?? "fwd")
   );
   for (const k of allKernels().map((k) => k.name)) {
     const mine = same.filter((r) => r.kernel === k);
@@ -263,7 +264,7 @@ function peerRow(f: ResultsFile, p: PeerRecord, kernels: readonly string[]): Saf
     }">${tf}</td>`;
   const ours = kernels.map((k) => oursCell(m.get(k), p.tflops));
   return markup`<tr class="${p.error ? "failed" : ""}">
-  <td>${p.backend}</td><td class="wrap">${p.gpu}</td>
+  <td>${p.backend}${p.pass ? ` ${p.pass}` : ""}</td><td class="wrap">${p.gpu}</td>
   <td class="num" data-v="${p.n}">${p.n}</td><td class="num" data-v="${p.d}">${p.d}</td>
   <td class="num" data-v="${p.batchHeads}">${p.batchHeads}</td>
   <td>${p.dtype}</td><td>${p.causal ? "yes" : "no"}</td>

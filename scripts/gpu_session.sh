@@ -90,6 +90,41 @@ for step in "$@"; do
         --n 4096,16384,32768,65536 --reps 3 --tuned "$TUNED" --no-ceilings --no-report --quiet | tail -12
       python3 .device/peer_sdpa.py --d 64 --n 16384,32768 --batch-heads 16 --reps 3 --dtype float32 2>&1 | grep -h 'MATH\|rror' | cut -c1-200
       sv --d 128 --n 4096 --check-n 77 --tiles 32x32x2x16,32x32x4x8 --sg both | tee "$OUT/d128.txt" ;;
+    backward)
+      # Issue 13. Correctness first (f16 has never run elsewhere: llvmpipe has no shader-f16).
+      for dt in f32 f16; do for pass in bwd fwd+bwd; do
+        ab verify --pass $pass --dtype $dt --d 64 --n 1,37,257,1024 --heads 3 --batch 2 \
+          --count-io --quiet | tail -3
+        ab verify --pass $pass --dtype $dt --d 128 --n 77,1000 --causal --mask local --quiet | tail -2
+      done; done
+      # Peers in the same call: PyTorch SDPA forward+backward at Figure 2 (left)'s shape
+      # (GPT-2 medium: N = 1024, d = 64, 16 heads, batch 64) and at the target shape (N = 4096,
+      # B·N = 16384, 16 heads: peer_sdpa's default batch-heads).
+      BP=$OUT/peers_bwd.jsonl
+      python3 .device/peer_sdpa.py --pass fwdbwd --n 1024 --d 64 --dtype float16 \
+        --batch-heads 1024 2>/dev/null > "$BP"
+      python3 .device/peer_sdpa.py --pass fwdbwd --n 1024 --d 64 --dtype float32 \
+        --batch-heads 1024 2>/dev/null >> "$BP"
+      python3 .device/peer_sdpa.py --pass fwdbwd --n 4096 --d 64 --dtype float32 2>/dev/null >> "$BP"
+      python3 .device/peer_sdpa.py --pass bwd --n 256,512,1024,2048,4096 --d 64 \
+        --dtype float32 2>/dev/null >> "$BP"
+      grep -c . "$BP"
+      # Figure 2 (left): standard vs flash, forward+backward, f16 and f32, timed, then counted.
+      for dt in f16 f32; do
+        ab bench --out "$OUT/fig2-$dt" --pass fwd+bwd --kernels standard,flash --n 1024 --d 64 \
+          --heads 16 --batch 64 --dtype $dt --peers "$BP" --no-report --quiet
+        ab bench --out "$OUT/fig2-$dt-counted" --pass fwd+bwd --kernels standard,flash --n 1024 \
+          --d 64 --heads 16 --batch 64 --dtype $dt --count-io --reps 3 --no-report --quiet
+      done
+      # Target: flash forward+backward f32, d = 64, N = 4096, B·N = 16384 (batch 4), 16 heads.
+      ab bench --out "$OUT/target-fwdbwd" --pass fwd+bwd --kernels flash --n 4096 --d 64 \
+        --heads 16 --batch 4 --dtype f32 --peers "$BP" --no-report --quiet
+      # Crossover: standard vs flash backward, bytes and time, N = 256..4096, B·N = 16384,
+      # 16 heads (standard-bwd uploads P from the host: N² a head; it does not fit at 4096).
+      ab bench --out "$OUT/crossover-bwd" --pass bwd --kernels standard,flash --n 256..4096 \
+        --d 64 --heads 16 --dtype f32 --peers "$BP" --count-io --quiet
+      ab bench --out "$OUT/crossover-fwdbwd" --pass fwd+bwd --kernels standard,flash \
+        --n 256..4096 --d 64 --heads 16 --dtype f32 --peers "$BP" --quiet ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

@@ -117,6 +117,11 @@ const BAD_SHAPES: [string[], string][] = [
     `--kernels must be one of standard, flash, block-sparse, decode, paged-decode, got "nope"`,
   ],
   [["--dtype", "f64"], `--dtype must be one of f32, f16, got "f64"`],
+  [["--pass", "both"], `--pass must be one of fwd, bwd, fwd+bwd, got "both"`],
+  [
+    ["--pass", "bwd", "--kernels", "nope"],
+    `--kernels must be one of standard-bwd, flash-bwd, block-sparse-bwd, got "nope"`,
+  ],
 ];
 
 Deno.test("an unknown command or flag exits 2 with one line and no stack", async () => {

@@ -533,3 +533,30 @@ Deno.test("--causal: theoretical, query-outer and the block-size table all skip 
   await modelCommand.run(["--n", "1024", "--causal", "--kernels", "flash"], io);
   assert(io.stdout.some((l) => l.startsWith("causal: every column skips")), io.stdout.join("\n"));
 });
+
+Deno.test("--pass bwd and fwd+bwd: the backward's bytes and FLOPs; a bad pass is refused", async () => {
+  const args = ["--n", "1024", "--d", "64", "--batch", "64", "--heads", "16", "--dtype", "f16"];
+  const bwd = await runJson([...args, "--pass", "bwd", "--kernels", "standard,flash"]);
+  const [std, fl] = bwd.sizes[0]!.kernels;
+  assertEquals([std!.kernel, fl!.kernel], ["standard-bwd", "flash-bwd"]);
+  // Algorithm 3: (7N² + 8Nd) elements a head, f16, 1024 heads.
+  assertEquals(std!.theoretical.bytes, (7 * 1024 ** 2 + 8 * 1024 * 64) * 2 * 1024);
+  // Figure 2 (left)'s shape, default tiles: kernels/backward/README.md's table (26.18, 14.37 GB).
+  assertEquals(Math.round(std!.modeledBytes! / 1e7), 2618);
+  assertEquals(Math.round(fl!.modeledBytes! / 1e7), 1437);
+  assertEquals(fl!.flops, 2.5 * 4 * 1024 * 1024 ** 2 * 64);
+  const both = await runJson([...args, "--pass", "fwd+bwd", "--kernels", "flash"]);
+  assertEquals(both.sizes[0]!.kernels[0]!.kernel, "flash-fwd+bwd");
+  assertEquals(both.sizes[0]!.kernels[0]!.flops, 3.5 * 4 * 1024 * 1024 ** 2 * 64);
+  // The default kernel list follows the pass.
+  const all = await runJson(["--n", "64", "--pass", "bwd"]);
+  assertEquals(all.sizes[0]!.kernels.map((k) => k.kernel), [
+    "standard-bwd",
+    "flash-bwd",
+    "block-sparse-bwd",
+  ]);
+  // A UsageError: cli/main.ts prints it on one line and exits 2.
+  for (const bad of [["--pass", "backward"], ["--pass", "bwd", "--kernels", "nope"]]) {
+    await assertRejects(() => modelCommand.run(bad, captureOutput()), UsageError, bad.at(-1));
+  }
+});

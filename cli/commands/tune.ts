@@ -28,7 +28,7 @@ import { AttentionKernels, prepareAttention } from "../../kernels/attention.ts";
 import { checkAgainstReference } from "../../kernels/check.ts";
 import { openGpu, requireDtype } from "../../kernels/gpu.ts";
 import { problemOf } from "../../kernels/registry.ts";
-import { totalBytes } from "../../kernels/kernel.ts";
+import { inputsToTime, totalBytes } from "../../kernels/kernel.ts";
 import { median } from "../../analysis/stats.ts";
 import { timeDispatches } from "../../kernels/timing.ts";
 import { FALLBACK_TILE_CANDIDATES, tileProblem } from "../../kernels/tiles.ts";
@@ -147,7 +147,7 @@ export const tuneCommand: Command = {
             prepared.destroy();
             continue;
           }
-          prepared.upload(prepared.plan.randomInputs(o.seed));
+          prepared.upload(inputsToTime(prepared.plan, o.seed));
           // Warm for 100 ms first: an idle GPU clocks down (see bench --warmup-ms).
           await timeDispatches(gpu, (pass) => prepared.encode(pass), {
             warmup: 1,

@@ -9,7 +9,8 @@
 
 import { UsageError } from "../../core/errors.ts";
 import { flashPlan, flashWorkgroupBytes } from "../flash/mod.ts";
-import type { Kernel } from "../kernel.ts";
+import type { AttentionShape, Tiles } from "../../core/shapes.ts";
+import type { Kernel, MaskRequest } from "../kernel.ts";
 import { BlockMask, makeMask } from "../masks.ts";
 import { tileStructureProblem, tileThreads } from "../program.ts";
 
@@ -26,26 +27,45 @@ export const blockSparse: Kernel = {
   threads: tileThreads,
   workgroupBytes: flashWorkgroupBytes,
   tileProblem: tileStructureProblem,
-  plan({ shape, tiles, scale, mask: given, subgroupSize }) {
-    const mask = given instanceof BlockMask ? given : makeMask({
-      kind: given?.kind ?? "random",
-      density: given?.density ?? 0.25,
-      seed: given?.seed ?? 1,
-      n: shape.n,
-      br: tiles.br,
-      bc: tiles.bc,
-    });
-    if (mask.br !== tiles.br || mask.bc !== tiles.bc) {
-      throw new UsageError("the block mask's blocks must be the kernel's tiles");
-    }
-    const rows = Math.ceil(shape.n / tiles.br);
-    const cols = Math.ceil(shape.n / tiles.bc);
-    if (mask.rowBlocks !== rows || mask.colBlocks !== cols) {
-      throw new UsageError(
-        `the block mask covers ${mask.rowBlocks}×${mask.colBlocks} blocks, n=${shape.n} needs ` +
-          `${rows}×${cols}`,
-      );
-    }
-    return flashPlan(blockSparse, shape, tiles, scale, mask, subgroupSize);
-  },
+  plan: ({ shape, tiles, scale, mask, subgroupSize }) =>
+    flashPlan(blockSparse, shape, tiles, scale, blockMaskFor(shape, tiles, mask), subgroupSize),
 };
+
+/**
+ * The block mask of a problem on these tiles: the one given, or one built from a request (default
+ * random, density 0.25, seed 1). A mask on other blocks, or of another size, is a UsageError.
+ * The block-sparse backward uses the same rule.
+ *
+ * @example
+ * ```ts
+ * import { blockMaskFor } from "./mod.ts";
+ * const shape = { batch: 1, heads: 1, n: 16, d: 32, dtype: "f32", causal: false } as const;
+ * console.assert(blockMaskFor(shape, { br: 8, bc: 8, rm: 1, tx: 4 }).rowBlocks === 2);
+ * ```
+ */
+export function blockMaskFor(
+  shape: AttentionShape,
+  tiles: Tiles,
+  given?: MaskRequest | BlockMask,
+): BlockMask {
+  const mask = given instanceof BlockMask ? given : makeMask({
+    kind: given?.kind ?? "random",
+    density: given?.density ?? 0.25,
+    seed: given?.seed ?? 1,
+    n: shape.n,
+    br: tiles.br,
+    bc: tiles.bc,
+  });
+  if (mask.br !== tiles.br || mask.bc !== tiles.bc) {
+    throw new UsageError("the block mask's blocks must be the kernel's tiles");
+  }
+  const rows = Math.ceil(shape.n / tiles.br);
+  const cols = Math.ceil(shape.n / tiles.bc);
+  if (mask.rowBlocks !== rows || mask.colBlocks !== cols) {
+    throw new UsageError(
+      `the block mask covers ${mask.rowBlocks}×${mask.colBlocks} blocks, n=${shape.n} needs ` +
+        `${rows}×${cols}`,
+    );
+  }
+  return mask;
+}

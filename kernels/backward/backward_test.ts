@@ -1,0 +1,341 @@
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import type { AttentionShape, Tiles } from "../../core/shapes.ts";
+import { passProgram } from "../attention.ts";
+import { tileProblem } from "../tiles.ts";
+import { defaultTiles } from "../tiles.ts";
+import { BlockMask, makeMask } from "../masks.ts";
+import { planFor } from "../registry.ts";
+import { getKernels, mutantKernels } from "../testing.ts";
+import type { AttentionKernels } from "../attention.ts";
+import { type BackwardFamily, maskCsc } from "./program.ts";
+import { type BackwardCase, runBackward } from "./testing.ts";
+import { backwardFootprints } from "./tiles.ts";
+
+// Every backward kernel against the float64 reference gradients (reference_test.ts checks those
+// against finite differences): fresh seeded inputs, outputs and scratch poisoned with NaN, at
+// sizes that are not multiples of the tiles, causal and not, batch · heads > 1.
+
+const kernels = await getKernels();
+const noGpu = kernels === null;
+const noF16 = noGpu || !kernels.gpu.f16;
+const TILES: Tiles = { br: 8, bc: 8, rm: 2, tx: 4 };
+// br ≠ bc: the dK/dV pass swaps the roles, and the causal first block floor(k0 / br) is not kb.
+const TALL: Tiles = { br: 16, bc: 8, rm: 2, tx: 4 };
+const WIDE: Tiles = { br: 8, bc: 16, rm: 2, tx: 4 };
+
+type Case = BackwardCase;
+
+/** Runs one case and returns its failures (empty when every gradient is within tolerance). */
+async function failuresOf(ctx: AttentionKernels, c: Case): Promise<string[]> {
+  return (await runBackward(ctx, c)).failures;
+}
+
+function shape(n: number, d: number, causal: boolean, batch = 2, heads = 2): AttentionShape {
+  return { batch, heads, n, d, dtype: "f32", causal };
+}
+
+function maskFor(n: number, tiles: Tiles, density: number, seed: number): BlockMask {
+  return makeMask({ kind: "random", n, br: tiles.br, bc: tiles.bc, density, seed });
+}
+
+/** Failures of all three kernels on one shape (block-sparse with a random mask of `density`). */
+async function allKernels(
+  s: AttentionShape,
+  tiles: Tiles,
+  density: number,
+  seed: number,
+): Promise<string[]> {
+  const out: string[] = [];
+  for (const kernel of ["flash", "standard"] as const) {
+    out.push(...await failuresOf(kernels!, { kernel, shape: s, tiles }));
+  }
+  const mask = maskFor(s.n, tiles, density, seed);
+  out.push(...await failuresOf(kernels!, { kernel: "block-sparse", shape: s, tiles, mask }));
+  return out;
+}
+
+const ODD_N = [1, 2, 13, 37];
+
+for (const kernel of ["flash", "standard", "block-sparse"] as const) {
+  Deno.test({
+    name: `${kernel} backward matches the reference gradients (f32, d 32, odd n, causal and not)`,
+    ignore: noGpu,
+    async fn() {
+      const failures: string[] = [];
+      for (const n of ODD_N) {
+        for (const causal of [false, true]) {
+          const mask = kernel === "block-sparse" ? maskFor(n, TILES, 0.5, n) : undefined;
+          failures.push(
+            ...await failuresOf(kernels!, {
+              kernel,
+              shape: shape(n, 32, causal),
+              tiles: TILES,
+              mask,
+            }),
+          );
+        }
+      }
+      assertEquals(failures, []);
+    },
+  });
+}
+
+Deno.test({
+  name: "flash and block-sparse backward with br ≠ bc, and standard with them",
+  ignore: noGpu,
+  async fn() {
+    const failures: string[] = [];
+    for (const tiles of [TALL, WIDE]) {
+      for (const causal of [false, true]) {
+        failures.push(...await allKernels(shape(41, 32, causal, 1, 3), tiles, 0.4, 7));
+      }
+    }
+    assertEquals(failures, []);
+  },
+});
+
+Deno.test({
+  name: "every backward kernel at d = 64 and d = 128",
+  ignore: noGpu,
+  async fn() {
+    const failures: string[] = [];
+    for (const d of [64, 128]) {
+      failures.push(...await allKernels(shape(19, d, d === 128, 1, 2), TILES, 0.5, d));
+    }
+    assertEquals(failures, []);
+  },
+});
+
+Deno.test({
+  name: "block-sparse backward: a dense mask, an empty row block and rows with no key at all",
+  ignore: noGpu,
+  async fn() {
+    const n = 40;
+    const failures: string[] = [];
+    // Dense: the same gradients as flash (both against the unmasked reference).
+    const dense = new BlockMask("random", n, TALL.br, TALL.bc, new Uint8Array(3 * 5).fill(1));
+    // Query block 0 keeps only key block 1 (keys 8–15): causal rows 0–7 see no key at all (the
+    // forward's LSE is −3e38 there); query block 1 keeps nothing; key block 2 is in no row.
+    const bits = new Uint8Array(3 * 5);
+    bits[0 * 5 + 1] = 1;
+    bits[2 * 5 + 0] = bits[2 * 5 + 3] = bits[2 * 5 + 4] = 1;
+    const holes = new BlockMask("random", n, TALL.br, TALL.bc, bits);
+    for (const causal of [false, true]) {
+      for (const mask of [dense, holes]) {
+        failures.push(
+          ...await failuresOf(kernels!, {
+            kernel: "block-sparse",
+            shape: shape(n, 32, causal),
+            tiles: TALL,
+            mask,
+          }),
+        );
+      }
+    }
+    assertEquals(failures, []);
+  },
+});
+
+Deno.test({
+  name: "f16 storage: every backward kernel within the f16 tolerance" +
+    (noF16 ? " (skipped: this adapter has no shader-f16)" : ""),
+  ignore: noF16,
+  async fn() {
+    const failures: string[] = [];
+    for (const causal of [false, true]) {
+      failures.push(
+        ...await allKernels({ ...shape(29, 64, causal), dtype: "f16" }, TILES, 0.5, 3),
+      );
+    }
+    assertEquals(failures, []);
+  },
+});
+
+// A mutant that leaves one row of a gradient unwritten (still NaN) must fail; the unmutated
+// kernel passes the same case (tests above), so the check is what catches it.
+const skip = (store: string, index: string, row: number) => ({
+  from: store,
+  to: `if ${index} != ${row}u { ${store} }`,
+});
+const MUTANTS: { kernel: BackwardFamily; from: string; to: string; what: string }[] = [
+  {
+    kernel: "flash",
+    what: "dQ row 5",
+    ...skip("dq[base + row * D4 + tx * RD4 + c] = T4(acc[i][c] * params.scale);", "row", 5),
+  },
+  {
+    kernel: "flash",
+    what: "dK row 3",
+    ...skip("dk[base + key * D4 + tx * RD4 + c] = T4(acc_dk[i][c] * params.scale);", "key", 3),
+  },
+  {
+    kernel: "block-sparse",
+    what: "dV row 0",
+    ...skip("dv[base + key * D4 + tx * RD4 + c] = T4(acc_dv[i][c]);", "key", 0),
+  },
+  {
+    kernel: "standard",
+    what: "dV, dQ, dK row 12",
+    ...skip("c_store(base + row * D4 + tx * RD4 + c, T4(acc[i][c] * factor));", "row", 12),
+  },
+];
+
+Deno.test({
+  name: "a backward kernel that skips a row of a gradient is caught",
+  ignore: noGpu,
+  async fn() {
+    for (const m of MUTANTS) {
+      const mutant = mutantKernels(kernels!, m.from, m.to);
+      const c: Case = {
+        kernel: m.kernel,
+        shape: shape(13, 32, false, 1, 2),
+        tiles: TILES,
+        mask: m.kernel === "block-sparse"
+          ? new BlockMask("random", 13, 8, 8, new Uint8Array([1, 1, 1, 1]))
+          : undefined,
+      };
+      const failures = await failuresOf(mutant, c);
+      assert(mutant.cache.mutated > 0, `${m.what}: mutation target not found`);
+      assert(failures.length > 0, `${m.what}: the skipped row went unnoticed`);
+      assert(failures.every((f) => f.includes("Infinity")), failures.join("\n"));
+    }
+  },
+});
+
+const bwd = (kernel: BackwardFamily, shape: AttentionShape, tiles: Tiles, mask?: BlockMask) =>
+  planFor(`${kernel}-bwd`, { shape, tiles, mask });
+
+Deno.test("backward plans: buffers with roles, passes with bindings and grids", () => {
+  const s = shape(20, 32, true, 3, 1);
+  const flash = bwd("flash", s, WIDE);
+  assertEquals(flash.passes().map((p) => [p.name, p.grid]), [
+    ["delta", [1, 3]],
+    ["dkdv", [2, 3]],
+    ["dq", [3, 3]],
+  ]);
+  const roles = Object.fromEntries(flash.buffers.map((b) => [b.name, b.role]));
+  assertEquals(roles, {
+    q: "input",
+    k: "input",
+    v: "input",
+    o: "input",
+    dout: "input",
+    lse: "input",
+    delta: "scratch",
+    dq: "output",
+    dk: "output",
+    dv: "output",
+  });
+  assertEquals(flash.buffers.find((b) => b.name === "q")!.bytes, 3 * 20 * 32 * 4);
+  assertEquals(flash.buffers.find((b) => b.name === "lse")!.bytes, 3 * 20 * 4);
+  // No N×N buffer in the flash backward; standard has P, dP and dS.
+  assert(flash.buffers.every((b) => b.bytes <= 3 * 20 * 32 * 4));
+  const std = bwd("standard", s, TILES);
+  assertEquals(std.passes().map((p) => p.name), ["dv", "dp", "ds", "dq", "dk"]);
+  assertEquals(
+    std.buffers.filter((b) => b.bytes === 3 * 20 * 20 * 4).map((b) => `${b.name}:${b.role}`),
+    ["p:input", "dp:scratch", "ds:scratch"],
+  );
+  // The uniforms hold the shape and the scale; FLOPs are 2.5× the forward's.
+  for (const plan of [flash, std]) {
+    assertEquals(
+      plan.passes()[0]!.uniforms.map((u) => u.value),
+      [20, 3, 1, 1 / Math.sqrt(32)],
+    );
+    assertEquals(plan.flops("bwd"), 2.5 * 4 * 3 * 20 * 20 * 32 / 2);
+  }
+  // Block-sparse adds the mask in both compressed forms; dkdv binds the CSC, dq the CSR.
+  const mask = maskFor(20, TILES, 0.5, 1);
+  const sparse = bwd("block-sparse", s, TILES, mask);
+  assertEquals(sparse.buffers.filter((b) => b.data).map((b) => b.name), [
+    "rowptr",
+    "colidx",
+    "colptr",
+    "rowidx",
+  ]);
+  assert(sparse.passes()[1]!.bindings.some((b) => b.buffer === "colptr"));
+  assert(sparse.passes()[2]!.bindings.some((b) => b.buffer === "rowptr"));
+  // Keys differ wherever the sources do.
+  const keys = [flash, std, sparse].flatMap((p) => p.passes().map((x) => x.key));
+  assertEquals(new Set(keys).size, keys.length - 1, "only the delta pass is shared");
+  assertThrows(
+    () => bwd("block-sparse", s, TILES, maskFor(30, TILES, 0.5, 1)),
+    Error,
+    "covers 4×4 blocks, n=20 needs 3×3",
+  );
+  assertThrows(() => bwd("flash", s, { br: 8, bc: 6, rm: 2, tx: 2 }).passes(), Error, "tiles");
+});
+
+Deno.test("the CSC lists every kept block, column by column, rows in order", () => {
+  for (const seed of [1, 2, 3]) {
+    const m = makeMask({ kind: "random", n: 50, br: 16, bc: 8, density: 0.3, seed });
+    const { colptr, rowidx } = maskCsc(m);
+    let seen = 0;
+    for (let j = 0; j < m.colBlocks; j++) {
+      const rows = [...rowidx.subarray(colptr[j]!, colptr[j + 1]!)];
+      assertEquals(rows, [...rows].sort((a, b) => a - b));
+      for (const i of rows) assert(m.bits[i * m.colBlocks + j] === 1);
+      seen += rows.length;
+    }
+    assertEquals(seen, m.nnz);
+  }
+});
+
+Deno.test("backward tiles: workgroup memory of each pass, worked by hand, and the default", () => {
+  const f = backwardFootprints("flash", 64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 });
+  // dK/dV: K, V, Q, dO tiles of 32 rows × (64 + 4) f32; P and dS of 32 × (32 + 4) f32; L and
+  // D of 32 f32; the block list (a pointer pair, 64 indices).
+  const tile = 32 * 68 * 4;
+  assertEquals(
+    f.find((p) => p.pass === "dkdv")!.workgroupBytes,
+    4 * tile + 2 * 32 * 36 * 4 + 256 + 16 + 256,
+  );
+  assertEquals(
+    f.find((p) => p.pass === "dq")!.workgroupBytes,
+    4 * tile + 32 * 36 * 4 + 256 + 16 + 256,
+  );
+  // The registry's tile check sees the largest pass.
+  const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
+  assert(
+    tileProblem("flash-bwd", 64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 }, limits)!.includes(
+      "workgroup memory",
+    ),
+  );
+  assertEquals(tileProblem("flash-bwd", 64, "f32", TILES, limits), null);
+  assert(tileProblem("flash-bwd", 32, "f32", { br: 8, bc: 6, rm: 2, tx: 2 }, limits) !== null);
+  // The fallback adapter's limits take the tiles the tests use.
+  const t = defaultTiles("flash-bwd", 128, "f32", limits, [
+    { br: 64, bc: 64, rm: 4, tx: 8 },
+    TILES,
+  ]);
+  assertEquals(t, TILES);
+});
+
+Deno.test({
+  name: "f16 sources: every storage value is converted explicitly (compiled with T = u32)",
+  ignore: noGpu,
+  async fn() {
+    // Without shader-f16 the f16 sources cannot be compiled here. With the storage type swapped
+    // for u32 (no implicit conversion to or from f32 either) they compile only if every load
+    // and store converts explicitly, which is what f16 needs beyond `enable f16`.
+    const s: AttentionShape = { ...shape(13, 64, true), dtype: "f16" };
+    const mask = maskFor(13, TILES, 0.5, 1);
+    let compiled = 0;
+    for (const kernel of ["flash", "block-sparse", "standard"] as const) {
+      for (const count of [false, true]) {
+        const plan = bwd(kernel, s, TILES, kernel === "block-sparse" ? mask : undefined);
+        for (const pass of plan.passes()) {
+          const p = passProgram(plan, pass, count);
+          assert(p.source.startsWith("enable f16;\nalias T = f16;\nalias T4 = vec4<f16>;"), p.key);
+          const standIn = p.source.replace(
+            "enable f16;\nalias T = f16;\nalias T4 = vec4<f16>;",
+            "alias T = u32;\nalias T4 = vec4<u32>;",
+          );
+          await kernels!.cache.get(`${p.key}/u32-stand-in`, standIn);
+          compiled++;
+        }
+      }
+    }
+    assertEquals(compiled, 2 * (3 + 3 + 5));
+  },
+});

@@ -1,0 +1,76 @@
+/**
+ * Helpers of the backward tests: one checked run of a backward kernel through the shared runner
+ * (`../attention.ts`: inputs uploaded, outputs and scratch poisoned with NaN, one run, every
+ * gradient compared with the float64 reference by `../check.ts`), with its failures as text.
+ *
+ * For tests only (`*_test.ts`).
+ *
+ * @module
+ */
+
+import type { AttentionShape, Tiles } from "../../core/shapes.ts";
+import { tolerance } from "../../core/tolerances.ts";
+import { type AttentionKernels, prepareAttention } from "../attention.ts";
+import { checkPrepared, type CheckResult, describeCase } from "../check.ts";
+import type { BlockMask } from "../masks.ts";
+import { seedFor } from "../testing.ts";
+import type { BackwardFamily } from "./program.ts";
+
+/** One backward problem of a test: the forward family, the shape, the tiles, the mask. */
+export interface BackwardCase {
+  kernel: BackwardFamily;
+  shape: AttentionShape;
+  tiles: Tiles;
+  mask?: BlockMask;
+  /** Run the counting variant. */
+  count?: boolean;
+}
+
+/** A checked run: the check, its failures (empty when every gradient is in tolerance), counts. */
+export interface BackwardRun {
+  check: CheckResult;
+  failures: string[];
+  counted: Record<string, { read: number; write: number }> | null;
+  modeled: Record<string, { read: number; write: number }>;
+}
+
+/**
+ * Runs one backward case on fresh inputs (seeded by its description) and checks dQ, dK, dV.
+ *
+ * @example
+ * ```ts ignore
+ * import { runBackward } from "./testing.ts";
+ * const r = await runBackward(kernels, { kernel: "flash", shape, tiles });
+ * console.assert(r.failures.length === 0);
+ * ```
+ */
+export async function runBackward(
+  kernels: AttentionKernels,
+  c: BackwardCase,
+): Promise<BackwardRun> {
+  const p = await prepareAttention(kernels, {
+    kernel: `${c.kernel}-bwd`,
+    shape: c.shape,
+    tiles: c.tiles,
+    mask: c.mask,
+    count: c.count,
+  });
+  try {
+    const label = describeCase(p, 0).replace(/ seed 0$/, "");
+    const seed = seedFor(label);
+    p.resetCounters();
+    const check = await checkPrepared(p, seed);
+    const tol = tolerance(c.shape.dtype);
+    const failures = Object.entries(check.errors)
+      .filter(([, e]) => !(e <= tol))
+      .map(([g, e]) => `${label} seed ${seed}: ${g} max relative error ${e} exceeds ${tol}`);
+    return {
+      check,
+      failures,
+      counted: c.count ? await p.readCounters() : null,
+      modeled: p.plan.modeledTraffic(),
+    };
+  } finally {
+    p.destroy();
+  }
+}
