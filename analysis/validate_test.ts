@@ -74,7 +74,7 @@ Deno.test("known kernels come from the catalog: a user kernel's runs need it kno
     'row.json: invalid results file: runs[0].kernel: expected one of "standard", "flash", ' +
       '"block-sparse", "decode", "paged-decode", "standard-bwd", "flash-bwd", "block-sparse-bwd", ' +
       '"standard-fwd+bwd", "flash-fwd+bwd", "block-sparse-fwd+bwd" (a kernel of your own: give its ' +
-      'module with ' +
+      "module with " +
       '--kernel-module), got "row"',
   );
   // Known (as --kernel-module makes it): accepted; its dense/sparse rule is the catalog's.

@@ -329,7 +329,7 @@ export function shapeOptions(
   );
   const kernelText = str("kernels");
   if (kernelText !== undefined) {
-    const ofPass = kernels.map((k) => k.name);
+    const ofPass = known.filter((k) => k.mode === passMode(pass)).map((k) => k.name);
     kernels = [];
     for (const name of kernelText.split(",").map((s) => s.trim())) {
       if (!known.some((k) => k.name === name)) {

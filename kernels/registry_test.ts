@@ -304,7 +304,9 @@ Deno.test("every kernel: whole bytes, and theoretical, modeled, query-outer ≥ 
         assertEquals(queryOuter, flashQueryOuterBytes(sh, tiles.br), where);
         assert(queryOuter >= floor, `query-outer ${queryOuter} < floor ${floor}: ${where}`);
       }
-      if (!kernel.sparse && kernel.problem !== "decode") assertEquals(floor, bound({ ...sh, causal: false }, null), where);
+      if (!kernel.sparse && kernel.problem !== "decode") {
+        assertEquals(floor, bound({ ...sh, causal: false }, null), where);
+      }
       cases++;
     }
   }
