@@ -3,7 +3,14 @@ import { type CountedBytes, prepareAttention, type PreparedAttention } from "./a
 import { totalBytes } from "./kernel.ts";
 import { mulberry32 } from "../core/rng.ts";
 import { SOFTMAX_CACHE, SOFTMAX_THREADS } from "./standard/mod.ts";
-import { assertClose, checkPrepared, describeCase, getKernels, mutantKernels } from "./testing.ts";
+import {
+  assertClose,
+  checkPrepared,
+  describeCase,
+  getKernels,
+  mutantKernels,
+  trafficDifferences,
+} from "./testing.ts";
 import { type AttentionShape, HEAD_DIMS, MASK_KINDS, type Tiles } from "../core/shapes.ts";
 import {
   BUILTIN_KERNEL_NAMES as KERNELS,
@@ -57,23 +64,6 @@ function countCases(seed: number): CountCase[] {
   });
 }
 
-/** The slots where counted and modeled differ, as readable lines. */
-function differences(counted: CountedBytes, modeled: CountedBytes): string[] {
-  const out: string[] = [];
-  const slots = (x: CountedBytes) => Object.keys(x).sort().join();
-  if (slots(counted) !== slots(modeled)) {
-    out.push(`slots: counted ${slots(counted)}, modeled ${slots(modeled)}`);
-  }
-  for (const slot of Object.keys(modeled)) {
-    for (const dir of ["read", "write"] as const) {
-      const c = counted[slot]?.[dir] ?? NaN;
-      const m = modeled[slot]![dir];
-      if (c !== m) out.push(`${slot}.${dir}: counted ${c}, modeled ${m} (${c - m})`);
-    }
-  }
-  return out;
-}
-
 /** One counted run: fresh inputs, poisoned O, output checked, counters compared. */
 async function countOnce(p: PreparedAttention, seed: number, label: string): Promise<string[]> {
   p.resetCounters();
@@ -81,7 +71,7 @@ async function countOnce(p: PreparedAttention, seed: number, label: string): Pro
   const counted = await p.readCounters();
   const modeled = modeledTraffic(p.kernel, p.shape, p.tiles, p.mask);
   const where = `${label}: ${describeCase(p, seed)}`;
-  const failures = differences(counted, modeled).map((d) => `${where}: ${d}`);
+  const failures = trafficDifferences(counted, modeled).map((d) => `${where}: ${d}`);
   try {
     assertClose(r); // the counting variant computes the same O
   } catch (e) {
@@ -205,7 +195,7 @@ Deno.test({
         const counted = await p.readCounters();
         const modeled = modeledTraffic(kernel, shape, p.tiles, p.mask);
         assertEquals(totalBytes(counted), totalBytes(modeled), kernel);
-        assertEquals(differences(counted, modeled).map((d) => d.split(":")[0]), [
+        assertEquals(trafficDifferences(counted, modeled).map((d) => d.split(":")[0]), [
           "q.read",
           "k.read",
         ]);

@@ -13,6 +13,7 @@ import { type CheckOptions, checkPrepared, type CheckResult } from "./check.ts";
 import { openGpu } from "./gpu.ts";
 import { type CompiledProgram, PipelineCache } from "./program.ts";
 import { tolerance } from "../core/tolerances.ts";
+import type { CountedBytes } from "./kernel.ts";
 
 export {
   type CheckOptions,
@@ -190,4 +191,31 @@ export async function countingBuffers(
     device.createBuffer = original;
   }
   return made;
+}
+
+/**
+ * The slots where counted and modeled bytes differ, as readable lines (empty when they agree):
+ * a slot present on one side only, then every read or write that differs.
+ *
+ * @example
+ * ```ts
+ * import { trafficDifferences } from "./testing.ts";
+ * const d = trafficDifferences({ q: { read: 8, write: 0 } }, { q: { read: 4, write: 0 } });
+ * console.assert(d[0] === "q.read: counted 8, modeled 4 (4)");
+ * ```
+ */
+export function trafficDifferences(counted: CountedBytes, modeled: CountedBytes): string[] {
+  const out: string[] = [];
+  const slots = (x: CountedBytes) => Object.keys(x).sort().join();
+  if (slots(counted) !== slots(modeled)) {
+    out.push(`slots: counted ${slots(counted)}, modeled ${slots(modeled)}`);
+  }
+  for (const slot of Object.keys(modeled)) {
+    for (const dir of ["read", "write"] as const) {
+      const c = counted[slot]?.[dir] ?? NaN;
+      const m = modeled[slot]![dir];
+      if (c !== m) out.push(`${slot}.${dir}: counted ${c}, modeled ${m} (${c - m})`);
+    }
+  }
+  return out;
 }

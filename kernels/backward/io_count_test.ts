@@ -6,7 +6,7 @@ import { tolerance } from "../../core/tolerances.ts";
 import { prepareAttention } from "../attention.ts";
 import { type CountedBytes, totalBytes } from "../kernel.ts";
 import { BlockMask, makeMask } from "../masks.ts";
-import { getKernels, mutantKernels } from "../testing.ts";
+import { getKernels, mutantKernels, trafficDifferences } from "../testing.ts";
 import { modeledBackward } from "./modeled.ts";
 import { type BackwardFamily, DS_CACHE, DS_THREADS } from "./program.ts";
 import { runBackward } from "./testing.ts";
@@ -53,18 +53,6 @@ function countCases(seed: number, count: number): CountCase[] {
   }));
 }
 
-function differences(counted: CountedBytes, modeled: CountedBytes): string[] {
-  const out: string[] = [];
-  for (const slot of Object.keys(modeled)) {
-    for (const dir of ["read", "write"] as const) {
-      const c = counted[slot]?.[dir] ?? NaN;
-      const m = modeled[slot]![dir];
-      if (c !== m) out.push(`${slot}.${dir}: counted ${c}, modeled ${m} (${c - m})`);
-    }
-  }
-  return out;
-}
-
 /** One counted, checked run; its failures. */
 async function countOnce(kernel: BackwardFamily, c: CountCase, tiles: Tiles): Promise<string[]> {
   const mask = kernel === "block-sparse"
@@ -72,7 +60,7 @@ async function countOnce(kernel: BackwardFamily, c: CountCase, tiles: Tiles): Pr
     : undefined;
   const r = await runBackward(kernels!, { kernel, shape: c.shape, tiles, mask, count: true });
   return [
-    ...differences(r.counted!, r.modeled).map((d) => `${c.label}: ${r.check.label}: ${d}`),
+    ...trafficDifferences(r.counted!, r.modeled).map((d) => `${c.label}: ${r.check.label}: ${d}`),
     ...r.failures,
   ];
 }
@@ -119,7 +107,7 @@ Deno.test({
         const counted = await prepared.readCounters();
         const modeled = modeledBackward(kernel, shape, TILES, null);
         assertEquals(totalBytes(counted), totalBytes(modeled), kernel);
-        assertEquals(differences(counted, modeled).map((d) => d.split(":")[0]), [
+        assertEquals(trafficDifferences(counted, modeled).map((d) => d.split(":")[0]), [
           "q.read",
           "k.read",
         ]);

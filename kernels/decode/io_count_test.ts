@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { mulberry32 } from "../../core/rng.ts";
 import { type CountedBytes, totalBytes } from "../kernel.ts";
-import { getKernels, mutantKernels } from "../testing.ts";
+import { getKernels, mutantKernels, trafficDifferences } from "../testing.ts";
 import { compulsoryDecodeBytes } from "./modeled.ts";
 import { DECODE_KERNELS, type DecodeKernelName } from "./program.ts";
 import {
@@ -55,23 +55,6 @@ function countCases(seed: number): CountCase[] {
   });
 }
 
-/** The slots where counted and modeled differ, as readable lines. */
-function differences(counted: CountedBytes, modeled: CountedBytes): string[] {
-  const out: string[] = [];
-  const slots = (x: CountedBytes) => Object.keys(x).sort().join();
-  if (slots(counted) !== slots(modeled)) {
-    out.push(`slots: counted ${slots(counted)}, modeled ${slots(modeled)}`);
-  }
-  for (const slot of Object.keys(modeled)) {
-    for (const dir of ["read", "write"] as const) {
-      const c = counted[slot]?.[dir] ?? NaN;
-      const m = modeled[slot]![dir];
-      if (c !== m) out.push(`${slot}.${dir}: counted ${c}, modeled ${m} (${c - m})`);
-    }
-  }
-  return out;
-}
-
 function problemOf(kernel: DecodeKernelName, c: CountCase): DecodeProblem {
   return {
     kernel,
@@ -111,7 +94,7 @@ for (const kernel of DECODE_KERNELS) {
           const counted = await p.readCounters();
           const modeled = p.plan.modeledTraffic();
           const where = `${c.label}: ${describeDecode(p, c.tableSeed)}`;
-          failures.push(...differences(counted, modeled).map((d) => `${where}: ${d}`));
+          failures.push(...trafficDifferences(counted, modeled).map((d) => `${where}: ${d}`));
           try {
             assertDecodeClose(r); // the counting variant computes the same O
           } catch (e) {
@@ -151,7 +134,7 @@ Deno.test({
         const counted = await p.readCounters();
         const modeled = p.plan.modeledTraffic();
         assertEquals(totalBytes(counted), totalBytes(modeled), kernel);
-        assertEquals(differences(counted, modeled).map((d) => d.split(":")[0]), [
+        assertEquals(trafficDifferences(counted, modeled).map((d) => d.split(":")[0]), [
           "k.read",
           "v.read",
         ]);
