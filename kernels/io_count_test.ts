@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { type CountedBytes, prepareAttention, type PreparedAttention } from "./attention.ts";
+import { prepareAttention, type PreparedAttention } from "./attention.ts";
 import { totalBytes } from "./kernel.ts";
 import { mulberry32 } from "../core/rng.ts";
 import { SOFTMAX_CACHE, SOFTMAX_THREADS } from "./standard/mod.ts";

@@ -4,7 +4,7 @@ import { HEAD_DIMS, MASK_KINDS } from "../../core/shapes.ts";
 import { mulberry32 } from "../../core/rng.ts";
 import { tolerance } from "../../core/tolerances.ts";
 import { prepareAttention } from "../attention.ts";
-import { type CountedBytes, totalBytes } from "../kernel.ts";
+import { totalBytes } from "../kernel.ts";
 import { BlockMask, makeMask } from "../masks.ts";
 import { getKernels, mutantKernels, trafficDifferences } from "../testing.ts";
 import { modeledBackward } from "./modeled.ts";

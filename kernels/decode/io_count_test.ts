@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
 import { mulberry32 } from "../../core/rng.ts";
-import { type CountedBytes, totalBytes } from "../kernel.ts";
+import { totalBytes } from "../kernel.ts";
 import { getKernels, mutantKernels, trafficDifferences } from "../testing.ts";
 import { compulsoryDecodeBytes } from "./modeled.ts";
 import { DECODE_KERNELS, type DecodeKernelName } from "./program.ts";
