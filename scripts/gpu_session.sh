@@ -125,6 +125,13 @@ for step in "$@"; do
         --d 64 --heads 16 --dtype f32 --peers "$BP" --count-io --quiet
       ab bench --out "$OUT/crossover-fwdbwd" --pass fwd+bwd --kernels standard,flash \
         --n 256..4096 --d 64 --heads 16 --dtype f32 --peers "$BP" --quiet ;;
+    sparse)
+      # Issue 10's "keep" targets with the committed flash (v5 source): block-sparse time over
+      # dense at density s (target <= 1.2 s) and causal speed-up (target >= 1.7x), by the tool.
+      ab bench --out "$OUT/sparse-density" --sweep density --kernels flash,block-sparse \
+        --n 4096,16384 --tuned "$TUNED" --no-report --quiet | tail -14
+      ab bench --out "$OUT/sparse-causal" --causal --kernels flash --n 4096,16384 \
+        --tuned "$TUNED" --no-report --quiet | tail -6 ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done
