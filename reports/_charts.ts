@@ -49,15 +49,41 @@ export function buildCharts(results: ResultsFile[], labels: string[]): ChartSpec
   const present = VIEWS.filter(([pass]) =>
     results.some((f) => f.runs.some((r) => passOf(r) === pass))
   );
-  if (present.length <= 1) return chartsOf(results, labels);
+  if (present.length <= 1) {
+    return chartsOf(results, labels).map((c) => namedPass(c, present[0]?.[0] ?? "fwd"));
+  }
   return present.flatMap(([pass, title, slug]) => {
     const only = results.map((f) => ({ ...f, runs: f.runs.filter((r) => passOf(r) === pass) }));
     return chartsOf(only, labels).map((c) => ({
-      ...c,
+      ...namedPass(c, pass),
       id: `${c.id}-${slug}`,
       title: `${title}: ${c.title}`,
     }));
   });
+}
+
+/** What one timed unit of each pass is called on the axes and in the captions. */
+const PASS_UNIT: Readonly<Record<RunPass, string>> = {
+  "fwd": "forward pass",
+  "bwd": "backward pass",
+  "fwd+bwd": "forward + backward step",
+};
+
+/**
+ * The chart with its captions and axis titles naming the pass its runs time: the chart
+ * families write "forward pass", which a backward view must not say.
+ */
+function namedPass(c: ChartSpec, pass: RunPass): ChartSpec {
+  if (pass === "fwd") return c;
+  const say = (text: string) => text.replaceAll("forward pass", PASS_UNIT[pass]);
+  const axis = <A extends { title: string }>(a: A): A => ({ ...a, title: say(a.title) });
+  return {
+    ...c,
+    caption: say(c.caption),
+    x: axis(c.x),
+    y: axis(c.y),
+    ...(c.y2 ? { y2: axis(c.y2) } : {}),
+  };
 }
 
 function chartsOf(results: ResultsFile[], labels: string[]): ChartSpec[] {

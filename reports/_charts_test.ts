@@ -284,3 +284,22 @@ Deno.test("runs of several passes get a view each; forward-only results keep the
     runtime(plain, "runtime").series.map((s) => s.label),
   );
 });
+
+Deno.test("a backward or forward+backward view names its pass on the axes and in the captions", async () => {
+  const f = await loadFixture(SAMPLE_PATH);
+  const plain = buildCharts([f], ["a"]);
+  const as = (pass: "bwd" | "fwd+bwd") => f.runs.map((r) => ({ ...r, pass }));
+  const words = (c: ChartSpec) => [c.caption, c.x.title, c.y.title, c.y2?.title ?? ""].join(" ");
+  // The forward charts do say it (else this test could not fail).
+  assert(plain.some((c) => words(c).includes("forward pass")));
+  const mixed = buildCharts([{ ...f, runs: [...f.runs, ...as("bwd"), ...as("fwd+bwd")] }], ["a"]);
+  const back = mixed.filter((c) => c.id.endsWith("-bwd"));
+  const step = mixed.filter((c) => c.id.endsWith("-fwdbwd"));
+  assert(back.every((c) => !words(c).includes("forward pass")));
+  assert(back.some((c) => c.y.title === "median time per backward pass"));
+  assert(step.some((c) => c.y.title === "median time per forward + backward step"));
+  // Results of one pass only (a plain `bench --pass bwd`) have no views but the same naming.
+  const onlyBack = buildCharts([{ ...f, runs: as("bwd") }], ["a"]);
+  assertEquals(onlyBack.map((c) => c.id), plain.map((c) => c.id));
+  assert(onlyBack.every((c) => !words(c).includes("forward pass")));
+});
