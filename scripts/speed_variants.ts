@@ -4,7 +4,7 @@
 // B·N = 16384 tokens, 16 heads. Prints one JSON line per timing and a table last.
 //
 //   deno run -A scripts/speed_variants.ts [--n 1024,4096,16384] [--d 64] [--reps 10]
-//     [--tiles 64x32x8x8,64x32x4x16] [--sg both|on|off] [--causal]
+//     [--tiles 64x32x8x8,64x32x4x16,64x32x4x8v7] [--sg both|on|off] [--causal]
 import { parseArgs } from "@std/cli/parse-args";
 import { AttentionKernels, prepareAttention } from "../kernels/attention.ts";
 import { checkPrepared } from "../kernels/check.ts";
@@ -24,9 +24,11 @@ const reps = Number(a.reps ?? 10);
 const kernel = a.kernel ?? "flash";
 const dtype = (a.dtype ?? "f32") as "f32" | "f16";
 const tilesText: string = a.tiles ?? "64x32x8x8";
+// A tile is BRxBCxRMxTX, with a "v7" suffix for flash's v7 source (interleaved output columns).
 const tiles: Tiles[] = tilesText.split(",").map((s: string) => {
-  const [br, bc, rm, tx] = s.split("x").map(Number);
-  return { br: br!, bc: bc!, rm: rm!, tx: tx! };
+  const v7 = s.endsWith("v7");
+  const [br, bc, rm, tx] = s.replace(/v7$/, "").split("x").map(Number);
+  return { br: br!, bc: bc!, rm: rm!, tx: tx!, ...(v7 ? { variant: "v7" as const } : {}) };
 });
 const sgModes = a.sg === "on" ? [true] : a.sg === "off" ? [false] : [true, false];
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
@@ -37,7 +39,9 @@ for (const sg of sgModes) {
   const kernels = new AttentionKernels(gpu);
   console.log(`# ${gpu.info.description} subgroups=${gpu.info.subgroups} size=${gpu.subgroupSize}`);
   for (const t of tiles) {
-    const name = `${kernel} ${dtype} d${d} ${t.br}x${t.bc}x${t.rm}x${t.tx} sg=${gpu.subgroupSize}`;
+    const name = `${kernel} ${dtype} d${d} ${t.br}x${t.bc}x${t.rm}x${t.tx}${
+      t.variant ?? ""
+    } sg=${gpu.subgroupSize}`;
     // Correct first: odd sizes, several heads, poisoned outputs, fresh inputs.
     let ok = true;
     for (const n of (a["check-n"] ?? "1,77,1000").split(",").map(Number)) {

@@ -47,18 +47,21 @@ export interface FlashKnobs {
 /**
  * Which source builds these tiles: `"rt"`, the GEMM-style register tiles of flash_rt.wgsl (rm a
  * multiple of 4 and at least 8, bc a multiple of 4·tx, the head dim's vec4s a multiple of tx),
- * or `"v5"`, flash.wgsl, for every other tile. The register tiles measured 2–7× slower than v5
- * on the H200 (BENCHMARKS.md, issue 10), so only rows-per-thread past every default and tuned
- * tile (rm ≥ 8) select them.
+ * `"v5"`, flash.wgsl, for every other tile, or `"v7"`, flash.wgsl with interleaved output
+ * columns ({@linkcode interleaveColumns}), when the tiles say `variant: "v7"`. The register tiles
+ * measured 2–7× slower than v5 on the H200 (BENCHMARKS.md, issue 10), so only rows-per-thread
+ * past every default and tuned tile (rm ≥ 8) select them.
  *
  * @example
  * ```ts
  * import { flashLayout } from "./mod.ts";
  * console.assert(flashLayout(64, { br: 64, bc: 32, rm: 8, tx: 8 }) === "rt");
  * console.assert(flashLayout(64, { br: 64, bc: 32, rm: 4, tx: 8 }) === "v5");
+ * console.assert(flashLayout(64, { br: 64, bc: 32, rm: 4, tx: 8, variant: "v7" }) === "v7");
  * ```
  */
-export function flashLayout(d: number, t: Tiles): "rt" | "v5" {
+export function flashLayout(d: number, t: Tiles): "rt" | "v5" | "v7" {
+  if (t.variant === "v7") return "v7";
   return t.rm % 4 === 0 && t.rm >= 8 && t.bc % (4 * t.tx) === 0 && (d / 4) % t.tx === 0 &&
       t.br % t.rm === 0
     ? "rt"
@@ -130,7 +133,8 @@ export function flashWorkgroupBytes(d: number, dtype: Dtype, tiles: Tiles): numb
 export function flashKey(k: FlashKnobs): string {
   const t = k.tiles;
   const sg = flashUsesSubgroups(k) ? "-sg" : "";
-  const layout = flashLayout(k.d, t) === "rt" ? `rt${sg}${flashKvShared(k.d) ? "-kvs" : ""}` : "v5";
+  const chosen = flashLayout(k.d, t);
+  const layout = chosen === "rt" ? `rt${sg}${flashKvShared(k.d) ? "-kvs" : ""}` : chosen;
   return `flash${
     k.sparse ? "-sparse" : ""
   }/d${k.d}/br${t.br}-bc${t.bc}-rm${t.rm}-tx${t.tx}/${layout}`;
@@ -155,8 +159,10 @@ export function flashSource(k: FlashKnobs): string {
   const t = k.tiles;
   const sg = flashUsesSubgroups(k);
   const combine = sg ? SUBGROUP_COMBINE : PORTABLE_COMBINE;
-  if (flashLayout(k.d, k.tiles) === "v5") {
-    return [...lines, blocks, unrollLoops(flashBody, bounds)].join("\n");
+  const layout = flashLayout(k.d, k.tiles);
+  if (layout !== "rt") {
+    const body = layout === "v7" ? interleaveColumns(flashBody) : flashBody;
+    return [...lines, blocks, unrollLoops(body, bounds)].join("\n");
   }
   const shared = flashKvShared(k.d);
   const rt = {
@@ -183,6 +189,34 @@ export function flashSource(k: FlashKnobs): string {
     blocks,
     unrollLoops(flashRtBody, rt),
   ].join("\n");
+}
+
+// v5's output columns: thread tx of a row group owns the RD4 contiguous vec4 columns
+// tx·RD4 … tx·RD4 + RD4 - 1 of O (and reads those columns of V from kv_tile).
+const V5_COLUMN = "tx * RD4 + c";
+// v7's: column c·TX + tx, so at each step c the TX threads of a row group read TX consecutive
+// vec4s of a V row. With v5's columns and RD4 > 1 those reads are RD4·4 words apart and
+// 2–4 lanes share a bank (RD4 = 2: banks 0, 8, 16, 24 …), which serialises the P·V loads.
+const V7_COLUMN = "c * TX + tx";
+
+/**
+ * flash.wgsl with v7's interleaved output columns: every use of v5's column expression (the V
+ * read of P·V and the O write) becomes v7's. Throws when the body no longer has both uses, so
+ * an edit of flash.wgsl cannot leave v7 silently building v5.
+ *
+ * @example
+ * ```ts
+ * import { interleaveColumns } from "./mod.ts";
+ * const body = "v[tx * RD4 + c]; o[tx * RD4 + c] = x;";
+ * console.assert(interleaveColumns(body) === "v[c * TX + tx]; o[c * TX + tx] = x;");
+ * ```
+ */
+export function interleaveColumns(body: string): string {
+  const parts = body.split(V5_COLUMN);
+  if (parts.length < 3) {
+    throw new Error(`flash v7: the body has ${parts.length - 1} uses of "${V5_COLUMN}", not 2+`);
+  }
+  return parts.join(V7_COLUMN);
 }
 
 // flash_rt.wgsl's K^T and V tiles: two buffers (K^T[k][keys / 4], V[key][d / 4]) ...
