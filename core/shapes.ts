@@ -56,8 +56,8 @@ export interface Tiles {
   tx: number;
   /**
    * flash / block-sparse only: `"v7"` builds flash.wgsl with each thread's output columns
-   * interleaved across the row group (BENCHMARKS.md, issue 10, v7) instead of v5's contiguous
-   * ones. Absent: the layout the four sizes pick. Other kernels ignore it.
+   * interleaved across the row group and row sums from each thread's own keys (BENCHMARKS.md,
+   * issue 10, v7). Absent: the layout the four sizes pick. Other kernels ignore it.
    */
   variant?: "v7";
 }

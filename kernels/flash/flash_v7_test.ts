@@ -1,4 +1,4 @@
-// flash v7 (interleaved output columns, BENCHMARKS.md issue 10): its source, and flash and
+// flash v7 (interleaved output columns, per-thread row sums; BENCHMARKS.md issue 10): its source, and flash and
 // block-sparse built from it checked against the float64 reference (outputs poisoned, sizes
 // that are not multiples of the tiles, causal and not) with counted == modeled bytes.
 //
@@ -9,13 +9,7 @@ import type { AttentionShape, Tiles } from "../../core/shapes.ts";
 import { countRun } from "../check.ts";
 import { tileProblem } from "../tiles.ts";
 import { assertClose, getKernels, runChecked } from "../testing.ts";
-import {
-  flashKey,
-  flashLayout,
-  flashSource,
-  flashWorkgroupBytes,
-  interleaveColumns,
-} from "./mod.ts";
+import { flashKey, flashLayout, flashSource, flashV7Body, flashWorkgroupBytes } from "./mod.ts";
 
 // RD4 = d / 16 > 1 at every head dim below, so v5's and v7's columns differ everywhere.
 const V7: Tiles = { br: 8, bc: 8, rm: 2, tx: 4, variant: "v7" };
@@ -33,8 +27,11 @@ Deno.test("flash v7: its own key and source, v5's workgroup memory", () => {
   assert(!v7.includes("tx * RD4"), "v7 keeps a v5 column");
   assertEquals(v7.split("c * TX + tx").length, v5.split("tx * RD4 + c").length);
   assert(v5.split("tx * RD4 + c").length >= 3);
+  // The row sums: v5 adds the whole row's p in the P·V loop, v7 each thread its own p.
+  assert(v5.includes("l[i] += p4[i].x") && !v7.includes("l[i] += p4[i].x"));
+  assert(v7.includes("l[i] += p;") && v7.includes("l[i] = sum;"));
   assertEquals(flashWorkgroupBytes(64, "f32", V7), flashWorkgroupBytes(64, "f32", V5));
-  assertThrows(() => interleaveColumns("no columns here"), Error, "not 2+");
+  assertThrows(() => flashV7Body("no flash body"), Error, "flash.wgsl no longer has");
 });
 
 Deno.test("tiles: a variant other than v7 is a tile problem", () => {
