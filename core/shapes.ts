@@ -54,4 +54,10 @@ export interface Tiles {
   rm: number;
   /** Threads along the key (or column) dimension of a tile. */
   tx: number;
+  /**
+   * flash / block-sparse only: `"v7"` builds flash.wgsl with each thread's output columns
+   * interleaved across the row group and row sums from each thread's own keys (BENCHMARKS.md,
+   * issue 10, v7). Absent: the layout the four sizes pick. Other kernels ignore it.
+   */
+  variant?: "v7";
 }

@@ -64,8 +64,12 @@ export function tileProblem(
   t: Tiles,
   limits: TileLimits,
 ): string | null {
-  for (const [name, value] of Object.entries(t)) {
+  for (const name of ["br", "bc", "rm", "tx"] as const) {
+    const value = t[name];
     if (!Number.isInteger(value) || value < 1) return `tile ${name} must be a positive integer`;
+  }
+  if (t.variant !== undefined && t.variant !== "v7") {
+    return `tile variant ${JSON.stringify(t.variant)} is not "v7"`;
   }
   const k = resolveKernel(kernel);
   const structural = k.tileProblem(d, t);

@@ -17,6 +17,8 @@ ab() {
   deno run --node-modules-dir=manual --allow-read --allow-write --allow-run=git --allow-env \
     cli/main.ts "$@" 2>&1 | grep -v '^\s*at '
 }
+# scripts/speed_variants.ts (flash variants, each checked against the reference, then timed).
+sv() { deno run --node-modules-dir=manual -A scripts/speed_variants.ts "$@" 2>&1 | grep -v '^\s*at '; }
 TUNED=attnbench-tuned.json
 [ -f "$OUT/tuned.json" ] && TUNED=$OUT/tuned.json
 PEERS=$OUT/peers.jsonl  # written by the peers step; an earlier call's copy in .device/ else
@@ -68,7 +70,6 @@ for step in "$@"; do
     speed)
       # Issue 10: flash variants (register tiles, subgroups on/off, v5 for reference), each
       # checked against the float64 reference before it is timed, beside PyTorch's peers.
-      sv() { deno run --node-modules-dir=manual -A scripts/speed_variants.ts "$@" 2>&1 | grep -v '^\s*at '; }
       python3 .device/peer_sdpa.py --d 64 --n 1024,4096,16384 --dtype float32 2>/dev/null > "$OUT/peers.jsonl"
       python3 .device/peer_sdpa.py --d 128 --n 1024,4096,16384 --dtype float32 2>/dev/null >> "$OUT/peers.jsonl"
       python3 .device/peer_sdpa.py --d 64 --n 4096 --causal --dtype float32 2>/dev/null >> "$OUT/peers.jsonl"
@@ -80,7 +81,6 @@ for step in "$@"; do
     speed2)
       # Issue 10, second call: v5 with subgroup row maxima against its portable path, d=128,
       # causal and block-sparse, then standard against flash up to the memory limit (B·H = 16).
-      sv() { deno run --node-modules-dir=manual -A scripts/speed_variants.ts "$@" 2>&1 | grep -v '^\s*at '; }
       python3 .device/peer_sdpa.py --d 64 --n 4096,16384 --reps 10 --dtype float32 2>/dev/null > "$OUT/peers.jsonl"
       grep -h '"EFFICIENT\|MATH' "$OUT/peers.jsonl" | cut -c1-200
       sv --d 64 --n 4096,16384 --check-n 77,300 --tiles 64x32x4x16 --sg both | tee "$OUT/d64.txt"
@@ -90,6 +90,30 @@ for step in "$@"; do
         --n 4096,16384,32768,65536 --reps 3 --tuned "$TUNED" --no-ceilings --no-report --quiet | tail -12
       python3 .device/peer_sdpa.py --d 64 --n 16384,32768 --batch-heads 16 --reps 3 --dtype float32 2>&1 | grep -h 'MATH\|rror' | cut -c1-200
       sv --d 128 --n 4096 --check-n 77 --tiles 32x32x2x16,32x32x4x8 --sg both | tee "$OUT/d128.txt" ;;
+    flashfwd)
+      # Issue 10, flash forward f32 at d = 64 and 128: v5 on its tuned tiles (64x32x4x16,
+      # 32x32x2x16) and the default d = 64 tile, beside v7 (suffix v7: interleaved output
+      # columns, no bank conflicts in P·V at RD4 > 1; row sums from each thread's own keys) on
+      # the same tiles and on the tx = 8 tiles v5's conflicts ruled out. Each variant is checked
+      # against the float64 reference (n = 77, 300, B·H = 6, poisoned outputs) before it is
+      # timed; PyTorch's EFFICIENT_ATTENTION in the same call gives the ratios.
+      # Table: variant (kernel dtype d tiles subgroup size), N, ms, TFLOP/s, ratio.
+      FP=$OUT/flashfwd_peers.jsonl FT=$OUT/flashfwd_table.txt
+      rm -f "$FT"
+      for d in 64 128; do
+        python3 .device/peer_sdpa.py --d $d --n 4096,16384 --reps 10 --dtype float32 2>/dev/null
+      done > "$FP"
+      grep -h '"EFFICIENT' "$FP" | cut -c1-200
+      sv --d 64 --n 4096,16384 --check-n 77,300 --reps 8 --sg on --peers "$FP" --table "$FT" \
+        --tiles 64x32x4x16,64x32x4x16v7,64x32x4x8,64x32x4x8v7,32x32x2x8v7,64x32x8x8v7 \
+        > "$OUT/flashfwd_d64.txt"
+      sv --d 128 --n 4096,16384 --check-n 77,300 --reps 8 --sg on --peers "$FP" --table "$FT" \
+        --tiles 32x32x2x16,32x32x2x16v7,32x32x2x8v7,32x32x4x16v7,32x32x4x8v7,64x16x2x4v7 \
+        > "$OUT/flashfwd_d128.txt"
+      grep -h '^check' "$OUT"/flashfwd_d*.txt | grep -vc ' ok$' | sed 's/^/checks not ok: /'
+      grep -h '^check' "$OUT"/flashfwd_d*.txt | grep -v ' ok$'
+      echo "--- flashfwd (B·N = 16384, 16 heads, f32)"
+      cat "$FT" ;;
     backward)
       # Issue 13. Correctness first (f16 has never run elsewhere: llvmpipe has no shader-f16).
       for dt in f32 f16; do for pass in bwd fwd+bwd; do

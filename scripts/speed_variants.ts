@@ -4,7 +4,11 @@
 // B·N = 16384 tokens, 16 heads. Prints one JSON line per timing and a table last.
 //
 //   deno run -A scripts/speed_variants.ts [--n 1024,4096,16384] [--d 64] [--reps 10]
-//     [--tiles 64x32x8x8,64x32x4x16] [--sg both|on|off] [--causal]
+//     [--tiles 64x32x8x8,64x32x4x16,64x32x4x8v7] [--sg both|on|off] [--causal]
+//     [--peers peers.jsonl] [--table rows.txt]
+// --peers: peer_sdpa.py's JSON lines; each timing's row then shows its ratio to
+// EFFICIENT_ATTENTION's TFLOP/s at the same N, d, dtype, causality and B·H. --table: the
+// table's rows are also appended to this file (one step's several runs make one table).
 import { parseArgs } from "@std/cli/parse-args";
 import { AttentionKernels, prepareAttention } from "../kernels/attention.ts";
 import { checkPrepared } from "../kernels/check.ts";
@@ -15,7 +19,7 @@ import type { AttentionShape, Tiles } from "../core/shapes.ts";
 import { attentionFlops } from "../kernels/kernel.ts";
 
 const a = parseArgs(Deno.args, {
-  string: ["n", "d", "reps", "tiles", "sg", "kernel", "dtype", "check-n"],
+  string: ["n", "d", "reps", "tiles", "sg", "kernel", "dtype", "check-n", "peers", "table"],
   boolean: ["causal"],
 });
 const ns = (a.n ?? "1024,4096,16384").split(",").map(Number);
@@ -24,11 +28,36 @@ const reps = Number(a.reps ?? 10);
 const kernel = a.kernel ?? "flash";
 const dtype = (a.dtype ?? "f32") as "f32" | "f16";
 const tilesText: string = a.tiles ?? "64x32x8x8";
+// A tile is BRxBCxRMxTX, with a "v7" suffix for flash's v7 source (interleaved output columns).
 const tiles: Tiles[] = tilesText.split(",").map((s: string) => {
-  const [br, bc, rm, tx] = s.split("x").map(Number);
-  return { br: br!, bc: bc!, rm: rm!, tx: tx! };
+  const v7 = s.endsWith("v7");
+  const [br, bc, rm, tx] = s.replace(/v7$/, "").split("x").map(Number);
+  return { br: br!, bc: bc!, rm: rm!, tx: tx!, ...(v7 ? { variant: "v7" as const } : {}) };
 });
 const sgModes = a.sg === "on" ? [true] : a.sg === "off" ? [false] : [true, false];
+interface PeerRow {
+  backend: string;
+  n: number;
+  d: number;
+  batch_heads: number;
+  dtype: string;
+  causal: boolean;
+  pass: string;
+  tflops?: number;
+}
+const peerRows: PeerRow[] = a.peers
+  ? Deno.readTextFileSync(a.peers).split("\n").filter((l) => l.startsWith("{")).map((l) =>
+    JSON.parse(l)
+  )
+  : [];
+/** EFFICIENT_ATTENTION's TFLOP/s at this shape, if the peers file has it. */
+function efficient(shape: AttentionShape): number | undefined {
+  return peerRows.find((r) =>
+    r.backend === "EFFICIENT_ATTENTION" && r.n === shape.n && r.d === shape.d &&
+    r.batch_heads === shape.batch * shape.heads && r.causal === shape.causal &&
+    r.pass === "fwd" && r.dtype === (shape.dtype === "f32" ? "float32" : "float16")
+  )?.tflops;
+}
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const rows: string[] = [];
 
@@ -37,7 +66,9 @@ for (const sg of sgModes) {
   const kernels = new AttentionKernels(gpu);
   console.log(`# ${gpu.info.description} subgroups=${gpu.info.subgroups} size=${gpu.subgroupSize}`);
   for (const t of tiles) {
-    const name = `${kernel} ${dtype} d${d} ${t.br}x${t.bc}x${t.rm}x${t.tx} sg=${gpu.subgroupSize}`;
+    const name = `${kernel} ${dtype} d${d} ${t.br}x${t.bc}x${t.rm}x${t.tx}${
+      t.variant ?? ""
+    } sg=${gpu.subgroupSize}`;
     // Correct first: odd sizes, several heads, poisoned outputs, fresh inputs.
     let ok = true;
     for (const n of (a["check-n"] ?? "1,77,1000").split(",").map(Number)) {
@@ -83,10 +114,12 @@ for (const sg of sgModes) {
       const ms = median(r.samplesMs);
       const tf = attentionFlops(shape, "fwd") / (ms * 1e-3) / 1e12;
       console.log(JSON.stringify({ name, n, ms, tflops: tf, clock: r.clock }));
+      const peer = efficient(shape);
+      const ratio = peer ? ` ${(tf / peer).toFixed(3)}x of EFFICIENT ${peer.toFixed(2)}` : "";
       rows.push(
         `${name.padEnd(44)} n=${String(n).padStart(5)} ${ms.toFixed(3).padStart(9)} ms ${
           tf.toFixed(2).padStart(6)
-        } TFLOP/s`,
+        } TFLOP/s${ratio}`,
       );
       p.destroy();
     }
@@ -94,3 +127,4 @@ for (const sg of sgModes) {
   gpu.device.destroy();
 }
 console.log("\n" + rows.join("\n"));
+if (a.table) Deno.writeTextFileSync(a.table, rows.join("\n") + "\n", { append: true });

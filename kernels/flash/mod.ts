@@ -47,18 +47,22 @@ export interface FlashKnobs {
 /**
  * Which source builds these tiles: `"rt"`, the GEMM-style register tiles of flash_rt.wgsl (rm a
  * multiple of 4 and at least 8, bc a multiple of 4·tx, the head dim's vec4s a multiple of tx),
- * or `"v5"`, flash.wgsl, for every other tile. The register tiles measured 2–7× slower than v5
- * on the H200 (BENCHMARKS.md, issue 10), so only rows-per-thread past every default and tuned
- * tile (rm ≥ 8) select them.
+ * `"v5"`, flash.wgsl, for every other tile, or `"v7"`, flash.wgsl with interleaved output
+ * columns and per-thread row sums ({@linkcode flashV7Body}), when the tiles say
+ * `variant: "v7"`. The register tiles
+ * measured 2–7× slower than v5 on the H200 (BENCHMARKS.md, issue 10), so only rows-per-thread
+ * past every default and tuned tile (rm ≥ 8) select them.
  *
  * @example
  * ```ts
  * import { flashLayout } from "./mod.ts";
  * console.assert(flashLayout(64, { br: 64, bc: 32, rm: 8, tx: 8 }) === "rt");
  * console.assert(flashLayout(64, { br: 64, bc: 32, rm: 4, tx: 8 }) === "v5");
+ * console.assert(flashLayout(64, { br: 64, bc: 32, rm: 4, tx: 8, variant: "v7" }) === "v7");
  * ```
  */
-export function flashLayout(d: number, t: Tiles): "rt" | "v5" {
+export function flashLayout(d: number, t: Tiles): "rt" | "v5" | "v7" {
+  if (t.variant === "v7") return "v7";
   return t.rm % 4 === 0 && t.rm >= 8 && t.bc % (4 * t.tx) === 0 && (d / 4) % t.tx === 0 &&
       t.br % t.rm === 0
     ? "rt"
@@ -130,7 +134,8 @@ export function flashWorkgroupBytes(d: number, dtype: Dtype, tiles: Tiles): numb
 export function flashKey(k: FlashKnobs): string {
   const t = k.tiles;
   const sg = flashUsesSubgroups(k) ? "-sg" : "";
-  const layout = flashLayout(k.d, t) === "rt" ? `rt${sg}${flashKvShared(k.d) ? "-kvs" : ""}` : "v5";
+  const chosen = flashLayout(k.d, t);
+  const layout = chosen === "rt" ? `rt${sg}${flashKvShared(k.d) ? "-kvs" : ""}` : chosen;
   return `flash${
     k.sparse ? "-sparse" : ""
   }/d${k.d}/br${t.br}-bc${t.bc}-rm${t.rm}-tx${t.tx}/${layout}`;
@@ -155,8 +160,10 @@ export function flashSource(k: FlashKnobs): string {
   const t = k.tiles;
   const sg = flashUsesSubgroups(k);
   const combine = sg ? SUBGROUP_COMBINE : PORTABLE_COMBINE;
-  if (flashLayout(k.d, k.tiles) === "v5") {
-    return [...lines, blocks, unrollLoops(flashBody, bounds)].join("\n");
+  const layout = flashLayout(k.d, k.tiles);
+  if (layout !== "rt") {
+    const body = layout === "v7" ? flashV7Body(flashBody) : flashBody;
+    return [...lines, blocks, unrollLoops(body, bounds)].join("\n");
   }
   const shared = flashKvShared(k.d);
   const rt = {
@@ -183,6 +190,70 @@ export function flashSource(k: FlashKnobs): string {
     blocks,
     unrollLoops(flashRtBody, rt),
   ].join("\n");
+}
+
+// v7 is flash.wgsl with two changes, made by replacing these texts of it (each must be there,
+// so an edit of flash.wgsl cannot leave v7 silently building v5):
+// 1. Output columns interleaved across the row group. v5's thread tx owns the RD4 contiguous
+//    vec4 columns tx·RD4 … tx·RD4 + RD4 - 1 of O (and reads those columns of V); v7's owns
+//    columns c·TX + tx, so at each step c the TX threads of a row group read TX consecutive
+//    vec4s of a V row. With v5's columns and RD4 > 1 those reads are RD4·4 words apart and
+//    2–4 lanes share a bank (RD4 = 2: banks 0, 8, 16, 24 …), which serialises P·V's loads.
+// 2. Row sums from each thread's own keys. In v5 each of a row's TX threads adds up the whole
+//    row's p in the P·V loop (4 adds per 16 FMAs, repeated by all TX threads); in v7 each adds
+//    its RN p values when it writes them, and the TX partial sums are combined once at the end
+//    (through row_max_part, free since the last block's maxima were read before a barrier).
+const V7_EDITS: readonly (readonly [string, string])[] = [
+  ["tx * RD4 + c", "c * TX + tx"],
+  ["        l[i] += p4[i].x + p4[i].y + p4[i].z + p4[i].w;\n", ""],
+  [
+    "p_tile[r][col / 4u][col % 4u] = select(exp2(s[i][j] - mx), 0.0, s[i][j] <= NEG);",
+    "let p = select(exp2(s[i][j] - mx), 0.0, s[i][j] <= NEG);\n" +
+    "        p_tile[r][col / 4u][col % 4u] = p;\n        l[i] += p;",
+  ],
+  [
+    "\n  for (var i = 0u; i < RM; i++) {\n    let row = q0 + ty + i * TY;\n    if row < n {",
+    `
+  for (var i = 0u; i < RM; i++) {
+    row_max_part[ty + i * TY][tx] = l[i];
+  }
+  workgroupBarrier();
+  for (var i = 0u; i < RM; i++) {
+    var sum = 0.0;
+    for (var x = 0u; x < TX; x++) {
+      sum += row_max_part[ty + i * TY][x];
+    }
+    l[i] = sum;
+  }
+$&`,
+  ],
+];
+
+/**
+ * flash.wgsl turned into v7 (see `V7_EDITS` above): interleaved output columns and per-thread
+ * row sums. Throws when the body lacks a text an edit replaces.
+ *
+ * @example
+ * ```ts
+ * import { flashV7Body } from "./mod.ts";
+ * let thrown = false;
+ * try {
+ *   flashV7Body("no flash body");
+ * } catch {
+ *   thrown = true;
+ * }
+ * console.assert(thrown);
+ * ```
+ */
+export function flashV7Body(body: string): string {
+  let out = body;
+  for (const [from, to] of V7_EDITS) {
+    if (!out.includes(from)) {
+      throw new Error(`flash v7: flash.wgsl no longer has ${JSON.stringify(from.trim())}`);
+    }
+    out = out.replaceAll(from, to); // "$&" in `to` stands for `from`
+  }
+  return out;
 }
 
 // flash_rt.wgsl's K^T and V tiles: two buffers (K^T[k][keys / 4], V[key][d / 4]) ...
