@@ -11,6 +11,7 @@
 
 import flashBody from "./flash.wgsl" with { type: "text" };
 import flashRtBody from "./flash_rt.wgsl" with { type: "text" };
+import flashH16Body from "./flash_h16.wgsl" with { type: "text" };
 import { type AttentionShape, type Dtype, dtypeBytes, type Tiles } from "../../core/shapes.ts";
 import {
   flashAttentionBytes,
@@ -42,6 +43,45 @@ export interface FlashKnobs {
    * Only the register-tile layout uses them ({@linkcode flashUsesSubgroups}).
    */
   subgroupSize?: number;
+  /**
+   * f16 storage only: `"packed"` builds flash_h16.wgsl (both products in vec4<f16> chunks of
+   * {@linkcode F16_CHUNK} elements, folded into f32), `"f32"` or absent the f32-arithmetic
+   * source. Ignored at f32.
+   */
+  f16Math?: F16Math;
+}
+
+/**
+ * How the f16 flash program computes: `"f32"` (f16 storage, f32 arithmetic) or `"packed"`
+ * (half arithmetic in short chunks, accumulated in f32: flash_h16.wgsl).
+ */
+export type F16Math = "f32" | "packed";
+
+/** The values of {@linkcode F16Math}; the first is the default. */
+export const F16_MATHS: readonly F16Math[] = ["f32", "packed"];
+
+/**
+ * Elements per f16 partial sum of the packed program: the head-dim slice of a score (4 vec4s)
+ * and the keys of a P·V chunk (4 key quads) before each is added to its f32 sum.
+ */
+export const F16_CHUNK = 16;
+
+/**
+ * The f16 math a problem's kernel options ask for (`options.f16Math`), `"f32"` when absent;
+ * anything else is an error.
+ *
+ * @example
+ * ```ts
+ * import { f16MathOf } from "./mod.ts";
+ * console.assert(f16MathOf({ f16Math: "packed" }) === "packed" && f16MathOf(undefined) === "f32");
+ * ```
+ */
+export function f16MathOf(options: Readonly<Record<string, unknown>> | undefined): F16Math {
+  const m = options?.f16Math ?? F16_MATHS[0];
+  if (!F16_MATHS.includes(m as F16Math)) {
+    throw new Error(`f16Math ${String(m)}: expected ${F16_MATHS.join(" or ")}`);
+  }
+  return m as F16Math;
 }
 
 /**
@@ -130,7 +170,11 @@ export function flashWorkgroupBytes(d: number, dtype: Dtype, tiles: Tiles): numb
 export function flashKey(k: FlashKnobs): string {
   const t = k.tiles;
   const sg = flashUsesSubgroups(k) ? "-sg" : "";
-  const layout = flashLayout(k.d, t) === "rt" ? `rt${sg}${flashKvShared(k.d) ? "-kvs" : ""}` : "v5";
+  const layout = k.f16Math === "packed"
+    ? `h16c${F16_CHUNK}`
+    : flashLayout(k.d, t) === "rt"
+    ? `rt${sg}${flashKvShared(k.d) ? "-kvs" : ""}`
+    : "v5";
   return `flash${
     k.sparse ? "-sparse" : ""
   }/d${k.d}/br${t.br}-bc${t.bc}-rm${t.rm}-tx${t.tx}/${layout}`;
@@ -155,6 +199,7 @@ export function flashSource(k: FlashKnobs): string {
   const t = k.tiles;
   const sg = flashUsesSubgroups(k);
   const combine = sg ? SUBGROUP_COMBINE : PORTABLE_COMBINE;
+  if (k.f16Math === "packed") return flashH16Source(k, lines, blocks, bounds);
   if (flashLayout(k.d, k.tiles) === "v5") {
     return [...lines, blocks, unrollLoops(flashBody, bounds)].join("\n");
   }
@@ -182,6 +227,27 @@ export function flashSource(k: FlashKnobs): string {
     combine,
     blocks,
     unrollLoops(flashRtBody, rt),
+  ].join("\n");
+}
+
+/**
+ * flash_h16.wgsl after the v5 constants: the chunk lengths CH4 (head-dim vec4s per score chunk)
+ * and CK4 (key quads per P·V chunk), each at most what the tile has.
+ */
+function flashH16Source(
+  k: FlashKnobs,
+  lines: string[],
+  blocks: string,
+  bounds: Record<string, number>,
+): string {
+  const ch4 = Math.min(F16_CHUNK / 4, k.d / 4);
+  const ck4 = Math.min(F16_CHUNK / 4, k.tiles.bc / 4);
+  return [
+    ...lines,
+    `const CH4: u32 = ${ch4}u;`,
+    `const CK4: u32 = ${ck4}u;`,
+    blocks,
+    unrollLoops(flashH16Body, bounds),
   ].join("\n");
 }
 
@@ -339,6 +405,7 @@ export function flashPlan(
   given: number | undefined,
   mask: BlockMask | null,
   subgroupSize = 0,
+  f16Math: F16Math = "f32",
 ): KernelPlan {
   const scale = given ?? 1 / Math.sqrt(shape.d);
   const heads = shape.batch * shape.heads;
@@ -376,7 +443,14 @@ export function flashPlan(
     bindings.push({ buffer: "rowptr", access: "read" }, { buffer: "colidx", access: "read" });
   }
   const density = mask?.density ?? 1;
-  const knobs = { d: shape.d, tiles, sparse: mask !== null, subgroupSize };
+  const knobs: FlashKnobs = {
+    d: shape.d,
+    tiles,
+    sparse: mask !== null,
+    subgroupSize,
+    // The packed source is built for f16 storage only; f32 storage has nothing to pack.
+    f16Math: shape.dtype === "f16" ? f16Math : "f32",
+  };
   return {
     kernel,
     shape,
@@ -424,6 +498,6 @@ export const flash: Kernel = {
   threads: tileThreads,
   workgroupBytes: flashWorkgroupBytes,
   tileProblem: tileStructureProblem,
-  plan: ({ shape, tiles, scale, subgroupSize }) =>
-    flashPlan(flash, shape, tiles, scale, null, subgroupSize),
+  plan: ({ shape, tiles, scale, subgroupSize, options }) =>
+    flashPlan(flash, shape, tiles, scale, null, subgroupSize, f16MathOf(options)),
 };
