@@ -5,6 +5,10 @@
 //
 //   deno run -A scripts/speed_variants.ts [--n 1024,4096,16384] [--d 64] [--reps 10]
 //     [--tiles 64x32x8x8,64x32x4x16] [--sg both|on|off] [--causal]
+//     [--dtype f16 --f16-math f32,packed] [--peers peers.jsonl]
+// --f16-math: the f16 programs' arithmetic, each timed as its own variant (kernel option
+// f16Math). --peers: peer_sdpa.py's JSON lines; the table then gives the ratio to
+// EFFICIENT_ATTENTION of the same n, d, dtype and causality.
 import { parseArgs } from "@std/cli/parse-args";
 import { AttentionKernels, prepareAttention } from "../kernels/attention.ts";
 import { checkPrepared } from "../kernels/check.ts";
@@ -15,7 +19,7 @@ import type { AttentionShape, Tiles } from "../core/shapes.ts";
 import { attentionFlops } from "../kernels/kernel.ts";
 
 const a = parseArgs(Deno.args, {
-  string: ["n", "d", "reps", "tiles", "sg", "kernel", "dtype", "check-n"],
+  string: ["n", "d", "reps", "tiles", "sg", "kernel", "dtype", "check-n", "f16-math", "peers"],
   boolean: ["causal"],
 });
 const ns = (a.n ?? "1024,4096,16384").split(",").map(Number);
@@ -29,6 +33,19 @@ const tiles: Tiles[] = tilesText.split(",").map((s: string) => {
   return { br: br!, bc: bc!, rm: rm!, tx: tx! };
 });
 const sgModes = a.sg === "on" ? [true] : a.sg === "off" ? [false] : [true, false];
+const maths: string[] = (a["f16-math"] ?? "f32").split(",");
+const peers: Record<string, unknown>[] = a.peers
+  ? Deno.readTextFileSync(a.peers).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l))
+  : [];
+/** TFLOP/s of the EFFICIENT_ATTENTION peer at this n (null: none in --peers). */
+const efficient = (n: number): number | null => {
+  const row = peers.find((r) =>
+    r.backend === "EFFICIENT_ATTENTION" && r.n === n && r.d === d && r.pass === "fwd" &&
+    r.dtype === (dtype === "f16" ? "float16" : "float32") && Boolean(r.causal) === !!a.causal &&
+    typeof r.tflops === "number"
+  );
+  return row ? row.tflops as number : null;
+};
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const rows: string[] = [];
 
@@ -36,15 +53,20 @@ for (const sg of sgModes) {
   const gpu: Gpu = await openGpu({ subgroups: sg });
   const kernels = new AttentionKernels(gpu);
   console.log(`# ${gpu.info.description} subgroups=${gpu.info.subgroups} size=${gpu.subgroupSize}`);
-  for (const t of tiles) {
-    const name = `${kernel} ${dtype} d${d} ${t.br}x${t.bc}x${t.rm}x${t.tx} sg=${gpu.subgroupSize}`;
+  for (const [t, math] of tiles.flatMap((t) => maths.map((m) => [t, m] as const))) {
+    const options = { f16Math: math };
+    const name = `${kernel} ${dtype}${
+      dtype === "f16" ? `/${math}` : ""
+    } d${d} ${t.br}x${t.bc}x${t.rm}x${t.tx} sg=${gpu.subgroupSize}`;
     // Correct first: odd sizes, several heads, poisoned outputs, fresh inputs.
     let ok = true;
+    let maxErr = 0;
     for (const n of (a["check-n"] ?? "1,77,1000").split(",").map(Number)) {
       const shape: AttentionShape = { batch: 2, heads: 3, n, d, dtype, causal: a.causal };
       try {
-        const p = await prepareAttention(kernels, { kernel, shape, tiles: t });
+        const p = await prepareAttention(kernels, { kernel, shape, tiles: t, options });
         const r = await checkPrepared(p, 1000 + n);
+        maxErr = Math.max(maxErr, r.error);
         p.destroy();
         const good = r.nonFinite === 0 && r.error <= tolerance(dtype);
         console.log(
@@ -69,7 +91,9 @@ for (const sg of sgModes) {
         dtype,
         causal: a.causal,
       };
-      const p = await prepareAttention(kernels, { kernel, shape, tiles: t }, { inputSets: 2 });
+      const p = await prepareAttention(kernels, { kernel, shape, tiles: t, options }, {
+        inputSets: 2,
+      });
       const inputs = p.plan.randomInputs(7);
       p.upload(inputs, 0);
       p.upload(p.plan.randomInputs(8), 1);
@@ -82,11 +106,14 @@ for (const sg of sgModes) {
       });
       const ms = median(r.samplesMs);
       const tf = attentionFlops(shape, "fwd") / (ms * 1e-3) / 1e12;
-      console.log(JSON.stringify({ name, n, ms, tflops: tf, clock: r.clock }));
+      const peer = efficient(n);
+      console.log(JSON.stringify({ name, n, ms, tflops: tf, maxErr, peer, clock: r.clock }));
       rows.push(
-        `${name.padEnd(44)} n=${String(n).padStart(5)} ${ms.toFixed(3).padStart(9)} ms ${
+        `${name.padEnd(52)} n=${String(n).padStart(5)} ${ms.toFixed(3).padStart(9)} ms ${
           tf.toFixed(2).padStart(6)
-        } TFLOP/s`,
+        } TFLOP/s  err ${maxErr.toExponential(1)}${
+          peer ? `  ${(tf / peer).toFixed(3)}x EFFICIENT (${peer})` : ""
+        }`,
       );
       p.destroy();
     }
