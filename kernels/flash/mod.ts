@@ -57,6 +57,9 @@ export interface FlashKnobs {
  */
 export type F16Math = "f32" | "packed";
 
+/** The kernels whose f16 programs take {@linkcode F16Math} (kernel option `f16Math`). */
+export const F16_MATH_KERNELS: readonly string[] = ["flash", "block-sparse"];
+
 /** The values of {@linkcode F16Math}; the first is the default. */
 export const F16_MATHS: readonly F16Math[] = ["f32", "packed"];
 
