@@ -60,7 +60,8 @@ const CASES: [d: number, n: number, causal: boolean, tiles: Tiles | undefined][]
 ];
 
 Deno.test({
-  name: "packed f16 flash matches the float64 reference (odd n, causal, partial chunks)",
+  name:
+    "flash f16 packed math matches the float64 reference (odd n, causal, partial chunks; needs shader-f16)",
   ignore: noF16,
   async fn() {
     const failures: string[] = [];
@@ -87,7 +88,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "packed f16 block-sparse and flash: counted bytes equal modeled bytes",
+  name:
+    "flash f16 packed math, and block-sparse: counted bytes equal modeled bytes (needs shader-f16)",
   ignore: noF16,
   async fn() {
     const failures: string[] = [];
