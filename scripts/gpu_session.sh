@@ -103,9 +103,9 @@ for step in "$@"; do
       ab verify --kernels flash,block-sparse --dtype f16 --f16-math packed --d 128 --n 77,1000 \
         --causal --mask local --quiet | tail -3
       sv --dtype f16 --d 64 --n 4096,16384 --check-n 1,77,1000 --sg off --f16-math f32,packed \
-        --tiles 64x32x2x8,64x32x4x16,64x64x4x16 --peers "$HP" > "$OUT/h16.txt"
-      sv --dtype f16 --d 64 --n 4096 --check-n 77 --sg off --f16-math packed --causal \
-        --tiles 64x32x4x16 > "$OUT/h16_causal.txt"
+        --tiles 64x32x2x8,64x32x4x16,64x64x4x16 --peers "$HP" | tee "$OUT/h16.txt" | grep -v "^{"
+      sv --dtype f16 --d 64 --n 4096 --check-n 77 --sg off --f16-math f32,packed --causal \
+        --tiles 64x32x4x16 | tee "$OUT/h16_causal.txt" | grep -v "^{"
       grep '^check' "$OUT/h16.txt" "$OUT/h16_causal.txt" | grep -v ' ok$'
       echo "variant (kernel dtype/math d tiles) | N | ms | TFLOP/s | max check error | ratio to EFFICIENT f16"
       for f in "$OUT/h16.txt" "$OUT/h16_causal.txt"; do sed -n '/^$/,$p' "$f"; done | grep . ;;
