@@ -5,9 +5,10 @@
 //
 //   deno run -A scripts/speed_variants.ts [--n 1024,4096,16384] [--d 64] [--reps 10]
 //     [--tiles 64x32x8x8,64x32x4x16] [--sg both|on|off] [--causal]
-//     [--dtype f16 --f16-math f32,packed] [--peers peers.jsonl]
+//     [--dtype f16 --f16-math f32,packed] [--f16-chunk 16,64] [--peers peers.jsonl]
 // --f16-math: the f16 programs' arithmetic, each timed as its own variant (kernel option
-// f16Math). --peers: peer_sdpa.py's JSON lines; the table then gives the ratio to
+// f16Math); packed once per --f16-chunk (elements per f16 partial sum, kernel option f16Chunk;
+// default 16). --peers: peer_sdpa.py's JSON lines; the table then gives the ratio to
 // EFFICIENT_ATTENTION of the same n, d, dtype and causality.
 import { parseArgs } from "@std/cli/parse-args";
 import { AttentionKernels, prepareAttention } from "../kernels/attention.ts";
@@ -19,7 +20,19 @@ import type { AttentionShape, Tiles } from "../core/shapes.ts";
 import { attentionFlops } from "../kernels/kernel.ts";
 
 const a = parseArgs(Deno.args, {
-  string: ["n", "d", "reps", "tiles", "sg", "kernel", "dtype", "check-n", "f16-math", "peers"],
+  string: [
+    "n",
+    "d",
+    "reps",
+    "tiles",
+    "sg",
+    "kernel",
+    "dtype",
+    "check-n",
+    "f16-math",
+    "f16-chunk",
+    "peers",
+  ],
   boolean: ["causal"],
 });
 const ns = (a.n ?? "1024,4096,16384").split(",").map(Number);
@@ -33,7 +46,12 @@ const tiles: Tiles[] = tilesText.split(",").map((s: string) => {
   return { br: br!, bc: bc!, rm: rm!, tx: tx! };
 });
 const sgModes = a.sg === "on" ? [true] : a.sg === "off" ? [false] : [true, false];
-const maths: string[] = (a["f16-math"] ?? "f32").split(",");
+const chunks = (a["f16-chunk"] ?? "16").split(",").map(Number);
+/** The arithmetic variants: f32, and packed at each chunk length. */
+const maths: { f16Math: string; f16Chunk?: number }[] = (a["f16-math"] ?? "f32").split(",")
+  .flatMap((m: string) =>
+    m === "packed" ? chunks.map((c: number) => ({ f16Math: m, f16Chunk: c })) : [{ f16Math: m }]
+  );
 const peers: Record<string, unknown>[] = a.peers
   ? Deno.readTextFileSync(a.peers).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l))
   : [];
@@ -54,9 +72,10 @@ for (const sg of sgModes) {
   const kernels = new AttentionKernels(gpu);
   console.log(`# ${gpu.info.description} subgroups=${gpu.info.subgroups} size=${gpu.subgroupSize}`);
   for (const [t, math] of tiles.flatMap((t) => maths.map((m) => [t, m] as const))) {
-    const options = { f16Math: math };
+    const options = math;
+    const mathName = math.f16Chunk ? `${math.f16Math}${math.f16Chunk}` : math.f16Math;
     const name = `${kernel} ${dtype}${
-      dtype === "f16" ? `/${math}` : ""
+      dtype === "f16" ? `/${mathName}` : ""
     } d${d} ${t.br}x${t.bc}x${t.rm}x${t.tx} sg=${gpu.subgroupSize}`;
     // Correct first: odd sizes, several heads, poisoned outputs, fresh inputs.
     let ok = true;

@@ -8,7 +8,7 @@
  */
 
 import { UsageError } from "../../core/errors.ts";
-import { f16MathOf, flashPlan, flashWorkgroupBytes } from "../flash/mod.ts";
+import { f16ChunkOf, f16MathOf, flashPlan, flashWorkgroupBytes } from "../flash/mod.ts";
 import type { AttentionShape, Tiles } from "../../core/shapes.ts";
 import type { Kernel, MaskRequest } from "../kernel.ts";
 import { BlockMask, makeMask } from "../masks.ts";
@@ -36,6 +36,7 @@ export const blockSparse: Kernel = {
       blockMaskFor(shape, tiles, mask),
       subgroupSize,
       f16MathOf(options),
+      f16ChunkOf(options),
     ),
 };
 

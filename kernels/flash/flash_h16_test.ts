@@ -14,7 +14,7 @@ import {
   seedFor,
   trafficDifferences,
 } from "../testing.ts";
-import { F16_CHUNK, f16MathOf, flashKey, flashPlan, flashSource } from "./mod.ts";
+import { F16_CHUNK, f16ChunkOf, f16MathOf, flashKey, flashPlan, flashSource } from "./mod.ts";
 import { flash } from "./mod.ts";
 
 const kernels = await getKernels();
@@ -35,6 +35,11 @@ Deno.test("f16Math: packed builds flash_h16 for f16 storage only, f32 stays the 
   assert(packed.includes(`const CH4: u32 = ${F16_CHUNK / 4}u;`));
   assertEquals(flashSource({ ...base, f16Math: "f32" }), flashSource(base));
   assertNotEquals(flashKey({ ...base, f16Math: "packed" }), flashKey(base));
+  const long = { ...base, f16Math: "packed" as const, f16Chunk: 64 };
+  assert(flashSource(long).includes("const CH4: u32 = 16u;"));
+  assertNotEquals(flashKey(long), flashKey({ ...base, f16Math: "packed" }));
+  assertEquals(f16ChunkOf(undefined), F16_CHUNK);
+  assertThrows(() => f16ChunkOf({ f16Chunk: 6 }), Error, "f16Chunk 6");
   const shape = (dtype: "f16" | "f32"): AttentionShape => ({
     batch: 1,
     heads: 1,
@@ -49,7 +54,7 @@ Deno.test("f16Math: packed builds flash_h16 for f16 storage only, f32 stays the 
   assert(!key("f32").includes("h16"), "f32 storage has nothing to pack");
 });
 
-const CASES: [d: number, n: number, causal: boolean, tiles: Tiles | undefined][] = [
+const CASES: [d: number, n: number, causal: boolean, tiles: Tiles | undefined, chunk?: number][] = [
   [64, 1, false, T64],
   [64, 77, true, T64],
   [64, 1000, false, T64],
@@ -57,6 +62,9 @@ const CASES: [d: number, n: number, causal: boolean, tiles: Tiles | undefined][]
   [32, 130, true, T20],
   [128, 300, false, { br: 32, bc: 32, rm: 2, tx: 16 }],
   [64, 9, false, undefined],
+  // Chunks longer than the head dim and the key block: one fold a score, one a block.
+  [64, 300, true, T64, 128],
+  [32, 130, false, T20, 8],
 ];
 
 Deno.test({
@@ -65,13 +73,13 @@ Deno.test({
   ignore: noF16,
   async fn() {
     const failures: string[] = [];
-    for (const [d, n, causal, tiles] of CASES) {
+    for (const [d, n, causal, tiles, chunk] of CASES) {
       const shape: AttentionShape = { batch: 2, heads: 2, n, d, dtype: "f16", causal };
       const p = await prepareAttention(kernels!, {
         kernel: "flash",
         shape,
         tiles,
-        options: { f16Math: "packed" },
+        options: { f16Math: "packed", ...(chunk ? { f16Chunk: chunk } : {}) },
       });
       try {
         const key = p.plan.passes()[0]!.key;

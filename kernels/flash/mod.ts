@@ -49,6 +49,8 @@ export interface FlashKnobs {
    * source. Ignored at f32.
    */
   f16Math?: F16Math;
+  /** The packed program's chunk length in elements (default {@linkcode F16_CHUNK}). */
+  f16Chunk?: number;
 }
 
 /**
@@ -85,6 +87,25 @@ export function f16MathOf(options: Readonly<Record<string, unknown>> | undefined
     throw new Error(`f16Math ${String(m)}: expected ${F16_MATHS.join(" or ")}`);
   }
   return m as F16Math;
+}
+
+/**
+ * The packed program's chunk length a problem's kernel options ask for (`options.f16Chunk`, a
+ * multiple of 4 from 4 to 128; {@linkcode F16_CHUNK} when absent). Longer chunks fold into f32
+ * less often and round more: the score error bound grows as chunk / 4 + 2.
+ *
+ * @example
+ * ```ts
+ * import { f16ChunkOf } from "./mod.ts";
+ * console.assert(f16ChunkOf({ f16Chunk: 64 }) === 64 && f16ChunkOf(undefined) === 16);
+ * ```
+ */
+export function f16ChunkOf(options: Readonly<Record<string, unknown>> | undefined): number {
+  const c = options?.f16Chunk ?? F16_CHUNK;
+  if (typeof c !== "number" || !Number.isInteger(c) || c % 4 !== 0 || c < 4 || c > 128) {
+    throw new Error(`f16Chunk ${String(c)}: expected a multiple of 4 from 4 to 128`);
+  }
+  return c;
 }
 
 /**
@@ -174,7 +195,7 @@ export function flashKey(k: FlashKnobs): string {
   const t = k.tiles;
   const sg = flashUsesSubgroups(k) ? "-sg" : "";
   const layout = k.f16Math === "packed"
-    ? `h16c${F16_CHUNK}`
+    ? `h16c${k.f16Chunk ?? F16_CHUNK}`
     : flashLayout(k.d, t) === "rt"
     ? `rt${sg}${flashKvShared(k.d) ? "-kvs" : ""}`
     : "v5";
@@ -243,8 +264,9 @@ function flashH16Source(
   blocks: string,
   bounds: Record<string, number>,
 ): string {
-  const ch4 = Math.min(F16_CHUNK / 4, k.d / 4);
-  const ck4 = Math.min(F16_CHUNK / 4, k.tiles.bc / 4);
+  const chunk = k.f16Chunk ?? F16_CHUNK;
+  const ch4 = Math.min(chunk / 4, k.d / 4);
+  const ck4 = Math.min(chunk / 4, k.tiles.bc / 4);
   return [
     ...lines,
     `const CH4: u32 = ${ch4}u;`,
@@ -409,6 +431,7 @@ export function flashPlan(
   mask: BlockMask | null,
   subgroupSize = 0,
   f16Math: F16Math = "f32",
+  f16Chunk: number = F16_CHUNK,
 ): KernelPlan {
   const scale = given ?? 1 / Math.sqrt(shape.d);
   const heads = shape.batch * shape.heads;
@@ -453,6 +476,7 @@ export function flashPlan(
     subgroupSize,
     // The packed source is built for f16 storage only; f32 storage has nothing to pack.
     f16Math: shape.dtype === "f16" ? f16Math : "f32",
+    f16Chunk,
   };
   return {
     kernel,
@@ -502,5 +526,14 @@ export const flash: Kernel = {
   workgroupBytes: flashWorkgroupBytes,
   tileProblem: tileStructureProblem,
   plan: ({ shape, tiles, scale, subgroupSize, options }) =>
-    flashPlan(flash, shape, tiles, scale, null, subgroupSize, f16MathOf(options)),
+    flashPlan(
+      flash,
+      shape,
+      tiles,
+      scale,
+      null,
+      subgroupSize,
+      f16MathOf(options),
+      f16ChunkOf(options),
+    ),
 };
