@@ -3,6 +3,7 @@
 // from the same inputs. Needs an adapter with shader-f16 (lavapipe: SESSION.md's command).
 //
 //   deno run -A scripts/f16_error_bound.ts [--n 77,1000,2500] [--d 64] [--tiles 64x32x4x16]
+//     [--chunk 16]   (the packed program's f16Chunk)
 //
 // Bound on |O' - O| for a head (u = 2^-11, gamma_m = m u / (1 - m u)):
 //   score error   E = scale * gamma_(CH4+2) * max_i |q_i| * max_j |k_j|   (Cauchy–Schwarz)
@@ -17,7 +18,7 @@ import { openGpu } from "../kernels/gpu.ts";
 import { F16_CHUNK } from "../kernels/flash/mod.ts";
 import type { AttentionShape } from "../core/shapes.ts";
 
-const a = parseArgs(Deno.args, { string: ["n", "d", "tiles", "heads"] });
+const a = parseArgs(Deno.args, { string: ["n", "d", "tiles", "heads", "chunk"] });
 const ns = (a.n ?? "77,1000,2500").split(",").map(Number);
 const d = Number(a.d ?? 64);
 const heads = Number(a.heads ?? 2);
@@ -25,8 +26,9 @@ const [br, bc, rm, tx] = (a.tiles ?? "64x32x4x16").split("x").map(Number);
 const tiles = { br: br!, bc: bc!, rm: rm!, tx: tx! };
 const u = 2 ** -11;
 const gamma = (m: number) => m * u / (1 - m * u);
-const ch4 = Math.min(F16_CHUNK / 4, d / 4);
-const ck4 = Math.min(F16_CHUNK / 4, tiles.bc / 4);
+const chunk = Number(a.chunk ?? F16_CHUNK);
+const ch4 = Math.min(chunk / 4, d / 4);
+const ck4 = Math.min(chunk / 4, tiles.bc / 4);
 
 const gpu = await openGpu({});
 if (!gpu.f16) {
@@ -42,7 +44,7 @@ for (const n of ns) {
       kernel: "flash",
       shape,
       tiles,
-      options: { f16Math },
+      options: { f16Math, f16Chunk: chunk },
     });
     const r = await checkPrepared(p, 4242 + n);
     p.destroy();
