@@ -8,7 +8,9 @@
 //   products plus two additions; the row maxima, the exponentials, l and the LSE stay f32.
 // - P·V: p = exp2(s - m) is computed in f32 and rounded to f16 into p_tile (half the workgroup
 //   memory and reads of v5's f32 p_tile); hv[i][c] += p * v as vec4<f16> over CK4 * 4 keys,
-//   then added to the f32 accumulator acc. l sums the same rounded p, in f32.
+//   then added to the f32 accumulator acc. l sums the same rounded p, in f32: each thread only
+//   its own RN keys of a row (v5 has every thread of the row add all BC, which here would cost
+//   about half as much as the P·V FMAs), the row's TX partial sums added once at the end.
 //
 // Error (per output, relative to max |O|): the f16 chunk sums add at most about
 // (CH4 + 2) * u * sum_k |q_k k_k| <= (CH4 + 2) * u * |q| |k| to a score before it is scaled
@@ -147,19 +149,22 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
       }
       let alpha = exp2(m[i] - mx);
       m[i] = mx;
-      l[i] *= alpha;
       for (var c = 0u; c < RD4; c++) {
         acc[i][c] *= alpha;
       }
+      var own = 0.0;
       for (var j = 0u; j < RN; j++) {
         let col = tx + j * TX;
-        p_tile[r][col / 4u][col % 4u] = f16(select(exp2(s[i][j] - mx), 0.0, s[i][j] <= NEG));
+        let p = f16(select(exp2(s[i][j] - mx), 0.0, s[i][j] <= NEG));
+        p_tile[r][col / 4u][col % 4u] = p;
+        own += f32(p);
       }
+      l[i] = l[i] * alpha + own;
     }
     workgroupBarrier();
 
     // acc += P V over this block, four keys at a time (P read as vec4<f16>), in f16 chunks of
-    // CK4 key quads; every thread of a row also sums the row's (rounded) p into l, in f32.
+    // CK4 key quads.
     var hv: array<array<vec4<f16>, RD4>, RM>;
     for (var i = 0u; i < RM; i++) {
       for (var c = 0u; c < RD4; c++) {
@@ -170,7 +175,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
       var p4: array<vec4<f16>, RM>;
       for (var i = 0u; i < RM; i++) {
         p4[i] = p_tile[ty + i * TY][j4];
-        l[i] += dot(vec4<f32>(p4[i]), vec4<f32>(1.0));
       }
       for (var jj = 0u; jj < VEC; jj++) {
         var vj: array<vec4<f16>, RD4>;
@@ -192,6 +196,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
         }
       }
     }
+  }
+
+  // The row's l: its TX threads' partial sums (row_max_part is free once all are here).
+  workgroupBarrier();
+  for (var i = 0u; i < RM; i++) {
+    row_max_part[ty + i * TY][tx] = l[i];
+  }
+  workgroupBarrier();
+  for (var i = 0u; i < RM; i++) {
+    var sum = 0.0;
+    for (var x = 0u; x < TX; x++) {
+      sum += row_max_part[ty + i * TY][x];
+    }
+    l[i] = sum;
   }
 
   for (var i = 0u; i < RM; i++) {
