@@ -189,7 +189,12 @@ export function checkRun(v: unknown, path: string, kernels: KernelCatalog): void
     : field(r, "pass", path, (x, p) => oneOf(x, ["fwd", "bwd", "fwd+bwd"], p));
   const own = kernels.pass?.(kernel);
   if (own && own !== pass) fail(join(path, "pass"), `"${own}" for the kernel ${kernel}`, r.pass);
-  field(r, "dtype", path, (x, p) => oneOf(x, DTYPES, p));
+  const dtype = field(r, "dtype", path, (x, p) => oneOf(x, DTYPES, p));
+  if (r.f16Math !== undefined) {
+    // `--f16-math`: the f16 flash programs' arithmetic; f32 storage has none to choose.
+    field(r, "f16Math", path, (x, p) => oneOf(x, ["f32", "packed"], p));
+    if (dtype !== "f16") fail(join(path, "f16Math"), "absent at dtype f32", r.f16Math);
+  }
   field(r, "batch", path, positiveInt);
   field(r, "heads", path, positiveInt);
   field(r, "n", path, positiveInt);

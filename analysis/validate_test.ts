@@ -156,6 +156,29 @@ Deno.test("pass: absent is forward; a backward run says bwd; the kernel and its 
   }
 });
 
+Deno.test("f16Math: packed is part of a run's key, f32 is what absent means; only at f16", async () => {
+  const base = JSON.parse(await Deno.readTextFile(`${ROOT}ci/baseline.json`)) as ResultsFile;
+  const run = { ...base.runs.find((r) => r.kernel === "flash")!, dtype: "f16" as const };
+  assertEquals(runKey({ ...run, f16Math: "f32" }), runKey(run));
+  assert(runKey({ ...run, f16Math: "packed" }).endsWith("/packed"));
+  validateResults(
+    { ...base, runs: [{ ...run, f16Math: "packed" }, { ...run, f16Math: "f32" }] },
+    "m.json",
+    KERNELS,
+  );
+  const bad = [
+    [{ ...run, f16Math: "half" }, 'runs[0].f16Math: expected one of f32, packed, got "half"'],
+    [{ ...run, dtype: "f32", f16Math: "packed" }, "runs[0].f16Math: expected absent at dtype f32"],
+  ] as const;
+  for (const [r, message] of bad) {
+    assertThrows(
+      () => validateResults({ ...base, runs: [r as never] }, "bad.json", KERNELS),
+      Error,
+      message,
+    );
+  }
+});
+
 Deno.test("a peer line's pass: fwdbwd is read as fwd+bwd, fwd and absent as forward", () => {
   const row = {
     backend: "EFFICIENT_ATTENTION",

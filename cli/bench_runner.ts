@@ -47,6 +47,8 @@ export interface RunSpec {
   options?: Readonly<Record<string, unknown>>;
   /** Decode kernels: the workload, recorded as the run's `decode`. */
   decode?: RunDecode;
+  /** f16 flash and block-sparse: the arithmetic (`--f16-math`), recorded as the run's. */
+  f16Math?: RunRecord["f16Math"];
 }
 
 /** How to measure. */
@@ -386,6 +388,7 @@ function unplannedRecord(spec: RunSpec): RunRecord {
     maxRelError: null,
     warnings: [],
     ...(spec.decode ? { decode: spec.decode } : {}),
+    ...(spec.f16Math ? { f16Math: spec.f16Math } : {}),
   };
 }
 

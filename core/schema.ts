@@ -122,6 +122,12 @@ export interface RunRecord {
   mask: MaskKind | null;
   /** Tile sizes: the compile-time knobs. */
   tile: { br: number; bc: number; rm: number; tx: number };
+  /**
+   * f16 flash and block-sparse runs (`--f16-math`): `"f32"`, f16 storage with f32 arithmetic
+   * (also what a run without the field did), or `"packed"`, half arithmetic in short chunks
+   * summed in f32. `"packed"` is part of a run's identity ({@linkcode runKey}).
+   */
+  f16Math?: "f32" | "packed";
   /** Which sweep produced this run. */
   sweep: "n" | "block-size" | "density" | "decode";
   status: RunStatus;
@@ -232,6 +238,7 @@ export function runKey(r: RunRecord): string {
     `t${r.tile.br}x${r.tile.bc}x${r.tile.rm}x${r.tile.tx}`,
     ...(r.decode ? decodeKeyParts(r.decode) : []),
     ...(r.pass && r.pass !== "fwd" ? [r.pass] : []),
+    ...(r.f16Math === "packed" ? ["packed"] : []),
   ].join("/");
 }
 

@@ -114,6 +114,28 @@ for step in "$@"; do
       grep -h '^check' "$OUT"/flashfwd_d*.txt | grep -v ' ok$'
       echo "--- flashfwd (B·N = 16384, 16 heads, f32)"
       cat "$FT" ;;
+    flashh16)
+      # Issue 10, f16: packed half arithmetic (f16Math packed, flash_h16.wgsl) against f16
+      # storage with f32 arithmetic, each variant checked against the float64 reference at odd
+      # sizes (speed_variants' check, B·H = 2·3) before it is timed, beside PyTorch f16 peers.
+      HP=$OUT/peers_f16.jsonl
+      python3 .device/peer_sdpa.py --d 64 --n 4096,16384 --reps 10 --dtype float16 2>/dev/null > "$HP"
+      grep -h 'EFFICIENT\|FLASH' "$HP" | cut -c1-200
+      ab verify --kernels flash,block-sparse --dtype f16 --f16-math packed --d 64 --n 1,37,257,1000 \
+        --heads 3 --batch 2 --count-io --quiet | tail -3
+      ab verify --kernels flash,block-sparse --dtype f16 --f16-math packed --d 128 --n 77,1000 \
+        --causal --mask local --quiet | tail -3
+      sv --dtype f16 --d 64 --n 4096,16384 --check-n 1,77,1000 --sg off --f16-math f32,packed \
+        --tiles 64x32x2x8,64x32x4x16,64x64x4x16 --peers "$HP" | tee "$OUT/h16.txt" | grep -v "^{"
+      # One f16 partial sum a score (64 = the head dim) and 64 keys: the cost of the f32 folds.
+      sv --dtype f16 --d 64 --n 4096,16384 --check-n 77,1000 --sg off --f16-math packed \
+        --f16-chunk 64 --tiles 64x32x4x16 --peers "$HP" | tee "$OUT/h16_c64.txt" | grep -v "^{"
+      sv --dtype f16 --d 64 --n 4096 --check-n 77 --sg off --f16-math f32,packed --causal \
+        --tiles 64x32x4x16 | tee "$OUT/h16_causal.txt" | grep -v "^{"
+      H16="$OUT/h16.txt $OUT/h16_c64.txt $OUT/h16_causal.txt"
+      grep '^check' $H16 | grep -v ' ok$'
+      echo "variant (kernel dtype/math+chunk d tiles) | N | ms | TFLOP/s | max check error | ratio to EFFICIENT f16"
+      for f in $H16; do sed -n '/^$/,$p' "$f"; done | grep . ;;
     backward)
       # Issue 13. Correctness first (f16 has never run elsewhere: llvmpipe has no shader-f16).
       for dt in f32 f16; do for pass in bwd fwd+bwd; do

@@ -5,8 +5,11 @@
 //
 //   deno run -A scripts/speed_variants.ts [--n 1024,4096,16384] [--d 64] [--reps 10]
 //     [--tiles 64x32x8x8,64x32x4x16,64x32x4x8v7] [--sg both|on|off] [--causal]
-//     [--peers peers.jsonl] [--table rows.txt]
-// --peers: peer_sdpa.py's JSON lines; each timing's row then shows its ratio to
+//     [--dtype f16 --f16-math f32,packed] [--f16-chunk 16,64] [--peers peers.jsonl]
+//     [--table rows.txt]
+// --f16-math: the f16 programs' arithmetic, each timed as its own variant (kernel option
+// f16Math); packed once per --f16-chunk (elements per f16 partial sum, kernel option f16Chunk;
+// default 16). --peers: peer_sdpa.py's JSON lines; each timing's row then shows its ratio to
 // EFFICIENT_ATTENTION's TFLOP/s at the same N, d, dtype, causality and B·H. --table: the
 // table's rows are also appended to this file (one step's several runs make one table).
 import { parseArgs } from "@std/cli/parse-args";
@@ -19,7 +22,20 @@ import type { AttentionShape, Tiles } from "../core/shapes.ts";
 import { attentionFlops } from "../kernels/kernel.ts";
 
 const a = parseArgs(Deno.args, {
-  string: ["n", "d", "reps", "tiles", "sg", "kernel", "dtype", "check-n", "peers", "table"],
+  string: [
+    "n",
+    "d",
+    "reps",
+    "tiles",
+    "sg",
+    "kernel",
+    "dtype",
+    "check-n",
+    "f16-math",
+    "f16-chunk",
+    "peers",
+    "table",
+  ],
   boolean: ["causal"],
 });
 const ns = (a.n ?? "1024,4096,16384").split(",").map(Number);
@@ -35,6 +51,12 @@ const tiles: Tiles[] = tilesText.split(",").map((s: string) => {
   return { br: br!, bc: bc!, rm: rm!, tx: tx!, ...(v7 ? { variant: "v7" as const } : {}) };
 });
 const sgModes = a.sg === "on" ? [true] : a.sg === "off" ? [false] : [true, false];
+const chunks = (a["f16-chunk"] ?? "16").split(",").map(Number);
+/** The arithmetic variants: f32, and packed at each chunk length. */
+const maths: { f16Math: string; f16Chunk?: number }[] = (a["f16-math"] ?? "f32").split(",")
+  .flatMap((m: string) =>
+    m === "packed" ? chunks.map((c: number) => ({ f16Math: m, f16Chunk: c })) : [{ f16Math: m }]
+  );
 interface PeerRow {
   backend: string;
   n: number;
@@ -65,17 +87,21 @@ for (const sg of sgModes) {
   const gpu: Gpu = await openGpu({ subgroups: sg });
   const kernels = new AttentionKernels(gpu);
   console.log(`# ${gpu.info.description} subgroups=${gpu.info.subgroups} size=${gpu.subgroupSize}`);
-  for (const t of tiles) {
-    const name = `${kernel} ${dtype} d${d} ${t.br}x${t.bc}x${t.rm}x${t.tx}${
-      t.variant ?? ""
-    } sg=${gpu.subgroupSize}`;
+  for (const [t, math] of tiles.flatMap((t) => maths.map((m) => [t, m] as const))) {
+    const options = math;
+    const mathName = math.f16Chunk ? `${math.f16Math}${math.f16Chunk}` : math.f16Math;
+    const name = `${kernel} ${dtype}${
+      dtype === "f16" ? `/${mathName}` : ""
+    } d${d} ${t.br}x${t.bc}x${t.rm}x${t.tx}${t.variant ?? ""} sg=${gpu.subgroupSize}`;
     // Correct first: odd sizes, several heads, poisoned outputs, fresh inputs.
     let ok = true;
+    let maxErr = 0;
     for (const n of (a["check-n"] ?? "1,77,1000").split(",").map(Number)) {
       const shape: AttentionShape = { batch: 2, heads: 3, n, d, dtype, causal: a.causal };
       try {
-        const p = await prepareAttention(kernels, { kernel, shape, tiles: t });
+        const p = await prepareAttention(kernels, { kernel, shape, tiles: t, options });
         const r = await checkPrepared(p, 1000 + n);
+        maxErr = Math.max(maxErr, r.error);
         p.destroy();
         const good = r.nonFinite === 0 && r.error <= tolerance(dtype);
         console.log(
@@ -100,7 +126,9 @@ for (const sg of sgModes) {
         dtype,
         causal: a.causal,
       };
-      const p = await prepareAttention(kernels, { kernel, shape, tiles: t }, { inputSets: 2 });
+      const p = await prepareAttention(kernels, { kernel, shape, tiles: t, options }, {
+        inputSets: 2,
+      });
       const inputs = p.plan.randomInputs(7);
       p.upload(inputs, 0);
       p.upload(p.plan.randomInputs(8), 1);
@@ -113,13 +141,14 @@ for (const sg of sgModes) {
       });
       const ms = median(r.samplesMs);
       const tf = attentionFlops(shape, "fwd") / (ms * 1e-3) / 1e12;
-      console.log(JSON.stringify({ name, n, ms, tflops: tf, clock: r.clock }));
       const peer = efficient(shape);
-      const ratio = peer ? ` ${(tf / peer).toFixed(3)}x of EFFICIENT ${peer.toFixed(2)}` : "";
+      console.log(JSON.stringify({ name, n, ms, tflops: tf, maxErr, peer, clock: r.clock }));
       rows.push(
-        `${name.padEnd(44)} n=${String(n).padStart(5)} ${ms.toFixed(3).padStart(9)} ms ${
+        `${name.padEnd(52)} n=${String(n).padStart(5)} ${ms.toFixed(3).padStart(9)} ms ${
           tf.toFixed(2).padStart(6)
-        } TFLOP/s${ratio}`,
+        } TFLOP/s  err ${maxErr.toExponential(1)}${
+          peer ? `  ${(tf / peer).toFixed(3)}x of EFFICIENT ${peer.toFixed(2)}` : ""
+        }`,
       );
       p.destroy();
     }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { F16_MATH_HELP, f16MathFlag } from "../f16_math_flag.ts";
+import { F16_MATH_KERNELS, type F16Math } from "../../kernels/flash/mod.ts";
 import type { Command } from "../command.ts";
 import { UsageError } from "../../core/errors.ts";
 import type { Output } from "../output.ts";
@@ -95,6 +97,7 @@ ${KERNEL_MODULE_HELP}
 ${DECODE_HELP}
   --no-ceilings       skip the copy / FMA / launch micro-benchmarks
   --no-subgroups      never ask for subgroups: the portable kernels (workgroup-memory reductions)
+${F16_MATH_HELP}
   --no-report         write results.json only
   --json              print the results file to stdout instead of the summary table
   --quiet             no progress on stderr`;
@@ -122,6 +125,7 @@ export const benchCommand: Command = {
         "export",
         "kernel-module",
         "batches",
+        "f16-math",
         ...DECODE_STRING_FLAGS,
       ],
       boolean: ["count-io", "verify", "json", "no-ceilings", "no-report", "quiet", "no-subgroups"],
@@ -142,6 +146,7 @@ export const benchCommand: Command = {
     if (str("batches") !== undefined && sweep !== "decode") {
       throw new UsageError("--batches applies to --sweep decode");
     }
+    const f16Math = f16MathFlag(flags, str("dtype") === "f16" ? "f16" : "f32");
     const exports = (str("export") ?? "").split(",").filter((x) => x !== "");
     for (const x of exports) {
       if (!["csv", "markdown", "gab"].includes(x)) {
@@ -225,14 +230,17 @@ export const benchCommand: Command = {
           ? undefined
           : tuned?.[tunedKey(kernel.tunedLike, shape.dtype, shape.d)]) ??
         kernels.defaultTiles(kernel, shape);
-    const specs = planRuns(o, sweep, {
-      blockSizes,
-      densities,
-      fallback,
-      tilesFor,
-      decode,
-      batches,
-    });
+    const specs = withF16Math(
+      planRuns(o, sweep, {
+        blockSizes,
+        densities,
+        fallback,
+        tilesFor,
+        decode,
+        batches,
+      }),
+      f16Math,
+    );
     for (const spec of specs) {
       const why = maskTooLarge(spec);
       if (why) {
@@ -400,6 +408,19 @@ function decodeRuns(
       options: p.optionsFor(kernel),
       decode: p.recordFor(kernel),
     }))
+  );
+}
+
+/**
+ * The f16 flash programs' arithmetic (`--f16-math`) on the runs of the kernels that take it, as
+ * their kernel option and in their record.
+ */
+function withF16Math(specs: RunSpec[], f16Math: F16Math | null): RunSpec[] {
+  if (f16Math === null) return specs;
+  return specs.map((s) =>
+    F16_MATH_KERNELS.includes(s.kernel.name)
+      ? { ...s, options: { ...s.options, f16Math }, f16Math }
+      : s
   );
 }
 

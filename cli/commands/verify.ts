@@ -34,6 +34,8 @@ import { checkAgainstReference, countRun } from "../../kernels/check.ts";
 import type { Kernel } from "../../kernels/kernel.ts";
 import { openGpu, requireDtype } from "../../kernels/gpu.ts";
 import { tolerance } from "../../core/tolerances.ts";
+import { F16_MATH_HELP, f16MathFlag } from "../f16_math_flag.ts";
+import { F16_MATH_KERNELS, type F16Math } from "../../kernels/flash/mod.ts";
 
 const HELP = `attnbench verify — check every kernel against a float64 CPU reference
 
@@ -52,6 +54,7 @@ ${DECODE_HELP}
 
   --count-io          also run the counting variant and require counted == modeled bytes
   --no-subgroups      never ask for subgroups: the portable kernels (workgroup-memory reductions)
+${F16_MATH_HELP}
 ${KERNEL_MODULE_HELP}
   --json              print the results as JSON`;
 
@@ -75,6 +78,8 @@ interface VerifyRow {
   pass: boolean;
   /** Decode kernels: the workload (lengths, KV heads, block size). */
   decode?: RunDecode;
+  /** f16 rows: the arithmetic (`--f16-math`); the kernels other than flash's ignore it. */
+  f16Math?: F16Math;
 }
 
 /** One problem verify runs a kernel on. */
@@ -88,8 +93,16 @@ interface VerifyCase {
  * The problems of a kernel: an attention kernel one per `--n`; a decode kernel those the decode
  * flags describe (fixed lengths: `--batch` sequences of each `--n`).
  */
-function casesOf(kernel: Kernel, o: ShapeOptions, decode: DecodeFlags): VerifyCase[] {
-  if (problemOf(kernel) === "attention") return o.ns.map((n) => ({ shape: shapeAt(o, n) }));
+function casesOf(
+  kernel: Kernel,
+  o: ShapeOptions,
+  decode: DecodeFlags,
+  f16Math: F16Math | null = null,
+): VerifyCase[] {
+  if (problemOf(kernel) === "attention") {
+    const options = f16Math ? { f16Math } : undefined;
+    return o.ns.map((n) => ({ shape: shapeAt(o, n), options }));
+  }
   return decodeProblems(decode, o, [o.batch]).map((p) => ({
     shape: p.shape,
     options: p.optionsFor(kernel),
@@ -140,7 +153,7 @@ export const verifyCommand: Command = {
   help: HELP,
   async run(args, io) {
     const flags = parseCommandFlags("verify", args, {
-      string: ["kernel-module", ...DECODE_STRING_FLAGS],
+      string: ["kernel-module", "f16-math", ...DECODE_STRING_FLAGS],
       boolean: ["json", "count-io", "no-subgroups"],
       collect: ["kernel-module"],
     });
@@ -151,6 +164,7 @@ export const verifyCommand: Command = {
     await loadKernelModules(kernelModulePaths(flags));
     const o = shapeOptions(flags, { ns: [1, 17, 128, 257, 1024], batch: 1, heads: 2 });
     const decode = await decodeFlags(flags, o);
+    const f16Math = f16MathFlag(flags, o.dtype);
     for (const n of o.kernels.some((k) => problemOf(k) === "attention") ? o.ns : []) {
       const work = o.batch * o.heads * n * n * o.d;
       if (work > VERIFY_MAX_WORK) {
@@ -175,9 +189,10 @@ export const verifyCommand: Command = {
     requireDtype(gpu, o.dtype);
     const kernels = new AttentionKernels(gpu);
     const rows: VerifyRow[] = [];
+    const mathOf = (k: Kernel) => f16Math && F16_MATH_KERNELS.includes(k.name) ? { f16Math } : {};
     let seed = o.seed;
     for (const kernel of o.kernels) {
-      for (const c of casesOf(kernel, o, decode)) {
+      for (const c of casesOf(kernel, o, decode, f16Math)) {
         const { shape } = c;
         const n = shape.n;
         io.progress(`verify ${kernel.name} n=${n}`);
@@ -196,7 +211,12 @@ export const verifyCommand: Command = {
         } catch (e) {
           if (e instanceof UsageError) throw e;
           // A kernel that does not compile or a GPU fault fails this row, not the command.
-          rows.push({ ...faultRow(kernel, n, o, e), batch: shape.batch, ...decodeOf(c) });
+          rows.push({
+            ...faultRow(kernel, n, o, e),
+            batch: shape.batch,
+            ...decodeOf(c),
+            ...mathOf(kernel),
+          });
           continue;
         }
         let counted: number | null = null;
@@ -224,6 +244,7 @@ export const verifyCommand: Command = {
           ...rowShape(kernel.name, n, o),
           batch: shape.batch,
           ...decodeOf(c),
+          ...mathOf(kernel),
           density: prepared.mask?.density ?? 1,
           // A decode kernel has no tiles: its column names the cache layout instead.
           tiles: c.decode
@@ -264,7 +285,7 @@ export const verifyCommand: Command = {
       ];
       const body = rows.map((r) => [
         r.kernel,
-        r.dtype,
+        r.f16Math === "packed" ? `${r.dtype} packed` : r.dtype,
         String(r.n),
         String(r.d),
         `${r.batch}×${r.heads}`,

@@ -11,6 +11,7 @@
 
 import flashBody from "./flash.wgsl" with { type: "text" };
 import flashRtBody from "./flash_rt.wgsl" with { type: "text" };
+import flashH16Body from "./flash_h16.wgsl" with { type: "text" };
 import { type AttentionShape, type Dtype, dtypeBytes, type Tiles } from "../../core/shapes.ts";
 import {
   flashAttentionBytes,
@@ -42,6 +43,69 @@ export interface FlashKnobs {
    * Only the register-tile layout uses them ({@linkcode flashUsesSubgroups}).
    */
   subgroupSize?: number;
+  /**
+   * f16 storage only: `"packed"` builds flash_h16.wgsl (both products in vec4<f16> chunks of
+   * {@linkcode F16_CHUNK} elements, folded into f32), `"f32"` or absent the f32-arithmetic
+   * source. Ignored at f32.
+   */
+  f16Math?: F16Math;
+  /** The packed program's chunk length in elements (default {@linkcode F16_CHUNK}). */
+  f16Chunk?: number;
+}
+
+/**
+ * How the f16 flash program computes: `"f32"` (f16 storage, f32 arithmetic) or `"packed"`
+ * (half arithmetic in short chunks, accumulated in f32: flash_h16.wgsl).
+ */
+export type F16Math = "f32" | "packed";
+
+/** The kernels whose f16 programs take {@linkcode F16Math} (kernel option `f16Math`). */
+export const F16_MATH_KERNELS: readonly string[] = ["flash", "block-sparse"];
+
+/** The values of {@linkcode F16Math}; the first is the default. */
+export const F16_MATHS: readonly F16Math[] = ["f32", "packed"];
+
+/**
+ * Elements per f16 partial sum of the packed program: the head-dim slice of a score (4 vec4s)
+ * and the keys of a P·V chunk (4 key quads) before each is added to its f32 sum.
+ */
+export const F16_CHUNK = 16;
+
+/**
+ * The f16 math a problem's kernel options ask for (`options.f16Math`), `"f32"` when absent;
+ * anything else is an error.
+ *
+ * @example
+ * ```ts
+ * import { f16MathOf } from "./mod.ts";
+ * console.assert(f16MathOf({ f16Math: "packed" }) === "packed" && f16MathOf(undefined) === "f32");
+ * ```
+ */
+export function f16MathOf(options: Readonly<Record<string, unknown>> | undefined): F16Math {
+  const m = options?.f16Math ?? F16_MATHS[0];
+  if (!F16_MATHS.includes(m as F16Math)) {
+    throw new Error(`f16Math ${String(m)}: expected ${F16_MATHS.join(" or ")}`);
+  }
+  return m as F16Math;
+}
+
+/**
+ * The packed program's chunk length a problem's kernel options ask for (`options.f16Chunk`, a
+ * multiple of 4 from 4 to 128; {@linkcode F16_CHUNK} when absent). Longer chunks fold into f32
+ * less often and round more: the score error bound grows as chunk / 4 + 2.
+ *
+ * @example
+ * ```ts
+ * import { f16ChunkOf } from "./mod.ts";
+ * console.assert(f16ChunkOf({ f16Chunk: 64 }) === 64 && f16ChunkOf(undefined) === 16);
+ * ```
+ */
+export function f16ChunkOf(options: Readonly<Record<string, unknown>> | undefined): number {
+  const c = options?.f16Chunk ?? F16_CHUNK;
+  if (typeof c !== "number" || !Number.isInteger(c) || c % 4 !== 0 || c < 4 || c > 128) {
+    throw new Error(`f16Chunk ${String(c)}: expected a multiple of 4 from 4 to 128`);
+  }
+  return c;
 }
 
 /**
@@ -135,7 +199,11 @@ export function flashKey(k: FlashKnobs): string {
   const t = k.tiles;
   const sg = flashUsesSubgroups(k) ? "-sg" : "";
   const chosen = flashLayout(k.d, t);
-  const layout = chosen === "rt" ? `rt${sg}${flashKvShared(k.d) ? "-kvs" : ""}` : chosen;
+  const layout = k.f16Math === "packed"
+    ? `h16c${k.f16Chunk ?? F16_CHUNK}`
+    : chosen === "rt"
+    ? `rt${sg}${flashKvShared(k.d) ? "-kvs" : ""}`
+    : chosen;
   return `flash${
     k.sparse ? "-sparse" : ""
   }/d${k.d}/br${t.br}-bc${t.bc}-rm${t.rm}-tx${t.tx}/${layout}`;
@@ -160,6 +228,7 @@ export function flashSource(k: FlashKnobs): string {
   const t = k.tiles;
   const sg = flashUsesSubgroups(k);
   const combine = sg ? SUBGROUP_COMBINE : PORTABLE_COMBINE;
+  if (k.f16Math === "packed") return flashH16Source(k, lines, blocks, bounds);
   const layout = flashLayout(k.d, k.tiles);
   if (layout !== "rt") {
     const body = layout === "v7" ? flashV7Body(flashBody) : flashBody;
@@ -254,6 +323,28 @@ export function flashV7Body(body: string): string {
     out = out.replaceAll(from, to); // "$&" in `to` stands for `from`
   }
   return out;
+}
+
+/**
+ * flash_h16.wgsl after the v5 constants: the chunk lengths CH4 (head-dim vec4s per score chunk)
+ * and CK4 (key quads per P·V chunk), each at most what the tile has.
+ */
+function flashH16Source(
+  k: FlashKnobs,
+  lines: string[],
+  blocks: string,
+  bounds: Record<string, number>,
+): string {
+  const chunk = k.f16Chunk ?? F16_CHUNK;
+  const ch4 = Math.min(chunk / 4, k.d / 4);
+  const ck4 = Math.min(chunk / 4, k.tiles.bc / 4);
+  return [
+    ...lines,
+    `const CH4: u32 = ${ch4}u;`,
+    `const CK4: u32 = ${ck4}u;`,
+    blocks,
+    unrollLoops(flashH16Body, bounds),
+  ].join("\n");
 }
 
 // flash_rt.wgsl's K^T and V tiles: two buffers (K^T[k][keys / 4], V[key][d / 4]) ...
@@ -410,6 +501,8 @@ export function flashPlan(
   given: number | undefined,
   mask: BlockMask | null,
   subgroupSize = 0,
+  f16Math: F16Math = "f32",
+  f16Chunk: number = F16_CHUNK,
 ): KernelPlan {
   const scale = given ?? 1 / Math.sqrt(shape.d);
   const heads = shape.batch * shape.heads;
@@ -447,7 +540,15 @@ export function flashPlan(
     bindings.push({ buffer: "rowptr", access: "read" }, { buffer: "colidx", access: "read" });
   }
   const density = mask?.density ?? 1;
-  const knobs = { d: shape.d, tiles, sparse: mask !== null, subgroupSize };
+  const knobs: FlashKnobs = {
+    d: shape.d,
+    tiles,
+    sparse: mask !== null,
+    subgroupSize,
+    // The packed source is built for f16 storage only; f32 storage has nothing to pack.
+    f16Math: shape.dtype === "f16" ? f16Math : "f32",
+    f16Chunk,
+  };
   return {
     kernel,
     shape,
@@ -495,6 +596,15 @@ export const flash: Kernel = {
   threads: tileThreads,
   workgroupBytes: flashWorkgroupBytes,
   tileProblem: tileStructureProblem,
-  plan: ({ shape, tiles, scale, subgroupSize }) =>
-    flashPlan(flash, shape, tiles, scale, null, subgroupSize),
+  plan: ({ shape, tiles, scale, subgroupSize, options }) =>
+    flashPlan(
+      flash,
+      shape,
+      tiles,
+      scale,
+      null,
+      subgroupSize,
+      f16MathOf(options),
+      f16ChunkOf(options),
+    ),
 };
