@@ -70,7 +70,7 @@ export function randomDout(shape: AttentionShape, seed: number): Float32Array {
 /**
  * Seeded inputs of a backward problem: Q, K, V from the forward's generator, dO drawn
  * N(0, 1) from the seed, all rounded to the dtype, and what the forward leaves for the backward
- * (O and the log-sum-exp, as the forward kernels write them; standard: P), computed by the
+ * (O, rounded to the dtype, and the log-sum-exp, as the forward kernels write them; standard: P), computed by the
  * float64 reference (N² work a head: for checks, not for timing large shapes).
  *
  * @example
@@ -98,7 +98,9 @@ export function backwardInputs(
   });
   if (standard) return { q, k, v, dout, p: new Float32Array(ref.p!) };
   const lse = new Float32Array(ref.lse.map((x) => x === -Infinity ? MASKED_LSE : x));
-  return { q, k, v, o: new Float32Array(ref.o), dout, lse };
+  // O rounded as the upload stores it, so the reference's D sees the kernel's O.
+  const o = shape.dtype === "f16" ? new Float16Array(ref.o) : new Float32Array(ref.o);
+  return { q, k, v, o: new Float32Array(o), dout, lse };
 }
 
 /**
@@ -307,7 +309,14 @@ function backwardPlan(
         need(inputs, "k"),
         need(inputs, "v"),
         need(inputs, "dout"),
-        { mask: mask ?? undefined, scale },
+        // Flash reads D from O as stored (uploaded, or, in a forward+backward composite, as the
+        // forward wrote it): the reference mirrors that rounding (`storedO` says why). Standard
+        // takes D from P and dP, not from O.
+        {
+          mask: mask ?? undefined,
+          scale,
+          storedO: family === "standard" ? undefined : inputs.o ?? shape.dtype,
+        },
       );
       return { dq: r.dq, dk: r.dk, dv: r.dv };
     },
