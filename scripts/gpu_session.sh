@@ -125,6 +125,55 @@ for step in "$@"; do
         --d 64 --heads 16 --dtype f32 --peers "$BP" --count-io --quiet
       ab bench --out "$OUT/crossover-fwdbwd" --pass fwd+bwd --kernels standard,flash \
         --n 256..4096 --d 64 --heads 16 --dtype f32 --peers "$BP" --quiet ;;
+    bwdfix)
+      # Issue 13, second call: correctness first (f16 and f32, backward and forward+backward, odd
+      # shapes with n = 1 and 2; the standard backward's head-chunk split forced small on the
+      # device), then Figure 2 (left) with standard's P, dP, dS split over 2 GiB bindings.
+      for dt in f32 f16; do for pass in bwd fwd+bwd; do
+        ab verify --pass $pass --dtype $dt --d 64 --n 1,2,37,130 --heads 3 --batch 1 \
+          --count-io --quiet | tail -1
+        ab verify --pass $pass --dtype $dt --d 128 --n 1,2,77 --causal --quiet | tail -1
+      done; done
+      deno test --node-modules-dir=manual -A kernels/backward/split_test.ts 2>&1 | grep -E '^(ok|FAILED)'
+      BP=$OUT/peers_bwdfix.jsonl
+      for pdt in float16 float32; do
+        python3 .device/peer_sdpa.py --pass fwdbwd --n 1024 --d 64 --dtype $pdt \
+          --batch-heads 1024 2>/dev/null
+      done > "$BP"
+      for dt in f16 f32; do
+        ab bench --out "$OUT/bwdfix-fig2-$dt" --pass fwd+bwd --kernels standard,flash --n 1024 \
+          --d 64 --heads 16 --batch 64 --dtype $dt --reps 5 --count-io --verify --no-ceilings \
+          --peers "$BP" --no-report --quiet | tail -3
+      done
+      python3 - "$OUT" "$BP" <<'PY'
+import json, sys
+out, bp = sys.argv[1], sys.argv[2]
+peers = {}
+for line in open(bp):
+    if line.strip():
+        p = json.loads(line)
+        peers[(p["dtype"], p["backend"])] = p.get("ms")
+print("Figure 2 (left), fwd+bwd, N=1024 d=64 B*H=64*16")
+print(f"{'kernel':18} {'dtype':5} {'modeled GB':>10} {'counted GB':>10} {'ms':>8} {'err':>8} | "
+      f"{'MATH':>7} {'EFFIC':>7} {'FLASH':>7}")
+gb = lambda x: "-" if x is None else f"{x / 1e9:.2f}"
+ms = lambda x: "-" if x is None else f"{x:.2f}"
+for dt, pdt in (("f16", "float16"), ("f32", "float32")):
+    try:
+        runs = json.load(open(f"{out}/bwdfix-fig2-{dt}/results.json"))["runs"]
+    except OSError as e:
+        print(dt, "no results:", e)
+        continue
+    for r in runs:
+        h, t = r["hbmBytes"], r.get("timeMs")
+        err = r.get("maxRelError")
+        print(f"{r['kernel']:18} {dt:5} {gb(h['modeled']):>10} {gb(h.get('counted')):>10} "
+              f"{ms(t['median'] if t else None):>8} {'-' if err is None else f'{err:.1e}':>8} | "
+              + " ".join(f"{ms(peers.get((pdt, b))):>7}"
+                         for b in ("MATH", "EFFICIENT_ATTENTION", "FLASH_ATTENTION"))
+              + ("" if r["status"] == "ok" else f"  {r['status']}: {r.get('reason', '')[:90]}"))
+PY
+      ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

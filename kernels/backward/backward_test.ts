@@ -327,11 +327,12 @@ Deno.test("backward plans: buffers with roles, passes with bindings and grids", 
     std.buffers.filter((b) => b.bytes === 3 * 20 * 20 * 4).map((b) => `${b.name}:${b.role}`),
     ["p:input", "dp:scratch", "ds:scratch"],
   );
-  // The uniforms hold the shape and the scale; FLOPs are 2.5× the forward's.
-  for (const plan of [flash, std]) {
+  // The uniforms hold the shape and the scale (flash: B·H; standard: its chunk's first row, 0
+  // unsplit, as the standard forward's); FLOPs are 2.5× the forward's.
+  for (const [plan, second] of [[flash, 3], [std, 0]] as const) {
     assertEquals(
-      plan.passes()[0]!.uniforms.map((u) => u.value),
-      [20, 3, 1, 1 / Math.sqrt(32)],
+      plan.passes().map((p) => p.uniforms.map((u) => u.value)),
+      plan.passes().map(() => [20, second, 1, 1 / Math.sqrt(32)]),
     );
     assertEquals(plan.flops("bwd"), 2.5 * 4 * 3 * 20 * 20 * 32 / 2);
   }
