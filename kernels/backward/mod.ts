@@ -221,6 +221,7 @@ function backwardPlan(
   let passes: () => PassSpec[];
   let inputsOf = (seed: number) => backwardInputs(family, shape, seed, mask, scale);
   let timingOf = (seed: number) => backwardTimingInputs(family, shape, seed, scale);
+  let perPass = () => modeledBackwardPasses(family, shape, tiles, mask);
   if (family === "standard") {
     // P, dP and dS in chunks of whole heads, each within one binding (the forward's split, so a
     // forward+backward composite shares its P chunks by name); each pass runs once a chunk.
@@ -293,6 +294,13 @@ function backwardPlan(
       };
     };
     inputsOf = (seed) => toChunks(backwardInputs(family, shape, seed, mask, scale));
+    // A chunk's passes move exactly what the unsplit passes move for its heads.
+    if (split) {
+      perPass = () =>
+        chunks.flatMap((c) =>
+          modeledBackwardPasses(family, { ...shape, batch: 1, heads: c.heads }, tiles, null)
+        );
+    }
     timingOf = (seed) => toChunks(backwardTimingInputs(family, shape, seed, scale));
   } else {
     buffers = [
@@ -356,7 +364,7 @@ function backwardPlan(
     slots: backwardSlots(family),
     passes,
     modeledTraffic: () => modeledBackward(family, shape, tiles, mask),
-    passTraffic: () => modeledBackwardPasses(family, shape, tiles, mask),
+    passTraffic: perPass,
     theoreticalBytes: (o) =>
       theoreticalBackwardBytes(family === "standard" ? "standard" : "flash", shape, {
         ...o,

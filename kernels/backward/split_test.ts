@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertGreater } from "@std/assert";
 import type { AttentionShape } from "../../core/shapes.ts";
 import { footprintBytes } from "../../analysis/io_model.ts";
-import { planFitsDevice } from "../attention.ts";
+import { planFitsDevice, prepareAttention } from "../attention.ts";
 import { countRun } from "../check.ts";
 import type { Kernel } from "../kernel.ts";
 import { findKernel } from "../registry.ts";
@@ -59,6 +59,20 @@ Deno.test("split standard backward plans: buffers within the limit, the unsplit 
       assertEquals(plan.modeledTraffic(), whole.modeledTraffic());
       assertEquals(plan.modeledTraffic(), modeledBackward("standard", shape, TILES, null));
       assertEquals(footprintBytes(plan.buffers), footprintBytes(whole.buffers));
+      // Pass by pass: a chunk's passes move the unsplit passes' bytes for its heads, and they
+      // add up to the whole.
+      const perPass = plan.passTraffic!();
+      assertEquals(perPass.length, plan.passes().length);
+      const sum: Record<string, { read: number; write: number }> = {};
+      for (const t of perPass) {
+        for (const [slot, x] of Object.entries(t)) {
+          sum[slot] = {
+            read: (sum[slot]?.read ?? 0) + x.read,
+            write: (sum[slot]?.write ?? 0) + x.write,
+          };
+        }
+      }
+      assertEquals(sum, plan.modeledTraffic());
       // The workgroups of all chunks are the unsplit grid's.
       const groups = (p: typeof plan) =>
         p.passes().reduce((a, x) => a + x.grid.reduce<number>((g, y) => g * (y ?? 1), 1), 0);
@@ -105,6 +119,32 @@ Deno.test({
           assertEquals(r.modeled, base.plan({ shape, tiles: TILES }).modeledTraffic());
         }
       }
+    }
+    // Pass by pass on the device, split in four: each chunk's dispatch counts its modeled bytes.
+    const p = await prepareAttention(kernels!, {
+      kernel: limited(standardBwd, HEAD),
+      shape: SHAPE,
+      tiles: TILES,
+      count: true,
+    });
+    try {
+      p.upload(p.plan.randomInputs(5));
+      const modeled = p.plan.passTraffic!();
+      assertEquals(p.passNames.length, 20);
+      assertEquals(modeled.length, 20);
+      const { device } = kernels!.gpu;
+      for (const [i, name] of p.passNames.entries()) {
+        p.resetCounters();
+        const enc = device.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        p.encodePass(pass, i);
+        pass.end();
+        device.queue.submit([enc.finish()]);
+        await device.queue.onSubmittedWorkDone();
+        assertEquals(await p.readCounters(), modeled[i], name);
+      }
+    } finally {
+      p.destroy();
     }
     // A product pass that indexes P or dS by the global head (as before the split) is right
     // unsplit and caught split.
