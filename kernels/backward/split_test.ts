@@ -1,13 +1,14 @@
 import { assert, assertEquals, assertGreater } from "@std/assert";
 import type { AttentionShape } from "../../core/shapes.ts";
 import { footprintBytes } from "../../analysis/io_model.ts";
-import { planFitsDevice, prepareAttention } from "../attention.ts";
+import { planFitsDevice } from "../attention.ts";
 import { countRun } from "../check.ts";
 import type { Kernel } from "../kernel.ts";
 import { findKernel } from "../registry.ts";
 import { assertClose, getKernels, mutantKernels, runChecked } from "../testing.ts";
 import { tolerance } from "../../core/tolerances.ts";
 import { standardBackwardChunks, standardBwd } from "./mod.ts";
+import { countEachPass } from "./testing.ts";
 import { modeledBackward } from "./modeled.ts";
 
 // The standard backward's P, dP and dS split into chunks of whole heads (mod.ts,
@@ -121,31 +122,13 @@ Deno.test({
       }
     }
     // Pass by pass on the device, split in four: each chunk's dispatch counts its modeled bytes.
-    const p = await prepareAttention(kernels!, {
+    const passes = await countEachPass(kernels!, {
       kernel: limited(standardBwd, HEAD),
       shape: SHAPE,
       tiles: TILES,
-      count: true,
     });
-    try {
-      p.upload(p.plan.randomInputs(5));
-      const modeled = p.plan.passTraffic!();
-      assertEquals(p.passNames.length, 20);
-      assertEquals(modeled.length, 20);
-      const { device } = kernels!.gpu;
-      for (const [i, name] of p.passNames.entries()) {
-        p.resetCounters();
-        const enc = device.createCommandEncoder();
-        const pass = enc.beginComputePass();
-        p.encodePass(pass, i);
-        pass.end();
-        device.queue.submit([enc.finish()]);
-        await device.queue.onSubmittedWorkDone();
-        assertEquals(await p.readCounters(), modeled[i], name);
-      }
-    } finally {
-      p.destroy();
-    }
+    assertEquals(passes.length, 20);
+    for (const { name, counted, modeled } of passes) assertEquals(counted, modeled, name);
     // A product pass that indexes P or dS by the global head (as before the split) is right
     // unsplit and caught split.
     const mutant = mutantKernels(
