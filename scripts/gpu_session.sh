@@ -134,11 +134,12 @@ for step in "$@"; do
           --count-io --quiet | tail -1
         ab verify --pass $pass --dtype $dt --d 128 --n 1,2,77 --causal --quiet | tail -1
       done; done
-      deno test --node-modules-dir=manual -A kernels/backward/split_test.ts 2>&1 | grep -E '^(ok|FAILED)'
+      NO_COLOR=1 deno test --node-modules-dir=manual -A kernels/backward/split_test.ts 2>&1 |
+        grep -E '^(ok|FAILED)|\.\.\. FAILED'
       BP=$OUT/peers_bwdfix.jsonl
       for pdt in float16 float32; do
         python3 .device/peer_sdpa.py --pass fwdbwd --n 1024 --d 64 --dtype $pdt \
-          --batch-heads 1024 2>/dev/null
+          --batch-heads 1024 --reps 5 2>/dev/null
       done > "$BP"
       for dt in f16 f32; do
         ab bench --out "$OUT/bwdfix-fig2-$dt" --pass fwd+bwd --kernels standard,flash --n 1024 \
