@@ -317,7 +317,13 @@ export async function prepareAttention(
         if (!x || x.length !== elements) {
           throw new Error(`input ${spec.name}: expected ${elements} elements, got ${x?.length}`);
         }
-        const data = half(spec.element) ? new Float16Array(x) : new Float32Array(x);
+        // writeBuffer takes whole 4-byte words: an odd count of f16 elements (standard-bwd's P
+        // at n = 1 and B·H = 1 is one element) is padded with a zero, else the write is dropped
+        // (a validation error no one awaits) and the kernel reads the buffer's zeros.
+        const data = half(spec.element)
+          ? new Float16Array(x.length + (x.length & 1))
+          : new Float32Array(x.length);
+        data.set(x);
         device.queue.writeBuffer(target.get(spec.name)!, 0, data);
       }
     },

@@ -178,6 +178,62 @@ for step in "$@"; do
         --n 4096,16384 --tuned "$TUNED" --no-report --quiet | tail -14
       ab bench --out "$OUT/sparse-causal" --causal --kernels flash --n 4096,16384 \
         --tuned "$TUNED" --no-report --quiet | tail -6 ;;
+    bwdfix)
+      # Issue 13, second call: correctness first (f16 and f32, backward and forward+backward, odd
+      # shapes with n = 1 and 2, issue 13's causal d = 128 case; the standard backward's
+      # head-chunk split forced small on the device), then Figure 2 (left) with standard's P, dP,
+      # dS split over 2 GiB bindings. Host time goes to drawing inputs (4 tensors of 67M normals
+      # per set): standard is counted (its split is the change), flash only timed.
+      for dt in f32 f16; do
+        for pass in bwd fwd+bwd; do
+          ab verify --pass $pass --dtype $dt --d 64 --n 1,2,37,130 --heads 3 --batch 1 \
+            --count-io --quiet | tail -1
+        done
+        ab verify --pass bwd --dtype $dt --d 128 --n 1,2,77 --causal --quiet | tail -1
+      done
+      NO_COLOR=1 deno test --node-modules-dir=manual -A kernels/backward/split_test.ts 2>&1 |
+        grep -E '^(ok|FAILED)|\.\.\. FAILED'
+      BP=$OUT/peers_bwdfix.jsonl
+      for pdt in float16 float32; do
+        python3 .device/peer_sdpa.py --pass fwdbwd --n 1024 --d 64 --dtype $pdt \
+          --batch-heads 1024 --reps 5 2>/dev/null
+      done > "$BP"
+      fig2() {
+        ab bench --out "$OUT/bwdfix-fig2-$1-$2" --pass fwd+bwd --kernels $2 --n 1024 --d 64 \
+          --heads 16 --batch 64 --dtype $1 --reps 5 --verify --no-ceilings --peers "$BP" \
+          --no-report --quiet "${@:3}" | tail -2
+      }
+      for dt in f16 f32; do fig2 $dt standard --count-io; fig2 $dt flash; done
+      python3 - "$OUT" "$BP" <<'PY'
+import json, sys
+out, bp = sys.argv[1], sys.argv[2]
+peers = {}
+for line in open(bp):
+    if line.strip():
+        p = json.loads(line)
+        peers[(p["dtype"], p["backend"])] = p.get("ms")
+print("Figure 2 (left), fwd+bwd, N=1024 d=64 B*H=64*16")
+print(f"{'kernel':18} {'dtype':5} {'modeled GB':>10} {'counted GB':>10} {'ms':>8} {'err':>8} | "
+      f"{'MATH':>7} {'EFFIC':>7} {'FLASH':>7}")
+gb = lambda x: "-" if x is None else f"{x / 1e9:.2f}"
+ms = lambda x: "-" if x is None else f"{x:.2f}"
+for dt, pdt in (("f16", "float16"), ("f32", "float32")):
+    runs = []
+    for k in ("standard", "flash"):
+        try:
+            runs += json.load(open(f"{out}/bwdfix-fig2-{dt}-{k}/results.json"))["runs"]
+        except OSError as e:
+            print(dt, k, "no results:", e)
+    for r in runs:
+        h, t = r["hbmBytes"], r.get("timeMs")
+        err = r.get("maxRelError")
+        print(f"{r['kernel']:18} {dt:5} {gb(h['modeled']):>10} {gb(h.get('counted')):>10} "
+              f"{ms(t['median'] if t else None):>8} {'-' if err is None else f'{err:.1e}':>8} | "
+              + " ".join(f"{ms(peers.get((pdt, b))):>7}"
+                         for b in ("MATH", "EFFICIENT_ATTENTION", "FLASH_ATTENTION"))
+              + ("" if r["status"] == "ok" else f"  {r['status']}: {r.get('reason', '')[:90]}"))
+PY
+      ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

@@ -1,11 +1,14 @@
-import { assert, assertEquals, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertGreater, assertThrows } from "@std/assert";
 import type { AttentionShape, Tiles } from "../../core/shapes.ts";
 import { passProgram } from "../attention.ts";
 import { tileProblem } from "../tiles.ts";
 import { defaultTiles } from "../tiles.ts";
 import { BlockMask, makeMask } from "../masks.ts";
 import { planFor } from "../registry.ts";
-import { getKernels, mutantKernels } from "../testing.ts";
+import { describeShape, getKernels, mutantKernels, runChecked, seedFor } from "../testing.ts";
+import { maxRelError } from "../reference.ts";
+import { tolerance } from "../../core/tolerances.ts";
+import { referenceBackward } from "./reference.ts";
 import type { AttentionKernels } from "../attention.ts";
 import { type BackwardFamily, maskCsc } from "./program.ts";
 import { type BackwardCase, runBackward } from "./testing.ts";
@@ -202,6 +205,94 @@ Deno.test({
   },
 });
 
+// Issue 13's f16 case: flash-bwd at n = 2, d = 128, causal, with the sweep's seed. Row 1's two
+// keys have dP = 13.01 and 13.24 around D = 13.09, so dS = P (dP − D) cancels to ~0.1 and the f16
+// rounding of O (ΔD = 1.1e-3, within u Σ_c |dO_1c O_1c| = 0.028) moves dK by 1.5 % of max |dK|:
+// a correct kernel failed the 1e-2 check while the reference took D from the exact O. The
+// reference now takes D from the O the kernel reads (`storedO` in reference.ts); this shows the
+// O rounding is the whole gap, bounded as derived, and that wrong gradients still fail.
+const ISSUE13: AttentionShape = { batch: 1, heads: 1, n: 2, d: 128, dtype: "f16", causal: true };
+const ISSUE13_SEED = seedFor(`flash-bwd ${describeShape(ISSUE13)}`);
+
+Deno.test("issue 13's f16 case: the O rounding explains the gap, within its bound; wrong gradients fail", () => {
+  const plan = bwd("flash", ISSUE13, TILES);
+  const x = plan.randomInputs(ISSUE13_SEED);
+  const ref = plan.reference(x);
+  const { q, k, v, dout, o } = x as Record<string, Float32Array>;
+  const exact = referenceBackward(ISSUE13, q!, k!, v!, dout!, { keepP: true });
+  const tol = tolerance("f16");
+  // The exact-O gradient is off the stored-O one by more than the tolerance (the old failure)…
+  assertGreater(maxRelError(new Float32Array(exact.dk), ref.dk!), tol);
+  // … and by no more than the first-order bound |ΔdK_jc| ≤ τ Σ_i P_ij u A_i |Q_ic|, with
+  // A_i = Σ_c |dO_ic O_ic| and u = 2⁻¹¹ (each stored O_ic within u |O_ic|).
+  const [n, d, u, tau] = [2, 128, 2 ** -11, 1 / Math.sqrt(128)];
+  const a = Array.from({ length: n }, (_, i) => {
+    let s = 0;
+    for (let c = 0; c < d; c++) s += Math.abs(dout![i * d + c]! * exact.o[i * d + c]!);
+    return s;
+  });
+  for (let j = 0; j < n; j++) {
+    for (let c = 0; c < d; c++) {
+      let bound = 0;
+      for (let i = 0; i < n; i++) {
+        bound += exact.p![i * n + j]! * u * a[i]! * Math.abs(q![i * d + c]!);
+      }
+      assert(Math.abs(exact.dk[j * d + c]! - ref.dk![j * d + c]!) <= tau * bound);
+    }
+  }
+  assertEquals(o, new Float32Array(new Float16Array(o!)), "O is given as f16 stores it");
+  // Wrong gradients fail against the stored-O reference: D left out (dS = P ∘ dP), D from O
+  // off by one f16 step in every element, dQ without τ, dK of the wrong sign, dQ and dK swapped.
+  const wrong = {
+    "no D": referenceBackward(ISSUE13, q!, k!, v!, dout!, { storedO: new Float32Array(o!.length) }),
+    "O one step off": referenceBackward(ISSUE13, q!, k!, v!, dout!, {
+      storedO: o!.map((y) => y * (1 + 2 * u)),
+    }),
+  };
+  for (const [what, g] of Object.entries(wrong)) {
+    const err = Math.max(
+      maxRelError(new Float32Array(g.dq), ref.dq!),
+      maxRelError(new Float32Array(g.dk), ref.dk!),
+    );
+    assertGreater(err, tol, what);
+  }
+  const dq = new Float32Array(ref.dq!);
+  const dk = new Float32Array(ref.dk!);
+  assertGreater(maxRelError(dq.map((y) => y / tau), ref.dq!), tol, "no τ");
+  assertGreater(maxRelError(dk.map((y) => -y), ref.dk!), tol, "sign");
+  assertGreater(maxRelError(dk, ref.dq!), tol, "swapped");
+  // The f16 outputs themselves pass: the check does not fail a gradient stored at f16.
+  assert(maxRelError(new Float32Array(new Float16Array(ref.dk!)), ref.dk!) <= tol);
+});
+
+// The same case on the GPU (same seed and tiles as the sweep) where the adapter has shader-f16
+// (lavapipe), else in f32: the kernel passes, and a delta pass that drops a quarter of D's terms,
+// or scales D by 1 + 2⁻⁸ (8 f16 steps of O), fails.
+Deno.test({
+  name: "a flash backward with a wrong D is caught at issue 13's case" +
+    (noF16 ? " (f32: this adapter has no shader-f16)" : " (f16)"),
+  ignore: noGpu,
+  async fn() {
+    const shape: AttentionShape = { ...ISSUE13, dtype: noF16 ? "f32" : "f16" };
+    const problem = { kernel: "flash-bwd", shape, tiles: TILES };
+    const tol = tolerance(shape.dtype);
+    const good = await runChecked(kernels!, problem, ISSUE13_SEED);
+    assert(good.error <= tol, `the kernel: ${good.error}`);
+    const store = "delta[bh * n + row] = acc.x + acc.y + acc.z + acc.w;";
+    for (
+      const to of [
+        "delta[bh * n + row] = acc.x + acc.y + acc.z;",
+        "delta[bh * n + row] = (acc.x + acc.y + acc.z + acc.w) * (1.0 + 1.0 / 256.0);",
+      ]
+    ) {
+      const mutant = mutantKernels(kernels!, store, to);
+      const bad = await runChecked(mutant, problem, ISSUE13_SEED);
+      assertEquals(mutant.cache.mutated, 1, `${to}: mutation target not found`);
+      assertGreater(bad.error, tol, `${to}: went unnoticed`);
+    }
+  },
+});
+
 const bwd = (kernel: BackwardFamily, shape: AttentionShape, tiles: Tiles, mask?: BlockMask) =>
   planFor(`${kernel}-bwd`, { shape, tiles, mask });
 
@@ -236,11 +327,12 @@ Deno.test("backward plans: buffers with roles, passes with bindings and grids", 
     std.buffers.filter((b) => b.bytes === 3 * 20 * 20 * 4).map((b) => `${b.name}:${b.role}`),
     ["p:input", "dp:scratch", "ds:scratch"],
   );
-  // The uniforms hold the shape and the scale; FLOPs are 2.5× the forward's.
-  for (const plan of [flash, std]) {
+  // The uniforms hold the shape and the scale (flash: B·H; standard: its chunk's first row, 0
+  // unsplit, as the standard forward's); FLOPs are 2.5× the forward's.
+  for (const [plan, second] of [[flash, 3], [std, 0]] as const) {
     assertEquals(
-      plan.passes()[0]!.uniforms.map((u) => u.value),
-      [20, 3, 1, 1 / Math.sqrt(32)],
+      plan.passes().map((p) => p.uniforms.map((u) => u.value)),
+      plan.passes().map(() => [20, second, 1, 1 / Math.sqrt(32)]),
     );
     assertEquals(plan.flops("bwd"), 2.5 * 4 * 3 * 20 * 20 * 32 / 2);
   }

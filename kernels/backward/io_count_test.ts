@@ -9,7 +9,7 @@ import { BlockMask, makeMask } from "../masks.ts";
 import { getKernels, mutantKernels, trafficDifferences } from "../testing.ts";
 import { modeledBackward } from "./modeled.ts";
 import { type BackwardFamily, DS_CACHE, DS_THREADS } from "./program.ts";
-import { runBackward } from "./testing.ts";
+import { countEachPass, runBackward } from "./testing.ts";
 
 // The counting variant of every backward pass adds up, per binding and direction, the bytes it
 // reads and writes; modeled.ts predicts them from the loop structure. They must agree exactly.
@@ -161,30 +161,14 @@ Deno.test({
     const shape: AttentionShape = { batch: 2, heads: 1, n: 45, d: 32, dtype: "f32", causal: true };
     const mask = makeMask({ kind: "random", n: 45, br: 8, bc: 8, density: 0.5, seed: 3 });
     for (const kernel of ["flash", "block-sparse", "standard"] as const) {
-      const p = await prepareAttention(kernels!, {
+      const passes = await countEachPass(kernels!, {
         kernel: `${kernel}-bwd`,
         shape,
         tiles: TILES,
         mask: kernel === "block-sparse" ? mask : undefined,
-        count: true,
       });
-      try {
-        p.upload(p.plan.randomInputs(5));
-        const modeled = p.plan.passTraffic!();
-        assertEquals(modeled.length, p.passNames.length);
-        const { device } = kernels!.gpu;
-        for (const [i, name] of p.passNames.entries()) {
-          p.resetCounters();
-          const enc = device.createCommandEncoder();
-          const pass = enc.beginComputePass();
-          p.encodePass(pass, i);
-          pass.end();
-          device.queue.submit([enc.finish()]);
-          await device.queue.onSubmittedWorkDone();
-          assertEquals(await p.readCounters(), modeled[i], `${kernel} ${name}`);
-        }
-      } finally {
-        p.destroy();
+      for (const { name, counted, modeled } of passes) {
+        assertEquals(counted, modeled, `${kernel} ${name}`);
       }
     }
   },

@@ -27,6 +27,7 @@ import {
 } from "../kernel.ts";
 import type { BlockMask } from "../masks.ts";
 import { blockMaskFor } from "../block_sparse/mod.ts";
+import { type StandardChunk, standardChunks } from "../standard/mod.ts";
 import { backwardSlots, modeledBackward, modeledBackwardPasses } from "./modeled.ts";
 import {
   type BackwardFamily,
@@ -70,7 +71,7 @@ export function randomDout(shape: AttentionShape, seed: number): Float32Array {
 /**
  * Seeded inputs of a backward problem: Q, K, V from the forward's generator, dO drawn
  * N(0, 1) from the seed, all rounded to the dtype, and what the forward leaves for the backward
- * (O and the log-sum-exp, as the forward kernels write them; standard: P), computed by the
+ * (O, rounded to the dtype, and the log-sum-exp, as the forward kernels write them; standard: P), computed by the
  * float64 reference (N² work a head: for checks, not for timing large shapes).
  *
  * @example
@@ -98,7 +99,9 @@ export function backwardInputs(
   });
   if (standard) return { q, k, v, dout, p: new Float32Array(ref.p!) };
   const lse = new Float32Array(ref.lse.map((x) => x === -Infinity ? MASKED_LSE : x));
-  return { q, k, v, o: new Float32Array(ref.o), dout, lse };
+  // O rounded as the upload stores it, so the reference's D sees the kernel's O.
+  const o = shape.dtype === "f16" ? new Float16Array(ref.o) : new Float32Array(ref.o);
+  return { q, k, v, o: new Float32Array(o), dout, lse };
 }
 
 /**
@@ -153,6 +156,38 @@ export function backwardTimingInputs(
   };
 }
 
+/** The N×N buffers of the standard backward (split in chunks of whole heads when large). */
+const SQUARE = ["p", "dp", "ds"];
+
+/**
+ * The chunks of whole heads the standard backward splits P, dP and dS into so that none exceeds
+ * `maxBytes` (one binding): the forward's split (`standardChunks`), so a forward+backward
+ * composite's backward reads the forward's P chunks. The modeled bytes are those of one unsplit
+ * run: each chunk's dispatches are the unsplit ones restricted to its heads. When a single head's
+ * N×N exceeds the limit (the forward would split rows of one head, which the transposed products
+ * dV = Pᵀ dO and dK = dSᵀ Q cannot read across), one unsplit chunk: the runner then refuses P with
+ * its size.
+ *
+ * @example
+ * ```ts
+ * import { standardBackwardChunks } from "./mod.ts";
+ * const shape = { batch: 64, heads: 16, n: 1024, d: 64, dtype: "f16", causal: false } as const;
+ * const tiles = { br: 64, bc: 64, rm: 4, tx: 16 };
+ * // P is 2^31 bytes in f16: two chunks of 512 heads under a 2 GiB − 4 binding limit.
+ * console.assert(standardBackwardChunks(shape, tiles, 2 ** 31 - 4).length === 2);
+ * console.assert(standardBackwardChunks(shape, tiles, Infinity).length === 1);
+ * ```
+ */
+export function standardBackwardChunks(
+  shape: AttentionShape,
+  tiles: Tiles,
+  maxBytes = Infinity,
+): StandardChunk[] {
+  const chunks = standardChunks(shape, tiles, maxBytes);
+  if (chunks.length > 0 && chunks.every((c) => c.rows === shape.n)) return chunks;
+  return [{ first: 0, heads: shape.batch * shape.heads, rows: shape.n }];
+}
+
 /** The plan of one backward problem. */
 function backwardPlan(
   kernel: Kernel,
@@ -161,13 +196,13 @@ function backwardPlan(
   tiles: Tiles,
   given: number | undefined,
   mask: BlockMask | null,
+  maxBindingBytes = Infinity,
 ): KernelPlan {
   const scale = given ?? 1 / Math.sqrt(shape.d);
   const { n } = shape;
   const heads = shape.batch * shape.heads;
   const tensor = tensorBytes(shape);
   const row = heads * n * 4;
-  const square = heads * n * n * dtypeBytes(shape.dtype);
   const t4 = (name: string, label: string, role: BufferSpec["role"]): BufferSpec => ({
     name,
     label,
@@ -184,48 +219,89 @@ function backwardPlan(
   // Sources are built when asked for (the runner checks the tiles first); the byte models
   // need no source and take any tiles.
   let passes: () => PassSpec[];
+  let inputsOf = (seed: number) => backwardInputs(family, shape, seed, mask, scale);
+  let timingOf = (seed: number) => backwardTimingInputs(family, shape, seed, scale);
+  let perPass = () => modeledBackwardPasses(family, shape, tiles, mask);
   if (family === "standard") {
-    const sq = (name: string, label: string, role: BufferSpec["role"]): BufferSpec => ({
-      name,
-      label,
-      role,
-      bytes: square,
-      element: "T",
-    });
+    // P, dP and dS in chunks of whole heads, each within one binding (the forward's split, so a
+    // forward+backward composite shares its P chunks by name); each pass runs once a chunk.
+    const chunks = standardBackwardChunks(shape, tiles, maxBindingBytes);
+    const split = chunks.length > 1;
+    const sq = (name: string, label: string, role: BufferSpec["role"]): BufferSpec[] =>
+      chunks.map((c, i) => ({
+        name: split ? `${name}${i}` : name,
+        label: split ? `${label} (chunk ${i + 1} of ${chunks.length})` : label,
+        role,
+        bytes: c.heads * n * n * dtypeBytes(shape.dtype),
+        element: "T",
+      }));
     buffers = [
       t4("q", "Q", "input"),
       t4("k", "K", "input"),
       t4("v", "V", "input"),
       t4("dout", "dO", "input"),
-      sq("p", "P", "input"),
-      sq("dp", "dP", "scratch"),
-      sq("ds", "dS", "scratch"),
+      ...sq("p", "P", "input"),
+      ...sq("dp", "dP", "scratch"),
+      ...sq("ds", "dS", "scratch"),
       ...grads,
     ];
-    const grids = {
-      dv: [tc, heads],
-      dp: [tc, tr, heads],
-      ds: [Math.ceil(n / DS_ROWS), heads],
-      dq: [tr, heads],
-      dk: [tc, heads],
-    } as const;
     passes = () =>
-      STANDARD_PASSES.map((pass) => {
-        // dV and dK own key rows (blocks of bc), dQ query rows (blocks of br).
-        const own = pass === "dv" || pass === "dk"
-          ? { ...knobs, tiles: { ...tiles, br: tiles.bc } }
-          : knobs;
-        const bindings = standardBindings(pass);
-        return {
-          name: pass,
-          key: standardBackwardKey(own, pass),
-          source: standardBackwardSource(own, pass),
-          bindings,
-          uniforms,
-          grid: grids[pass],
-          moves: movesOf(bindings),
-        };
+      chunks.flatMap((c, i) => {
+        const grids = {
+          dv: [tc, c.heads],
+          dp: [tc, tr, c.heads],
+          ds: [Math.ceil(n / DS_ROWS), c.heads],
+          dq: [tr, c.heads],
+          dk: [tc, c.heads],
+        } as const;
+        // The chunk's flattened first row (its first head · n), as the forward's chunks.
+        const own = [
+          { name: "n", type: "u32", value: n },
+          { name: "first", type: "u32", value: c.first },
+          { name: "causal", type: "u32", value: shape.causal ? 1 : 0 },
+          { name: "scale", type: "f32", value: scale },
+        ] as const;
+        return STANDARD_PASSES.map((pass) => {
+          // dV and dK own key rows (blocks of bc), dQ query rows (blocks of br).
+          const passKnobs = pass === "dv" || pass === "dk"
+            ? { ...knobs, tiles: { ...tiles, br: tiles.bc } }
+            : knobs;
+          const bindings = standardBindings(pass).map((b) =>
+            split && SQUARE.includes(b.buffer)
+              ? { ...b, buffer: `${b.buffer}${i}`, as: b.buffer }
+              : b
+          );
+          return {
+            name: split ? `${pass}#${i + 1}` : pass,
+            key: standardBackwardKey(passKnobs, pass),
+            source: standardBackwardSource(passKnobs, pass),
+            bindings,
+            uniforms: [...own],
+            grid: grids[pass],
+            // A chunk's pass moves part of each slot's bytes: per-pass GB/s only when unsplit.
+            moves: split ? [] : movesOf(bindings),
+          };
+        });
       });
+    const toChunks = (x: Record<string, Float32Array>) => {
+      if (!split || !x.p) return x;
+      const { p, ...rest } = x;
+      return {
+        ...rest,
+        ...Object.fromEntries(
+          chunks.map((c, i) => [`p${i}`, p.subarray(c.first * n, (c.first + c.heads * n) * n)]),
+        ),
+      };
+    };
+    inputsOf = (seed) => toChunks(backwardInputs(family, shape, seed, mask, scale));
+    // A chunk's passes move exactly what the unsplit passes move for its heads.
+    if (split) {
+      perPass = () =>
+        chunks.flatMap((c) =>
+          modeledBackwardPasses(family, { ...shape, batch: 1, heads: c.heads }, tiles, null)
+        );
+    }
+    timingOf = (seed) => toChunks(backwardTimingInputs(family, shape, seed, scale));
   } else {
     buffers = [
       t4("q", "Q", "input"),
@@ -288,7 +364,7 @@ function backwardPlan(
     slots: backwardSlots(family),
     passes,
     modeledTraffic: () => modeledBackward(family, shape, tiles, mask),
-    passTraffic: () => modeledBackwardPasses(family, shape, tiles, mask),
+    passTraffic: perPass,
     theoreticalBytes: (o) =>
       theoreticalBackwardBytes(family === "standard" ? "standard" : "flash", shape, {
         ...o,
@@ -298,8 +374,8 @@ function backwardPlan(
     idealBytes: () => ({}),
     flops: (mode) => attentionFlops(shape, mode) * density,
     denseFlops: (mode) => attentionFlops(shape, mode),
-    randomInputs: (seed) => backwardInputs(family, shape, seed, mask, scale),
-    timingInputs: (seed) => backwardTimingInputs(family, shape, seed, scale),
+    randomInputs: inputsOf,
+    timingInputs: timingOf,
     reference: (inputs) => {
       const r = referenceBackward(
         shape,
@@ -307,7 +383,14 @@ function backwardPlan(
         need(inputs, "k"),
         need(inputs, "v"),
         need(inputs, "dout"),
-        { mask: mask ?? undefined, scale },
+        // Flash reads D from O as stored (uploaded, or, in a forward+backward composite, as the
+        // forward wrote it): the reference mirrors that rounding (`storedO` says why). Standard
+        // takes D from P and dP, not from O.
+        {
+          mask: mask ?? undefined,
+          scale,
+          storedO: family === "standard" ? undefined : inputs.o ?? shape.dtype,
+        },
       );
       return { dq: r.dq, dk: r.dk, dv: r.dv };
     },
@@ -349,8 +432,8 @@ export const standardBwd: Kernel = {
   threads: threads("standard"),
   workgroupBytes: workgroupBytes("standard"),
   tileProblem: flashBackwardTileProblem,
-  plan: ({ shape, tiles, scale }) =>
-    backwardPlan(standardBwd, "standard", shape, tiles, scale, null),
+  plan: ({ shape, tiles, scale, maxBindingBytes }) =>
+    backwardPlan(standardBwd, "standard", shape, tiles, scale, null, maxBindingBytes),
 };
 
 /** The flash backward's registry entry. */

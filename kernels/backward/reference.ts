@@ -15,7 +15,7 @@
  */
 
 import type { BlockMask } from "../masks.ts";
-import type { AttentionShape } from "../../core/shapes.ts";
+import type { AttentionShape, Dtype } from "../../core/shapes.ts";
 
 /** Everything the backward kernels read and produce, `[B, H, N, d]` (or `[B, H, N]`), float64. */
 export interface ReferenceGradients {
@@ -40,10 +40,27 @@ export interface ReferenceBackwardOptions {
   mask?: BlockMask;
   /** Also return P (N² a head: keep N small). */
   keepP?: boolean;
+  /**
+   * The O that D_i = dO_i · O_i is taken from, as the flash kernels read it: an array (the O
+   * uploaded to the kernel), or a storage dtype to round the float64 O to (the O a forward kernel
+   * stores); the float64 O when absent. It changes only D, so dQ and dK; O itself (`o`) stays
+   * float64. Why: see {@linkcode referenceBackward}.
+   */
+  storedO?: ArrayLike<number> | Dtype;
 }
 
 /**
  * Forward and backward of attention for every (batch, head), in float64.
+ *
+ * The flash backward does not get the exact O: it reads O as the forward stored it (f16 in an
+ * f16 run), Ô = O (1 + ε), |ε| ≤ u = 2⁻¹¹, so its D̂_i = dO_i · Ô_i is off by up to
+ * u · Σ_c |dO_ic O_ic|, and dS_ij = P_ij (dP_ij − D_i) cancels: where dP_ij ≈ D_i (a row whose
+ * probability sits on keys with nearly equal dP, e.g. two keys at n = 2), that error is not small
+ * against dS, nor dQ_i = τ Σ_j dS_ij K_j against max |dQ| (n = 2, d = 128, causal: ΔD = 1.1e-3 on
+ * dP − D ≈ 0.1, 1.5 % of dK, where Σ_c |dO_ic O_ic| = 58 bounds ΔD by 0.028). That error is the
+ * f16 storage of the forward's output, not the backward's arithmetic, and no backward kernel can
+ * undo it; `storedO` mirrors it (as Q, K, V and dO are rounded before the reference sees them),
+ * so the kernel is held to the same 1e-2 of max |ref| with D taken from the O it was given.
  *
  * @example
  * ```ts
@@ -115,11 +132,12 @@ export function referenceBackward(
       }
     }
     pAll?.set(p, h * n * n);
+    const oD = storedOf(opts.storedO, o, base, n * d);
     // Backward, row by row: dV += P_iᵀ dO_i; dP_i = dO_i Vᵀ; dS_i; dQ_i = dS_i K; dK += dS_iᵀ Q_i.
     for (let i = 0; i < n; i++) {
       const row = p.subarray(i * n, (i + 1) * n);
       let di = 0;
-      for (let c = 0; c < d; c++) di += dout[base + i * d + c]! * o[base + i * d + c]!;
+      for (let c = 0; c < d; c++) di += dout[base + i * d + c]! * oD[i * d + c]!;
       delta[h * n + i] = di;
       for (let j = 0; j < n; j++) {
         if (row[j] === 0) {
@@ -143,4 +161,18 @@ export function referenceBackward(
     }
   }
   return { o, lse, delta, dq, dk, dv, p: pAll };
+}
+
+/** One head's O that D is taken from (see {@linkcode ReferenceBackwardOptions.storedO}). */
+function storedOf(
+  stored: ArrayLike<number> | Dtype | undefined,
+  o: Float64Array,
+  base: number,
+  len: number,
+): ArrayLike<number> {
+  const head = o.subarray(base, base + len);
+  if (stored === undefined) return head;
+  if (stored === "f16") return new Float16Array(head);
+  if (stored === "f32") return new Float32Array(head);
+  return Array.from({ length: len }, (_, i) => stored[base + i]!);
 }

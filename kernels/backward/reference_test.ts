@@ -126,3 +126,46 @@ Deno.test("reference backward: a row with every key masked has lse −∞ and no
   assertEquals([...g.o.subarray(0, 4)], [0, 0, 0, 0]);
   assert(Number.isFinite(g.lse[2]!) && g.dq.subarray(4).some((v) => v !== 0));
 });
+
+Deno.test("reference backward: storedO moves D only, dQ and dK exactly by the linear term", () => {
+  // dS_ij = P_ij (dP_ij − D_i) is linear in D: a D off by ΔD_i moves dQ_i by −τ ΔD_i Σ_j P_ij K_j
+  // and dK_j by −τ Σ_i P_ij ΔD_i Q_i, and dV not at all.
+  const shape: AttentionShape = { batch: 1, heads: 2, n: 5, d: 4, dtype: "f16", causal: true };
+  const [n, d, rows] = [5, 4, 10];
+  const [q, k, v, dout] = [11, 12, 13, 14].map((s) => normal(s, rows * d)) as [
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+  ];
+  const exact = referenceBackward(shape, q, k, v, dout, { keepP: true });
+  const o16 = new Float32Array(new Float16Array(exact.o));
+  const rounded = referenceBackward(shape, q, k, v, dout, { storedO: "f16" });
+  const given = referenceBackward(shape, q, k, v, dout, { storedO: o16 });
+  const dD = Array.from({ length: rows }, (_, r) => {
+    let x = 0;
+    for (let c = 0; c < d; c++) x += dout[r * d + c]! * o16[r * d + c]!;
+    return x - exact.delta[r]!;
+  });
+  assert(dD.some((x) => x !== 0), "the rounding moved D");
+  const tau = 1 / Math.sqrt(d);
+  for (let h = 0; h < 2; h++) {
+    const p = (i: number, j: number) => exact.p![h * n * n + i * n + j]!;
+    for (let r = 0; r < n; r++) {
+      for (let c = 0; c < d; c++) {
+        let dq = 0;
+        let dk = 0;
+        for (let j = 0; j < n; j++) {
+          dq += p(r, j) * k[(h * n + j) * d + c]!;
+          dk += p(j, r) * dD[h * n + j]! * q[(h * n + j) * d + c]!;
+        }
+        const at = (h * n + r) * d + c;
+        assert(Math.abs(rounded.dq[at]! - (exact.dq[at]! - tau * dD[h * n + r]! * dq)) < 1e-12);
+        assert(Math.abs(rounded.dk[at]! - (exact.dk[at]! - tau * dk)) < 1e-12);
+      }
+    }
+  }
+  assertEquals([rounded.dv, given.dq, given.dk], [exact.dv, rounded.dq, rounded.dk]);
+  // O itself stays the float64 one.
+  assertEquals(rounded.o, exact.o);
+});

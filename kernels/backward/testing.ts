@@ -10,7 +10,8 @@
 
 import type { AttentionShape, Tiles } from "../../core/shapes.ts";
 import { tolerance } from "../../core/tolerances.ts";
-import { type AttentionKernels, prepareAttention } from "../attention.ts";
+import { type AttentionKernels, type AttentionProblem, prepareAttention } from "../attention.ts";
+import type { CountedBytes } from "../kernel.ts";
 import { checkPrepared, type CheckResult, describeCase } from "../check.ts";
 import type { BlockMask } from "../masks.ts";
 import { seedFor } from "../testing.ts";
@@ -70,6 +71,47 @@ export async function runBackward(
       counted: c.count ? await p.readCounters() : null,
       modeled: p.plan.modeledTraffic(),
     };
+  } finally {
+    p.destroy();
+  }
+}
+
+/**
+ * Each pass of a problem's counting variant run alone on seeded inputs: the bytes it counted and
+ * the bytes the plan models for it (`passTraffic`), by pass name, in dispatch order.
+ *
+ * @example
+ * ```ts ignore
+ * import { countEachPass } from "./testing.ts";
+ * for (const r of await countEachPass(kernels, { kernel: "flash-bwd", shape, tiles })) {
+ *   console.assert(JSON.stringify(r.counted) === JSON.stringify(r.modeled), r.name);
+ * }
+ * ```
+ */
+export async function countEachPass(
+  kernels: AttentionKernels,
+  problem: AttentionProblem,
+): Promise<{ name: string; counted: CountedBytes; modeled: CountedBytes | undefined }[]> {
+  const p = await prepareAttention(kernels, { ...problem, count: true });
+  try {
+    p.upload(p.plan.randomInputs(5));
+    const modeled = p.plan.passTraffic!();
+    if (modeled.length !== p.passNames.length) {
+      throw new Error(`${modeled.length} modeled passes, ${p.passNames.length} dispatched`);
+    }
+    const { device } = kernels.gpu;
+    const out = [];
+    for (const [i, name] of p.passNames.entries()) {
+      p.resetCounters();
+      const enc = device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      p.encodePass(pass, i);
+      pass.end();
+      device.queue.submit([enc.finish()]);
+      await device.queue.onSubmittedWorkDone();
+      out.push({ name, counted: await p.readCounters(), modeled: modeled[i] });
+    }
+    return out;
   } finally {
     p.destroy();
   }

@@ -11,12 +11,14 @@
 // The prelude defines T, T4 (storage; arithmetic is f32), D, D4, BR, BC, RM, TX, TY, RN, WG,
 // D4P (padded tile row in vec4), the slot constants, the counting helpers, and the bindings from
 // the host's list (generated in that order: params at 0, then 1, 2, …):
-//   params: uniform { n, bh, causal, scale }
+//   params: uniform { n, first, causal, scale }
 //   dout: array<T4>, B*H*N*D4 (dO)      v: array<T4>, B*H*N*D4
-//   dp: array<T>, B*H*N*N (written)
+//   dp: array<T>, heads of this chunk * N*N (written)
 //   counting only: counters (generated, one 64-bit count per slot and direction)
 //
-// Grid: (ceil(N / BC), ceil(N / BR), B*H).
+// Grid: (ceil(N / BC), ceil(N / BR), heads of this chunk). dP may be split in chunks of whole
+// heads (no buffer over the device's binding limit, backward/mod.ts): this dispatch's chunk starts
+// at head first / N (first is the chunk's flattened first row), and dP holds only its heads.
 
 var<workgroup> do_tile: array<array<T4, D4P>, BR>;
 var<workgroup> v_tile: array<array<T4, D4P>, BC>;
@@ -29,7 +31,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   }
   let c0 = wid.x * BC;
   let r0 = wid.y * BR;
-  let bh = wid.z;
+  let bh = params.first / n + wid.z; // the head, for dO and V
   let base = bh * n * D4;
   let ty = t / TX;
   let tx = t % TX;
@@ -74,7 +76,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     for (var j = 0u; j < RN; j++) {
       let col = c0 + tx + j * TX;
       if row < n && col < n {
-        dp[(bh * n + row) * n + col] = T(acc[i][j]);
+        dp[(wid.z * n + row) * n + col] = T(acc[i][j]);
         count_write(SLOT_DP, T_BYTES);
       }
     }

@@ -12,11 +12,12 @@
 // The prelude defines T (storage scalar; arithmetic is f32), TPR (a power of two), ROWS,
 // WG (= TPR * ROWS), CACHE, the slot constants, the counting helpers, and the bindings from the
 // host's list (generated in that order: params at 0, then 1, 2, …):
-//   params: uniform { n, bh, causal, scale }
-//   p: array<T>, B*H*N*N      dp: array<T>, B*H*N*N      ds: array<T>, B*H*N*N (written)
+//   params: uniform { n, first, causal, scale } (first unused: every buffer here is N x N)
+//   p, dp: array<T>, heads of this chunk * N*N      ds: the same (written)
 //   counting only: counters (generated, one 64-bit count per slot and direction)
 //
-// Grid: (ceil(N / ROWS), B*H).
+// Grid: (ceil(N / ROWS), heads of this chunk): P, dP and dS may be split in chunks of whole heads
+// (backward/mod.ts); wid.y is the head within the chunk.
 
 var<workgroup> partial: array<array<f32, TPR>, ROWS>;
 
