@@ -5,9 +5,9 @@
 #                                                of NAME) into .device/wt-NAME
 # There (carry [".device"]):
 #   bash scripts/device_branches.sh --run SECONDS NAME...
-# runs `gpu_session.sh NAME` inside .device/wt-NAME for each NAME, at most SECONDS each, and
-# packs each one's output folder and log into $OUT/NAME.tgz (the device tool returns at most
-# 8 files), printing each log's last lines.
+# runs `gpu_session.sh NAME` inside .device/wt-NAME for each NAME (NAME:STEP runs step STEP of
+# branch NAME), at most SECONDS each, and packs each one's output folder and log into
+# $OUT/STEP.tgz (the device tool returns at most 8 files), printing each log's last lines.
 set -uo pipefail
 mode=${1:-}; shift || true
 case "$mode" in
@@ -24,10 +24,11 @@ case "$mode" in
     limit=$1; shift
     root=$(pwd)
     OUT=${OUT:-$root/out/branches}
-    for name in "$@"; do
+    for arg in "$@"; do
+      name=${arg%%:*} step=${arg#*:}
       dir=$root/.device/wt-$name
       [ -d "$dir" ] || { echo "no $dir"; continue; }
-      out=/tmp/out-$name
+      out=/tmp/out-$step
       rm -rf "$out" && mkdir -p "$out"
       # The branch's own .device: the shared files linked, its own commit recorded.
       rm -rf "$dir/.device" && mkdir -p "$dir/.device"
@@ -36,10 +37,10 @@ case "$mode" in
       done
       cp "$dir/.commit" "$dir/.device/commit"
       (cd "$dir" && cp .commit "$out/commit" &&
-        OUT=$out timeout "$limit" bash scripts/gpu_session.sh "$name" >"$out/log.txt" 2>&1)
-      echo "=== $name rc=$? $(date +%T)"
+        OUT=$out timeout "$limit" bash scripts/gpu_session.sh "$step" >"$out/log.txt" 2>&1)
+      echo "=== $arg rc=$? $(date +%T)"
       tail -n 25 "$out/log.txt"
-      tar czf "$OUT/$name.tgz" -C /tmp "out-$name"
+      tar czf "$OUT/$step.tgz" -C /tmp "out-$step"
     done ;;
   *) echo "usage: device_branches.sh --stage NAME... | --run SECONDS NAME..." >&2; exit 2 ;;
 esac
