@@ -107,6 +107,12 @@ for step in "$@"; do
       sv --d 64 --n 4096,16384 --check-n 77,300 --reps 8 --sg on --peers "$FP" --table "$FT" \
         --tiles 64x32x4x16,64x32x4x16v7,64x32x4x8,64x32x4x8v7,32x32x2x8v7,64x32x8x8v7 \
         > "$OUT/flashfwd_d64.txt"
+      ;&
+    flashfwd128)
+      # (flashfwd's d = 128 half alone: the whole step outran 140 s on 2026-11-30.)
+      FP=$OUT/flashfwd_peers.jsonl FT=$OUT/flashfwd_table.txt
+      [ -s "$FP" ] || python3 .device/peer_sdpa.py --d 128 --n 4096,16384 --reps 10 \
+        --dtype float32 2>/dev/null > "$FP"
       sv --d 128 --n 4096,16384 --check-n 77,300 --reps 8 --sg on --peers "$FP" --table "$FT" \
         --tiles 32x32x2x16,32x32x2x16v7,32x32x2x8v7,32x32x4x16v7,32x32x4x8v7,64x16x2x4v7 \
         > "$OUT/flashfwd_d128.txt"
@@ -191,8 +197,10 @@ for step in "$@"; do
         done
         ab verify --pass bwd --dtype $dt --d 128 --n 1,2,77 --causal --quiet | tail -1
       done
-      NO_COLOR=1 deno test --node-modules-dir=manual -A kernels/backward/split_test.ts 2>&1 |
-        grep -E '^(ok|FAILED)|\.\.\. FAILED'
+      ;&
+    fig2)
+      # (bwdfix's second half alone.) The split test (kernels/backward/split_test.ts) runs in CI;
+      # on the device it did not finish within the step's time (2026-11-30), so it is not here.
       BP=$OUT/peers_bwdfix.jsonl
       for pdt in float16 float32; do
         python3 .device/peer_sdpa.py --pass fwdbwd --n 1024 --d 64 --dtype $pdt \
