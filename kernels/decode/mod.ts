@@ -87,6 +87,8 @@ export {
   gatherCache,
   randomDecodeInputs,
   referenceDecode,
+  TIMING_PATTERN,
+  timingDecodeInputs,
 } from "./reference.ts";
 export {
   BLOCK_SIZES,

@@ -43,7 +43,13 @@ import { unblockedTraffic } from "../../analysis/io_model.ts";
 import { unrollLoops } from "../program.ts";
 import { need } from "../common.ts";
 import { compulsoryDecodeBytes, modeledDecodeTraffic } from "./modeled.ts";
-import { gatherCache, randomDecodeInputs, referenceDecode } from "./reference.ts";
+import {
+  type DecodeInputs,
+  gatherCache,
+  randomDecodeInputs,
+  referenceDecode,
+  timingDecodeInputs,
+} from "./reference.ts";
 import {
   BLOCK_SIZES,
   type BlockTables,
@@ -642,6 +648,19 @@ function decodeTheoretical(s: DecodeSetup): TheoreticalTraffic {
   );
 }
 
+/** A setup's inputs from a contiguous generator, paged through the tables when paged. */
+function decodeInputs(
+  s: DecodeSetup,
+  make: (shape: DecodeShape, seed: number, cap: number) => DecodeInputs,
+  seed: number,
+): Record<string, Float32Array> {
+  const x = make(s.shape, seed, s.cap ?? Math.max(...s.shape.lens));
+  if (!s.tables) return { q: x.q, k: x.k, v: x.v };
+  const page = (c: Float32Array) =>
+    pageCache(c, s.shape.lens, s.shape.kvHeads, s.shape.d, x.cap, s.tables!);
+  return { q: x.q, k: page(x.k), v: page(x.v) };
+}
+
 /**
  * The plan of a decode kernel for one request.
  *
@@ -679,13 +698,8 @@ export function decodePlan(kernel: Kernel, request: ProblemRequest): KernelPlan 
     idealBytes: () => ({}),
     flops: (mode) => decodeFlops(s.shape, mode),
     denseFlops: (mode) => decodeFlops(s.shape, mode),
-    randomInputs(seed) {
-      const x = randomDecodeInputs(s.shape, seed, s.cap ?? Math.max(...s.shape.lens));
-      if (!s.tables) return { q: x.q, k: x.k, v: x.v };
-      const page = (c: Float32Array) =>
-        pageCache(c, s.shape.lens, s.shape.kvHeads, s.shape.d, x.cap, s.tables!);
-      return { q: x.q, k: page(x.k), v: page(x.v) };
-    },
+    randomInputs: (seed) => decodeInputs(s, randomDecodeInputs, seed),
+    timingInputs: (seed) => decodeInputs(s, timingDecodeInputs, seed),
     reference(inputs) {
       const q = need(inputs, "q");
       let k = need(inputs, "k");
