@@ -11,11 +11,11 @@
 //     [--peers FILE] [--reps 20] [--all-n default]
 import { parseArgs } from "@std/cli/parse-args";
 import { AttentionKernels, prepareAttention } from "../kernels/attention.ts";
-import { type Gpu, openGpu } from "../kernels/gpu.ts";
+import { openGpu } from "../kernels/gpu.ts";
 import { timeDispatches } from "../kernels/timing.ts";
 import { measureCopy } from "../kernels/ceilings.ts";
 import { tolerance } from "../core/tolerances.ts";
-import type { AttentionShape, Tiles } from "../core/shapes.ts";
+import type { Tiles } from "../core/shapes.ts";
 import { checkDecode } from "../kernels/decode/testing.ts";
 import { attentionProblem } from "../kernels/decode/testing.ts";
 import { compulsoryDecodeBytes, type DecodeKernelName } from "../kernels/decode/mod.ts";
@@ -33,10 +33,8 @@ const VARIANTS: Variant[] = [
   { name: "default", tiles: T(256, 256, 2, 8), sg: true, splits: null },
   { name: "u1", tiles: T(256, 256, 1, 8), sg: true, splits: null },
   { name: "u4", tiles: T(256, 256, 4, 8), sg: true, splits: null },
-  { name: "l4", tiles: T(256, 256, 2, 4), sg: true, splits: null },
   { name: "l32", tiles: T(256, 256, 2, 32), sg: true, splits: null },
   { name: "w128", tiles: T(128, 256, 2, 8), sg: true, splits: null },
-  { name: "split2", tiles: T(256, 256, 2, 8), sg: true, splits: 2 },
   { name: "split8", tiles: T(256, 256, 2, 8), sg: true, splits: 8 },
   { name: "portable", tiles: T(256, 256, 2, 8), sg: false, splits: null },
 ];
@@ -64,15 +62,14 @@ const KERNELS: DecodeKernelName[] = ["decode", "paged-decode"];
 const target = (n: number) => ({
   shape: { lens: Array(16).fill(n), heads: 16, kvHeads: 16, d: 128, dtype: "f16" } as const,
 });
-const timed: Record<string, { ms: number; splitMs: number }> = {};
+const timed: Record<string, { ms: number; splitMs: number; shuffles: boolean }> = {};
 let copyGBs = 0;
-let gpuOpen: Gpu | null = null;
 
 for (const sg of [true, false]) {
   const mine = variants.filter((v) => v.sg === sg);
   if (mine.length === 0) continue;
   const gpu = await openGpu({ subgroups: sg });
-  gpuOpen = gpu;
+
   const kernels = new AttentionKernels(gpu);
   console.log(`# ${gpu.info.description} subgroups=${gpu.info.subgroups} size=${gpu.subgroupSize}`);
   if (copyGBs === 0) {
@@ -133,11 +130,16 @@ for (const sg of [true, false]) {
         const warm = await timeDispatches(gpu, (pass) => p.encode(pass), { warmup: 1, reps: 3 });
         const warmup = Math.min(5000, Math.ceil(300 / median(warm.samplesMs)));
         const r = await timeDispatches(gpu, (pass) => p.encode(pass), { warmup, reps });
-        const s = await timeDispatches(gpu, (pass) => p.encodePass(pass, 0), { warmup: 20, reps });
+        const s = await timeDispatches(gpu, (pass) => p.encodePass(pass, 0), {
+          warmup: 20,
+          reps: Math.min(reps, 10),
+        });
         const ms = median(r.samplesMs);
         const splitMs = median(s.samplesMs);
         const splits = (p.plan as unknown as { decode: { maxSplits: number } }).decode.maxSplits;
-        timed[`${v.name}|${n}|${kernel}`] = { ms, splitMs };
+        // Whether the split pass sums lanes through subgroup shuffles (its key says so).
+        const shuffles = p.plan.passes()[0]!.key.endsWith("-sg");
+        timed[`${v.name}|${n}|${kernel}`] = { ms, splitMs, shuffles };
         const bytes = compulsoryDecodeBytes(ds);
         console.log(JSON.stringify({
           variant: v.name,
@@ -158,10 +160,9 @@ for (const sg of [true, false]) {
   }
   gpu.device.destroy();
 }
-void gpuOpen;
 
 const rows = [
-  "variant   tiles (br x bc x rm x tx)  context  decode ms  paged ms  paged/contig  GB/s (paged)  x PyTorch  % copy",
+  "variant   tiles (br x bc x rm x tx)  context  decode ms  paged ms  paged/contig  GB/s (paged)  x PyTorch  % copy  split ms (paged)",
 ];
 for (const v of variants) {
   for (const n of ns) {
@@ -183,6 +184,7 @@ for (const v of variants) {
       gbs.toFixed(0).padStart(13),
       (peer ? (gbs / peer).toFixed(2) : "-").padStart(10),
       (copyGBs ? ((100 * gbs) / copyGBs).toFixed(0) : "-").padStart(7),
+      (p ? p.splitMs.toFixed(3) : "-").padStart(17),
     ].join(" "));
   }
 }
