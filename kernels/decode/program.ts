@@ -16,7 +16,8 @@
  * (`causal` changes nothing: the one query is the last position, which sees every key). The
  * decode options ({@linkcode DecodeOptions}) give the context lengths (all `n` when absent), the
  * KV heads (grouped-query attention when fewer than `heads`), the block size and tables (paged),
- * a reservation (contiguous) and the split size. Tiles are not a knob of these kernels.
+ * a reservation (contiguous) and the split size. The request's tiles carry the split pass's knobs
+ * ({@linkcode DecodeTiles}: threads, lanes per token, tokens per round, segment).
  *
  * @module
  */
