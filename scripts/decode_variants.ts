@@ -34,7 +34,6 @@ const VARIANTS: Variant[] = [
   { name: "u1", tiles: T(256, 256, 1, 8), sg: true, splits: null },
   { name: "u4", tiles: T(256, 256, 4, 8), sg: true, splits: null },
   { name: "l32", tiles: T(256, 256, 2, 32), sg: true, splits: null },
-  { name: "w128", tiles: T(128, 256, 2, 8), sg: true, splits: null },
   { name: "split8", tiles: T(256, 256, 2, 8), sg: true, splits: 8 },
   { name: "portable", tiles: T(256, 256, 2, 8), sg: false, splits: null },
 ];

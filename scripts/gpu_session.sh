@@ -77,7 +77,7 @@ for step in "$@"; do
         --kv-heads 2 --batch 3 --count-io --quiet | tail -10
       ab verify --kernels decode,paged-decode --dtype f32 --d 64 --context 1,61,1000,4099 \
         --heads 4 --count-io --quiet | tail -6
-      ab bench --out "$OUT/decode3" --sweep decode --dtype f16 --d 128 --n 2048,8192 \
+      ab bench --out "$OUT/decode3" --sweep decode --dtype f16 --d 128 --n 8192 \
         --batches 16 --heads 16 --peers "$DP" --no-report --quiet | tail -8
       deno run --node-modules-dir=manual -A scripts/decode_variants.ts --n 2048,8192 \
         --peers "$DP" 2>&1 | grep -v '^\s*at ' | tee "$OUT/decode3.txt" ;;
