@@ -95,7 +95,8 @@ const TILE_SETS = [
 
 for (const dtype of ["f32", "f16"] as const) {
   Deno.test({
-    name: `every split-pass tile knob (threads, lanes, tokens per round, segment), ${dtype}`,
+    name:
+      `decode and paged-decode ${dtype} every split-pass tile knob (threads, lanes, tokens a round)`,
     ignore: noGpu || (dtype === "f16" && !f16),
     async fn() {
       const shape: DecodeShape = { lens: [1, 37, 131, 257], heads: 4, kvHeads: 2, d: 64, dtype };
