@@ -295,8 +295,6 @@ export function decodeSetup(
     );
   }
   const longest = Math.max(...shape.lens);
-  const tileText = decodeTileProblem(shape.d, request.tiles);
-  if (tileText) throw new UsageError(tileText);
   const splitTokens = options.splitTokens ?? defaultSplitTokens(shape, request.tiles);
   if (!Number.isInteger(splitTokens) || splitTokens < 1) {
     throw new UsageError(`tokens per split must be a positive integer, got ${splitTokens}`);
