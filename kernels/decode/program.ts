@@ -94,10 +94,11 @@ export const DECODE_TILE_CANDIDATES: readonly Tiles[] = [
 ];
 
 /**
- * Decode tiles on a software adapter: 16 token groups of 4 lanes (so the merge takes two rounds
- * and lavapipe's 8-lane subgroups hold a group), 2 tokens a round, segments of 64 tokens.
+ * Decode tiles on a software adapter: 8 token groups of 8 lanes (lavapipe's 8-lane subgroups hold
+ * a group), 1 token a round, segments of 64 tokens: little to unroll, since LLVM's compile time
+ * grows with it (the tests vary every knob at small sizes).
  */
-export const DECODE_FALLBACK_TILES: readonly Tiles[] = [{ br: 64, bc: 64, rm: 2, tx: 4 }];
+export const DECODE_FALLBACK_TILES: readonly Tiles[] = [{ br: 64, bc: 64, rm: 1, tx: 8 }];
 
 /** Most tokens per round a lane group takes (`rm`), and most tokens per segment (`bc`). */
 export const MAX_UNROLL = 8;
