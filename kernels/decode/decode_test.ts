@@ -234,7 +234,8 @@ async function mutantError(
 }
 
 Deno.test({
-  name: "mutants are caught: a paged kernel that skips the last partial block, a tile short by one",
+  name:
+    "mutants are caught: a paged kernel that skips the last partial block, a segment short by one",
   ignore: noGpu,
   async fn() {
     const shape: DecodeShape = { lens: [7, 40, 100], heads: 2, kvHeads: 1, d: 64, dtype: "f32" };
@@ -247,11 +248,12 @@ Deno.test({
       problem,
     );
     assert(skipPartial > tolerance("f32"), `skipping the partial block: error ${skipPartial}`);
-    const shortTile = await mutantError("decode", "if t < nt {", "if t + 1u < nt {", {
+    // The last token of every segment left unread (its K and V rows stay zero).
+    const shortSegment = await mutantError("decode", "if j < ns {", "if j + 1u < ns {", {
       shape,
       splitTokens: 64,
     });
-    assert(shortTile > tolerance("f32"), `a tile short by one: error ${shortTile}`);
+    assert(shortSegment > tolerance("f32"), `a segment short by one: error ${shortSegment}`);
   },
 });
 
