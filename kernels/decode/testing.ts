@@ -99,7 +99,7 @@ export function describeDecode(p: PreparedAttention, seed: number): string {
   return `${s.kernel} lens=[${lens}] heads=${s.shape.heads}/${s.shape.kvHeads} d=${s.shape.d} ` +
     `${s.shape.dtype} split=${s.splitTokens}${
       s.tables ? ` block=${s.tables.blockSize}` : ""
-    } seed ${seed}`;
+    } tiles ${p.tiles.br}x${p.tiles.bc}x${p.tiles.rm}x${p.tiles.tx} seed ${seed}`;
 }
 
 /**
