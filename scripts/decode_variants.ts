@@ -174,8 +174,10 @@ for (const v of variants) {
     const t = v.tiles;
     rows.push([
       v.name.padEnd(9),
-      `${t.br}x${t.bc}x${t.rm}x${t.tx}${v.sg ? " sg" : ""}${v.splits ? ` s${v.splits}` : ""}`
-        .padEnd(26),
+      // "sg": the split pass sums lanes through subgroup shuffles (else the portable path).
+      `${t.br}x${t.bc}x${t.rm}x${t.tx}${(p ?? c)!.shuffles ? " sg" : ""}${
+        v.splits ? ` s${v.splits}` : ""
+      }`.padEnd(26),
       String(n).padStart(7),
       (c ? c.ms.toFixed(3) : "-").padStart(10),
       (p ? p.ms.toFixed(3) : "-").padStart(9),
