@@ -108,9 +108,12 @@ export class AttentionKernels {
 
   /** The adapter's default tiles for a kernel and shape. */
   defaultTiles(kernel: Kernel | string, shape: AttentionShape): Tiles {
-    const candidates = this.gpu.info.isFallbackAdapter ? FALLBACK_TILE_CANDIDATES : TILE_CANDIDATES;
+    const fallback = this.gpu.info.isFallbackAdapter;
+    const k = resolveKernel(kernel);
+    const candidates = k.tileCandidates?.(fallback) ??
+      (fallback ? FALLBACK_TILE_CANDIDATES : TILE_CANDIDATES);
     return defaultTiles(
-      resolveKernel(kernel),
+      k,
       shape.d,
       shape.dtype,
       this.gpu.device.limits,

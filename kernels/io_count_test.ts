@@ -137,7 +137,7 @@ Deno.test({
     }));
     // The backward kernels' br ≠ bc counts: backward/io_count_test.ts (the same idea, its tiles).
     for (const tiles of [{ br: 16, bc: 8, rm: 2, tx: 2 }, { br: 8, bc: 16, rm: 1, tx: 4 }]) {
-      // Tiles are no knob of the decode kernels (their own count test varies splits and blocks).
+      // The decode kernels' tiles are other knobs: decode/io_count_test.ts draws them.
       for (const kernel of FORWARD.filter((k) => problemOf(k) === "attention")) {
         await countSweep(kernel, cases, tiles);
       }

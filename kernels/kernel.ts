@@ -242,8 +242,8 @@ export interface Kernel {
    * Which problem the shape describes (absent: `"attention"`). `"attention"`: `[B, H, N, d]`
    * queries against as many keys. `"decode"`: one query token for each of `batch` sequences and
    * `heads` query heads against a KV cache of up to `n` tokens; the context lengths, KV heads
-   * and cache layout come in `ProblemRequest.options` (see `kernels/decode/program.ts`), and
-   * tiles are not a knob.
+   * and cache layout come in `ProblemRequest.options` (see `kernels/decode/program.ts`); the
+   * tiles carry the split pass's knobs (threads, lanes per token, tokens per round, segment).
    */
   readonly problem?: "attention" | "decode";
   /**
@@ -266,6 +266,11 @@ export interface Kernel {
   workgroupBytes(d: number, dtype: Dtype, tiles: Tiles): number;
   /** Why these tiles cannot build the kernel at head dim `d` (structure only); null if they can. */
   tileProblem(d: number, tiles: Tiles): string | null;
+  /**
+   * The kernel's own default tile candidates, best first (on a software adapter when `fallback`);
+   * absent: the attention kernels' (`TILE_CANDIDATES`, `FALLBACK_TILE_CANDIDATES`).
+   */
+  tileCandidates?(fallback: boolean): readonly Tiles[];
   /** The plan of one problem. Throws a UsageError for a request it cannot serve. */
   plan(request: ProblemRequest): KernelPlan;
 }

@@ -29,8 +29,8 @@ import {
 } from "./registry.ts";
 
 /**
- * Kernels whose tiles are a knob (the attention problem's). The decode kernels take any tiles
- * that are positive integers and build the same passes; their tests vary splits and blocks.
+ * Kernels whose tiles are a knob of the attention problem. The decode kernels' tiles are their
+ * split pass's knobs (threads, lanes per token, tokens a round, segment), tested in decode/.
  */
 const TILED = KERNELS.filter((k) => problemOf(k) === "attention");
 // The forward kernels. The backward kernels stage four d-wide tiles and two f32 score tiles (see
@@ -141,7 +141,9 @@ Deno.test({
     for (const kernel of KERNELS) {
       for (const d of HEAD_DIMS) {
         const shape = { batch: 1, heads: 1, n: 64, d, dtype: "f32", causal: false } as const;
-        assertEquals(kernels!.defaultTiles(kernel, shape), FALLBACK_TILE_CANDIDATES[0]);
+        // The decode kernels' tiles are their split pass's knobs, with defaults of their own.
+        const own = findKernel(kernel)!.tileCandidates?.(true)[0];
+        assertEquals(kernels!.defaultTiles(kernel, shape), own ?? FALLBACK_TILE_CANDIDATES[0]);
       }
     }
   },

@@ -65,6 +65,24 @@ for step in "$@"; do
         --kv-heads 2 --batch 3 --count-io --quiet | tail -6
       ab bench --out "$OUT/decode" --sweep decode --dtype f16 --d 128 --n 2048,8192 \
         --batches 16 --heads 16 --peers "$OUT/decode_peers.jsonl" --verify --quiet ;;
+    decode3)
+      # Issue 14, decode v2: coalesced token groups, per-group online softmax, split count from
+      # the GPU's size. Peers first (same call), then correctness (f16 d128, odd lengths, GQA,
+      # counted == modeled), the default knobs through bench (results JSON), then the variants
+      # side by side (each checked against the float64 reference before it is timed) and the
+      # table: variant, context, decode ms, paged ms, paged/contiguous, GB/s, x PyTorch, % copy.
+      DP=$OUT/decode_peers.jsonl
+      python3 .device/peer_sdpa.py --decode --d 128 --dtype float16 --n 2048,8192 \
+        --batch-heads 256 2>/dev/null > "$DP"
+      grep -h EFFICIENT "$DP" | cut -c1-200
+      ab verify --kernels decode,paged-decode --dtype f16 --d 128 --n 1,37,257,2048 --heads 8 \
+        --kv-heads 2 --batch 3 --count-io --quiet | tail -10
+      ab verify --kernels decode,paged-decode --dtype f32 --d 64 --context 1,61,1000,4099 \
+        --heads 4 --count-io --quiet | tail -6
+      ab bench --out "$OUT/decode3" --sweep decode --dtype f16 --d 128 --n 8192 \
+        --batches 16 --heads 16 --peers "$DP" --no-report --quiet | tail -8
+      deno run --node-modules-dir=manual -A scripts/decode_variants.ts --n 2048,8192 \
+        --peers "$DP" 2>&1 | grep -v '^\s*at ' | tee "$OUT/decode3.txt" ;;
     decode-sweep) ab bench --out "$OUT/decode-sweep" --sweep decode --dtype f16 --d 128 \
       --heads 32 --kv-heads 8 --no-report --quiet ;;
     speed)

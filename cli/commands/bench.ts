@@ -370,7 +370,9 @@ function checkSweepKernels(kernels: readonly Kernel[], sweep: SweepKind): void {
   }
   if (sweep === "block-size" && decode.length > 0) {
     throw new UsageError(
-      `--sweep block-size varies tiles, which ${decode[0]!.name} has none of; use --sweep decode`,
+      `--sweep block-size varies attention tiles, which ${
+        decode[0]!.name
+      } has none of; use --sweep decode`,
     );
   }
 }

@@ -108,7 +108,8 @@ export const tuneCommand: Command = {
     const untiled = given.kernels.find((k) => problemOf(k) !== "attention");
     if (untiled) {
       throw new UsageError(
-        `${untiled.name} has no tiles to tune (its split size is chosen per problem)`,
+        `tune does not tune ${untiled.name} (its tiles are the split pass's knobs, compared by ` +
+          "scripts/decode_variants.ts; its split size is chosen per problem)",
       );
     }
     checkOutputPaths([out], "--out");

@@ -9,30 +9,43 @@
 // A long context is cut into splits of `chunk` tokens, each handled by its own workgroup, so a
 // small batch with a long context still fills the GPU. Split i of sequence s covers tokens
 // [i * chunk, min((i + 1) * chunk, L)) and leaves, for each of the g query heads of its KV head,
-// the partial softmax state: the running maximum m_i and sum l_i of its scores (base 2) and the
+// the partial softmax state: the maximum m_i and sum l_i of its scores (base 2) and the
 // unnormalised output acc_i = sum_j 2^(s_j - m_i) v_j. decode_combine.wgsl merges the splits.
 // A workgroup serves all g query heads of one KV head, so every live K and V row is read once.
 //
-// Within a split, the workgroup walks tiles of TILE tokens: thread j scores token j of the tile
-// against the g query vectors (one K row read, d elements); threads 0..g-1 each take one head's
-// new running maximum over the tile (online softmax); thread j turns its token's scores into
-// weights p; threads 0..g-1 add each head's weights into its running sum while thread (tg, c)
-// adds p_j v_j for the tokens j = tg, tg + TG, ... of the tile into column vec4 c of its
-// accumulators (V read once, coalesced along d). Scores are kept in base 2:
-// s2 = scale * log2(e) * q.k.
+// Within a split (v2, bandwidth-bound): the WG threads form NG = WG / LT token groups of LT
+// lanes. A group reads one token's K and V rows at a time, lane c owning the vec4 columns
+// c, c + LT, c + 2 LT, ... (CPL of them): the group's lanes read consecutive addresses, so the
+// loads are coalesced. Each lane dots its columns with the query, the LT partial dot products
+// are summed across the group's lanes (subgroupShuffleXor when SG = 1, the lanes being
+// consecutive in one subgroup; else an exchange through workgroup memory, the portable path),
+// and every group keeps its own online softmax state (m, l and the acc columns of its lanes) per
+// head: no barrier, no serial max or sum over a tile in the token loop. A round gives each group
+// UT consecutive tokens, all their K and V rows loaded before any is used (UT * CPL * 2 loads
+// in flight per lane). At the end of the split the NG group states are merged (maxima through
+// workgroup memory, acc columns summed in MS slots) and written.
+//
+// The split is walked in segments of SEG tokens (a whole number of rounds): at the start of each
+// the layout may stage what it needs (paged: the segment's block-table entries).
 //
 // Where token p of sequence s, KV head kvh lies is the layout's business, given by the prelude:
-//   tile_begin(seq, t0, nt, t)  called by every thread before a tile's rows are read (paged: the
-//                               tile's block-table entries are staged in workgroup memory)
+//   tile_begin(seq, t0, nt, t)  called by every thread before a segment's rows are read (paged:
+//                               the segment's block-table entries are staged in workgroup memory)
 //   kv_row(seq, kvh, p) -> u32  index (in T4) of the first element of token p's K (and V) row
 // kv_contiguous.wgsl and kv_paged.wgsl define them and state the cache layouts.
 //
 // The prelude (program.ts and decode/program.ts) also defines:
 //   T, T4, T_BYTES   storage scalar and vec4 (f32 or f16); arithmetic and partials are f32
 //   D, D4            head dim and D / 4
-//   RM               query heads per KV head (g): the query rows each thread owns
-//   WG, TILE         threads per workgroup; tokens per tile (= WG)
-//   TG               threads per column in the P.V step (WG / D4)
+//   RM               query heads per KV head (g)
+//   WG               threads per workgroup
+//   LT, NG, CPL      lanes per token, token groups (WG / LT), vec4 columns per lane (D4 / LT)
+//   UT               tokens per group and round
+//   SEG              tokens per segment (a multiple of NG * UT)
+//   MS               slots of the final acc merge (min(NG, 8))
+//   group_sum(x, t)  the sum of x over the LT lanes of thread t's token group, in every lane;
+//                    called by every thread (program.ts: subgroupShuffleXor when the lanes lie in
+//                    one subgroup, else an exchange through workgroup memory `red`, with barriers)
 //   Params           the uniforms, generated from DECODE_UNIFORMS in decode/program.ts:
 //                      seqs, heads, kv_heads: batch size, query heads, KV heads
 //                      stride: contiguous: rows reserved per (sequence, KV head);
@@ -61,11 +74,8 @@
 const NEG: f32 = -3.0e38;
 
 var<workgroup> q_tile: array<array<vec4<f32>, D4>, RM>;
-var<workgroup> s_tile: array<array<f32, TILE>, RM>;
-var<workgroup> m_run: array<f32, RM>;
-var<workgroup> l_run: array<f32, RM>;
-var<workgroup> alpha: array<f32, RM>;
-var<workgroup> red: array<vec4<f32>, WG>;
+var<workgroup> ml_g: array<vec2<f32>, NG>;
+var<workgroup> o_red: array<array<vec4<f32>, D4>, MS>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
@@ -80,6 +90,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   }
   let end = min(start + params.chunk, len);
   let h0 = kvh * RM;
+  let lane = t % LT;
+  let g = t / LT;
 
   for (var idx = t; idx < RM * D4; idx += WG) {
     let i = idx / D4;
@@ -87,99 +99,111 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     q_tile[i][c] = vec4<f32>(q[(seq * params.heads + h0 + i) * D4 + c]);
     count_read(SLOT_Q, 4u * T_BYTES);
   }
-  if t < RM {
-    m_run[t] = NEG;
-    l_run[t] = 0.0;
+  // Zeroed explicitly: naga does not re-zero a var declared without a value in a loop.
+  var m: array<f32, RM>;
+  var l: array<f32, RM>;
+  var acc: array<array<vec4<f32>, CPL>, RM>;
+  for (var i = 0u; i < RM; i++) {
+    m[i] = NEG;
+    l[i] = 0.0;
+    for (var cc = 0u; cc < CPL; cc++) {
+      acc[i][cc] = vec4<f32>();
+    }
   }
-  let tg = t / D4;
-  let c = t % D4;
-  var acc: array<vec4<f32>, RM>;
 
-  for (var t0 = start; t0 < end; t0 += TILE) {
-    // Every thread is done with the previous tile's weights (and block list).
+  for (var s0 = start; s0 < end; s0 += SEG) {
+    // Every thread is done with the previous segment's block list (and the query is staged).
     workgroupBarrier();
-    let nt = min(TILE, end - t0);
-    tile_begin(seq, t0, nt, t);
-
-    if t < nt {
-      let row = kv_row(seq, kvh, t0 + t);
-      // Zeroed explicitly: naga does not re-zero a var declared without a value in a loop.
-      var sc: array<f32, RM>;
-      for (var i = 0u; i < RM; i++) {
-        sc[i] = 0.0;
-      }
-      for (var c4 = 0u; c4 < D4; c4++) {
-        let kc = vec4<f32>(k[row + c4]);
-        count_read(SLOT_K, 4u * T_BYTES);
-        for (var i = 0u; i < RM; i++) {
-          sc[i] += dot(q_tile[i][c4], kc);
+    let ns = min(SEG, end - s0);
+    tile_begin(seq, s0, ns, t);
+    for (var r0 = 0u; r0 < ns; r0 += NG * UT) {
+      // Group g's UT tokens of this round: s0 + r0 + g * UT + u, all loaded first.
+      var kr: array<array<T4, CPL>, UT>;
+      var vr: array<array<T4, CPL>, UT>;
+      for (var u = 0u; u < UT; u++) {
+        let j = r0 + g * UT + u;
+        for (var cc = 0u; cc < CPL; cc++) {
+          kr[u][cc] = T4();
+          vr[u][cc] = T4();
+        }
+        if j < ns {
+          let row = kv_row(seq, kvh, s0 + j) + lane;
+          for (var cc = 0u; cc < CPL; cc++) {
+            kr[u][cc] = k[row + cc * LT];
+            vr[u][cc] = v[row + cc * LT];
+            count_read(SLOT_K, 4u * T_BYTES);
+            count_read(SLOT_V, 4u * T_BYTES);
+          }
         }
       }
-      for (var i = 0u; i < RM; i++) {
-        s_tile[i][t] = sc[i] * params.scale_log2e;
-      }
-    }
-    workgroupBarrier();
-
-    // Thread i < g: head i's new running maximum, and the factor that rescales what came before.
-    if t < RM {
-      let m_old = m_run[t];
-      var mx = m_old;
-      for (var j = 0u; j < nt; j++) {
-        mx = max(mx, s_tile[t][j]);
-      }
-      alpha[t] = exp2(m_old - mx);
-      m_run[t] = mx;
-    }
-    workgroupBarrier();
-
-    // Thread j: token j's weight p = 2^(s - m) for every head.
-    if t < nt {
-      for (var i = 0u; i < RM; i++) {
-        s_tile[i][t] = exp2(s_tile[i][t] - m_run[i]);
-      }
-    }
-    workgroupBarrier();
-
-    // The weights are read only from here to the next tile: thread i < g sums head i's into
-    // its running sum while every thread accumulates P V.
-    if t < RM {
-      var sum = 0.0;
-      for (var j = 0u; j < nt; j++) {
-        sum += s_tile[t][j];
-      }
-      l_run[t] = l_run[t] * alpha[t] + sum;
-    }
-    for (var i = 0u; i < RM; i++) {
-      acc[i] *= alpha[i];
-    }
-    for (var j = tg; j < nt; j += TG) {
-      let vc = vec4<f32>(v[kv_row(seq, kvh, t0 + j) + c]);
-      count_read(SLOT_V, 4u * T_BYTES);
-      for (var i = 0u; i < RM; i++) {
-        acc[i] += s_tile[i][j] * vc;
+      for (var u = 0u; u < UT; u++) {
+        let valid = r0 + g * UT + u < ns;
+        for (var i = 0u; i < RM; i++) {
+          var part = 0.0;
+          for (var cc = 0u; cc < CPL; cc++) {
+            part += dot(q_tile[i][lane + cc * LT], vec4<f32>(kr[u][cc]));
+          }
+          let s = group_sum(part, t) * params.scale_log2e;
+          if valid {
+            let mx = max(m[i], s);
+            let a = exp2(m[i] - mx);
+            let p = exp2(s - mx);
+            l[i] = l[i] * a + p;
+            for (var cc = 0u; cc < CPL; cc++) {
+              acc[i][cc] = acc[i][cc] * a + p * vec4<f32>(vr[u][cc]);
+            }
+            m[i] = mx;
+          }
+        }
       }
     }
   }
 
-  // Sum the TG threads of each column, head by head, and write the split's partial state.
+  // Merge the NG groups' states head by head: M = max m_g, L = sum l_g 2^(m_g - M), acc the same;
+  // group g adds its scaled columns into slot g % MS in round g / MS, then MS slots are summed.
+  let slot = g % MS;
   for (var i = 0u; i < RM; i++) {
     workgroupBarrier();
-    red[t] = acc[i];
+    if lane == 0u {
+      ml_g[g] = vec2<f32>(m[i], l[i]);
+    }
     workgroupBarrier();
-    if tg == 0u {
-      var o4 = red[c];
-      for (var g = 1u; g < TG; g++) {
-        o4 += red[g * D4 + c];
+    var mx = NEG;
+    for (var gg = 0u; gg < NG; gg++) {
+      mx = max(mx, ml_g[gg].x);
+    }
+    let f = exp2(m[i] - mx);
+    for (var r = 0u; r < NG / MS; r++) {
+      if g / MS == r {
+        for (var cc = 0u; cc < CPL; cc++) {
+          let c = lane + cc * LT;
+          if r == 0u {
+            o_red[slot][c] = acc[i][cc] * f;
+          } else {
+            o_red[slot][c] += acc[i][cc] * f;
+          }
+        }
       }
-      part_o[((seq * params.heads + h0 + i) * params.max_splits + split) * D4 + c] = o4;
+      workgroupBarrier();
+    }
+    let row = (seq * params.heads + h0 + i) * params.max_splits + split;
+    for (var c = t; c < D4; c += WG) {
+      var o4 = o_red[0][c];
+      for (var sl = 1u; sl < MS; sl++) {
+        o4 += o_red[sl][c];
+      }
+      part_o[row * D4 + c] = o4;
       count_write(SLOT_PART_O, 16u);
     }
-  }
-  if t < RM {
-    let slot = (seq * params.heads + h0 + t) * params.max_splits + split;
-    part_ml[slot] = vec2<f32>(m_run[t], l_run[t]);
-    count_write(SLOT_PART_ML, 8u);
+    if t == 0u {
+      var sum = 0.0;
+      for (var gg = 0u; gg < NG; gg++) {
+        let e = ml_g[gg];
+        sum += e.y * exp2(e.x - mx);
+      }
+      part_ml[row] = vec2<f32>(mx, sum);
+      count_write(SLOT_PART_ML, 8u);
+    }
   }
   count_flush();
 }

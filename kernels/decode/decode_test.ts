@@ -82,6 +82,33 @@ for (const kernel of ["decode", "paged-decode"] as DecodeKernelName[]) {
   }
 }
 
+// The split pass's knobs: one lane a token (no lane sum) up to 16 (past lavapipe's 8-lane
+// subgroups: the portable sum), 1–3 tokens a round, 32–128 threads, segments of one round to
+// several; rounds and segments cut by every length, GQA.
+const TILE_SETS = [
+  { br: 32, bc: 32, rm: 1, tx: 1 },
+  { br: 32, bc: 48, rm: 3, tx: 2 },
+  { br: 64, bc: 16, rm: 1, tx: 4 },
+  { br: 128, bc: 32, rm: 2, tx: 8 },
+  { br: 128, bc: 8, rm: 1, tx: 16 },
+];
+
+for (const dtype of ["f32", "f16"] as const) {
+  Deno.test({
+    name:
+      `decode and paged-decode ${dtype} every split-pass tile knob (threads, lanes, tokens a round)`,
+    ignore: noGpu || (dtype === "f16" && !f16),
+    async fn() {
+      const shape: DecodeShape = { lens: [1, 37, 131, 257], heads: 4, kvHeads: 2, d: 64, dtype };
+      for (const [i, tiles] of TILE_SETS.entries()) {
+        for (const kernel of ["decode", "paged-decode"] as const) {
+          await checked({ kernel, shape, tiles, splitTokens: i % 2 ? 100 : undefined }, 31 + i);
+        }
+      }
+    },
+  });
+}
+
 Deno.test({
   name: "decode: a reservation longer than the contexts (cap) changes nothing",
   ignore: noGpu,
@@ -207,7 +234,8 @@ async function mutantError(
 }
 
 Deno.test({
-  name: "mutants are caught: a paged kernel that skips the last partial block, a tile short by one",
+  name:
+    "mutants are caught: a paged kernel that skips the last partial block, a segment short by one",
   ignore: noGpu,
   async fn() {
     const shape: DecodeShape = { lens: [7, 40, 100], heads: 2, kvHeads: 1, d: 64, dtype: "f32" };
@@ -220,11 +248,12 @@ Deno.test({
       problem,
     );
     assert(skipPartial > tolerance("f32"), `skipping the partial block: error ${skipPartial}`);
-    const shortTile = await mutantError("decode", "if t < nt {", "if t + 1u < nt {", {
+    // The last token of every segment left unread (its K and V rows stay zero).
+    const shortSegment = await mutantError("decode", "if j < ns {", "if j + 1u < ns {", {
       shape,
       splitTokens: 64,
     });
-    assert(shortTile > tolerance("f32"), `a tile short by one: error ${shortTile}`);
+    assert(shortSegment > tolerance("f32"), `a segment short by one: error ${shortSegment}`);
   },
 });
 

@@ -12,6 +12,7 @@ import {
   prepareDecode,
 } from "./testing.ts";
 import { BLOCK_SIZES, contextLengths, type DecodeShape } from "./workload.ts";
+import type { Tiles } from "../../core/shapes.ts";
 
 // The counting variant of each decode kernel adds up, per binding and direction, the bytes it
 // reads and writes; modeled.ts predicts them from the plan. They must agree exactly, on seeded
@@ -27,8 +28,18 @@ interface CountCase {
   splitTokens?: number;
   blockSize: number;
   tableSeed: number;
+  tiles?: Tiles;
   label: string;
 }
+
+/** Split-pass tiles a third of the cases draw instead of the default: lanes 4–8, 1–3 tokens a
+ * round, segments of one round (a table stage every 8 tokens) to two; little unrolled code, since
+ * llvmpipe compiles every (tiles, d, group) anew. decode_test.ts checks lanes 1–16. */
+const TILE_SETS: readonly Tiles[] = [
+  { br: 32, bc: 16, rm: 1, tx: 4 },
+  { br: 32, bc: 24, rm: 3, tx: 8 },
+  { br: 64, bc: 8, rm: 1, tx: 8 },
+];
 
 /** Random batches (1–6 sequences, lengths 1–300 from the three distributions), MHA and GQA,
  * d of 32/64/128, block sizes 8–256, default or random split sizes. */
@@ -50,6 +61,7 @@ function countCases(seed: number): CountCase[] {
       splitTokens: rand() < 0.3 ? undefined : int(1, 200),
       blockSize: rand() < 0.3 ? BLOCK_SIZES.default : int(BLOCK_SIZES.min, BLOCK_SIZES.max),
       tableSeed: int(1, 2 ** 30),
+      tiles: rand() < 2 / 3 ? undefined : pick(TILE_SETS),
       label: `ATTNBENCH_TEST_SEED=${seed} case ${i}`,
     };
   });
@@ -62,6 +74,7 @@ function problemOf(kernel: DecodeKernelName, c: CountCase): DecodeProblem {
     splitTokens: c.splitTokens,
     blockSize: kernel === "paged-decode" ? c.blockSize : undefined,
     tableSeed: c.tableSeed,
+    tiles: c.tiles,
     count: true,
   };
 }
@@ -77,6 +90,7 @@ Deno.test("the random decode cases cover lengths, heads, head dims, blocks and s
     cases.some((c) => c.shape.lens.length > 1) && cases.some((c) => c.splitTokens === undefined),
   );
   assert(new Set(cases.map((c) => c.blockSize)).size >= 10, "block sizes spread");
+  for (const t of [undefined, ...TILE_SETS]) assert(cases.some((c) => c.tiles === t), "tiles");
   assertEquals(countCases(SEED), cases, "reproducible");
 });
 

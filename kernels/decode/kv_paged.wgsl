@@ -10,19 +10,19 @@
 //
 //   table: array<u32>, [seqs, stride] (bound by the generated header)
 //
-// At the start of each tile of tokens [t0, t0 + nt), threads 0..nb-1 read the nb table entries
-// that cover it (nb <= TILE / 8 + 1 since block >= 8) into workgroup memory; kv_row looks its
-// block up there. So each tile reads each of its blocks' entries once.
+// At the start of each segment of tokens [t0, t0 + nt), the threads read the nb table entries
+// that cover it (nb <= SEG / 8 + 1 since block >= 8) into workgroup memory; kv_row looks its
+// block up there. So each segment reads each of its blocks' entries once.
 
-const TILE_BLOCKS: u32 = TILE / 8u + 1u;
-var<workgroup> tile_blocks: array<u32, TILE_BLOCKS>;
+const SEG_BLOCKS: u32 = SEG / 8u + 1u;
+var<workgroup> tile_blocks: array<u32, SEG_BLOCKS>;
 var<private> first_block: u32;
 
 fn tile_begin(seq: u32, t0: u32, nt: u32, t: u32) {
   first_block = t0 / params.block;
   let nb = (t0 + nt - 1u) / params.block - first_block + 1u;
-  if t < nb {
-    tile_blocks[t] = table[seq * params.stride + first_block + t];
+  for (var b = t; b < nb; b += WG) {
+    tile_blocks[b] = table[seq * params.stride + first_block + b];
     count_read(SLOT_TABLE, 4u);
   }
   workgroupBarrier();

@@ -12,7 +12,7 @@
  * ```ts
  * import { pagedDecode } from "./mod.ts";
  * const shape = { batch: 2, heads: 8, n: 300, d: 128, dtype: "f16", causal: false } as const;
- * const plan = pagedDecode.plan({ shape, tiles: { br: 8, bc: 8, rm: 1, tx: 4 },
+ * const plan = pagedDecode.plan({ shape, tiles: { br: 64, bc: 64, rm: 2, tx: 4 },
  *   options: { lens: [17, 300], kvHeads: 2, blockSize: 16 } });
  * console.assert(plan.passes().map((p) => p.name).join() === "split,combine");
  * ```
@@ -53,10 +53,13 @@ export function isPagedDecode(kernel: Kernel): boolean {
 }
 
 export {
+  DECODE_FALLBACK_TILES,
   DECODE_KERNELS,
   DECODE_SLOTS,
+  DECODE_SMS,
+  DECODE_THREADS_PER_SM,
+  DECODE_TILE_CANDIDATES,
   DECODE_UNIFORMS,
-  DECODE_WG,
   decodeFlops,
   type DecodeKernelName,
   decodeKey,
@@ -67,9 +70,15 @@ export {
   decodeSetup,
   decodeShapeOf,
   decodeSource,
+  decodeTileProblem,
+  type DecodeTiles,
+  decodeTilesOf,
+  decodeUsesSubgroups,
   decodeWorkgroupBytes,
   defaultSplitTokens,
   MAX_GROUP,
+  MAX_SEGMENT,
+  MAX_UNROLL,
   PARAMS_BYTES,
 } from "./program.ts";
 export { compulsoryDecodeBytes, modeledDecodeTraffic } from "./modeled.ts";
@@ -78,6 +87,8 @@ export {
   gatherCache,
   randomDecodeInputs,
   referenceDecode,
+  TIMING_PATTERN,
+  timingDecodeInputs,
 } from "./reference.ts";
 export {
   BLOCK_SIZES,

@@ -8,7 +8,7 @@
 
 import { dtypeBytes } from "../../core/shapes.ts";
 import { type CountedBytes, emptyTraffic } from "../kernel.ts";
-import { DECODE_SLOTS, DECODE_WG, type DecodeSetup, PARAMS_BYTES } from "./program.ts";
+import { DECODE_SLOTS, type DecodeSetup, PARAMS_BYTES } from "./program.ts";
 import type { DecodeShape } from "./workload.ts";
 
 /**
@@ -16,8 +16,8 @@ import type { DecodeShape } from "./workload.ts";
  *
  * Split pass, per workgroup (split i, KV head, sequence s of length L): the uniforms and lens[s]
  * (thread 0), and if the split starts before L: the g query vectors, the K and V rows of its
- * tokens (every live row once over all splits), one table entry per block each tile touches
- * (paged), and g partial states written (8 bytes of (m, l) and d f32 of acc each). Combine pass,
+ * tokens (every live row once over all splits), one table entry per block each segment (`bc`
+ * tokens of the split) touches (paged), and g partial states written (8 bytes of (m, l) and d f32 of acc each). Combine pass,
  * per (query head, sequence): the uniforms and lens[s], the ⌈L / chunk⌉ partial states read, and
  * one output row written.
  *
@@ -26,7 +26,8 @@ import type { DecodeShape } from "./workload.ts";
  * import { decodeSetup } from "./program.ts";
  * import { modeledDecodeTraffic } from "./modeled.ts";
  * const shape = { batch: 1, heads: 1, n: 100, d: 32, dtype: "f32", causal: false } as const;
- * const t = modeledDecodeTraffic(decodeSetup("decode", { shape, options: { splitTokens: 64 } }));
+ * const tiles = { br: 64, bc: 64, rm: 2, tx: 4 };
+ * const t = modeledDecodeTraffic(decodeSetup("decode", { shape, tiles, options: { splitTokens: 64 } }));
  * console.assert(t.k!.read === 100 * 32 * 4 && t.part_o!.write === 2 * 32 * 4);
  * ```
  */
@@ -36,6 +37,7 @@ export function modeledDecodeTraffic(plan: DecodeSetup): CountedBytes {
   const e = dtypeBytes(shape.dtype);
   const group = heads / kvHeads;
   const chunk = plan.splitTokens;
+  const seg = plan.tiles.segment;
   const t = emptyTraffic(tables ? [...DECODE_SLOTS, "table"] : DECODE_SLOTS);
   const seqs = shape.lens.length;
 
@@ -54,8 +56,8 @@ export function modeledDecodeTraffic(plan: DecodeSetup): CountedBytes {
       let entries = 0;
       for (let start = 0; start < len; start += chunk) {
         const end = Math.min(start + chunk, len);
-        for (let t0 = start; t0 < end; t0 += DECODE_WG) {
-          const last = Math.min(t0 + DECODE_WG, end) - 1;
+        for (let t0 = start; t0 < end; t0 += seg) {
+          const last = Math.min(t0 + seg, end) - 1;
           entries += Math.floor(last / tables.blockSize) - Math.floor(t0 / tables.blockSize) + 1;
         }
       }

@@ -16,7 +16,8 @@
  * (`causal` changes nothing: the one query is the last position, which sees every key). The
  * decode options ({@linkcode DecodeOptions}) give the context lengths (all `n` when absent), the
  * KV heads (grouped-query attention when fewer than `heads`), the block size and tables (paged),
- * a reservation (contiguous) and the split size. Tiles are not a knob of these kernels.
+ * a reservation (contiguous) and the split size. The request's tiles carry the split pass's knobs
+ * ({@linkcode DecodeTiles}: threads, lanes per token, tokens per round, segment).
  *
  * @module
  */
@@ -27,7 +28,7 @@ import commonBody from "./decode_common.wgsl" with { type: "text" };
 import contiguousLayout from "./kv_contiguous.wgsl" with { type: "text" };
 import pagedLayout from "./kv_paged.wgsl" with { type: "text" };
 import { UsageError } from "../../core/errors.ts";
-import { type AttentionShape, type Dtype, dtypeBytes } from "../../core/shapes.ts";
+import { type AttentionShape, type Dtype, dtypeBytes, type Tiles } from "../../core/shapes.ts";
 import type {
   BufferSpec,
   FlopMode,
@@ -43,7 +44,13 @@ import { unblockedTraffic } from "../../analysis/io_model.ts";
 import { unrollLoops } from "../program.ts";
 import { need } from "../common.ts";
 import { compulsoryDecodeBytes, modeledDecodeTraffic } from "./modeled.ts";
-import { gatherCache, randomDecodeInputs, referenceDecode } from "./reference.ts";
+import {
+  type DecodeInputs,
+  gatherCache,
+  randomDecodeInputs,
+  referenceDecode,
+  timingDecodeInputs,
+} from "./reference.ts";
 import {
   BLOCK_SIZES,
   type BlockTables,
@@ -60,10 +67,87 @@ export type DecodeKernelName = "decode" | "paged-decode";
 /** Every decode kernel. */
 export const DECODE_KERNELS: readonly DecodeKernelName[] = ["decode", "paged-decode"];
 
-/** Threads per workgroup of the split pass, and tokens per tile. */
-export const DECODE_WG = 64;
+/**
+ * The split pass's knobs ride in the request's tiles, so that runs record what decode used:
+ * `br` threads per workgroup, `tx` lanes per token (LT: a K/V row is read by LT consecutive
+ * lanes, d / 4 / LT vec4 each), `rm` tokens per lane group and round (UT: loaded before any is
+ * used) and `bc` tokens per segment (SEG: the unit in which the paged layout stages block-table
+ * entries; a multiple of the round, br / tx · rm tokens).
+ */
+export interface DecodeTiles {
+  threads: number;
+  lanes: number;
+  unroll: number;
+  segment: number;
+}
+
+/** The decode knobs of a request's tiles. */
+export function decodeTilesOf(t: Tiles): DecodeTiles {
+  return { threads: t.br, lanes: t.tx, unroll: t.rm, segment: t.bc };
+}
+
+/** Default decode tiles on a GPU, best first: 256 threads, 8 lanes a token, 2 tokens a round. */
+export const DECODE_TILE_CANDIDATES: readonly Tiles[] = [
+  { br: 256, bc: 256, rm: 2, tx: 8 },
+  { br: 128, bc: 256, rm: 2, tx: 8 },
+  { br: 64, bc: 256, rm: 2, tx: 8 },
+];
+
+/**
+ * Decode tiles on a software adapter: 8 token groups of 8 lanes (lavapipe's 8-lane subgroups hold
+ * a group), 1 token a round, segments of 64 tokens: little to unroll, since LLVM's compile time
+ * grows with it (the tests vary every knob at small sizes).
+ */
+export const DECODE_FALLBACK_TILES: readonly Tiles[] = [{ br: 64, bc: 64, rm: 1, tx: 8 }];
+
+/** Most tokens per round a lane group takes (`rm`), and most tokens per segment (`bc`). */
+export const MAX_UNROLL = 8;
+export const MAX_SEGMENT = 2048;
+
+/**
+ * Why these tiles cannot build the split pass at head dim `d`; null when they can: `br` a power
+ * of two from 32 to 1024, `tx` a power of two dividing d / 4 and at most `br`, `rm` from 1 to
+ * 8, `bc` a multiple of the round (br / tx · rm tokens) up to 2048.
+ *
+ * @example
+ * ```ts
+ * import { decodeTileProblem } from "./program.ts";
+ * console.assert(decodeTileProblem(128, { br: 256, bc: 256, rm: 2, tx: 8 }) === null);
+ * console.assert(decodeTileProblem(32, { br: 256, bc: 256, rm: 2, tx: 16 }) !== null);
+ * ```
+ */
+export function decodeTileProblem(d: number, t: Tiles): string | null {
+  const pow2 = (x: number) => Number.isInteger(x) && x >= 1 && (x & (x - 1)) === 0;
+  const k = decodeTilesOf(t);
+  if (!pow2(k.threads) || k.threads < 32 || k.threads > 1024) {
+    return `decode threads per workgroup (tile br) must be a power of two from 32 to 1024, got ${k.threads}`;
+  }
+  if (!pow2(k.lanes) || (d / 4) % k.lanes !== 0) {
+    return `decode lanes per token (tile tx) must be a power of two dividing d/4 = ${
+      d / 4
+    }, got ${k.lanes}`;
+  }
+  if (!Number.isInteger(k.unroll) || k.unroll < 1 || k.unroll > MAX_UNROLL) {
+    return `decode tokens per round (tile rm) must be from 1 to ${MAX_UNROLL}, got ${k.unroll}`;
+  }
+  const round = (k.threads / k.lanes) * k.unroll;
+  if (k.segment % round !== 0 || k.segment > MAX_SEGMENT) {
+    return `decode tokens per segment (tile bc) must be a multiple of the round (${round} tokens) ` +
+      `up to ${MAX_SEGMENT}, got ${k.segment}`;
+  }
+  return null;
+}
+
 /** Most query heads per KV head the split pass is built for. */
 export const MAX_GROUP = 16;
+
+/**
+ * Streaming multiprocessors the default split count fills: the H200's 132 (WebGPU does not
+ * report a GPU's size; `splitTokens` overrides the choice).
+ */
+export const DECODE_SMS = 132;
+/** Resident threads per SM the default split count aims at (the H200's most: 2048). */
+export const DECODE_THREADS_PER_SM = 2048;
 
 /** Counter slots of the contiguous kernel; `paged-decode` adds `table`. */
 export const DECODE_SLOTS = ["q", "k", "v", "o", "uniform", "lens", "part_ml", "part_o"] as const;
@@ -107,6 +191,8 @@ const OPTION_KEYS = ["lens", "kvHeads", "blockSize", "tables", "tableSeed", "cap
 export interface DecodeSetup {
   kernel: DecodeKernelName;
   shape: DecodeShape;
+  /** The split pass's knobs (the request's tiles). */
+  tiles: DecodeTiles;
   /** Tokens per split. */
   splitTokens: number;
   /** Splits per (sequence, head) the partial buffers hold: ⌈longest context / splitTokens⌉. */
@@ -119,23 +205,28 @@ export interface DecodeSetup {
 }
 
 /**
- * Tokens per split so that the split pass has about `target` workgroups (enough to fill a large
- * GPU) without splits shorter than one tile: ⌈longest / splits⌉ rounded up to a whole tile, where
- * splits = ⌈target / (sequences · kvHeads)⌉ capped by the tiles of the longest context.
+ * Tokens per split, from the context and the GPU's size: about {@linkcode DECODE_SMS} ·
+ * {@linkcode DECODE_THREADS_PER_SM} threads in split workgroups of `threads` (a few per SM), i.e.
+ * splits = round(that / (sequences · kvHeads · threads)), at least 1 and at most the longest
+ * context's segments; ⌈longest / splits⌉ rounded up to a whole segment.
  *
  * @example
  * ```ts
  * import { defaultSplitTokens } from "./program.ts";
- * const shape = { lens: [8192], heads: 8, kvHeads: 8, d: 128, dtype: "f16" } as const;
- * console.assert(defaultSplitTokens(shape) === 128);
- * console.assert(defaultSplitTokens({ ...shape, lens: [10] }) === 64);
+ * const shape = { lens: Array(16).fill(8192), heads: 16, kvHeads: 16, d: 128, dtype: "f16" } as const;
+ * const tiles = { br: 256, bc: 256, rm: 2, tx: 8 };
+ * console.assert(defaultSplitTokens(shape, tiles) === 2048); // 4 splits: 1024 workgroups
+ * console.assert(defaultSplitTokens({ ...shape, lens: [10] }, tiles) === 256);
  * ```
  */
-export function defaultSplitTokens(shape: DecodeShape, target = 512): number {
+export function defaultSplitTokens(shape: DecodeShape, tiles: Tiles): number {
+  const { threads, segment } = decodeTilesOf(tiles);
   const longest = Math.max(...shape.lens);
-  const tiles = Math.ceil(longest / DECODE_WG);
-  const splits = Math.min(tiles, Math.ceil(target / (shape.lens.length * shape.kvHeads)));
-  return Math.ceil(Math.ceil(longest / splits) / DECODE_WG) * DECODE_WG;
+  const segments = Math.ceil(longest / segment);
+  const rows = shape.lens.length * shape.kvHeads;
+  const wanted = Math.round((DECODE_SMS * DECODE_THREADS_PER_SM) / (rows * threads));
+  const splits = Math.max(1, Math.min(segments, wanted));
+  return Math.ceil(Math.ceil(longest / splits) / segment) * segment;
 }
 
 /**
@@ -187,13 +278,14 @@ export function decodeShapeOf(shape: AttentionShape, options: DecodeOptions = {}
  * ```ts
  * import { decodeSetup } from "./program.ts";
  * const shape = { batch: 2, heads: 4, n: 70, d: 64, dtype: "f32", causal: false } as const;
- * const s = decodeSetup("paged-decode", { shape, options: { lens: [5, 70], splitTokens: 64 } });
+ * const tiles = { br: 64, bc: 64, rm: 2, tx: 4 };
+ * const s = decodeSetup("paged-decode", { shape, tiles, options: { lens: [5, 70], splitTokens: 64 } });
  * console.assert(s.maxSplits === 2 && s.tables!.blockSize === 16);
  * ```
  */
 export function decodeSetup(
   kernel: DecodeKernelName,
-  request: Pick<ProblemRequest, "shape" | "options" | "scale">,
+  request: Pick<ProblemRequest, "shape" | "options" | "scale" | "tiles">,
 ): DecodeSetup {
   const options = (request.options ?? {}) as DecodeOptions;
   const shape = decodeShapeOf(request.shape, options);
@@ -204,7 +296,7 @@ export function decodeSetup(
     );
   }
   const longest = Math.max(...shape.lens);
-  const splitTokens = options.splitTokens ?? defaultSplitTokens(shape);
+  const splitTokens = options.splitTokens ?? defaultSplitTokens(shape, request.tiles);
   if (!Number.isInteger(splitTokens) || splitTokens < 1) {
     throw new UsageError(`tokens per split must be a positive integer, got ${splitTokens}`);
   }
@@ -236,6 +328,7 @@ export function decodeSetup(
   return {
     kernel,
     shape,
+    tiles: decodeTilesOf(request.tiles),
     splitTokens,
     maxSplits: Math.ceil(longest / splitTokens),
     cap,
@@ -250,33 +343,87 @@ export interface DecodeKnobs {
   d: number;
   /** Query heads per KV head. */
   group: number;
+  /** The split pass's tiles. */
+  tiles: DecodeTiles;
+  /**
+   * Lanes per subgroup the split pass may use to sum a token's partial dot products (0: the
+   * portable path); used when a token's lanes lie in one subgroup ({@linkcode decodeUsesSubgroups}).
+   */
+  subgroupSize?: number;
+}
+
+/**
+ * Whether the split pass sums a token group's lanes through subgroupShuffleXor: the device has
+ * subgroups of at least `lanes` lanes (both powers of two, lanes in invocation order, see
+ * kernels/gpu.ts) and a group has more than one lane.
+ *
+ * @example
+ * ```ts
+ * import { decodeUsesSubgroups } from "./program.ts";
+ * const tiles = { threads: 256, lanes: 8, unroll: 2, segment: 256 };
+ * const knobs = { kernel: "decode", d: 128, group: 1, tiles } as const;
+ * console.assert(decodeUsesSubgroups({ ...knobs, subgroupSize: 32 }));
+ * console.assert(!decodeUsesSubgroups({ ...knobs, subgroupSize: 4 }));
+ * ```
+ */
+export function decodeUsesSubgroups(k: DecodeKnobs): boolean {
+  const size = k.subgroupSize ?? 0;
+  return k.tiles.lanes > 1 && size >= k.tiles.lanes && size % k.tiles.lanes === 0;
 }
 
 /**
  * The cache key of a pass (the runner appends dtype, counting flag and the generated header's
- * signature): the combine pass is the same for both kernels and every group.
+ * signature): the combine pass is the same for both kernels, every group and every tile.
  *
  * @example
  * ```ts
  * import { decodeKey } from "./program.ts";
- * const knobs = { kernel: "paged-decode", d: 128, group: 4 } as const;
- * console.assert(decodeKey(knobs, "split") === "paged-decode-split/d128/g4");
+ * const tiles = { threads: 256, lanes: 8, unroll: 2, segment: 256 };
+ * const knobs = { kernel: "paged-decode", d: 128, group: 4, tiles, subgroupSize: 32 } as const;
+ * console.assert(decodeKey(knobs, "split") === "paged-decode-split/d128/g4/w256-l8-u2-s256-sg");
  * console.assert(decodeKey(knobs, "combine") === "decode-combine/d128");
  * ```
  */
 export function decodeKey(k: DecodeKnobs, pass: "split" | "combine"): string {
-  return pass === "split" ? `${k.kernel}-split/d${k.d}/g${k.group}` : `decode-combine/d${k.d}`;
+  if (pass === "combine") return `decode-combine/d${k.d}`;
+  const t = k.tiles;
+  const sg = decodeUsesSubgroups(k) ? "-sg" : "";
+  return `${k.kernel}-split/d${k.d}/g${k.group}/w${t.threads}-l${t.lanes}-u${t.unroll}-s${t.segment}${sg}`;
 }
+
+/** group_sum through subgroup shuffles: the LT lanes of a group are consecutive in a subgroup. */
+const GROUP_SUM_SUBGROUP = `fn group_sum(x: f32, t: u32) -> f32 {
+  var s = x;
+  for (var o = LT / 2u; o > 0u; o /= 2u) {
+    s += subgroupShuffleXor(s, o);
+  }
+  return s;
+}`;
+
+/** group_sum through workgroup memory (the portable path): the same butterfly, with barriers. */
+const GROUP_SUM_PORTABLE = `var<workgroup> red: array<f32, WG>;
+
+fn group_sum(x: f32, t: u32) -> f32 {
+  var s = x;
+  for (var o = LT / 2u; o > 0u; o /= 2u) {
+    workgroupBarrier();
+    red[t] = s;
+    workgroupBarrier();
+    s += red[t ^ o];
+  }
+  return s;
+}`;
 
 /**
  * The WGSL of a pass after the generated header: constants, the shared prelude
- * (decode_common.wgsl), the KV layout (split pass) and the body, loops over the group's heads and
- * the head dim unrolled.
+ * (decode_common.wgsl), the KV layout and group_sum (split pass) and the body, loops over the
+ * group's heads, the lane's columns and the round's tokens unrolled.
  *
  * @example
  * ```ts
  * import { decodeSource } from "./program.ts";
- * const src = decodeSource({ kernel: "decode", d: 64, group: 2 }, "split");
+ * const tiles = { threads: 64, lanes: 4, unroll: 2, segment: 64 };
+ * const src = decodeSource({ kernel: "decode", d: 64, group: 2, tiles }, "split");
  * console.assert(src.includes("const RM: u32 = 2u;") && src.includes("fn kv_row"));
  * ```
  */
@@ -291,37 +438,49 @@ export function decodeSource(k: DecodeKnobs, pass: "split" | "combine"): string 
   if (pass === "combine") {
     return [...lines, `const CWG: u32 = ${d4}u;`, unrollLoops(combineBody, { D4: d4 })].join("\n");
   }
+  const t = k.tiles;
+  const ng = t.threads / t.lanes;
+  const cpl = d4 / t.lanes;
   lines.push(
     `const RM: u32 = ${k.group}u;`,
-    `const WG: u32 = ${DECODE_WG}u;`,
-    `const TILE: u32 = ${DECODE_WG}u;`,
-    `const TG: u32 = ${DECODE_WG / d4}u;`,
+    `const WG: u32 = ${t.threads}u;`,
+    `const LT: u32 = ${t.lanes}u;`,
+    `const NG: u32 = ${ng}u;`,
+    `const CPL: u32 = ${cpl}u;`,
+    `const UT: u32 = ${t.unroll}u;`,
+    `const SEG: u32 = ${t.segment}u;`,
+    `const MS: u32 = ${Math.min(ng, 8)}u;`,
+    decodeUsesSubgroups(k) ? GROUP_SUM_SUBGROUP : GROUP_SUM_PORTABLE,
   );
   const layout = k.kernel === "paged-decode" ? pagedLayout : contiguousLayout;
-  return [...lines, layout, unrollLoops(splitBody, { RM: k.group, D4: d4 })].join("\n");
+  return [
+    ...lines,
+    layout,
+    unrollLoops(splitBody, { RM: k.group, CPL: cpl, UT: t.unroll }),
+  ].join("\n");
 }
 
 /**
- * Bytes of workgroup memory the split pass declares for `group` query heads per KV head (the
- * combine pass needs less): the query tile and score tile, three per-head scalars, the reduction
- * row, the sequence length and (paged) the tile's block list, each rounded up to 16.
+ * Bytes of workgroup memory the split pass declares (the combine pass needs less): the query
+ * tile, the group states and merge slots, the portable exchange row, the sequence length and
+ * (paged) the segment's block list, each rounded up to 16.
  *
  * @example
  * ```ts
  * import { decodeWorkgroupBytes } from "./program.ts";
- * console.assert(decodeWorkgroupBytes(128, 16) < 16384);
+ * console.assert(decodeWorkgroupBytes(128, { br: 256, bc: 256, rm: 2, tx: 8 }, 16) < 16384);
  * ```
  */
-export function decodeWorkgroupBytes(d: number, group = MAX_GROUP): number {
+export function decodeWorkgroupBytes(d: number, tiles: Tiles, group = MAX_GROUP): number {
+  const t = decodeTilesOf(tiles);
+  const ng = Math.max(1, Math.floor(t.threads / Math.max(1, t.lanes)));
   const vars = [
     group * (d / 4) * 16,
-    group * DECODE_WG * 4,
-    group * 4,
-    group * 4,
-    group * 4,
-    DECODE_WG * 16,
+    ng * 8,
+    Math.min(ng, 8) * (d / 4) * 16,
+    t.threads * 4,
     4,
-    (DECODE_WG / 8 + 1) * 4,
+    (Math.floor(t.segment / 8) + 1) * 4,
   ];
   return vars.reduce((sum, bytes) => sum + Math.ceil(bytes / 16) * 16, 0);
 }
@@ -425,9 +584,15 @@ function decodeBuffers(s: DecodeSetup): BufferSpec[] {
 }
 
 /** The two passes of a setup. */
-function decodePasses(s: DecodeSetup): PassSpec[] {
+function decodePasses(s: DecodeSetup, subgroupSize: number): PassSpec[] {
   const { shape } = s;
-  const knobs: DecodeKnobs = { kernel: s.kernel, d: shape.d, group: shape.heads / shape.kvHeads };
+  const knobs: DecodeKnobs = {
+    kernel: s.kernel,
+    d: shape.d,
+    group: shape.heads / shape.kvHeads,
+    tiles: s.tiles,
+    subgroupSize,
+  };
   const uniforms = decodeUniforms(s);
   const read = (buffer: string): PassBinding => ({ buffer, access: "read" });
   const write = (buffer: string): PassBinding => ({ buffer, access: "read_write" });
@@ -483,6 +648,19 @@ function decodeTheoretical(s: DecodeSetup): TheoreticalTraffic {
   );
 }
 
+/** A setup's inputs from a contiguous generator, paged through the tables when paged. */
+function decodeInputs(
+  s: DecodeSetup,
+  make: (shape: DecodeShape, seed: number, cap: number) => DecodeInputs,
+  seed: number,
+): Record<string, Float32Array> {
+  const x = make(s.shape, seed, s.cap ?? Math.max(...s.shape.lens));
+  if (!s.tables) return { q: x.q, k: x.k, v: x.v };
+  const page = (c: Float32Array) =>
+    pageCache(c, s.shape.lens, s.shape.kvHeads, s.shape.d, x.cap, s.tables!);
+  return { q: x.q, k: page(x.k), v: page(x.v) };
+}
+
 /**
  * The plan of a decode kernel for one request.
  *
@@ -491,7 +669,7 @@ function decodeTheoretical(s: DecodeSetup): TheoreticalTraffic {
  * import { decodePlan } from "./program.ts";
  * import { decode } from "./mod.ts";
  * const shape = { batch: 2, heads: 4, n: 70, d: 64, dtype: "f32", causal: false } as const;
- * const plan = decodePlan(decode, { shape, tiles: { br: 8, bc: 8, rm: 1, tx: 4 },
+ * const plan = decodePlan(decode, { shape, tiles: { br: 64, bc: 64, rm: 2, tx: 4 },
  *   options: { lens: [5, 70], kvHeads: 2, splitTokens: 64 } });
  * console.assert(plan.passes()[0]!.grid.join() === "2,2,2");
  * ```
@@ -513,20 +691,15 @@ export function decodePlan(kernel: Kernel, request: ProblemRequest): KernelPlan 
     buffers,
     slots,
     decode: s,
-    passes: () => decodePasses(s),
+    passes: () => decodePasses(s, request.subgroupSize ?? 0),
     modeledTraffic: () => modeledDecodeTraffic(s),
     theoreticalBytes: () => decodeTheoretical(s),
     lowerBoundBytes: () => compulsoryDecodeBytes(s.shape),
     idealBytes: () => ({}),
     flops: (mode) => decodeFlops(s.shape, mode),
     denseFlops: (mode) => decodeFlops(s.shape, mode),
-    randomInputs(seed) {
-      const x = randomDecodeInputs(s.shape, seed, s.cap ?? Math.max(...s.shape.lens));
-      if (!s.tables) return { q: x.q, k: x.k, v: x.v };
-      const page = (c: Float32Array) =>
-        pageCache(c, s.shape.lens, s.shape.kvHeads, s.shape.d, x.cap, s.tables!);
-      return { q: x.q, k: page(x.k), v: page(x.v) };
-    },
+    randomInputs: (seed) => decodeInputs(s, randomDecodeInputs, seed),
+    timingInputs: (seed) => decodeInputs(s, timingDecodeInputs, seed),
     reference(inputs) {
       const q = need(inputs, "q");
       let k = need(inputs, "k");
@@ -559,9 +732,10 @@ export function decodeKernel(
     densitySweep: "none",
     baseline,
     tunedLike: null,
-    threads: () => DECODE_WG,
-    workgroupBytes: (d: number, _dtype: Dtype) => decodeWorkgroupBytes(d),
-    tileProblem: () => null,
+    threads: (tiles) => tiles.br,
+    workgroupBytes: (d: number, _dtype: Dtype, tiles: Tiles) => decodeWorkgroupBytes(d, tiles),
+    tileProblem: decodeTileProblem,
+    tileCandidates: (fallback) => fallback ? DECODE_FALLBACK_TILES : DECODE_TILE_CANDIDATES,
     plan: (request) => decodePlan(kernel, request),
   };
   return kernel;

@@ -1,16 +1,25 @@
-import { assert, assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
+import {
+  assert,
+  assertAlmostEquals,
+  assertEquals,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
 import { UsageError } from "../../core/errors.ts";
 import { totalBytes } from "../kernel.ts";
 import { referenceAttention } from "../reference.ts";
 import { decode, pagedDecode } from "./mod.ts";
 import { compulsoryDecodeBytes } from "./modeled.ts";
 import {
+  DECODE_FALLBACK_TILES,
   DECODE_KERNELS,
+  DECODE_TILE_CANDIDATES,
   DECODE_UNIFORMS,
   decodeFlops,
   decodeKey,
   decodePlan,
   decodeSource,
+  decodeTileProblem,
   decodeWorkgroupBytes,
   defaultSplitTokens,
 } from "./program.ts";
@@ -18,8 +27,8 @@ import { randomDecodeInputs, referenceDecode } from "./reference.ts";
 import { attentionProblem, type DecodeProblem } from "./testing.ts";
 import { BlockTableError, buildBlockTables, type DecodeShape } from "./workload.ts";
 
-/** Tiles are not a knob of the decode kernels; any will do. */
-const TILES = { br: 8, bc: 8, rm: 1, tx: 4 };
+/** The software adapter's decode tiles: 64 threads, 4 lanes a token, 2 tokens a round. */
+const TILES = { br: 64, bc: 64, rm: 2, tx: 4 };
 
 function planOf(p: Omit<DecodeProblem, "count">) {
   const { shape, options, scale } = attentionProblem(p);
@@ -73,6 +82,8 @@ Deno.test("reference: grouped-query attention equals MHA with the KV heads repea
 });
 
 const SHAPE: DecodeShape = { lens: [100, 5], heads: 2, kvHeads: 1, d: 32, dtype: "f32" };
+/** A request's shape for plans made directly: 2 sequences of 300, 4 heads, d = 128. */
+const SHAPE_4D = { batch: 2, heads: 4, n: 300, d: 128, dtype: "f16", causal: false } as const;
 
 Deno.test("plan: buffers, bindings, grids and uniforms", () => {
   const tables = buildBlockTables(SHAPE.lens, 16, { seed: 1 });
@@ -136,22 +147,60 @@ Deno.test("plan: passes declare no binding of their own and use every buffer the
 
 Deno.test("plan: keys change with every knob that changes the source", () => {
   const seen = new Map<string, string>();
+  const tileSets = [
+    { threads: 64, lanes: 4, unroll: 2, segment: 64 },
+    { threads: 256, lanes: 8, unroll: 1, segment: 256 },
+    { threads: 256, lanes: 8, unroll: 2, segment: 512 },
+  ];
   for (const kernel of DECODE_KERNELS) {
     for (const d of [64, 128]) {
       for (const group of [1, 4]) {
-        for (const pass of ["split", "combine"] as const) {
-          const knobs = { kernel, d, group };
-          const key = decodeKey(knobs, pass);
-          const src = decodeSource(knobs, pass);
-          if (seen.has(key)) assertEquals(seen.get(key), src, key);
-          seen.set(key, src);
+        for (const tiles of tileSets) {
+          for (const subgroupSize of [0, 32]) {
+            for (const pass of ["split", "combine"] as const) {
+              const knobs = { kernel, d, group, tiles, subgroupSize };
+              const key = decodeKey(knobs, pass);
+              const src = decodeSource(knobs, pass);
+              if (seen.has(key)) assertEquals(seen.get(key), src, key);
+              seen.set(key, src);
+            }
+          }
         }
       }
     }
   }
-  // 2 kernels × 2 d × 2 groups split keys, 2 combine keys (dtype and counting: the runner's).
-  assertEquals(seen.size, 8 + 2);
+  // 2 kernels × 2 d × 2 groups × 3 tiles × subgroups on/off split keys, 2 combine keys (dtype
+  // and counting: the runner's).
+  assertEquals(seen.size, 48 + 2);
   assertEquals(new Set(seen.values()).size, seen.size, "distinct keys, distinct sources");
+  const sg = [...seen.entries()].filter(([k]) => k.endsWith("-sg"));
+  assertEquals(sg.length, 24);
+  for (const [, src] of sg) assert(src.includes("subgroupShuffleXor") && !src.includes(" red["));
+});
+
+Deno.test("tiles: the split pass's knobs, refused when they cannot build it", () => {
+  assertEquals(decodeTileProblem(128, TILES), null);
+  for (const t of [...DECODE_TILE_CANDIDATES, ...DECODE_FALLBACK_TILES]) {
+    for (const d of [32, 64, 128]) assertEquals(decodeTileProblem(d, t), null, `${d}`);
+    assert(decodeWorkgroupBytes(128, t) <= 16384, "fits WebGPU's default workgroup memory");
+  }
+  const bad = (t: Partial<typeof TILES>, d = 128) => decodeTileProblem(d, { ...TILES, ...t });
+  assertStringIncludes(bad({ br: 48 }) ?? "", "power of two from 32");
+  assertStringIncludes(bad({ br: 16, bc: 16 }) ?? "", "power of two from 32");
+  assertStringIncludes(bad({ tx: 3 }) ?? "", "dividing d/4");
+  assertStringIncludes(bad({ tx: 16 }, 32) ?? "", "dividing d/4 = 8");
+  assertStringIncludes(bad({ rm: 9 }) ?? "", "from 1 to 8");
+  assertStringIncludes(bad({ bc: 48 }) ?? "", "multiple of the round (32 tokens)");
+  assertStringIncludes(bad({ bc: 4096 }) ?? "", "up to 2048");
+  // The kernel's tile rule is this one (the runner refuses such tiles before planning).
+  assertEquals(decode.tileProblem(128, { ...TILES, tx: 3 }), bad({ tx: 3 }));
+  // The tiles reach the split pass: threads, lanes, tokens per round, segment.
+  const plan = decodePlan(decode, { shape: SHAPE_4D, tiles: { br: 128, bc: 256, rm: 4, tx: 8 } });
+  const split = plan.passes()[0]!;
+  assertStringIncludes(split.key, "/w128-l8-u4-s256");
+  assertStringIncludes(split.source, "const WG: u32 = 128u;");
+  assertStringIncludes(split.source, "const NG: u32 = 16u;");
+  assertStringIncludes(split.source, "const SEG: u32 = 256u;");
 });
 
 Deno.test("plan: bad problems refused before anything is built", () => {
@@ -197,14 +246,19 @@ Deno.test("plan: bad problems refused before anything is built", () => {
   );
 });
 
-Deno.test("default split: about 512 workgroups, whole tiles, never more splits than tiles", () => {
-  const s = (lens: number[], kvHeads: number) =>
-    defaultSplitTokens({ lens, heads: kvHeads, kvHeads, d: 128, dtype: "f16" });
-  assertEquals(s([8192], 8), 128); // 64 splits × 8 heads = 512 workgroups
-  assertEquals(s(Array(32).fill(8192), 8), 4096); // 2 splits: 512 already
-  assertEquals(s(Array(256).fill(8192), 8), 8192); // 1 split
-  assertEquals(s([100], 1), 64); // 2 tiles: 2 splits
-  assertEquals(s([1], 1), 64);
+Deno.test("default split: a few workgroups per SM of the H200, whole segments", () => {
+  const gpu = DECODE_TILE_CANDIDATES[0]!; // 256 threads, segments of 256
+  const s = (lens: number[], kvHeads: number, tiles = gpu) =>
+    defaultSplitTokens({ lens, heads: kvHeads, kvHeads, d: 128, dtype: "f16" }, tiles);
+  // The issue's target: 16 × 16 rows; 132 · 2048 threads / (256 rows · 256) ≈ 4 splits.
+  assertEquals(s(Array(16).fill(8192), 16), 2048);
+  assertEquals(s(Array(16).fill(2048), 16), 512);
+  assertEquals(s([8192], 8), 256); // 132 splits wanted, 32 segments: one segment a split
+  assertEquals(s(Array(256).fill(8192), 8), 8192); // 2048 rows: 1 split
+  assertEquals(s([100], 1), 256);
+  assertEquals(s([1], 1), 256);
+  // Smaller workgroups, more splits: 128 threads, 8 splits.
+  assertEquals(s(Array(16).fill(8192), 16, DECODE_TILE_CANDIDATES[1]!), 1024);
 });
 
 Deno.test("modeled bytes of paged-decode, worked by hand", () => {
@@ -274,9 +328,4 @@ Deno.test("the shape and the options must agree; unknown options are refused", (
   // Without options: every sequence n tokens long, as many KV heads as query heads.
   assertEquals(plan({}).decode.shape.lens, [100, 100]);
   assertEquals(plan({}).decode.shape.kvHeads, 2);
-  // Tiles are not a knob: any tiles, the same plan.
-  const other = decode.plan({ shape, tiles: { br: 64, bc: 64, rm: 4, tx: 8 } });
-  assertEquals(other.passes().map((p) => p.key), plan({}).passes().map((p) => p.key));
-  assertEquals(decode.tileProblem(64, { br: 3, bc: 5, rm: 7, tx: 9 }), null);
-  assert(decodeWorkgroupBytes(128) <= 16384, "fits WebGPU's default workgroup memory");
 });

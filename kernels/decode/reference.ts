@@ -103,6 +103,56 @@ export function randomDecodeInputs(
   return { q, k: cache(), v: cache(), cap };
 }
 
+/** Length of the repeated pattern of {@linkcode timingDecodeInputs} (a prime: rows differ). */
+export const TIMING_PATTERN = 65521;
+
+/**
+ * Inputs for timed runs (the plan's `timingInputs`): as {@linkcode randomDecodeInputs} (NaN past
+ * each sequence's length), but the cache repeats a seeded pattern of {@linkcode TIMING_PATTERN}
+ * normal values instead of drawing every element: at the issue's target shape (2 · 268 M
+ * elements) drawing took tens of seconds, which the one device call cannot spare. The decode
+ * kernels' work does not depend on the values; these are finite, varied and not compressible to
+ * a constant.
+ *
+ * @example
+ * ```ts
+ * import { timingDecodeInputs } from "./reference.ts";
+ * const shape = { lens: [3, 9], heads: 2, kvHeads: 1, d: 32, dtype: "f32" } as const;
+ * const x = timingDecodeInputs(shape, 1);
+ * console.assert(x.k.length === 2 * 9 * 32 && Number.isNaN(x.k[3 * 32]) && isFinite(x.k[0]!));
+ * ```
+ */
+export function timingDecodeInputs(
+  shape: DecodeShape,
+  seed: number,
+  cap = Math.max(...shape.lens),
+): DecodeInputs {
+  // x[i] = pattern[i mod P]: the first P set, then doubled (every copy starts at a multiple of P).
+  const fill = (n: number, salt: number) => {
+    const unit = { ...shape, lens: [1], kvHeads: 1, d: TIMING_PATTERN };
+    const pattern = randomDecodeInputs(unit, seed * 7919 + salt).k;
+    const x = new Float32Array(n);
+    x.set(pattern.subarray(0, Math.min(n, TIMING_PATTERN)));
+    for (let done = Math.min(n, TIMING_PATTERN); done < n;) {
+      const len = Math.min(done, n - done);
+      x.copyWithin(done, 0, len);
+      done += len;
+    }
+    return x;
+  };
+  const cache = (salt: number) => {
+    const x = fill(shape.lens.length * shape.kvHeads * cap * shape.d, salt);
+    shape.lens.forEach((len, s) => {
+      for (let h = 0; h < shape.kvHeads; h++) {
+        const row = (s * shape.kvHeads + h) * cap;
+        x.fill(NaN, (row + len) * shape.d, (row + cap) * shape.d);
+      }
+    });
+    return x;
+  };
+  return { q: fill(queryElements(shape), 1), k: cache(2), v: cache(3), cap };
+}
+
 /**
  * The contiguous cache `[sequences, kvHeads, longest, d]` read back out of a paged pool through
  * the block tables (the inverse of `pageCache` for the live tokens); rows past a sequence's

@@ -10,7 +10,7 @@
 
 import type { AttentionKernels, AttentionProblem, PreparedAttention } from "../attention.ts";
 import { prepareAttention } from "../attention.ts";
-import type { AttentionShape } from "../../core/shapes.ts";
+import type { AttentionShape, Tiles } from "../../core/shapes.ts";
 import { assertClose, checkPrepared, type CheckResult } from "../testing.ts";
 import type { DecodeKernelName, DecodeOptions, DecodeSetup } from "./program.ts";
 import type { BlockTables, DecodeShape } from "./workload.ts";
@@ -26,6 +26,8 @@ export interface DecodeProblem {
   splitTokens?: number;
   count?: boolean;
   scale?: number;
+  /** The split pass's knobs (see `DecodeTiles`); the adapter's default decode tiles when absent. */
+  tiles?: Tiles;
 }
 
 /**
@@ -54,7 +56,7 @@ export function attentionProblem(p: DecodeProblem): AttentionProblem {
   for (const key of ["blockSize", "tables", "tableSeed", "cap", "splitTokens"] as const) {
     if (p[key] !== undefined) Object.assign(options, { [key]: p[key] });
   }
-  return { kernel: p.kernel, shape, options, count: p.count, scale: p.scale };
+  return { kernel: p.kernel, shape, options, count: p.count, scale: p.scale, tiles: p.tiles };
 }
 
 /** The decode setup of a prepared decode kernel (its plan carries it). */
@@ -97,7 +99,7 @@ export function describeDecode(p: PreparedAttention, seed: number): string {
   return `${s.kernel} lens=[${lens}] heads=${s.shape.heads}/${s.shape.kvHeads} d=${s.shape.d} ` +
     `${s.shape.dtype} split=${s.splitTokens}${
       s.tables ? ` block=${s.tables.blockSize}` : ""
-    } seed ${seed}`;
+    } tiles ${p.tiles.br}x${p.tiles.bc}x${p.tiles.rm}x${p.tiles.tx} seed ${seed}`;
 }
 
 /**
