@@ -211,6 +211,8 @@ export const UNROLLED_BOUNDS = [
   "D4",
   "BC4",
   "TX",
+  "LOADS_A",
+  "LOADS_B",
 ] as const;
 
 /**

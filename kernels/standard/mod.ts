@@ -222,10 +222,21 @@ export function standardSource(k: StandardKnobs, pass: StandardPass): string {
   }
   const t = pass === "scores" ? k.scoresTiles : k.tiles;
   const { lines, bounds } = tileConstants(k.d, t);
-  const body = unrollLoops(pass === "scores" ? scoresBody : pvBody, bounds);
-  if (pass === "scores") return [...lines, body].join("\n");
-  return [
+  // Staging loads a thread: scores, Q (BR x D4 vec4) and K (BC x D4); P·V, P (BR x BC scalars)
+  // and V (BC x D4 vec4).
+  const wg = tileThreads(t);
+  const loads = pass === "scores"
+    ? { LOADS_A: (t.br * k.d) / 4 / wg, LOADS_B: Math.ceil((t.bc * k.d) / 4 / wg) }
+    : { LOADS_A: (t.br * t.bc) / wg, LOADS_B: Math.ceil((t.bc * k.d) / 4 / wg) };
+  const body = unrollLoops(pass === "scores" ? scoresBody : pvBody, { ...bounds, ...loads });
+  const consts = [
     ...lines,
+    `const LOADS_A: u32 = ${loads.LOADS_A}u;`,
+    `const LOADS_B: u32 = ${loads.LOADS_B}u;`,
+  ];
+  if (pass === "scores") return [...consts, body].join("\n");
+  return [
+    ...consts,
     `const KS: u32 = ${k.splits}u;`,
     body,
     k.splits > 1 ? STORE_PART : STORE_O,
