@@ -140,8 +140,8 @@ for step in "$@"; do
       grep -h '"MATH' "$OUT/std_peers.jsonl" | cut -c1-200
       stv() { deno run --node-modules-dir=manual -A scripts/standard_variants.ts --d 64 \
         --peers "$OUT/std_peers.jsonl" "$@" 2>&1 | grep -v '^\s*at '; }
-      stv --n 16384 --variants base,ks1,ks16,sc64x64x4x8,sc64x32x4x8,t64x64x4x8,nosg \
-        | tee "$OUT/std16k.txt"
+      V16=base,ks1,ks16,sc64x64x4x8,sc64x32x4x8,t64x64x4x8,t64x64x4x8+sc64x64x4x8,nosg
+      stv --n 16384 --variants $V16 | tee "$OUT/std16k.txt"
       stv --n 1024,4096 --check-n 77 --variants base,sc64x64x4x8,t64x64x4x8 | tee "$OUT/std4k.txt"
       echo "=== stdgemm summary"
       grep -h ' n=' "$OUT/std16k.txt" "$OUT/std4k.txt" | grep -v '^check' ;;
