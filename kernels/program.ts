@@ -213,6 +213,8 @@ export const UNROLLED_BOUNDS = [
   "TX",
   "CPL",
   "UT",
+  "LOADS_A",
+  "LOADS_B",
 ] as const;
 
 /**

@@ -260,6 +260,26 @@ for dt, pdt in (("f16", "float16"), ("f32", "float32")):
               + ("" if r["status"] == "ok" else f"  {r['status']}: {r.get('reason', '')[:90]}"))
 PY
       ;;
+    stdgemm)
+      # Issue 10, standard's GEMMs and softmax: correctness first (odd shapes, f32 and f16,
+      # counted == modeled), PyTorch MATH at B·N = 16384, then the variants (each checked against
+      # the float64 reference first): P·V key splits, scores and P·V tiles, subgroups off.
+      for dt in f32 f16; do
+        ab verify --kernels standard --dtype $dt --d 64 --n 1,37,257,1000 --heads 3 --batch 2 \
+          --count-io --quiet | tail -2
+        ab verify --kernels standard --dtype $dt --d 128 --n 77,1000 --causal --count-io --quiet | tail -1
+      done
+      ab verify --kernels standard --d 32 --n 37,1000 --count-io --quiet | tail -1
+      python3 .device/peer_sdpa.py --d 64 --n 1024,4096,16384 --reps 10 --dtype float32 \
+        2>/dev/null > "$OUT/std_peers.jsonl"
+      grep -h '"MATH' "$OUT/std_peers.jsonl" | cut -c1-200
+      stv() { deno run --node-modules-dir=manual -A scripts/standard_variants.ts --d 64 \
+        --peers "$OUT/std_peers.jsonl" "$@" 2>&1 | grep -v '^\s*at '; }
+      V16=base,ks1,ks16,sc64x64x4x8,sc64x32x4x8,t64x64x4x8,t64x64x4x8+sc64x64x4x8,nosg
+      stv --n 16384 --variants $V16 | tee "$OUT/std16k.txt"
+      stv --n 1024,4096 --check-n 77 --variants base,sc64x64x4x8,t64x64x4x8 | tee "$OUT/std4k.txt"
+      echo "=== stdgemm summary"
+      grep -h ' n=' "$OUT/std16k.txt" "$OUT/std4k.txt" | grep -v '^check' ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

@@ -226,7 +226,12 @@ Deno.test("--json: parses, same numbers as the table", async () => {
   assertEquals(std!.lowerBoundBytes, 4 * 1024 * 64 * 4 * 16);
   assertEquals(std!.flops, 4 * 16 * 1024 * 1024 * 64);
   assertEquals(bs!.flops, std!.flops / 4);
-  assertEquals(std!.footprintBytes, 4 * 1024 * 64 * 4 * 16 + 2 * 1024 * 1024 * 4 * 16);
+  // Q, K, V, O; S and P; P·V's partial sums: 16 heads × 1024 / 64 row blocks = 256 workgroups,
+  // so 4 key splits (standard/mod.ts, pvSplits), each N·d f32 a head.
+  assertEquals(
+    std!.footprintBytes,
+    4 * 1024 * 64 * 4 * 16 + 2 * 1024 * 1024 * 4 * 16 + 4 * 1024 * 64 * 4 * 16,
+  );
   // block-sparse mask on its 64×32 tiles: Tr = 16, Tc = 32, nnz = 128: rowptr 17 · 4, colidx 128 · 4
   assertEquals(bs!.footprintBytes, fl!.footprintBytes! + 17 * 4 + 128 * 4);
   assertEquals(size.standardOverFlash.theoretical, (4456448 * 64) / 290979840);

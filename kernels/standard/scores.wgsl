@@ -9,7 +9,8 @@
 // (tx + j*TX) of the tile.
 //
 // The prelude defines T, T4, D, D4, BR, BC, RM, TX, TY, RN, WG, D4P (row stride of the tiles,
-// padded by one vec4 against bank conflicts) and the counting helpers.
+// padded by one vec4 against bank conflicts), LOADS_A (= BR * D4 / WG), LOADS_B (= ceil(BC * D4 /
+// WG)) and the counting helpers.
 //
 // Bindings (declared by the generated header from standard/mod.ts's list, in this order):
 //   params: uniform { n, first, causal, scale }
@@ -41,21 +42,35 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   let ty = t / TX;
   let tx = t % TX;
 
-  for (var idx = t; idx < BR * D4; idx += WG) {
-    var x = T4();
+  // All of a thread's loads first (LOADS_A vec4s of Q, LOADS_B of K, in flight at once), then
+  // the stores to workgroup memory.
+  var qa: array<T4, LOADS_A>;
+  var kb: array<T4, LOADS_B>;
+  for (var u = 0u; u < LOADS_A; u++) {
+    let idx = t + u * WG; // BR * D4 is LOADS_A * WG
+    qa[u] = T4();
     if q0 + idx / D4 < n {
-      x = q[base + q0 * D4 + idx];
+      qa[u] = q[base + q0 * D4 + idx];
       count_read(SLOT_Q, 4u * T_BYTES);
     }
-    q_tile[idx / D4][idx % D4] = x;
   }
-  for (var idx = t; idx < BC * D4; idx += WG) {
-    var x = T4();
-    if k0 + idx / D4 < n {
-      x = k[base + k0 * D4 + idx];
+  for (var u = 0u; u < LOADS_B; u++) {
+    let idx = t + u * WG;
+    kb[u] = T4();
+    if idx < BC * D4 && k0 + idx / D4 < n {
+      kb[u] = k[base + k0 * D4 + idx];
       count_read(SLOT_K, 4u * T_BYTES);
     }
-    k_tile[idx / D4][idx % D4] = x;
+  }
+  for (var u = 0u; u < LOADS_A; u++) {
+    let idx = t + u * WG;
+    q_tile[idx / D4][idx % D4] = qa[u];
+  }
+  for (var u = 0u; u < LOADS_B; u++) {
+    let idx = t + u * WG;
+    if idx < BC * D4 {
+      k_tile[idx / D4][idx % D4] = kb[u];
+    }
   }
   workgroupBarrier();
 

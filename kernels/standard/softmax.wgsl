@@ -1,13 +1,19 @@
 // Standard attention (Algorithm 0), pass 2 of 3: row softmax, P = softmax(S), written to GPU memory.
 //
-// A workgroup of WG = ROWS * TPR threads handles ROWS rows, TPR threads a row. Each thread reads
-// its row's elements t, t + TPR, ... (coalesced) and keeps up to CACHE of them in registers, so
-// a row of up to TPR * CACHE elements is read once; the tail of a longer row is read again for
-// the sum and once more for the output.
-// Causal: elements j > i are excluded from the max and the sum, and P = 0 there (P is still
-// written in full: Algorithm 0 materialises the whole N x N matrix).
+// A workgroup of WG = ROWS * TPR threads handles ROWS rows, TPR threads a row (TPR and CACHE are
+// chosen per N by standard/mod.ts so that a row of up to TPR * CACHE elements sits in registers:
+// 32 threads a row up to 2048 elements, up to 256 threads (one row a workgroup) up to 16384). Each
+// thread reads its row's elements lane, lane + TPR, ... (coalesced) and keeps CACHE of them in
+// registers, so such a row is read once. The tail of a longer row is read twice: once for an
+// online (max, sum) — the sum rescaled whenever the thread's max grows — and once for the output.
+// The row's max and sum are combined by row_max and row_sum (softmax_tree.wgsl: a tree in
+// workgroup memory; softmax_subgroup.wgsl: subgroupMax / subgroupAdd, then the row's subgroups
+// through workgroup memory), appended after this body.
+// Causal: elements j > i are neither read nor part of the max and the sum, and P = 0 there (P is
+// still written in full: Algorithm 0 materialises the whole N x N matrix).
 //
-// The prelude defines T, WG, ROWS, TPR, CACHE and the counting helpers.
+// The prelude defines T, WG, ROWS, TPR, CACHE (and SG, the subgroup size, on the subgroup path)
+// and the counting helpers.
 //
 // Bindings (declared by the generated header from standard/mod.ts's list, in this order):
 //   params: uniform { n, first, causal, scale (unused here) }; S and P are this
@@ -15,13 +21,15 @@
 //   s: array<T>, B*H*N*N     p: array<T>, B*H*N*N (written)
 //   counting only: counters
 //
-// Grid: (ceil(N / ROWS), B*H).
+// Grid: (ceil(chunk rows / ROWS), heads in the chunk).
 
 const NEG: f32 = -3.0e38;
 const LOG2E: f32 = 1.4426950408889634;
 
-var<workgroup> red_m: array<array<f32, TPR>, ROWS>;
-var<workgroup> red_l: array<array<f32, TPR>, ROWS>;
+// exp(x - m), 0 where x is masked (NEG) or m is still NEG (no element seen).
+fn scaled_exp(x: f32, m: f32) -> f32 {
+  return select(exp2((x - m) * LOG2E), 0.0, x <= NEG);
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
@@ -35,73 +43,50 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   let row = r0 + wid.x * ROWS + r;
   let live = row < n; // the last workgroup may run past the last row
   let row_base = (wid.y * n + row - r0) * n;
-  let end = select(n, row + 1u, params.causal != 0u); // keys [0, end) take part
+  // Keys [0, end) take part; none for a dead row.
+  let end = select(0u, select(n, row + 1u, params.causal != 0u), live);
 
   var cache: array<f32, CACHE>;
   var m = NEG;
   for (var c = 0u; c < CACHE; c++) {
     let j = lane + c * TPR;
     var x = NEG;
-    if live && j < n {
+    if j < end {
       x = f32(s[row_base + j]);
       count_read(SLOT_S, T_BYTES);
-      if j >= end {
-        x = NEG;
-      }
     }
     cache[c] = x;
     m = max(m, x);
   }
-  if live {
-    for (var j = lane + CACHE * TPR; j < n; j += TPR) { // rows longer than the cache
-      let x = f32(s[row_base + j]);
-      count_read(SLOT_S, T_BYTES);
-      if j < end {
-        m = max(m, x);
-      }
+  var l = 0.0; // the tail's sum, relative to m
+  for (var j = lane + CACHE * TPR; j < end; j += TPR) { // rows longer than the cache
+    let x = f32(s[row_base + j]);
+    count_read(SLOT_S, T_BYTES);
+    if x > m {
+      l = l * scaled_exp(m, x);
+      m = x;
     }
+    l += exp2((x - m) * LOG2E);
   }
-  var l = 0.0;
   for (var c = 0u; c < CACHE; c++) {
-    l += select(exp2((cache[c] - m) * LOG2E), 0.0, cache[c] <= NEG);
-  }
-  if live {
-    for (var j = lane + CACHE * TPR; j < end; j += TPR) {
-      l += exp2((f32(s[row_base + j]) - m) * LOG2E);
-      count_read(SLOT_S, T_BYTES);
-    }
+    l += scaled_exp(cache[c], m);
   }
 
-  // Combine the row's (max, sum) pairs: a tree in workgroup memory, all rows at once.
-  red_m[r][lane] = m;
-  red_l[r][lane] = l;
-  for (var stride = TPR / 2u; stride > 0u; stride /= 2u) {
-    workgroupBarrier();
-    if lane < stride {
-      let m1 = red_m[r][lane];
-      let m2 = red_m[r][lane + stride];
-      let mx = max(m1, m2);
-      red_l[r][lane] = select(red_l[r][lane] * exp2((m1 - mx) * LOG2E), 0.0, m1 <= NEG) +
-        select(red_l[r][lane + stride] * exp2((m2 - mx) * LOG2E), 0.0, m2 <= NEG);
-      red_m[r][lane] = mx;
-    }
-  }
-  workgroupBarrier();
-  let row_max = red_m[r][0];
-  let inv_sum = 1.0 / red_l[r][0];
+  let mx = row_max(m, r, lane);
+  let inv_sum = 1.0 / row_sum(select(l * exp2((m - mx) * LOG2E), 0.0, m <= NEG), r, lane);
 
   if live {
     for (var c = 0u; c < CACHE; c++) {
       let j = lane + c * TPR;
       if j < n {
-        p[row_base + j] = T(select(exp2((cache[c] - row_max) * LOG2E) * inv_sum, 0.0, j >= end));
+        p[row_base + j] = T(scaled_exp(cache[c], mx) * inv_sum);
         count_write(SLOT_P, T_BYTES);
       }
     }
     for (var j = lane + CACHE * TPR; j < n; j += TPR) {
       var x = 0.0;
       if j < end {
-        x = exp2((f32(s[row_base + j]) - row_max) * LOG2E) * inv_sum;
+        x = exp2((f32(s[row_base + j]) - mx) * LOG2E) * inv_sum;
         count_read(SLOT_S, T_BYTES);
       }
       p[row_base + j] = T(x);

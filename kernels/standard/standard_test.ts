@@ -3,7 +3,15 @@ import type { AttentionShape } from "../../core/shapes.ts";
 import { countRun } from "../check.ts";
 import type { Kernel } from "../kernel.ts";
 import { assertClose, getKernels, runChecked } from "../testing.ts";
-import { standard, standardChunks, standardTraffic } from "./mod.ts";
+import {
+  pvSplits,
+  softmaxShape,
+  standard,
+  standardChunks,
+  type StandardKnobs,
+  standardTraffic,
+  standardWith,
+} from "./mod.ts";
 
 // Hand-worked traffic, so the model itself is pinned down (not only its agreement with the
 // counters): one head, n = 10, d = 32, f32 (128 bytes a row), tiles 8 × 8, so two query blocks
@@ -15,13 +23,18 @@ function shape10(causal: boolean): AttentionShape {
   return { batch: 1, heads: 1, n: 10, d: 32, dtype: "f32", causal };
 }
 
+function knobs10(splits: number, softmax = softmaxShape(10, {}, 0)): StandardKnobs {
+  return { d: 32, tiles: TILES8, scoresTiles: TILES8, splits, softmax };
+}
+
 Deno.test("modeled traffic of standard, worked by hand", () => {
-  const t = standardTraffic(shape10(true), TILES8);
+  const t = standardTraffic(shape10(true), knobs10(1));
   // Scores: a 2 × 2 grid of tiles; each reads its Q rows and K rows: Q and K twice over.
   assertEquals(t.q!.read, 2 * 10 * ROW);
   assertEquals(t.k!.read, 2 * 10 * ROW);
-  // S: written in full (100 f32), read once by the softmax (rows fit its register cache).
-  assertEquals(t.s!, { read: 400, write: 400 });
+  // S: written in full (100 f32); the softmax reads each row up to its causal end, once (rows
+  // fit its register cache): 1 + 2 + … + 10 = 55 elements.
+  assertEquals(t.s!, { read: 55 * 4, write: 400 });
   // P: written in full by the softmax, read in full by P·V, causal or not.
   assertEquals(t.p!, { read: 400, write: 400 });
   // P·V: each of the 2 row blocks reads all of V.
@@ -31,6 +44,46 @@ Deno.test("modeled traffic of standard, worked by hand", () => {
   assertEquals(t.uniform!.read, 8 * 16);
   // No log-sum-exp, no mask: standard has no such slots.
   assertEquals(Object.keys(t).sort(), ["k", "o", "p", "q", "s", "uniform", "v"]);
+});
+
+Deno.test("modeled traffic of standard with P·V split and rows past the softmax cache, by hand", () => {
+  // Two P·V splits: each writes a partial of every row (10 × 32 f32), the sum pass reads both
+  // back and writes O; 2 more P·V workgroups, 2 sum workgroups (8 rows each).
+  // Softmax of 2 threads a row caching 2 elements each: 4 elements of a row cached, the rest up
+  // to the causal end read twice: rows 0..3 read 1..4, row i ≥ 4 reads 4 + 2·(i + 1 - 4).
+  const softmax = softmaxShape(10, { softmaxThreads: 2, softmaxCache: 2 }, 0);
+  assertEquals(softmax, { tpr: 2, rows: 128, cache: 2, sg: 0 });
+  const t = standardTraffic(shape10(true), knobs10(2, softmax));
+  assertEquals(t.part_o!, { read: 2 * 10 * ROW, write: 2 * 10 * ROW });
+  assertEquals(t.o!.write, 10 * ROW);
+  assertEquals(t.v!.read, 2 * 10 * ROW);
+  assertEquals(t.s!.read, (1 + 2 + 3 + 4 + 6 * 4 + 2 * (1 + 2 + 3 + 4 + 5 + 6)) * 4);
+  // 4 score tiles + 1 softmax workgroup (128 rows) + 2 × 2 P·V + 2 sum workgroups.
+  assertEquals(t.uniform!.read, 11 * 16);
+});
+
+/** The target shape at its largest N: one head of S is 1 GiB, so one head a 2 GiB chunk. */
+const SHAPE_16K: AttentionShape = {
+  batch: 1,
+  heads: 16,
+  n: 16384,
+  d: 64,
+  dtype: "f32",
+  causal: false,
+};
+
+Deno.test("pvSplits: enough workgroups at one head a chunk, none empty, within one binding", () => {
+  const shape = SHAPE_16K;
+  const tiles = { br: 128, bc: 32, rm: 8, tx: 4 };
+  // 128 row blocks: 8 splits of 2048 keys make 1024 workgroups.
+  assertEquals(pvSplits(shape, tiles, 1, 0, 2 ** 31), 8);
+  // Every head in one dispatch: 2048 workgroups already.
+  assertEquals(pvSplits(shape, tiles, 16, 0, 2 ** 31), 1);
+  // 7 requested on 512 key blocks: 74 blocks a split, so 7 splits (none empty).
+  assertEquals(pvSplits(shape, tiles, 1, 7, 2 ** 31), 7);
+  // 5 requested on 3 key blocks: 3; the partials (B·H·N·d f32 = 64 MiB a split) capped.
+  assertEquals(pvSplits({ ...shape, n: 77 }, { ...tiles, bc: 32 }, 1, 5, 2 ** 31), 3);
+  assertEquals(pvSplits(shape, tiles, 1, 8, 3 * 2 ** 26), 3);
 });
 
 // S and P split into chunks (standard/mod.ts, standardChunks): a binding limit far below the
@@ -67,21 +120,16 @@ Deno.test({
         assertClose(await runChecked(kernels, { kernel, shape, tiles }, 31 + limit!));
         const r = await countRun(kernels, { kernel, shape, tiles }, 5, { check: false });
         assertEquals(r.counted, r.modeled);
-        assertEquals(r.modeled, standardTraffic(shape, tiles));
+        const softmax = softmaxShape(37, {}, 0);
+        const knobs = { d: 32, tiles, scoresTiles: tiles, splits: 1, softmax };
+        assertEquals(r.modeled, standardTraffic(shape, knobs));
       }
     }
   },
 });
 
 Deno.test("standardChunks: whole heads while a head fits, rows of a head after", () => {
-  const shape: AttentionShape = {
-    batch: 1,
-    heads: 16,
-    n: 16384,
-    d: 64,
-    dtype: "f32",
-    causal: false,
-  };
+  const shape = SHAPE_16K;
   const tiles = { br: 64, bc: 32, rm: 4, tx: 16 };
   const limit = 2 ** 31 - 4;
   assertEquals(standardChunks(shape, tiles, Infinity), [{ first: 0, heads: 16, rows: 16384 }]);
@@ -94,4 +142,44 @@ Deno.test("standardChunks: whole heads while a head fits, rows of a head after",
   assertEquals(rows.length, 48);
   assertEquals(rows[4], { first: 32768 + 16320, heads: 1, rows: 16320 });
   assertEquals(standardChunks(shape, tiles, 1000), []);
+});
+
+// The knobs the lead compares on the GPU, each checked here on small odd shapes: P·V split over
+// key ranges (with the sum pass), rows longer than the softmax's register cache (the online
+// (max, sum) path), a softmax row of 8 threads (whole subgroups on lavapipe's 8 lanes: the
+// subgroup path there; the tree on llvmpipe), 4 threads (below a subgroup: always the tree), and
+// scores tiles other than P·V's. Outputs poisoned, fresh inputs, counted == modeled.
+Deno.test({
+  name:
+    "standard variants (P·V splits, long softmax rows, scores tiles): right, counted as modeled",
+  ignore: chunkKernels === null,
+  async fn() {
+    const kernels = chunkKernels!;
+    const variants: [string, Parameters<typeof standardWith>[1]][] = [
+      ["ks3", { pvSplits: 3 }],
+      ["sm8x4", { softmaxThreads: 8, softmaxCache: 4 }],
+      ["sm4x8-ks2", { softmaxThreads: 4, softmaxCache: 8, pvSplits: 2 }],
+      ["scores16", { scoresTiles: { br: 16, bc: 8, rm: 2, tx: 4 }, pvSplits: 2 }],
+    ];
+    for (const [name, o] of variants) {
+      const kernel = standardWith(`standard-${name}`, o);
+      for (const [n, causal] of [[37, false], [77, true]] as const) {
+        const shape: AttentionShape = { batch: 1, heads: 2, n, d: 32, dtype: "f32", causal };
+        const tiles = kernels.defaultTiles("standard", shape);
+        const plan = kernel.plan({ shape, tiles, subgroupSize: kernels.gpu.subgroupSize });
+        const size = kernels.gpu.subgroupSize;
+        const softmax = plan.passes().find((p) => p.name === "softmax")!.key;
+        // Where the device has subgroups (lavapipe: 8 lanes), rows of 8 or more threads use them.
+        const tpr = softmaxShape(n, o, size).tpr;
+        const sg = size > 0 && tpr % size === 0 ? size : 0;
+        assert(softmax.endsWith(`-sg${sg}`), `${softmax}: expected subgroup size ${sg}`);
+        if (Deno.env.get("ATTNBENCH_EXPECT_SUBGROUPS") === "1") assert(size > 0, "no subgroups");
+        const ks = plan.passes().some((p) => p.name === "pvsum");
+        assertEquals(ks, (o.pvSplits ?? 1) > 1, name);
+        assertClose(await runChecked(kernels, { kernel, shape, tiles }, 7 + n));
+        const r = await countRun(kernels, { kernel, shape, tiles }, 5, { check: false });
+        assertEquals(r.counted, r.modeled, `${name} n=${n}`);
+      }
+    }
+  },
 });
