@@ -260,6 +260,11 @@ export interface Kernel {
   readonly baseline: string | null;
   /** Another kernel whose tuned tiles this one may use when it has none of its own. */
   readonly tunedLike: string | null;
+  /**
+   * Its own candidate tiles, in order of preference, tried before the shared `TILE_CANDIDATES`
+   * of `tiles.ts` for the default choice on a GPU.
+   */
+  readonly tileCandidates?: readonly Tiles[];
   /** Threads per workgroup with these tiles. */
   threads(tiles: Tiles): number;
   /** Bytes of workgroup memory with these tiles (for the device's limit). */

@@ -84,7 +84,8 @@ export function tileProblem(
 }
 
 /**
- * The first candidate that fits, or throws when none does.
+ * The first candidate that fits, or throws when none does. With the shared
+ * {@linkcode TILE_CANDIDATES}, a kernel's own `tileCandidates` are tried first.
  *
  * @example
  * ```ts
@@ -100,7 +101,9 @@ export function defaultTiles(
   limits: TileLimits,
   candidates: readonly Tiles[] = TILE_CANDIDATES,
 ): Tiles {
-  for (const t of candidates) {
+  // The shared list stands for "a GPU's defaults": a kernel's own candidates come first.
+  const own = candidates === TILE_CANDIDATES ? resolveKernel(kernel).tileCandidates ?? [] : [];
+  for (const t of [...own, ...candidates]) {
     if (tileProblem(kernel, d, dtype, t, limits) === null) return { ...t };
   }
   throw new Error(

@@ -125,6 +125,29 @@ for step in "$@"; do
         --d 64 --heads 16 --dtype f32 --peers "$BP" --count-io --quiet
       ab bench --out "$OUT/crossover-fwdbwd" --pass fwd+bwd --kernels standard,flash \
         --n 256..4096 --d 64 --heads 16 --dtype f32 --peers "$BP" --quiet ;;
+    bwdspeed)
+      # Issue 13, backward speed: the flash backward's own tiles (many threads a workgroup) and,
+      # in forward+backward, each half with its own tiles. Correct first (verify runs the
+      # default tiles: flash-bwd's own candidates; speed_variants checks each variant against
+      # the float64 reference at odd n before timing it). Target: flash fwd+bwd f32, d = 64,
+      # N = 4096, B·H = 4·16, >= 0.75x PyTorch EFFICIENT_ATTENTION (same call).
+      sv() { deno run --node-modules-dir=manual -A scripts/speed_variants.ts "$@" 2>&1 | grep -v '^\s*at '; }
+      for pass in bwd fwd+bwd; do
+        ab verify --pass $pass --kernels flash --d 64,128 --n 1,77,300 --heads 3 --batch 2 \
+          --count-io --quiet | tail -2
+        ab verify --pass $pass --kernels flash --d 64 --n 77,300 --causal --quiet | tail -2
+      done
+      BP=$OUT/peers_bwdspeed.jsonl
+      python3 .device/peer_sdpa.py --pass fwdbwd --n 4096 --d 64 --dtype float32 2>/dev/null > "$BP"
+      python3 .device/peer_sdpa.py --pass bwd --n 4096 --d 64 --dtype float32 2>/dev/null >> "$BP"
+      grep -h EFFICIENT "$BP" | cut -c1-200
+      # flash-bwd alone: v1's tiles (32x32, 4 rows x 8 threads = 64 threads) against the new
+      # candidates (256 / 128 / 512 threads), then forward+backward with the forward's tuned
+      # tiles (its backward half 32x32x2x16), its default tiles (half 32x32x2x8) and v1's pair.
+      sv --kernel flash-bwd --n 4096 --d 64 --check-n 77 --reps 5 --sg off --peers "$BP" \
+        --tiles 32x32x4x8,32x32x2x16,32x32x2x8,32x32x1x16 | tee "$OUT/bwd.txt" | grep -v '^{'
+      sv --kernel flash-fwd+bwd --n 4096 --d 64 --check-n 77 --reps 5 --sg off --peers "$BP" \
+        --tiles 64x32x4x16,64x32x4x8,64x32x2x16 | tee "$OUT/fwdbwd.txt" | grep -v '^{' ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

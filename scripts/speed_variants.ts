@@ -4,7 +4,14 @@
 // B·N = 16384 tokens, 16 heads. Prints one JSON line per timing and a table last.
 //
 //   deno run -A scripts/speed_variants.ts [--n 1024,4096,16384] [--d 64] [--reps 10]
-//     [--tiles 64x32x8x8,64x32x4x16] [--sg both|on|off] [--causal]
+//     [--tiles 64x32x8x8,64x32x4x16] [--sg both|on|off] [--causal] [--kernel flash-bwd]
+//     [--batch-heads 64] [--peers peers.jsonl]
+//
+// Any kernel of the registry: a backward one (flash-bwd, flash-fwd+bwd, …) is timed on its
+// timing inputs (O(N·d) on the host) and counted with its pass's FLOPs (2.5× / 3.5× the
+// forward's); --peers adds the ratio to PyTorch's EFFICIENT_ATTENTION row of the same pass, n,
+// d, dtype and causality (peer_sdpa.py's JSON lines). A fwd+bwd kernel's tiles are its
+// forward's; the table names the tiles each pass ran with.
 import { parseArgs } from "@std/cli/parse-args";
 import { AttentionKernels, prepareAttention } from "../kernels/attention.ts";
 import { checkPrepared } from "../kernels/check.ts";
@@ -12,10 +19,10 @@ import { type Gpu, openGpu } from "../kernels/gpu.ts";
 import { timeDispatches } from "../kernels/timing.ts";
 import { tolerance } from "../core/tolerances.ts";
 import type { AttentionShape, Tiles } from "../core/shapes.ts";
-import { attentionFlops } from "../kernels/kernel.ts";
+import { attentionFlops, inputsToTime } from "../kernels/kernel.ts";
 
 const a = parseArgs(Deno.args, {
-  string: ["n", "d", "reps", "tiles", "sg", "kernel", "dtype", "check-n"],
+  string: ["n", "d", "reps", "tiles", "sg", "kernel", "dtype", "check-n", "batch-heads", "peers"],
   boolean: ["causal"],
 });
 const ns = (a.n ?? "1024,4096,16384").split(",").map(Number);
@@ -28,6 +35,20 @@ const tiles: Tiles[] = tilesText.split(",").map((s: string) => {
   const [br, bc, rm, tx] = s.split("x").map(Number);
   return { br: br!, bc: bc!, rm: rm!, tx: tx! };
 });
+// PyTorch EFFICIENT_ATTENTION TFLOP/s by pass, n, d, dtype and causality.
+const peerPass = { fwd: "fwd", bwd: "bwd", fwd_bwd: "fwdbwd" } as const;
+const peerKey = (pass: string, n: number, causal: boolean) =>
+  `${pass}/${n}/${d}/${dtype === "f32" ? "float32" : "float16"}/${causal}`;
+const peers = new Map<string, number>();
+if (a.peers) {
+  for (const line of (await Deno.readTextFile(a.peers)).split("\n")) {
+    if (!line.trim()) continue;
+    const r = JSON.parse(line);
+    if (r.backend === "EFFICIENT_ATTENTION" && typeof r.tflops === "number") {
+      peers.set(peerKey(r.pass, r.n, r.causal), r.tflops);
+    }
+  }
+}
 const sgModes = a.sg === "on" ? [true] : a.sg === "off" ? [false] : [true, false];
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const rows: string[] = [];
@@ -61,18 +82,18 @@ for (const sg of sgModes) {
       continue;
     }
     for (const n of ns) {
+      const bh = Number(a["batch-heads"] ?? 0);
       const shape: AttentionShape = {
-        batch: Math.max(1, 16384 / n),
-        heads: 16,
+        batch: bh > 0 ? 1 : Math.max(1, 16384 / n),
+        heads: bh > 0 ? bh : 16,
         n,
         d,
         dtype,
         causal: a.causal,
       };
       const p = await prepareAttention(kernels, { kernel, shape, tiles: t }, { inputSets: 2 });
-      const inputs = p.plan.randomInputs(7);
-      p.upload(inputs, 0);
-      p.upload(p.plan.randomInputs(8), 1);
+      p.upload(inputsToTime(p.plan, 7), 0);
+      p.upload(inputsToTime(p.plan, 8), 1);
       // Warm the clocks for ~300 ms, then time.
       const t0 = performance.now();
       while (performance.now() - t0 < 300) await p.run(0);
@@ -81,13 +102,28 @@ for (const sg of sgModes) {
         reps,
       });
       const ms = median(r.samplesMs);
-      const tf = attentionFlops(shape, "fwd") / (ms * 1e-3) / 1e12;
-      console.log(JSON.stringify({ name, n, ms, tflops: tf, clock: r.clock }));
+      const mode = p.plan.kernel.mode;
+      const tf = attentionFlops(shape, mode) / (ms * 1e-3) / 1e12;
+      const peer = peers.get(peerKey(peerPass[mode], n, shape.causal));
+      const ratio = peer ? tf / peer : null;
+      // Each dispatch on its own (5 reps), and the tiles its program was built with (its key).
+      const perPass: string[] = [];
+      for (const [i, pass] of p.plan.passes().entries()) {
+        const one = await timeDispatches(gpu, (enc) => p.encodePass(enc, i), {
+          warmup: 1,
+          reps: 5,
+        });
+        perPass.push(`${pass.name} ${median(one.samplesMs).toFixed(2)} ms (${pass.key})`);
+      }
+      console.log(JSON.stringify({ name, pass: mode, n, ms, tflops: tf, ratio, clock: r.clock }));
       rows.push(
-        `${name.padEnd(44)} n=${String(n).padStart(5)} ${ms.toFixed(3).padStart(9)} ms ${
-          tf.toFixed(2).padStart(6)
-        } TFLOP/s`,
+        `${name.padEnd(44)} ${mode.padEnd(7)} n=${String(n).padStart(5)} ${
+          ms.toFixed(3).padStart(9)
+        } ms ${tf.toFixed(2).padStart(6)} TFLOP/s ${
+          ratio === null ? "" : `${ratio.toFixed(3)}x EFFICIENT (${peer})`
+        }`,
       );
+      console.log(`passes ${name} n=${n}: ${perPass.join(", ")}`);
       p.destroy();
     }
   }

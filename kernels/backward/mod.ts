@@ -44,7 +44,7 @@ import {
   standardBindings,
 } from "./program.ts";
 import { referenceBackward } from "./reference.ts";
-import { backwardFootprints } from "./tiles.ts";
+import { BACKWARD_TILE_CANDIDATES, backwardFootprints } from "./tiles.ts";
 
 /** The log-sum-exp the forward kernels write for a row whose every key is masked. */
 export const MASKED_LSE = -3.0e38;
@@ -364,6 +364,7 @@ export const flashBwd: Kernel = {
   densitySweep: "none",
   baseline: "standard-bwd",
   tunedLike: null,
+  tileCandidates: BACKWARD_TILE_CANDIDATES,
   threads: threads("flash"),
   workgroupBytes: workgroupBytes("flash"),
   tileProblem: flashBackwardTileProblem,
