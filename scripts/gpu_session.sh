@@ -133,9 +133,11 @@ for step in "$@"; do
       # N = 4096, B·H = 4·16, >= 0.75x PyTorch EFFICIENT_ATTENTION (same call).
       sv() { deno run --node-modules-dir=manual -A scripts/speed_variants.ts "$@" 2>&1 | grep -v '^\s*at '; }
       for pass in bwd fwd+bwd; do
-        ab verify --pass $pass --kernels flash --d 64,128 --n 1,77,300 --heads 3 --batch 2 \
-          --count-io --quiet | tail -2
-        ab verify --pass $pass --kernels flash --d 64 --n 77,300 --causal --quiet | tail -2
+        for d in 64 128; do
+          ab verify --pass $pass --kernels flash --d $d --n 1,77,300 --heads 3 --batch 2 \
+            --count-io --quiet | tail -4
+        done
+        ab verify --pass $pass --kernels flash --d 64 --n 77,300 --causal --quiet | tail -3
       done
       BP=$OUT/peers_bwdspeed.jsonl
       python3 .device/peer_sdpa.py --pass fwdbwd --n 4096 --d 64 --dtype float32 2>/dev/null > "$BP"
