@@ -110,8 +110,8 @@ export class AttentionKernels {
   defaultTiles(kernel: Kernel | string, shape: AttentionShape): Tiles {
     const fallback = this.gpu.info.isFallbackAdapter;
     const k = resolveKernel(kernel);
-    const candidates = k.tileCandidates?.(fallback) ??
-      (fallback ? FALLBACK_TILE_CANDIDATES : TILE_CANDIDATES);
+    // A kernel's own candidates come first (defaultTiles adds them to the shared list).
+    const candidates = fallback ? FALLBACK_TILE_CANDIDATES : TILE_CANDIDATES;
     return defaultTiles(
       k,
       shape.d,

@@ -267,8 +267,8 @@ export interface Kernel {
   /** Why these tiles cannot build the kernel at head dim `d` (structure only); null if they can. */
   tileProblem(d: number, tiles: Tiles): string | null;
   /**
-   * The kernel's own default tile candidates, best first (on a software adapter when `fallback`);
-   * absent: the attention kernels' (`TILE_CANDIDATES`, `FALLBACK_TILE_CANDIDATES`).
+   * The kernel's own default tile candidates, best first (on a software adapter when `fallback`),
+   * tried before the shared lists of `tiles.ts` (`TILE_CANDIDATES`, `FALLBACK_TILE_CANDIDATES`).
    */
   tileCandidates?(fallback: boolean): readonly Tiles[];
   /** The plan of one problem. Throws a UsageError for a request it cannot serve. */

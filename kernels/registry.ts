@@ -12,6 +12,7 @@
 import { UsageError } from "../core/errors.ts";
 import { forwardBackward } from "./backward/fwd_bwd.ts";
 import { blockSparseBwd, flashBwd, standardBwd } from "./backward/mod.ts";
+import { backwardHalfTiles } from "./backward/tiles.ts";
 import { blockSparse } from "./block_sparse/mod.ts";
 import { decode, pagedDecode } from "./decode/mod.ts";
 import { flash } from "./flash/mod.ts";
@@ -44,7 +45,7 @@ export type KernelName = keyof typeof KERNELS;
  */
 export const FORWARD_BACKWARD_KERNELS: readonly Kernel[] = [
   forwardBackward(standard, standardBwd),
-  forwardBackward(flash, flashBwd),
+  forwardBackward(flash, flashBwd, backwardHalfTiles),
   forwardBackward(blockSparse, blockSparseBwd),
 ];
 

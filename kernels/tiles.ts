@@ -88,7 +88,9 @@ export function tileProblem(
 }
 
 /**
- * The first candidate that fits, or throws when none does.
+ * The first candidate that fits, or throws when none does. With the shared
+ * lists ({@linkcode TILE_CANDIDATES}, `FALLBACK_TILE_CANDIDATES`), a kernel's own `tileCandidates` for
+ * that adapter are tried first.
  *
  * @example
  * ```ts
@@ -104,7 +106,15 @@ export function defaultTiles(
   limits: TileLimits,
   candidates: readonly Tiles[] = TILE_CANDIDATES,
 ): Tiles {
-  for (const t of candidates) {
+  // The shared lists stand for "a GPU's defaults" and "a software adapter's": a kernel's own
+  // candidates for that adapter come first.
+  const k = resolveKernel(kernel);
+  const own = candidates === TILE_CANDIDATES
+    ? k.tileCandidates?.(false) ?? []
+    : candidates === FALLBACK_TILE_CANDIDATES
+    ? k.tileCandidates?.(true) ?? []
+    : [];
+  for (const t of [...own, ...candidates]) {
     if (tileProblem(kernel, d, dtype, t, limits) === null) return { ...t };
   }
   throw new Error(

@@ -15,10 +15,10 @@ rm -rf node_modules && tar xzf .device/node_modules.tgz || { echo "no node_modul
 [ -f .device/commit ] && export ATTNBENCH_GIT_COMMIT=$(cat .device/commit)
 ab() {
   deno run --node-modules-dir=manual --allow-read --allow-write --allow-run=git --allow-env \
-    cli/main.ts "$@" 2>&1 | grep -v '^\s*at '
+    cli/main.ts "$@" 2>&1 | grep --line-buffered -v '^\s*at '
 }
 # scripts/speed_variants.ts (flash variants, each checked against the reference, then timed).
-sv() { deno run --node-modules-dir=manual -A scripts/speed_variants.ts "$@" 2>&1 | grep -v '^\s*at '; }
+sv() { deno run --node-modules-dir=manual -A scripts/speed_variants.ts "$@" 2>&1 | grep --line-buffered -v '^\s*at '; }
 TUNED=attnbench-tuned.json
 [ -f "$OUT/tuned.json" ] && TUNED=$OUT/tuned.json
 PEERS=$OUT/peers.jsonl  # written by the peers step; an earlier call's copy in .device/ else
@@ -82,7 +82,7 @@ for step in "$@"; do
       ab bench --out "$OUT/decode3" --sweep decode --dtype f16 --d 128 --n 8192 \
         --batches 16 --heads 16 --peers "$DP" --no-report --quiet | tail -8
       deno run --node-modules-dir=manual -A scripts/decode_variants.ts --n 2048,8192 \
-        --peers "$DP" 2>&1 | grep -v '^\s*at ' | tee "$OUT/decode3.txt" ;;
+        --peers "$DP" 2>&1 | grep --line-buffered -v '^\s*at ' | tee "$OUT/decode3.txt" ;;
     decode-sweep) ab bench --out "$OUT/decode-sweep" --sweep decode --dtype f16 --d 128 \
       --heads 32 --kv-heads 8 --no-report --quiet ;;
     speed)
@@ -274,12 +274,66 @@ PY
         2>/dev/null > "$OUT/std_peers.jsonl"
       grep -h '"MATH' "$OUT/std_peers.jsonl" | cut -c1-200
       stv() { deno run --node-modules-dir=manual -A scripts/standard_variants.ts --d 64 \
-        --peers "$OUT/std_peers.jsonl" "$@" 2>&1 | grep -v '^\s*at '; }
+        --peers "$OUT/std_peers.jsonl" "$@" 2>&1 | grep --line-buffered -v '^\s*at '; }
       V16=base,ks1,ks16,sc64x64x4x8,sc64x32x4x8,t64x64x4x8,t64x64x4x8+sc64x64x4x8,nosg
       stv --n 16384 --variants $V16 | tee "$OUT/std16k.txt"
       stv --n 1024,4096 --check-n 77 --variants base,sc64x64x4x8,t64x64x4x8 | tee "$OUT/std4k.txt"
       echo "=== stdgemm summary"
       grep -h ' n=' "$OUT/std16k.txt" "$OUT/std4k.txt" | grep -v '^check' ;;
+    bwdspeed)
+      # Issue 13, backward speed: the flash backward's own tiles (many threads a workgroup) and,
+      # in forward+backward, each half with its own tiles. Correct first (verify runs the
+      # default tiles: flash-bwd's own candidates; speed_variants checks each variant against
+      # the float64 reference at odd n before timing it). Target: flash fwd+bwd f32, d = 64,
+      # N = 4096, B·H = 4·16, >= 0.75x PyTorch EFFICIENT_ATTENTION (same call).
+      for pass in bwd fwd+bwd; do
+        for d in 64 128; do
+          ab verify --pass $pass --kernels flash --d $d --n 1,77,300 --heads 3 --batch 2 \
+            --count-io --quiet | tail -4
+        done
+        ab verify --pass $pass --kernels flash --d 64 --n 77,300 --causal --quiet | tail -3
+      done
+      BP=$OUT/peers_bwdspeed.jsonl
+      python3 .device/peer_sdpa.py --pass fwdbwd --n 4096 --d 64 --dtype float32 2>/dev/null > "$BP"
+      python3 .device/peer_sdpa.py --pass bwd --n 4096 --d 64 --dtype float32 2>/dev/null >> "$BP"
+      grep -h EFFICIENT "$BP" | cut -c1-200
+      # flash-bwd alone: v1's tiles (32x32, 4 rows x 8 threads = 64 threads) against the new
+      # candidates (256 / 128 / 512 threads), then forward+backward with the forward's tuned
+      # tiles (its backward half 32x32x2x16), its default tiles (half 32x32x2x8) and v1's pair.
+      sv --kernel flash-bwd --n 4096 --d 64 --check-n 77 --reps 5 --sg off --peers "$BP" \
+        --tiles 32x32x4x8,32x32x2x16,32x32x2x8,32x32x1x16 | tee "$OUT/bwd.txt" | grep -v '^{'
+      sv --kernel flash-fwd+bwd --n 4096 --d 64 --check-n 77 --reps 5 --sg off --peers "$BP" \
+        --tiles 64x32x4x16,64x32x4x8,64x32x2x16 | tee "$OUT/fwdbwd.txt" | grep -v '^{' ;;
+    final)
+      # The session's last call (2026-11-30), cut to what the first two left unmeasured: each
+      # variant still checked against the float64 reference before it is timed, peers in the
+      # same call. Standard (issue 10) at N = 16384 and 4096, B·N = 16384:
+      python3 .device/peer_sdpa.py --d 64 --n 4096,16384 --reps 5 --dtype float32 \
+        2>/dev/null > "$OUT/std_peers.jsonl"
+      grep -h '"MATH' "$OUT/std_peers.jsonl" | cut -c1-200
+      deno run --node-modules-dir=manual -A scripts/standard_variants.ts --d 64 --n 4096,16384 \
+        --check-n 77 --peers "$OUT/std_peers.jsonl" --variants base,ks16,t64x64x4x8+sc64x64x4x8,nosg \
+        2>&1 | grep --line-buffered -v '^\s*at ' | tee "$OUT/std.txt" | grep --line-buffered -v '^{'
+      ;&
+    final-bwd)
+      # Flash backward (issue 13): v1's tiles against the new default, and forward+backward.
+      BP=$OUT/peers_bwd.jsonl
+      python3 .device/peer_sdpa.py --pass fwdbwd --n 4096 --d 64 --dtype float32 --reps 5 \
+        2>/dev/null > "$BP"
+      python3 .device/peer_sdpa.py --pass bwd --n 4096 --d 64 --dtype float32 --reps 5 \
+        2>/dev/null >> "$BP"
+      grep -h EFFICIENT "$BP" | cut -c1-200
+      sv --kernel flash-bwd --n 4096 --d 64 --check-n 77 --reps 5 --sg off --peers "$BP" \
+        --tiles 32x32x4x8,32x32x2x16 | tee "$OUT/bwd.txt" | grep -v '^{'
+      sv --kernel flash-fwd+bwd --n 4096 --d 64 --check-n 77 --reps 5 --sg off --peers "$BP" \
+        --tiles 64x32x4x16 | tee "$OUT/fwdbwd.txt" | grep -v '^{'
+      ;&
+    final-d128)
+      # Flash f32 d = 128 (issue 10): v5 on its tuned tile beside v7.
+      FP=$OUT/peers_d128.jsonl
+      python3 .device/peer_sdpa.py --d 128 --n 16384 --reps 5 --dtype float32 2>/dev/null > "$FP"
+      sv --d 128 --n 16384 --check-n 77 --reps 8 --sg on --peers "$FP" \
+        --tiles 32x32x2x16,32x32x2x16v7,32x32x2x8v7 | tee "$OUT/d128.txt" | grep -v '^{' ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

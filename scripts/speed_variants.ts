@@ -5,13 +5,18 @@
 //
 //   deno run -A scripts/speed_variants.ts [--n 1024,4096,16384] [--d 64] [--reps 10]
 //     [--tiles 64x32x8x8,64x32x4x16,64x32x4x8v7] [--sg both|on|off] [--causal]
-//     [--dtype f16 --f16-math f32,packed] [--f16-chunk 16,64] [--peers peers.jsonl]
-//     [--table rows.txt]
-// --f16-math: the f16 programs' arithmetic, each timed as its own variant (kernel option
-// f16Math); packed once per --f16-chunk (elements per f16 partial sum, kernel option f16Chunk;
-// default 16). --peers: peer_sdpa.py's JSON lines; each timing's row then shows its ratio to
-// EFFICIENT_ATTENTION's TFLOP/s at the same N, d, dtype, causality and B·H. --table: the
-// table's rows are also appended to this file (one step's several runs make one table).
+//     [--kernel flash-bwd] [--batch-heads 64] [--dtype f16 --f16-math f32,packed]
+//     [--f16-chunk 16,64] [--peers peers.jsonl] [--table rows.txt]
+//
+// Any kernel of the registry: a backward one (flash-bwd, flash-fwd+bwd, …) is timed on its
+// timing inputs (O(N·d) on the host) and counted with its pass's FLOPs (2.5× / 3.5× the
+// forward's); a fwd+bwd kernel's tiles are its forward's; the table names the tiles each pass
+// ran with. --f16-math: the f16 programs' arithmetic, each timed as its own variant (kernel
+// option f16Math); packed once per --f16-chunk (elements per f16 partial sum, kernel option
+// f16Chunk; default 16). --peers: peer_sdpa.py's JSON lines; each timing's row then shows its
+// ratio to PyTorch EFFICIENT_ATTENTION's TFLOP/s of the same pass, n, d, dtype and causality.
+// --table: the table's rows are also appended to this file (one step's several runs make one
+// table).
 import { parseArgs } from "@std/cli/parse-args";
 import { AttentionKernels, prepareAttention } from "../kernels/attention.ts";
 import { checkPrepared } from "../kernels/check.ts";
@@ -19,7 +24,7 @@ import { type Gpu, openGpu } from "../kernels/gpu.ts";
 import { timeDispatches } from "../kernels/timing.ts";
 import { tolerance } from "../core/tolerances.ts";
 import type { AttentionShape, Tiles } from "../core/shapes.ts";
-import { attentionFlops } from "../kernels/kernel.ts";
+import { attentionFlops, inputsToTime } from "../kernels/kernel.ts";
 
 const a = parseArgs(Deno.args, {
   string: [
@@ -35,6 +40,7 @@ const a = parseArgs(Deno.args, {
     "f16-chunk",
     "peers",
     "table",
+    "batch-heads",
   ],
   boolean: ["causal"],
 });
@@ -50,6 +56,20 @@ const tiles: Tiles[] = tilesText.split(",").map((s: string) => {
   const [br, bc, rm, tx] = s.replace(/v7$/, "").split("x").map(Number);
   return { br: br!, bc: bc!, rm: rm!, tx: tx!, ...(v7 ? { variant: "v7" as const } : {}) };
 });
+// PyTorch EFFICIENT_ATTENTION TFLOP/s by pass, n, d, dtype and causality.
+const peerPass = { fwd: "fwd", bwd: "bwd", fwd_bwd: "fwdbwd" } as const;
+const peerKey = (pass: string, n: number, causal: boolean) =>
+  `${pass}/${n}/${d}/${dtype === "f32" ? "float32" : "float16"}/${causal}`;
+const peers = new Map<string, number>();
+if (a.peers) {
+  for (const line of (await Deno.readTextFile(a.peers)).split("\n")) {
+    if (!line.trim()) continue;
+    const r = JSON.parse(line);
+    if (r.backend === "EFFICIENT_ATTENTION" && typeof r.tflops === "number") {
+      peers.set(peerKey(r.pass, r.n, r.causal), r.tflops);
+    }
+  }
+}
 const sgModes = a.sg === "on" ? [true] : a.sg === "off" ? [false] : [true, false];
 const chunks = (a["f16-chunk"] ?? "16").split(",").map(Number);
 /** The arithmetic variants: f32, and packed at each chunk length. */
@@ -57,29 +77,6 @@ const maths: { f16Math: string; f16Chunk?: number }[] = (a["f16-math"] ?? "f32")
   .flatMap((m: string) =>
     m === "packed" ? chunks.map((c: number) => ({ f16Math: m, f16Chunk: c })) : [{ f16Math: m }]
   );
-interface PeerRow {
-  backend: string;
-  n: number;
-  d: number;
-  batch_heads: number;
-  dtype: string;
-  causal: boolean;
-  pass: string;
-  tflops?: number;
-}
-const peerRows: PeerRow[] = a.peers
-  ? Deno.readTextFileSync(a.peers).split("\n").filter((l) => l.startsWith("{")).map((l) =>
-    JSON.parse(l)
-  )
-  : [];
-/** EFFICIENT_ATTENTION's TFLOP/s at this shape, if the peers file has it. */
-function efficient(shape: AttentionShape): number | undefined {
-  return peerRows.find((r) =>
-    r.backend === "EFFICIENT_ATTENTION" && r.n === shape.n && r.d === shape.d &&
-    r.batch_heads === shape.batch * shape.heads && r.causal === shape.causal &&
-    r.pass === "fwd" && r.dtype === (shape.dtype === "f32" ? "float32" : "float16")
-  )?.tflops;
-}
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const rows: string[] = [];
 
@@ -118,9 +115,10 @@ for (const sg of sgModes) {
       continue;
     }
     for (const n of ns) {
+      const bh = Number(a["batch-heads"] ?? 0);
       const shape: AttentionShape = {
-        batch: Math.max(1, 16384 / n),
-        heads: 16,
+        batch: bh > 0 ? 1 : Math.max(1, 16384 / n),
+        heads: bh > 0 ? bh : 16,
         n,
         d,
         dtype,
@@ -129,9 +127,8 @@ for (const sg of sgModes) {
       const p = await prepareAttention(kernels, { kernel, shape, tiles: t, options }, {
         inputSets: 2,
       });
-      const inputs = p.plan.randomInputs(7);
-      p.upload(inputs, 0);
-      p.upload(p.plan.randomInputs(8), 1);
+      p.upload(inputsToTime(p.plan, 7), 0);
+      p.upload(inputsToTime(p.plan, 8), 1);
       // Warm the clocks for ~300 ms, then time.
       const t0 = performance.now();
       while (performance.now() - t0 < 300) await p.run(0);
@@ -140,16 +137,30 @@ for (const sg of sgModes) {
         reps,
       });
       const ms = median(r.samplesMs);
-      const tf = attentionFlops(shape, "fwd") / (ms * 1e-3) / 1e12;
-      const peer = efficient(shape);
-      console.log(JSON.stringify({ name, n, ms, tflops: tf, maxErr, peer, clock: r.clock }));
+      const mode = p.plan.kernel.mode;
+      const tf = attentionFlops(shape, mode) / (ms * 1e-3) / 1e12;
+      const peer = peers.get(peerKey(peerPass[mode], n, shape.causal));
+      const ratio = peer ? tf / peer : null;
+      // Each dispatch on its own (5 reps), and the tiles its program was built with (its key).
+      const perPass: string[] = [];
+      for (const [i, pass] of p.plan.passes().entries()) {
+        const one = await timeDispatches(gpu, (enc) => p.encodePass(enc, i), {
+          warmup: 1,
+          reps: 5,
+        });
+        perPass.push(`${pass.name} ${median(one.samplesMs).toFixed(2)} ms (${pass.key})`);
+      }
+      console.log(
+        JSON.stringify({ name, pass: mode, n, ms, tflops: tf, maxErr, ratio, clock: r.clock }),
+      );
       rows.push(
-        `${name.padEnd(52)} n=${String(n).padStart(5)} ${ms.toFixed(3).padStart(9)} ms ${
-          tf.toFixed(2).padStart(6)
-        } TFLOP/s  err ${maxErr.toExponential(1)}${
-          peer ? `  ${(tf / peer).toFixed(3)}x of EFFICIENT ${peer.toFixed(2)}` : ""
+        `${name.padEnd(52)} ${mode.padEnd(7)} n=${String(n).padStart(5)} ${
+          ms.toFixed(3).padStart(9)
+        } ms ${tf.toFixed(2).padStart(6)} TFLOP/s  err ${maxErr.toExponential(1)}${
+          ratio === null ? "" : `  ${ratio.toFixed(3)}x of EFFICIENT ${peer!.toFixed(2)}`
         }`,
       );
+      console.log(`passes ${name} n=${n}: ${perPass.join(", ")}`);
       p.destroy();
     }
   }

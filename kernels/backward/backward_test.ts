@@ -2,7 +2,7 @@ import { assert, assertEquals, assertGreater, assertThrows } from "@std/assert";
 import type { AttentionShape, Tiles } from "../../core/shapes.ts";
 import { passProgram } from "../attention.ts";
 import { tileProblem } from "../tiles.ts";
-import { defaultTiles } from "../tiles.ts";
+import { defaultTiles, TILE_CANDIDATES } from "../tiles.ts";
 import { BlockMask, makeMask } from "../masks.ts";
 import { planFor } from "../registry.ts";
 import { describeShape, getKernels, mutantKernels, runChecked, seedFor } from "../testing.ts";
@@ -12,7 +12,12 @@ import { referenceBackward } from "./reference.ts";
 import type { AttentionKernels } from "../attention.ts";
 import { type BackwardFamily, maskCsc } from "./program.ts";
 import { type BackwardCase, runBackward } from "./testing.ts";
-import { backwardFootprints } from "./tiles.ts";
+import {
+  BACKWARD_HALF_BYTES,
+  BACKWARD_TILE_CANDIDATES,
+  backwardFootprints,
+  backwardHalfTiles,
+} from "./tiles.ts";
 
 // Every backward kernel against the float64 reference gradients (reference_test.ts checks those
 // against finite differences): fresh seeded inputs, outputs and scratch poisoned with NaN, at
@@ -401,6 +406,55 @@ Deno.test("backward tiles: workgroup memory of each pass, worked by hand, and th
     TILES,
   ]);
   assertEquals(t, TILES);
+});
+
+Deno.test("backward tiles: flash-bwd's own candidates, and each half of fwd+bwd its own tiles", () => {
+  const h200 = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024 };
+  // flash-bwd alone: its own square candidates first (256 threads at d = 64; d = 128 needs 16 rows).
+  assertEquals(defaultTiles("flash-bwd", 64, "f32", h200), BACKWARD_TILE_CANDIDATES[0]);
+  assertEquals(defaultTiles("flash-bwd", 128, "f32", h200), { br: 16, bc: 16, rm: 1, tx: 16 });
+  // d = 32 cannot take 16 threads a row (32 is not a multiple of 4 · 16).
+  assertEquals(defaultTiles("flash-bwd", 32, "f32", h200), { br: 32, bc: 32, rm: 2, tx: 8 });
+  // Other kernels keep the shared list; an explicit list is taken as given.
+  assertEquals(defaultTiles("flash", 64, "f32", h200), TILE_CANDIDATES[1]);
+  assertEquals(defaultTiles("flash-bwd", 64, "f32", h200, [TILES]), TILES);
+  // The backward half: a square of min(br, bc) with half the rows a thread, halved while its
+  // largest pass needs more than 48 KiB; never larger than the budget when a square fits it.
+  const cases: [number, "f32" | "f16", Tiles, Tiles][] = [
+    [64, "f32", { br: 64, bc: 32, rm: 4, tx: 16 }, { br: 32, bc: 32, rm: 2, tx: 16 }],
+    [64, "f16", { br: 64, bc: 64, rm: 4, tx: 8 }, { br: 32, bc: 32, rm: 2, tx: 8 }],
+    [128, "f32", { br: 32, bc: 32, rm: 2, tx: 16 }, { br: 16, bc: 16, rm: 1, tx: 16 }],
+    [32, "f32", TILES, { br: 8, bc: 8, rm: 1, tx: 4 }],
+    // tx larger than the square: fewer threads a row.
+    [64, "f32", { br: 8, bc: 16, rm: 2, tx: 16 }, { br: 8, bc: 8, rm: 1, tx: 8 }],
+  ];
+  for (const [d, dtype, t, want] of cases) {
+    const got = backwardHalfTiles(d, dtype, t);
+    assertEquals(got, want, `${d} ${dtype} ${JSON.stringify(t)}`);
+    const most = Math.max(
+      ...backwardFootprints("flash", d, dtype, got).map((p) => p.workgroupBytes),
+    );
+    assert(most <= BACKWARD_HALF_BYTES, `${d} ${dtype}: ${most}`);
+  }
+  // The composites: flash's backward half runs its own tiles (in the pass keys), block-sparse's
+  // the forward's (the mask lives on them), and the tile check sees the half's footprint.
+  const s: AttentionShape = { batch: 1, heads: 2, n: 100, d: 64, dtype: "f32", causal: false };
+  const fwdTiles = { br: 64, bc: 32, rm: 4, tx: 16 };
+  const keys = (k: string) =>
+    planFor(k, { shape: s, tiles: fwdTiles }).passes().map((p) => p.key).join(" ");
+  assert(keys("flash-fwd+bwd").includes("flash/d64/br64-bc32-rm4-tx16"));
+  assert(keys("flash-fwd+bwd").includes("flash-bwd-dkdv/d64/br32-bc32-rm2-tx16"));
+  assert(keys("block-sparse-fwd+bwd").includes("block-sparse-bwd-dkdv/d64/br64-bc32-rm4-tx16"));
+  assertEquals(tileProblem("flash-fwd+bwd", 64, "f32", fwdTiles, h200), null);
+  assert(tileProblem("block-sparse-fwd+bwd", 64, "f32", fwdTiles, h200) !== null);
+  // 64 × 32, 2 rows × 16 threads: the forward's 512 threads; the half (32 × 32, 1 × 16) too.
+  const wide = { br: 64, bc: 32, rm: 2, tx: 16 };
+  assert(
+    tileProblem("flash-fwd+bwd", 64, "f32", wide, {
+      ...h200,
+      maxComputeInvocationsPerWorkgroup: 256,
+    })!.includes("512 threads"),
+  );
 });
 
 Deno.test({

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { type AttentionShape, dtypeBytes, type Tiles } from "../../core/shapes.ts";
+import { type AttentionShape, type Dtype, dtypeBytes, type Tiles } from "../../core/shapes.ts";
 import type { TheoreticalTraffic } from "../../analysis/io_model.ts";
 import { usedRows } from "../../analysis/io_model.ts";
 import { randomInputs } from "../common.ts";
@@ -45,6 +45,19 @@ export function lowerBoundForwardBackwardBytes(
   return 4 * (used.queryRows + used.keyRows) * d * dtypeBytes(shape.dtype) * shape.batch *
     shape.heads;
 }
+
+/**
+ * The tiles a backward half runs with, given its forward's (identity: the same tiles, as
+ * block-sparse needs, the mask living on them).
+ */
+export type BackwardTiles = (
+  d: number,
+  dtype: Dtype,
+  forwardTiles: Tiles,
+  budget?: number,
+) => Tiles;
+
+const SAME_TILES: BackwardTiles = (_d, _dtype, t) => t;
 
 function addTraffic(a: CountedBytes, b: CountedBytes): CountedBytes {
   const out: CountedBytes = {};
@@ -81,7 +94,12 @@ function sumTheory(f: TheoreticalTraffic, b: TheoreticalTraffic): TheoreticalTra
  * console.assert(k.name === "flash-fwd+bwd" && plan.passes().map((p) => p.name).join() === "flash,delta,dkdv,dq");
  * ```
  */
-export function forwardBackward(fwd: Kernel, bwd: Kernel): Kernel {
+export function forwardBackward(
+  fwd: Kernel,
+  bwd: Kernel,
+  backwardTiles: BackwardTiles = SAME_TILES,
+): Kernel {
+  const half = backwardTiles;
   const kernel: Kernel = {
     name: `${fwd.name}-fwd+bwd`,
     summary: `${fwd.name} forward, then ${bwd.name}, back to back`,
@@ -91,14 +109,23 @@ export function forwardBackward(fwd: Kernel, bwd: Kernel): Kernel {
     sparse: fwd.sparse,
     densitySweep: "none",
     baseline: fwd.baseline === null ? null : `${fwd.baseline}-fwd+bwd`,
-    tunedLike: null,
-    threads: (t) => Math.max(fwd.threads(t), bwd.threads(t)),
+    // With its own backward tiles, the forward half runs the forward's tuned tiles.
+    tunedLike: half === SAME_TILES ? null : fwd.name,
+    // Threads: the backward half's first choice, before it halves its tile for memory (at the
+    // smallest head dim these tiles build), the most it can take.
+    threads: (t) => Math.max(fwd.threads(t), bwd.threads(half(4 * t.tx, "f32", t, Infinity))),
     workgroupBytes: (d, dtype, t) =>
-      Math.max(fwd.workgroupBytes(d, dtype, t), bwd.workgroupBytes(d, dtype, t)),
-    tileProblem: (d, t) => fwd.tileProblem(d, t) ?? bwd.tileProblem(d, t),
+      Math.max(fwd.workgroupBytes(d, dtype, t), bwd.workgroupBytes(d, dtype, half(d, dtype, t))),
+    tileProblem: (d, t) => fwd.tileProblem(d, t) ?? bwd.tileProblem(d, half(d, "f32", t)),
     plan(request) {
       const f = fwd.plan(request);
-      const b = bwd.plan({ ...request, mask: f.mask ?? undefined, scale: f.scale });
+      const { d, dtype } = request.shape;
+      const b = bwd.plan({
+        ...request,
+        tiles: half(d, dtype, request.tiles),
+        mask: f.mask ?? undefined,
+        scale: f.scale,
+      });
       return combine(kernel, f, b, request.shape, request.tiles);
     },
   };

@@ -45,7 +45,7 @@ import {
   standardBindings,
 } from "./program.ts";
 import { referenceBackward } from "./reference.ts";
-import { backwardFootprints } from "./tiles.ts";
+import { BACKWARD_TILE_CANDIDATES, backwardFootprints } from "./tiles.ts";
 
 /** The log-sum-exp the forward kernels write for a row whose every key is masked. */
 export const MASKED_LSE = -3.0e38;
@@ -447,6 +447,7 @@ export const flashBwd: Kernel = {
   densitySweep: "none",
   baseline: "standard-bwd",
   tunedLike: null,
+  tileCandidates: (fallback) => fallback ? [] : BACKWARD_TILE_CANDIDATES,
   threads: threads("flash"),
   workgroupBytes: workgroupBytes("flash"),
   tileProblem: flashBackwardTileProblem,

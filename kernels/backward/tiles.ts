@@ -12,7 +12,13 @@
 
 import { SPARSE_LIST } from "../flash/mod.ts";
 import type { Dtype, Tiles } from "../../core/shapes.ts";
-import { type BackwardFamily, DS_ROWS, DS_THREADS, swapTiles } from "./program.ts";
+import {
+  type BackwardFamily,
+  DS_ROWS,
+  DS_THREADS,
+  flashBackwardTileProblem,
+  swapTiles,
+} from "./program.ts";
 
 /** Workgroup memory (bytes) and threads of one pass. */
 export interface PassFootprint {
@@ -76,3 +82,66 @@ export function backwardFootprints(
     { pass: "dq", workgroupBytes: pass(t.br, t.bc, false), threads: threads(t.br) },
   ];
 }
+
+/**
+ * Workgroup memory the flash backward half of a forward+backward run may take when it picks its
+ * own tiles ({@linkcode backwardHalfTiles}): 48 KiB, the H200's limit and the most any adapter
+ * here grants. A device that grants less refuses the pair in the registry's tile check, as it
+ * refuses any tiles, and the default choice moves on to the next candidate.
+ */
+export const BACKWARD_HALF_BYTES = 48 * 1024;
+
+/**
+ * The tiles the flash backward uses in a forward+backward run whose forward uses `t`: the
+ * forward's best tiles are wide (64 query rows, K and V staged once per 32-key block) while the
+ * backward stages four d-wide tiles (K, V, Q, dO) and two f32 score tiles per block, so the same
+ * tiles either do not fit or leave few threads per workgroup. The backward takes a square tile
+ * of min(br, bc) rows with half the forward's rows per thread (the same thread count as the
+ * forward's when its tile is half as tall), halving the square while its largest pass needs
+ * more than {@linkcode BACKWARD_HALF_BYTES}. The flash backward's block walk is dense, so its
+ * tiles need not be the forward's (block-sparse keeps the forward's: the mask lives on them).
+ * Returns `t` itself when no square tile builds (the pair is then checked as one tile choice).
+ * With an infinite `budget`: the first square, before any halving (the most threads it takes).
+ *
+ * @example
+ * ```ts
+ * import { backwardHalfTiles } from "./tiles.ts";
+ * const t = backwardHalfTiles(64, "f32", { br: 64, bc: 32, rm: 4, tx: 16 });
+ * console.assert(t.br === 32 && t.bc === 32 && t.rm === 2 && t.tx === 16);
+ * ```
+ */
+export function backwardHalfTiles(
+  d: number,
+  dtype: Dtype,
+  t: Tiles,
+  budget = BACKWARD_HALF_BYTES,
+): Tiles {
+  const largest = (c: Tiles) =>
+    Math.max(...backwardFootprints("flash", d, dtype, c).map((p) => p.workgroupBytes));
+  let chosen: Tiles | null = null;
+  for (let s = Math.min(t.br, t.bc); s >= 4; s /= 2) {
+    let tx = t.tx;
+    while (s % tx !== 0) tx = tx % 2 === 0 ? tx / 2 : 1;
+    let rm = Math.max(1, Math.floor(t.rm / 2));
+    while (s % rm !== 0) rm--;
+    const c = { br: s, bc: s, rm, tx };
+    if (!Number.isInteger(s) || flashBackwardTileProblem(d, c) !== null) break;
+    chosen = c;
+    if (largest(c) <= budget) break;
+  }
+  return chosen ?? { ...t };
+}
+
+/**
+ * The flash backward's own default candidates on a GPU, tried before the shared list: square tiles
+ * with many threads. Its dK/dV pass stages K, V, Q and dO plus two f32 score tiles (44 KiB at
+ * 32 × 32, d = 64, f32), so an H200 SM holds five of its workgroups whatever their size, and
+ * the shared list's first fit (32 × 32, 4 rows × 8 threads: 64 threads) left 10 warps an SM
+ * (issue 13, v1: dK/dV 72 ms). 2 rows × 16 threads give 256 threads, as the forward's v5.
+ */
+export const BACKWARD_TILE_CANDIDATES: readonly Tiles[] = [
+  { br: 32, bc: 32, rm: 2, tx: 16 },
+  { br: 32, bc: 32, rm: 2, tx: 8 },
+  { br: 16, bc: 16, rm: 1, tx: 16 },
+  { br: 16, bc: 16, rm: 1, tx: 8 },
+];
