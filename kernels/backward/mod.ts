@@ -278,8 +278,8 @@ function backwardPlan(
             bindings,
             uniforms: [...own],
             grid: grids[pass],
-            // A chunk's pass moves part of each slot's bytes: per-pass GB/s only when unsplit.
-            moves: split ? [] : movesOf(bindings),
+            // (Its bytes, a chunk's share of each slot, are the plan's passTraffic.)
+            moves: movesOf(bindings),
           };
         });
       });
