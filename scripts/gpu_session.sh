@@ -310,13 +310,14 @@ PY
       # shapes, counted == modeled (the per-pass split is tested on the host with forced small
       # binding limits: kernels/standard/standard_test.ts, kernels/backward/split_test.ts), decode
       # verify (its tiles column). Then standard split over 2 GiB bindings: Figure 2's fwd+bwd
-      # (f16, P in 2 head chunks), the forward at N = 16384 (4 head chunks) and 32768 (row
-      # chunks), and the table: run, pass, ms, GB/s, and the passes' bytes against the modeled.
+      # (f16, S and P in head chunks of 1023 + 1), the forward at N = 16384 f32 (4 head chunks)
+      # and 32768 (row chunks 16320, 16320, 128), and the table: run, pass, ms, GB, GB/s; then
+      # the passes' bytes (uniforms left out) against the modeled and the counted totals.
       for pass in fwd fwd+bwd; do
         ab verify --pass $pass --kernels standard --dtype f16 --d 64 --n 1,37,130 --heads 3 \
           --batch 1 --count-io --quiet | tail -1
       done
-      ab verify --kernels decode,paged-decode --dtype f16 --d 128 --n 37,2048 --heads 8 \
+      ab verify --kernels decode,paged-decode --dtype f16 --d 128 --n 1,37 --heads 8 \
         --kv-heads 2 --batch 3 --quiet | tail -6
       pb() { ab bench --out "$OUT/passbytes-$1" --kernels standard --d 64 --reps 3 --count-io \
         --no-ceilings --no-report --quiet "${@:2}" | tail -3; }
