@@ -8,7 +8,8 @@
  * @module
  */
 
-import type { ResultsFile, RunRecord, TimeStats } from "../core/schema.ts";
+import type { ResultsFile, RunDecode, RunRecord, TimeStats } from "../core/schema.ts";
+import type { Tiles } from "../core/shapes.ts";
 import { median, OUTLIER_Z } from "../analysis/stats.ts";
 import { fmtMs, fmtNum, fmtVendor } from "../reports/mod.ts";
 import { formatTable } from "../analysis/table.ts";
@@ -43,14 +44,29 @@ export function maskText(r: RunRecord): string {
 /** What tells a run apart in a message: kernel, N, and what else varies. */
 function runName(r: RunRecord): string {
   return `${r.kernel} n=${r.n} d=${r.d} b×h=${r.batch}×${r.heads} ${r.dtype}` +
-    `${maskText(r) ? ` ${maskText(r)}` : ""} ${tileText(r)}`;
+    `${maskText(r) ? ` ${maskText(r)}` : ""} tile ${tileText(r.tile, r.decode)}`;
 }
 
-/** The run's tile, or for a decode run (no tiles) its KV heads and cache layout. */
-function tileText(r: RunRecord): string {
-  const d = r.decode;
-  if (!d) return `tile ${r.tile.br}x${r.tile.bc}`;
-  return `kv-heads ${d.kvHeads} ${d.blockSize === null ? "contiguous" : `block ${d.blockSize}`}`;
+/**
+ * The tiles column of a run: `64x32` (`full`: `64x32 rm4 tx16`). A decode run's tile holds its
+ * split pass's knobs (threads × tokens a segment, tokens a lane group and round, lanes a token),
+ * always in full, then its KV heads and cache layout: `256x256 rm2 tx8 · kv2 block 16`.
+ *
+ * @example
+ * ```ts
+ * import { tileText } from "./bench_summary.ts";
+ * const tile = { br: 256, bc: 256, rm: 2, tx: 8 };
+ * console.assert(tileText({ br: 64, bc: 32, rm: 4, tx: 16 }) === "64x32");
+ * console.assert(tileText(tile, null, true) === "256x256 rm2 tx8");
+ * const decode = { contexts: [9], kvHeads: 2, blockSize: 16, lengths: "list" };
+ * console.assert(tileText(tile, decode) === "256x256 rm2 tx8 · kv2 block 16");
+ * ```
+ */
+export function tileText(tile: Tiles, decode?: RunDecode | null, full = false): string {
+  const knobs = `${tile.br}x${tile.bc}` + (full || decode ? ` rm${tile.rm} tx${tile.tx}` : "");
+  if (!decode) return knobs;
+  const layout = decode.blockSize === null ? "contiguous" : `block ${decode.blockSize}`;
+  return `${knobs} · kv${decode.kvHeads} ${layout}`;
 }
 
 /**
@@ -96,7 +112,7 @@ export function runsTable(runs: RunRecord[]): string[] {
       String(r.d),
       `${r.batch}×${r.heads}`,
       maskText(r),
-      r.decode ? "-" : `${r.tile.br}x${r.tile.bc}`,
+      tileText(r.tile, r.decode),
       t ? `${fmtMs(t.median)} ± ${fmtMs(t.stdev)}` : r.status,
       t ? `${fmtMs(t.min)} … ${fmtMs(t.max)}` : "",
       t ? fmtRate(r.tflops) : "",

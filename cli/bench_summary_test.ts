@@ -9,6 +9,7 @@ import {
   relativeSummary,
   runsTable,
   summaryLines,
+  tileText,
   timingWarnings,
 } from "./bench_summary.ts";
 import { parseResults } from "../analysis/results_io.ts";
@@ -18,6 +19,7 @@ import { fmtMs } from "../reports/mod.ts";
 
 const DEFAULT_SWEEP = new URL("../testdata/reports/default_sweep_llvmpipe.json", import.meta.url);
 const H200 = new URL("../docs/h200/results.json", import.meta.url);
+const DECODE = new URL("../docs/h200/decode/results.json", import.meta.url);
 
 async function load(url: URL): Promise<ResultsFile> {
   return parseResults(await Deno.readTextFile(url), url.pathname, kernelCatalog());
@@ -103,6 +105,22 @@ Deno.test("passes say which run (shape and tile) they belong to", async () => {
   const lines = passLines(f.runs);
   assertEquals(lines.length, f.runs.filter((r) => r.passes).length);
   assertMatch(lines[0] ?? "", /^standard n=256 d=64 b×h=64×16 f32 tile 128x32 passes: scores /);
+});
+
+Deno.test("a decode run's tiles column: its split pass's knobs, then its KV heads and cache", async () => {
+  const f = await load(DECODE);
+  const lines = runsTable(f.runs);
+  assertMatch(lines[0] ?? "", /\btile\b/);
+  assertStringIncludes(lines[1] ?? "", " 64x64 rm4 tx8 · kv16 contiguous ");
+  assertStringIncludes(lines[2] ?? "", " 64x64 rm4 tx8 · kv16 block 16 ");
+  // Every row as wide as the header (the column takes its widest cell).
+  for (const line of lines) assertEquals(line.length, lines[0]!.length, line);
+  assertMatch(
+    passLines(f.runs)[1] ?? "",
+    /^paged-decode n=\d+ d=128 b×h=\d+×\d+ f16 tile 64x64 rm4 tx8 · kv16 block 16 passes: split /,
+  );
+  const attention = (await load(H200)).runs[0]!;
+  assertEquals(tileText(attention.tile, attention.decode), "128x32");
 });
 
 Deno.test("summary: vendor as a name, every section in order", async () => {

@@ -180,7 +180,8 @@ export interface KernelPlan {
   modeledTraffic(): CountedBytes;
   /**
    * The same bytes split by pass, in dispatch order (they add up to `modeledTraffic`), for a
-   * kernel whose passes share slots (a backward's Q is read by two passes). Absent: each pass
+   * kernel whose passes share slots (a backward's Q is read by two passes; standard's chunks of
+   * S and P each move part of every slot). Absent: a single pass moves all of it, else each pass
    * moves the whole traffic of the slots its `moves` name ({@linkcode passTrafficOf}).
    */
   passTraffic?(): CountedBytes[];
@@ -290,8 +291,9 @@ export function inputsToTime(plan: KernelPlan, seed: number): Record<string, Flo
 }
 
 /**
- * The modeled bytes of each pass of a plan, in dispatch order: its `passTraffic`, or else, for
- * each pass, the plan's traffic of the slots and directions the pass's `moves` name.
+ * The modeled bytes of each pass of a plan, in dispatch order: its `passTraffic`; else, for a
+ * plan of one pass, all of its traffic; else, for each pass, the plan's traffic of the slots and
+ * directions the pass's `moves` name.
  *
  * @example
  * ```ts
@@ -305,7 +307,10 @@ export function inputsToTime(plan: KernelPlan, seed: number): Record<string, Flo
 export function passTrafficOf(plan: KernelPlan): CountedBytes[] {
   if (plan.passTraffic) return plan.passTraffic();
   const all = plan.modeledTraffic();
-  return plan.passes().map((pass) => {
+  const passes = plan.passes();
+  // One pass moves everything, its workgroups' uniform reads included.
+  if (passes.length === 1) return [all];
+  return passes.map((pass) => {
     const t = emptyTraffic(plan.slots);
     for (const [slot, dir] of pass.moves) t[slot]![dir] += all[slot]?.[dir] ?? 0;
     return t;

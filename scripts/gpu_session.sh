@@ -304,6 +304,52 @@ PY
         --tiles 32x32x4x8,32x32x2x16,32x32x2x8,32x32x1x16 | tee "$OUT/bwd.txt" | grep -v '^{'
       sv --kernel flash-fwd+bwd --n 4096 --d 64 --check-n 77 --reps 5 --sg off --peers "$BP" \
         --tiles 64x32x4x16,64x32x4x8,64x32x2x16 | tee "$OUT/fwdbwd.txt" | grep -v '^{' ;;
+    passbytes)
+      # Per-pass GB/s of chunked passes (every pass of a split plan carries its modeled bytes)
+      # and decode's tiles column. Correct first: standard forward and forward+backward at odd
+      # shapes, counted == modeled (the per-pass split is tested on the host with forced small
+      # binding limits: kernels/standard/standard_test.ts, kernels/backward/split_test.ts), decode
+      # verify (its tiles column). Then standard split over 2 GiB bindings: Figure 2's fwd+bwd
+      # (f16, S and P in head chunks of 1023 + 1), the forward at N = 16384 f32 (4 head chunks)
+      # and 32768 (row chunks 16320, 16320, 128), and the table: run, pass, ms, GB, GB/s; then
+      # the passes' bytes (uniforms left out) against the modeled and the counted totals.
+      for pass in fwd fwd+bwd; do
+        ab verify --pass $pass --kernels standard --dtype f16 --d 64 --n 1,37,130 --heads 3 \
+          --batch 1 --count-io --quiet | tail -1
+      done
+      ab verify --kernels decode,paged-decode --dtype f16 --d 128 --n 1,37 --heads 8 \
+        --kv-heads 2 --batch 3 --quiet | tail -6
+      pb() { ab bench --out "$OUT/passbytes-$1" --kernels standard --d 64 --reps 3 --count-io \
+        --no-ceilings --no-report --quiet "${@:2}" | tail -3; }
+      pb fig2 --pass fwd+bwd --n 1024 --heads 16 --batch 64 --dtype f16 --verify
+      pb 16k --n 16384 --heads 4 --batch 1
+      pb 32k --n 32768 --heads 1 --batch 1
+      python3 - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+print(f"{'run':34} {'pass':9} {'ms':>8} {'GB':>7} {'GB/s':>7}")
+for name in ("fig2", "16k", "32k"):
+    try:
+        runs = json.load(open(f"{out}/passbytes-{name}/results.json"))["runs"]
+    except OSError as e:
+        print(name, "no results:", e)
+        continue
+    for r in runs:
+        run = f"{r['kernel']} n={r['n']} {r['batch']}x{r['heads']} {r['dtype']}"
+        if r["status"] != "ok":
+            print(run, r["status"], r.get("reason", "")[:90])
+            continue
+        ps = r.get("passes") or []
+        for p in ps:
+            print(f"{run:34} {p['name']:9} {p['medianMs']:8.3f} {p['bytes'] / 1e9:7.3f} "
+                  f"{p['achievedGBs']:7.0f}")
+        h = r["hbmBytes"]
+        counted = "-" if h.get("counted") is None else "%.3f" % (h["counted"] / 1e9)
+        print(f"{run:34} {'all':9} {r['timeMs']['median']:8.3f} {h['modeled'] / 1e9:7.3f} "
+              f"{r['achievedGBs'] or 0:7.0f}  passes' bytes {sum(p['bytes'] for p in ps) / 1e9:.3f}"
+              f" GB, counted {counted} GB, zero-byte passes {sum(1 for p in ps if p['bytes'] == 0)}")
+PY
+      ;;
     final)
       # The session's last call (2026-11-30), cut to what the first two left unmeasured: each
       # variant still checked against the float64 reference before it is timed, peers in the

@@ -129,8 +129,8 @@ for (const text of (a.variants ?? "base").split(",")) {
     });
     const ms = median(r.samplesMs);
     const tf = attentionFlops(shape, "fwd") / (ms * 1e-3) / 1e12;
-    // Each pass of the first chunk alone; the softmax's bytes: its slots' modeled bytes, times
-    // the chunk's share of the rows when S is split.
+    // Each pass of the first chunk alone; the softmax's bytes: that dispatch's modeled S read
+    // and P write.
     const passes = p.plan.passes();
     const chunks = passes.filter((x) => x.name.startsWith("softmax")).length;
     const traffic = passTrafficOf(p.plan);
@@ -142,9 +142,7 @@ for (const text of (a.variants ?? "base").split(",")) {
       const t = await timeDispatches(gpu, (enc) => p.encodePass(enc, index), { warmup: 2, reps });
       per[base] = median(t.samplesMs);
       if (base === "softmax") {
-        const all = p.plan.modeledTraffic();
-        const own = chunks > 1 ? (all.s!.read + all.p!.write) / chunks : (traffic[index]!.s!.read +
-          traffic[index]!.p!.write);
+        const own = traffic[index]!.s!.read + traffic[index]!.p!.write;
         softmaxGBs = own / (per[base]! * 1e6);
       }
     }

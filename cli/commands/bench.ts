@@ -29,7 +29,7 @@ import {
   decodeProblems,
 } from "../decode_flags.ts";
 import { problemOf } from "../../kernels/registry.ts";
-import { progressText, summaryLines } from "../bench_summary.ts";
+import { progressText, summaryLines, tileText } from "../bench_summary.ts";
 import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
 import { readTuned, tunedFor, tunedKey } from "../tuned.ts";
 import { VERSION } from "../version.ts";
@@ -274,7 +274,7 @@ export const benchCommand: Command = {
       onRun: (i, spec) => {
         const { shape, tiles } = spec;
         const label = `${spec.kernel.name} n=${shape.n} b×h=${shape.batch}×${shape.heads} ` +
-          (spec.decode ? `kv-heads ${spec.decode.kvHeads}` : `tile ${tiles.br}x${tiles.bc}`);
+          `tile ${tileText(tiles, spec.decode)}`;
         io.progress(
           progressText(i, specs.length, label, performance.now() - started, io.isTerminal),
         );

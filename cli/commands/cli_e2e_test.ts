@@ -413,6 +413,9 @@ Deno.test({
     for (const row of rows) {
       assert(row.pass && row.countedBytes === row.modeledBytes, JSON.stringify(row));
       assertEquals(row.decode.kvHeads, 2);
+      // The tiles column: the split pass's knobs, then the KV heads and the cache layout.
+      const layout = row.decode.blockSize === null ? "contiguous" : "block 8";
+      assertMatch(row.tiles, new RegExp(`^\\d+x\\d+ rm\\d+ tx\\d+ · kv2 ${layout}$`));
     }
     assertEquals(rows.map((x: { decode: { blockSize: number | null } }) => x.decode.blockSize), [
       null,

@@ -25,6 +25,7 @@ import type { RunDecode } from "../../core/schema.ts";
 import type { AttentionShape } from "../../core/shapes.ts";
 import { problemOf } from "../../kernels/registry.ts";
 import { formatTable } from "../../analysis/table.ts";
+import { tileText } from "../bench_summary.ts";
 import {
   AttentionKernels,
   prepareAttention,
@@ -246,12 +247,8 @@ export const verifyCommand: Command = {
           ...decodeOf(c),
           ...mathOf(kernel),
           density: prepared.mask?.density ?? 1,
-          // A decode kernel has no tiles: its column names the cache layout instead.
-          tiles: c.decode
-            ? `kv${c.decode.kvHeads} ${
-              c.decode.blockSize === null ? "contiguous" : `block ${c.decode.blockSize}`
-            }`
-            : `${t.br}x${t.bc} rm${t.rm} tx${t.tx}`,
+          // A decode kernel's tiles (its split pass's knobs), then its cache layout.
+          tiles: tileText(t, c.decode, true),
           maxRelError: Number.isFinite(err) ? err : null,
           tolerance: tol,
           reason,

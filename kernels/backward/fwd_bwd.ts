@@ -19,6 +19,7 @@ import { randomInputs } from "../common.ts";
 import {
   type BufferSpec,
   type CountedBytes,
+  emptyTraffic,
   type Kernel,
   type KernelPlan,
   passTrafficOf,
@@ -168,7 +169,10 @@ function combine(
     slots,
     passes: () => [...f.passes(), ...b.passes()],
     modeledTraffic: () => addTraffic(f.modeledTraffic(), b.modeledTraffic()),
-    passTraffic: () => [...passTrafficOf(f), ...passTrafficOf(b)],
+    // Every slot of the composite in each pass (what its counters read back), 0 where the
+    // pass's half has no such slot.
+    passTraffic: () =>
+      [...passTrafficOf(f), ...passTrafficOf(b)].map((t) => addTraffic(emptyTraffic(slots), t)),
     theoreticalBytes: (o) => sumTheory(f.theoreticalBytes(o), b.theoreticalBytes(o)),
     lowerBoundBytes: () => lowerBoundForwardBackwardBytes(shape, f.mask),
     idealBytes: () => ({}),

@@ -173,8 +173,9 @@ const SQUARE = ["p", "dp", "ds"];
  * import { standardBackwardChunks } from "./mod.ts";
  * const shape = { batch: 64, heads: 16, n: 1024, d: 64, dtype: "f16", causal: false } as const;
  * const tiles = { br: 64, bc: 64, rm: 4, tx: 16 };
- * // P is 2^31 bytes in f16: two chunks of 512 heads under a 2 GiB − 4 binding limit.
- * console.assert(standardBackwardChunks(shape, tiles, 2 ** 31 - 4).length === 2);
+ * // P is 2^31 bytes in f16: two chunks, 1023 heads and 1, under a 2 GiB − 4 binding limit.
+ * const chunks = standardBackwardChunks(shape, tiles, 2 ** 31 - 4);
+ * console.assert(chunks.length === 2 && chunks[0]!.heads === 1023);
  * console.assert(standardBackwardChunks(shape, tiles, Infinity).length === 1);
  * ```
  */
@@ -278,8 +279,8 @@ function backwardPlan(
             bindings,
             uniforms: [...own],
             grid: grids[pass],
-            // A chunk's pass moves part of each slot's bytes: per-pass GB/s only when unsplit.
-            moves: split ? [] : movesOf(bindings),
+            // (Its bytes, a chunk's share of each slot, are the plan's passTraffic.)
+            moves: movesOf(bindings),
           };
         });
       });

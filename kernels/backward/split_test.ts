@@ -3,7 +3,7 @@ import { type AttentionShape, dtypeBytes } from "../../core/shapes.ts";
 import { footprintBytes } from "../../analysis/io_model.ts";
 import { planFitsDevice } from "../attention.ts";
 import { countRun } from "../check.ts";
-import type { Kernel } from "../kernel.ts";
+import { emptyTraffic, type Kernel, passTrafficOf, totalBytes } from "../kernel.ts";
 import { findKernel } from "../registry.ts";
 import { assertClose, getKernels, mutantKernels, runChecked } from "../testing.ts";
 import { tolerance } from "../../core/tolerances.ts";
@@ -99,6 +99,32 @@ Deno.test("split standard backward plans: buffers within the limit, the unsplit 
   }
 });
 
+Deno.test("split standard forward+backward: every pass its own bytes, adding up to the whole", () => {
+  const composite = findKernel("standard-fwd+bwd")!;
+  for (const causal of [false, true]) {
+    const shape = { ...SHAPE, causal };
+    for (const [limit, chunks] of [[Infinity, 1], [3 * HEAD, 2], [HEAD, 4]] as const) {
+      const plan = composite.plan({ shape, tiles: TILES, maxBindingBytes: limit });
+      const passes = plan.passes();
+      assertEquals(passes.length, 8 * chunks);
+      const perPass = passTrafficOf(plan);
+      assertEquals(perPass.length, passes.length);
+      const sum = emptyTraffic(plan.slots);
+      for (const [i, t] of perPass.entries()) {
+        // Each pass has every slot of the composite (what its counters read back) and moves
+        // bytes beyond its uniform reads.
+        assertEquals(Object.keys(t).sort(), [...plan.slots].sort(), passes[i]!.name);
+        assert(totalBytes(t) - t.uniform!.read > 0, `${passes[i]!.name}: no bytes`);
+        for (const [slot, x] of Object.entries(t)) {
+          sum[slot]!.read += x.read;
+          sum[slot]!.write += x.write;
+        }
+      }
+      assertEquals(sum, plan.modeledTraffic());
+    }
+  }
+});
+
 Deno.test({
   name: "standard backward and standard forward+backward split in head chunks: right, counted " +
     `as modeled (${kernels?.gpu.f16 ? "f32 and f16" : "f32; f16 needs shader-f16"})`,
@@ -132,6 +158,14 @@ Deno.test({
     });
     assertEquals(passes.length, 20);
     for (const { name, counted, modeled } of passes) assertEquals(counted, modeled, name);
+    // And forward+backward: the forward's chunks (scores#1 …) count their own bytes too.
+    const both = await countEachPass(kernels!, {
+      kernel: limited(composite, HEAD),
+      shape: SHAPE,
+      tiles: TILES,
+    });
+    assertEquals(both.length, 4 * 3 + 20);
+    for (const { name, counted, modeled } of both) assertEquals(counted, modeled, name);
     // A product pass that indexes P or dS by the global head (as before the split) is right
     // unsplit and caught split.
     const mutant = mutantKernels(

@@ -11,7 +11,7 @@
 import type { AttentionShape, Tiles } from "../../core/shapes.ts";
 import { tolerance } from "../../core/tolerances.ts";
 import { type AttentionKernels, type AttentionProblem, prepareAttention } from "../attention.ts";
-import type { CountedBytes } from "../kernel.ts";
+import { type CountedBytes, passTrafficOf } from "../kernel.ts";
 import { checkPrepared, type CheckResult, describeCase } from "../check.ts";
 import type { BlockMask } from "../masks.ts";
 import { seedFor } from "../testing.ts";
@@ -78,7 +78,7 @@ export async function runBackward(
 
 /**
  * Each pass of a problem's counting variant run alone on seeded inputs: the bytes it counted and
- * the bytes the plan models for it (`passTraffic`), by pass name, in dispatch order.
+ * the bytes the plan models for it (`passTrafficOf`), by pass name, in dispatch order.
  *
  * @example
  * ```ts ignore
@@ -95,7 +95,7 @@ export async function countEachPass(
   const p = await prepareAttention(kernels, { ...problem, count: true });
   try {
     p.upload(p.plan.randomInputs(5));
-    const modeled = p.plan.passTraffic!();
+    const modeled = passTrafficOf(p.plan);
     if (modeled.length !== p.passNames.length) {
       throw new Error(`${modeled.length} modeled passes, ${p.passNames.length} dispatched`);
     }

@@ -20,6 +20,7 @@ import { need, qkvoBuffers, randomInputs } from "../common.ts";
 import {
   attentionFlops,
   type BufferSpec,
+  type CountedBytes,
   emptyTraffic,
   type Kernel,
   type KernelPlan,
@@ -296,6 +297,78 @@ export function standardTraffic(shape: AttentionShape, k: StandardKnobs) {
   return t;
 }
 
+/**
+ * The bytes of each pass of a plan over these chunks, in dispatch order (each chunk's scores,
+ * softmax and P·V, then the sum of P·V's splits): what that one dispatch reads and writes of
+ * every slot, its workgroups' uniform reads included. A chunk's passes move the unsplit passes'
+ * bytes for its heads and rows (its rows are whole query tiles of both tiled passes and whole
+ * softmax workgroups, but the last rows of a head), so the passes add up to
+ * {@linkcode standardTraffic}.
+ *
+ * @example
+ * ```ts
+ * import { softmaxShape, standardPassTraffic, standardTraffic } from "./mod.ts";
+ * const shape = { batch: 1, heads: 1, n: 10, d: 32, dtype: "f32", causal: true } as const;
+ * const tiles = { br: 8, bc: 8, rm: 2, tx: 4 };
+ * const knobs = { d: 32, tiles, scoresTiles: tiles, splits: 1, softmax: softmaxShape(10, {}, 0) };
+ * const chunks = [{ first: 0, heads: 1, rows: 8 }, { first: 8, heads: 1, rows: 2 }];
+ * const passes = standardPassTraffic(shape, knobs, chunks);
+ * console.assert(passes.length === 6 && passes[3]!.s!.write === 2 * 10 * 4);
+ * console.assert(passes[1]!.s!.read + passes[4]!.s!.read === standardTraffic(shape, knobs).s!.read);
+ * ```
+ */
+export function standardPassTraffic(
+  shape: AttentionShape,
+  k: StandardKnobs,
+  chunks: readonly StandardChunk[],
+): CountedBytes[] {
+  const { n, d } = shape;
+  const e = dtypeBytes(shape.dtype);
+  const slots = standardSlots(k.splits);
+  const cached = k.softmax.cache * k.softmax.tpr;
+  const out = chunks.flatMap((c) => {
+    const r0 = c.first % n;
+    const rows = c.rows;
+    const trS = Math.ceil(rows / k.scoresTiles.br);
+    const tcS = Math.ceil(n / k.scoresTiles.bc);
+    const tr = Math.ceil(rows / k.tiles.br);
+    const scores = emptyTraffic(slots);
+    scores.uniform!.read = UNIFORM_BYTES * tcS * trS;
+    scores.q!.read = tcS * rows * d * e;
+    scores.k!.read = trS * n * d * e;
+    scores.s!.write = rows * n * e;
+    const softmax = emptyTraffic(slots);
+    softmax.uniform!.read = UNIFORM_BYTES * Math.ceil(rows / k.softmax.rows);
+    for (let row = r0; row < r0 + rows; row++) {
+      const end = shape.causal ? row + 1 : n;
+      softmax.s!.read += (Math.min(end, cached) + 2 * Math.max(0, end - cached)) * e;
+    }
+    softmax.p!.write = rows * n * e;
+    const pv = emptyTraffic(slots);
+    pv.uniform!.read = UNIFORM_BYTES * tr * k.splits;
+    pv.p!.read = rows * n * e;
+    pv.v!.read = tr * n * d * e;
+    if (k.splits > 1) pv.part_o!.write = k.splits * rows * d * 4;
+    else pv.o!.write = rows * d * e;
+    return [scores, softmax, pv].map((t) => scaled(t, c.heads));
+  });
+  if (k.splits > 1) {
+    const sum = emptyTraffic(slots);
+    sum.uniform!.read = UNIFORM_BYTES * Math.ceil(n / SUM_ROWS);
+    sum.part_o!.read = k.splits * n * d * 4;
+    sum.o!.write = n * d * e;
+    out.push(scaled(sum, shape.batch * shape.heads));
+  }
+  return out;
+}
+
+/** Traffic times `heads` (bytes a head to bytes of `heads` heads). */
+function scaled(t: CountedBytes, heads: number): CountedBytes {
+  return Object.fromEntries(
+    Object.entries(t).map(([slot, x]) => [slot, { read: x.read * heads, write: x.write * heads }]),
+  );
+}
+
 /** One dispatch chunk of S and P: `heads` whole heads, or `rows` rows of one head. */
 export interface StandardChunk {
   /** Flattened first row (head · n + row) of the chunk. */
@@ -463,8 +536,7 @@ function standardPlan(
       { name: "scale", type: "f32", value: scale },
     ],
     grid,
-    // A chunk's pass moves part of each slot's bytes: per-pass GB/s only when unsplit.
-    moves: split && name !== "pvsum" ? [] : moves,
+    moves,
   });
   const sOf = (i: number) => (split ? `s${i}` : "s");
   const pOf = (i: number) => (split ? `p${i}` : "p");
@@ -525,6 +597,8 @@ function standardPlan(
         : []),
     ],
     modeledTraffic: () => standardTraffic(shape, knobs),
+    // A chunk's pass moves part of each slot's bytes: its own, per pass.
+    passTraffic: () => standardPassTraffic(shape, knobs, chunks),
     theoreticalBytes: () => standardAttentionBytes(shape),
     lowerBoundBytes: () => lowerBoundBytes(shape),
     idealBytes: () => ({}),

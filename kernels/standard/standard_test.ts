@@ -1,7 +1,14 @@
 import { assert, assertEquals } from "@std/assert";
 import type { AttentionShape } from "../../core/shapes.ts";
 import { countRun } from "../check.ts";
-import type { Kernel } from "../kernel.ts";
+import {
+  type CountedBytes,
+  emptyTraffic,
+  type Kernel,
+  passTrafficOf,
+  totalBytes,
+} from "../kernel.ts";
+import { countEachPass } from "../backward/testing.ts";
 import { assertClose, getKernels, runChecked } from "../testing.ts";
 import {
   pvSplits,
@@ -17,6 +24,7 @@ import {
 // counters): one head, n = 10, d = 32, f32 (128 bytes a row), tiles 8 × 8, so two query blocks
 // (8 + 2 rows) and two key blocks (8 + 2 rows).
 const TILES8 = { br: 8, bc: 8, rm: 2, tx: 4 };
+const TILES16 = { br: 16, bc: 8, rm: 2, tx: 4 };
 const ROW = 32 * 4;
 
 function shape10(causal: boolean): AttentionShape {
@@ -123,9 +131,67 @@ Deno.test({
         const softmax = softmaxShape(37, {}, 0);
         const knobs = { d: 32, tiles, scoresTiles: tiles, splits: 1, softmax };
         assertEquals(r.modeled, standardTraffic(shape, knobs));
+        // Each dispatch alone counts the bytes its pass models (per-pass GB/s of a chunk).
+        const passes = await countEachPass(kernels, { kernel, shape, tiles });
+        assertEquals(passes.length, 3 * expected!);
+        for (const { name, counted, modeled } of passes) assertEquals(counted, modeled, name);
       }
     }
   },
+});
+
+/** Adds per-pass traffic up, slot by slot. */
+function sumOf(passes: readonly CountedBytes[], slots: readonly string[]): CountedBytes {
+  const sum = emptyTraffic(slots);
+  for (const t of passes) {
+    for (const [slot, x] of Object.entries(t)) {
+      sum[slot]!.read += x.read;
+      sum[slot]!.write += x.write;
+    }
+  }
+  return sum;
+}
+
+Deno.test("standard's passes, split or not, each carry their bytes and add up to the whole", () => {
+  // n = 200, f32: a head's S is 200 · 800 bytes. Limits: all of S, a head a chunk, 64 rows a
+  // chunk (the last chunk of a head 8 rows); P·V unsplit and split (its sum pass; a binding
+  // limit caps the splits: none left at 64 rows), scores tiles other than P·V's (16 query rows),
+  // causal or not.
+  const row = 200 * 4;
+  const variants: [string, Kernel][] = [
+    ["base", standardWith("s", { pvSplits: 1 })],
+    ["ks3", standardWith("s-ks3", { pvSplits: 3 })],
+    ["scores16-ks2", standardWith("s-sc", { scoresTiles: TILES16, pvSplits: 2 })],
+  ];
+  let chunkedWithSum = 0;
+  for (const [name, kernel] of variants) {
+    for (const causal of [false, true]) {
+      const shape: AttentionShape = { batch: 1, heads: 2, n: 200, d: 32, dtype: "f32", causal };
+      for (const [limit, chunks] of [[Infinity, 1], [200 * row, 2], [64 * row, 8]] as const) {
+        const what = `${name} causal ${causal} limit ${limit}`;
+        const plan = kernel.plan({ shape, tiles: TILES8, maxBindingBytes: limit });
+        const passes = plan.passes();
+        const perPass = passTrafficOf(plan);
+        assertEquals(perPass.length, passes.length, what);
+        assertEquals(passes.filter((p) => p.name.startsWith("scores")).length, chunks, what);
+        assertEquals(sumOf(perPass, plan.slots), plan.modeledTraffic(), what);
+        if (chunks > 1 && passes.some((p) => p.name === "pvsum")) chunkedWithSum++;
+        for (const [i, t] of perPass.entries()) {
+          // Every pass moves bytes beyond its uniform, and only of the slots its moves name.
+          const { uniform, ...rest } = t;
+          assert(uniform!.read > 0 && totalBytes(rest) > 0, `${what}: ${passes[i]!.name}`);
+          for (const [slot, x] of Object.entries(rest)) {
+            for (const dir of ["read", "write"] as const) {
+              const named = passes[i]!.moves.some(([s, d]) => s === slot && d === dir);
+              assert(x[dir] === 0 || named, `${what}: ${passes[i]!.name} ${slot} ${dir}`);
+            }
+          }
+        }
+      }
+    }
+  }
+  // ks3 and scores16-ks2 keep their splits in head chunks, causal or not.
+  assertEquals(chunkedWithSum, 4);
 });
 
 Deno.test("standardChunks: whole heads while a head fits, rows of a head after", () => {
