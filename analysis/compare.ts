@@ -53,8 +53,9 @@ export const DEFAULT_TOLERANCES: Readonly<Record<Dtype, number>> = TOLERANCES;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { defaultTolerance } from "./compare.ts";
- * console.assert(defaultTolerance("f16") === 1e-2);
+ * assert(defaultTolerance("f16") === 1e-2);
  * ```
  */
 export function defaultTolerance(dtype: Dtype): number {
@@ -173,9 +174,10 @@ function worstFirst(a: Finding, b: Finding): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { describeDevice } from "./compare.ts";
  * const d = { vendor: "nvidia", architecture: "hopper", description: "H100" };
- * console.assert(describeDevice(d) === "nvidia hopper (H100)");
+ * assert(describeDevice(d) === "nvidia hopper (H100)");
  * ```
  */
 export function describeDevice(
@@ -248,8 +250,9 @@ function signedPct(pct: number): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { formatInterval } from "./compare.ts";
- * console.assert(formatInterval({ ratio: 1.2, low: 1.181, high: 1.219, confidence: 0.95 }) ===
+ * assert(formatInterval({ ratio: 1.2, low: 1.181, high: 1.219, confidence: 0.95 }) ===
  *   "[+18.1%, +21.9%]");
  * ```
  */

@@ -86,8 +86,9 @@ export interface TheoreticalTraffic {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { ceilDiv } from "./io_model.ts";
- * console.assert(ceilDiv(1024, 48) === 22);
+ * assert(ceilDiv(1024, 48) === 22);
  * ```
  */
 export function ceilDiv(a: number, b: number): number {
@@ -191,9 +192,10 @@ function checkMaskGrid(n: number, mask: MaskGrid): void {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { standardAttentionBytes } from "./io_model.ts";
  * const shape = { batch: 1, heads: 1, n: 8, d: 4, dtype: "f32" as const, causal: false };
- * console.assert(standardAttentionBytes(shape).bytes === (4 * 64 + 4 * 32) * 4);
+ * assert(standardAttentionBytes(shape).bytes === (4 * 64 + 4 * 32) * 4);
  * ```
  */
 export function standardAttentionBytes(shape: AttentionShape): TheoreticalTraffic {
@@ -209,8 +211,9 @@ export function standardAttentionBytes(shape: AttentionShape): TheoreticalTraffi
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { unblockedTraffic } from "./io_model.ts";
- * console.assert(unblockedTraffic("compulsory", 64, 16).tc === null);
+ * assert(unblockedTraffic("compulsory", 64, 16).tc === null);
  * ```
  */
 export function unblockedTraffic(
@@ -255,10 +258,11 @@ export function unblockedTraffic(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { flashAttentionBytes } from "./io_model.ts";
  * const shape = { batch: 1, heads: 1, n: 1024, d: 64, dtype: "f32" as const, causal: false };
  * const t = flashAttentionBytes(shape, { sramBytes: 49152 });
- * console.assert(t.mElements === 12288 && t.bc === 48 && t.br === 48 && t.tc === 22);
+ * assert(t.mElements === 12288 && t.bc === 48 && t.br === 48 && t.tc === 22);
  * ```
  */
 export function flashAttentionBytes(
@@ -318,12 +322,13 @@ export function flashAttentionBytes(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { lowerBoundBytes } from "./io_model.ts";
  * const shape = { batch: 2, heads: 3, n: 16, d: 32, dtype: "f16" as const, causal: false };
- * console.assert(lowerBoundBytes(shape) === 4 * 16 * 32 * 2 * 6);
+ * assert(lowerBoundBytes(shape) === 4 * 16 * 32 * 2 * 6);
  * // One kept block of 8 queries × 4 keys: 8 rows of Q and O, 4 of K and V.
  * const mask = { br: 8, bc: 4, rowBlocks: 2, colBlocks: 4, bits: new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]) };
- * console.assert(lowerBoundBytes(shape, mask) === 2 * 32 * (8 + 4) * 2 * 6);
+ * assert(lowerBoundBytes(shape, mask) === 2 * 32 * (8 + 4) * 2 * 6);
  * ```
  */
 export function lowerBoundBytes(shape: AttentionShape, mask?: MaskGrid | null): number {
@@ -386,12 +391,13 @@ export function usedRows(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { flashQueryOuterBytes } from "./io_model.ts";
  * const shape = { batch: 1, heads: 1, n: 128, d: 64, dtype: "f32" as const, causal: false };
  * // Tr = 2: (2·128·64 + 2·2·128·64) · 4 + 128 · 4
- * console.assert(flashQueryOuterBytes(shape, 64) === 197120);
+ * assert(flashQueryOuterBytes(shape, 64) === 197120);
  * // causal: the first query block reads 64 keys, the second 128
- * console.assert(flashQueryOuterBytes({ ...shape, causal: true }, 64) === 164352);
+ * assert(flashQueryOuterBytes({ ...shape, causal: true }, 64) === 164352);
  * ```
  */
 export function flashQueryOuterBytes(shape: AttentionShape, br: number): number {
@@ -413,8 +419,9 @@ export function flashQueryOuterBytes(shape: AttentionShape, br: number): number 
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { arithmeticIntensity } from "./io_model.ts";
- * console.assert(arithmeticIntensity(1000, 250) === 4);
+ * assert(arithmeticIntensity(1000, 250) === 4);
  * ```
  */
 export function arithmeticIntensity(flopCount: number, bytes: number): number {
@@ -434,8 +441,9 @@ export interface BufferSize {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { footprintBytes } from "./io_model.ts";
- * console.assert(footprintBytes([{ name: "Q", bytes: 64 }, { name: "S", bytes: 256 }]) === 320);
+ * assert(footprintBytes([{ name: "Q", bytes: 64 }, { name: "S", bytes: 256 }]) === 320);
  * ```
  */
 export function footprintBytes(buffers: readonly { name?: string; bytes: number }[]): number {
@@ -455,10 +463,11 @@ export interface BufferLimits {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { fitsDevice } from "./io_model.ts";
  * const limits = { maxStorageBufferBindingSize: 2 ** 31, maxBufferSize: 2 ** 32 };
  * const why = fitsDevice([{ name: "S", bytes: 17179869184 }], limits);
- * console.assert(why === "does not fit: S is 17.2 GB, device binding limit is 2.15 GB");
+ * assert(why === "does not fit: S is 17.2 GB, device binding limit is 2.15 GB");
  * ```
  */
 export function fitsDevice(
@@ -493,9 +502,10 @@ const SI_PREFIXES = ["", "k", "M", "G", "T", "P", "E"];
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { formatSi } from "./io_model.ts";
- * console.assert(formatSi(1073741824, "FLOP") === "1.07 GFLOP");
- * console.assert(formatSi(512, "B") === "512 B");
+ * assert(formatSi(1073741824, "FLOP") === "1.07 GFLOP");
+ * assert(formatSi(512, "B") === "512 B");
  * ```
  */
 export function formatSi(value: number, unit: string): string {
@@ -516,8 +526,9 @@ export function formatSi(value: number, unit: string): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { formatBytes } from "./io_model.ts";
- * console.assert(formatBytes(2 ** 31) === "2.15 GB");
+ * assert(formatBytes(2 ** 31) === "2.15 GB");
  * ```
  */
 export function formatBytes(bytes: number): string {

@@ -45,12 +45,13 @@ export type BackwardAlgorithm = "standard" | "flash";
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { theoreticalBackwardBytes } from "./io_model_backward.ts";
  * const shape = { batch: 1, heads: 1, n: 1024, d: 64, dtype: "f32" as const, causal: false };
  * const std = theoreticalBackwardBytes("standard", shape, { sramBytes: 49152 });
- * console.assert(std.elementsPerHead === 7 * 1024 * 1024 + 8 * 1024 * 64);
+ * assert(std.elementsPerHead === 7 * 1024 * 1024 + 8 * 1024 * 64);
  * const flash = theoreticalBackwardBytes("flash", shape, { sramBytes: 49152 });
- * console.assert(flash.tc === 22 && flash.elementsPerHead === 4 * 65536 + 22 * (5 * 65536 + 2048));
+ * assert(flash.tc === 22 && flash.elementsPerHead === 4 * 65536 + 22 * (5 * 65536 + 2048));
  * ```
  */
 export function theoreticalBackwardBytes(
@@ -85,9 +86,10 @@ export function theoreticalBackwardBytes(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { lowerBoundBackwardBytes } from "./io_model_backward.ts";
  * const shape = { batch: 2, heads: 1, n: 16, d: 32, dtype: "f32" as const, causal: true };
- * console.assert(lowerBoundBackwardBytes(shape) === 7 * 16 * 32 * 4 * 2);
+ * assert(lowerBoundBackwardBytes(shape) === 7 * 16 * 32 * 4 * 2);
  * ```
  */
 export function lowerBoundBackwardBytes(shape: AttentionShape, mask?: MaskGrid | null): number {
@@ -103,10 +105,11 @@ export function lowerBoundBackwardBytes(shape: AttentionShape, mask?: MaskGrid |
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { theoreticalForwardBackwardBytes } from "./io_model_backward.ts";
  * const shape = { batch: 64, heads: 16, n: 1024, d: 64, dtype: "f16" as const, causal: false };
  * const std = theoreticalForwardBackwardBytes("standard", shape, { sramBytes: 102400 });
- * console.assert(Math.round(std / 1e8) === 252); // 25.2 GB
+ * assert(Math.round(std / 1e8) === 252); // 25.2 GB
  * ```
  */
 export function theoreticalForwardBackwardBytes(

@@ -95,9 +95,10 @@ export interface KvUsage {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { kvBytesPerToken } from "./kv_cache.ts";
  * // OPT-13B: 40 layers, 40 heads of 128, f16: 800 KiB a token (the paper's figure).
- * console.assert(kvBytesPerToken({ d: 128, kvHeads: 40, layers: 40, dtype: "f16", blockSize: 16 }) === 819200);
+ * assert(kvBytesPerToken({ d: 128, kvHeads: 40, layers: 40, dtype: "f16", blockSize: 16 }) === 819200);
  * ```
  */
 export function kvBytesPerToken(layout: KvLayout): number {
@@ -110,8 +111,9 @@ export function kvBytesPerToken(layout: KvLayout): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { nextPow2 } from "./kv_cache.ts";
- * console.assert(nextPow2(1) === 1 && nextPow2(5) === 8 && nextPow2(8) === 8);
+ * assert(nextPow2(1) === 1 && nextPow2(5) === 8 && nextPow2(8) === 8);
  * ```
  */
 export function nextPow2(n: number): number {
@@ -145,10 +147,11 @@ export function slotsOf(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { kvCacheUsage } from "./kv_cache.ts";
  * const layout = { d: 64, kvHeads: 1, dtype: "f32", blockSize: 16 } as const;
  * const [max, , , paged] = kvCacheUsage([{ len: 20 }], layout, 64);
- * console.assert(max!.wasteSlots === 44 && paged!.fragmentation === 12);
+ * assert(max!.wasteSlots === 44 && paged!.fragmentation === 12);
  * ```
  */
 export function kvCacheUsage(seqs: KvSequence[], layout: KvLayout, maxLen: number): KvUsage[] {
@@ -226,12 +229,13 @@ export interface KvSharing {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { kvSharing } from "./kv_cache.ts";
  * const layout = { d: 64, kvHeads: 1, dtype: "f32", blockSize: 16 } as const;
  * // A 40-token prompt (2 full blocks + 8 tokens), 4 samples of 5 tokens each:
  * // unshared 4 · ⌈45/16⌉ = 12 blocks; shared 2 + 4 (each sample's copy of block 2) = 6.
  * const s = kvSharing([{ prompt: 40, generated: [5, 5, 5, 5] }], layout);
- * console.assert(s.blocksUnshared === 12 && s.blocksShared === 6 && s.copies === 3);
+ * assert(s.blocksUnshared === 12 && s.blocksShared === 6 && s.copies === 3);
  * ```
  */
 export function kvSharing(
@@ -313,11 +317,12 @@ export interface KvFit {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { kvFit } from "./kv_cache.ts";
  * const layout = { d: 64, kvHeads: 1, dtype: "f32", blockSize: 16 } as const; // 512 B a token
  * const fit = kvFit(512 * 256, [{ len: 20 }], layout, 64);
  * // contiguous-max: 256 / 64 = 4 sequences; paged: 256 / 32 = 8.
- * console.assert(fit[0]!.sequences === 4 && fit[3]!.sequences === 8);
+ * assert(fit[0]!.sequences === 4 && fit[3]!.sequences === 8);
  * ```
  */
 export function kvFit(
@@ -418,9 +423,10 @@ export const SHAREGPT_MEANS = { prompt: 161, output: 338 } as const;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { sharegptSnapshot } from "./kv_cache.ts";
  * const seqs = sharegptSnapshot(1, 100, 2048);
- * console.assert(seqs.length === 100 && seqs.every((s) => s.len <= s.final!));
+ * assert(seqs.length === 100 && seqs.every((s) => s.len <= s.final!));
  * ```
  */
 export function sharegptSnapshot(seed: number, count: number, maxLen: number): KvSequence[] {

@@ -78,9 +78,10 @@ export const VLLM_PAPER_TOKEN_SHARE: Readonly<Record<KvScheme, number>> = {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { sharegptWorkload } from "./kv_report.ts";
  * const w = sharegptWorkload(2023, 512);
- * console.assert(w.seqs.length === 512 && w.layout.layers === 40 && w.maxLen === 2048);
+ * assert(w.seqs.length === 512 && w.layout.layers === 40 && w.maxLen === 2048);
  * ```
  */
 export function sharegptWorkload(
@@ -105,13 +106,14 @@ export function sharegptWorkload(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { buildKvReport } from "./kv_report.ts";
  * const r = buildKvReport({
  *   workload: "two", seqs: [{ len: 20 }, { len: 40 }], maxLen: 64, memoryBytes: 1e6,
  *   layout: { d: 64, kvHeads: 1, dtype: "f32", blockSize: 16 },
  *   samples: 1, sharedPrefix: 0, blockSizes: [8, 16],
  * });
- * console.assert(r.usage[3]!.fragmentation === 12 + 8 && r.sharing === null);
+ * assert(r.usage[3]!.fragmentation === 12 + 8 && r.sharing === null);
  * ```
  */
 export function buildKvReport(o: KvReportOptions): KvReport {
@@ -157,13 +159,14 @@ const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { buildKvReport, renderKvReport } from "./kv_report.ts";
  * const lines = renderKvReport(buildKvReport({
  *   workload: "one", seqs: [{ len: 20 }], maxLen: 64, memoryBytes: 1e6,
  *   layout: { d: 64, kvHeads: 1, dtype: "f32", blockSize: 16 },
  *   samples: 1, sharedPrefix: 0, blockSizes: [16],
  * }));
- * console.assert(lines.some((l) => l.startsWith("paged")));
+ * assert(lines.some((l) => l.startsWith("paged")));
  * ```
  */
 export function renderKvReport(r: KvReport): string[] {

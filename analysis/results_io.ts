@@ -14,9 +14,10 @@ import { type KernelCatalog, parseJson, validateResults } from "./validate.ts";
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseResults } from "./results_io.ts";
  * const kernels = { names: () => ["flash"], sparse: () => false, tileProblem: () => null };
- * try { parseResults("{}", "x.json", kernels); } catch (e) { console.assert(e instanceof Error); }
+ * try { parseResults("{}", "x.json", kernels); } catch (e) { assert(e instanceof Error); }
  * ```
  */
 export function parseResults(text: string, name: string, kernels: KernelCatalog): ResultsFile {

@@ -45,9 +45,10 @@ function medianOfSorted(s: Float64Array): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { median } from "./stats.ts";
- * console.assert(median([3, 1, 2]) === 2);
- * console.assert(median([4, 1, 3, 2]) === 2.5);
+ * assert(median([3, 1, 2]) === 2);
+ * assert(median([4, 1, 3, 2]) === 2.5);
  * ```
  */
 export function median(xs: readonly number[]): number {
@@ -60,8 +61,9 @@ export function median(xs: readonly number[]): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { mean } from "./stats.ts";
- * console.assert(mean([1, 2, 6]) === 3);
+ * assert(mean([1, 2, 6]) === 3);
  * ```
  */
 export function mean(xs: readonly number[]): number {
@@ -75,9 +77,10 @@ export function mean(xs: readonly number[]): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { stdev } from "./stats.ts";
- * console.assert(Math.abs(stdev([2, 4, 4, 4, 5, 5, 7, 9]) - Math.sqrt(32 / 7)) < 1e-12);
- * console.assert(stdev([5]) === 0);
+ * assert(Math.abs(stdev([2, 4, 4, 4, 5, 5, 7, 9]) - Math.sqrt(32 / 7)) < 1e-12);
+ * assert(stdev([5]) === 0);
  * ```
  */
 export function stdev(xs: readonly number[]): number {
@@ -97,8 +100,9 @@ export function stdev(xs: readonly number[]): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { min } from "./stats.ts";
- * console.assert(min([3, 1, 2]) === 1);
+ * assert(min([3, 1, 2]) === 1);
  * ```
  */
 export function min(xs: readonly number[]): number {
@@ -111,8 +115,9 @@ export function min(xs: readonly number[]): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { max } from "./stats.ts";
- * console.assert(max([3, 1, 2]) === 3);
+ * assert(max([3, 1, 2]) === 3);
  * ```
  */
 export function max(xs: readonly number[]): number {
@@ -133,9 +138,10 @@ function percentileOfSorted(s: Float64Array, p: number): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { percentile } from "./stats.ts";
- * console.assert(percentile([1, 2, 3, 4, 5], 0.5) === 3);
- * console.assert(percentile([10, 20], 0.25) === 12.5);
+ * assert(percentile([1, 2, 3, 4, 5], 0.5) === 3);
+ * assert(percentile([10, 20], 0.25) === 12.5);
  * ```
  */
 export function percentile(xs: readonly number[], p: number): number {
@@ -149,9 +155,10 @@ export function percentile(xs: readonly number[], p: number): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { p99 } from "./stats.ts";
  * const xs = Array.from({ length: 101 }, (_, i) => i);
- * console.assert(p99(xs) === 99);
+ * assert(p99(xs) === 99);
  * ```
  */
 export function p99(xs: readonly number[]): number {
@@ -163,9 +170,10 @@ export function p99(xs: readonly number[]): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { coefficientOfVariation } from "./stats.ts";
- * console.assert(coefficientOfVariation([2, 2, 2]) === 0);
- * console.assert(coefficientOfVariation([1, 3]) === Math.SQRT2 / 2);
+ * assert(coefficientOfVariation([2, 2, 2]) === 0);
+ * assert(coefficientOfVariation([1, 3]) === Math.SQRT2 / 2);
  * ```
  */
 export function coefficientOfVariation(xs: readonly number[]): number {
@@ -183,9 +191,10 @@ export const OUTLIER_Z = 3.5;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { modifiedZScores } from "./stats.ts";
  * const z = modifiedZScores([1, 2, 3, 4, 100]);
- * console.assert(z[4]! > 3.5 && Math.abs(z[2]!) < 1e-12);
+ * assert(z[4]! > 3.5 && Math.abs(z[2]!) < 1e-12);
  * ```
  */
 export function modifiedZScores(xs: readonly number[]): number[] {
@@ -203,8 +212,9 @@ export function modifiedZScores(xs: readonly number[]): number[] {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { outlierIndices } from "./stats.ts";
- * console.assert(outlierIndices([1, 1.1, 0.9, 1, 9])[0] === 4);
+ * assert(outlierIndices([1, 1.1, 0.9, 1, 9])[0] === 4);
  * ```
  */
 export function outlierIndices(xs: readonly number[], threshold = OUTLIER_Z): number[] {
@@ -217,9 +227,10 @@ export function outlierIndices(xs: readonly number[], threshold = OUTLIER_Z): nu
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { summarize } from "./stats.ts";
  * const s = summarize([1.0, 1.2, 0.9, 1.1]);
- * console.assert(s.median === 1.05 && s.min === 0.9 && s.samples.length === 4);
+ * assert(s.median === 1.05 && s.min === 0.9 && s.samples.length === 4);
  * ```
  */
 export function summarize(samples: readonly number[]): TimeStats {
@@ -253,9 +264,10 @@ export interface TimingWarningOptions {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { timingWarnings } from "./stats.ts";
  * const w = timingWarnings([1, 1, 1], { firstRunMs: 50, timerResolutionMs: 0.001 });
- * console.assert(w.length === 1 && w[0]!.includes("first run"));
+ * assert(w.length === 1 && w[0]!.includes("first run"));
  * ```
  */
 export function timingWarnings(samples: readonly number[], opts: TimingWarningOptions): string[] {
@@ -319,9 +331,10 @@ function resampledMedian(s: readonly number[], rand: () => number, buf: Float64A
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { bootstrapRatioOfMedians } from "./stats.ts";
  * const ci = bootstrapRatioOfMedians([10, 10.1, 9.9, 10, 10.2], [12, 12.1, 11.9, 12, 12.2]);
- * console.assert(ci.ratio === 1.2 && ci.low > 1);
+ * assert(ci.ratio === 1.2 && ci.low > 1);
  * ```
  */
 export function bootstrapRatioOfMedians(
@@ -392,10 +405,11 @@ export interface SampleComparison {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { compareSamples } from "./stats.ts";
  * const base = [10, 10.1, 9.9, 10, 10.2, 9.8];
  * const cur = base.map((x) => x * 1.2);
- * console.assert(compareSamples(base, cur, { thresholdPct: 5 }).verdict === "regressed");
+ * assert(compareSamples(base, cur, { thresholdPct: 5 }).verdict === "regressed");
  * ```
  */
 export function compareSamples(

@@ -10,10 +10,11 @@
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { formatTable } from "./table.ts";
  * const lines = formatTable(["kernel", "ms"], [["flash", "1.5"]]);
- * console.assert(lines[1] === "flash   1.5");
- * console.assert(formatTable(["a", "b"], [["xyz", "1"]], "left")[0] === "a    b");
+ * assert(lines[1] === "flash   1.5");
+ * assert(formatTable(["a", "b"], [["xyz", "1"]], "left")[0] === "a    b");
  * ```
  */
 export function formatTable(
@@ -34,8 +35,9 @@ export function formatTable(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { fmtMs } from "./table.ts";
- * console.assert(fmtMs(1.23456) === "1.235 ms" && fmtMs(null) === "-");
+ * assert(fmtMs(1.23456) === "1.235 ms" && fmtMs(null) === "-");
  * ```
  */
 export function fmtMs(ms: number | null): string {

@@ -173,10 +173,11 @@ function timeStats(v: unknown, path: string): void {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { checkRun } from "./validate.ts";
  * const kernels = { names: () => ["flash"], sparse: () => false, tileProblem: () => null };
  * try { checkRun({ kernel: "nope" }, "runs[0]", kernels); } catch (e) {
- *   console.assert((e as Error).message.startsWith("runs[0].kernel: expected one of"));
+ *   assert((e as Error).message.startsWith("runs[0].kernel: expected one of"));
  * }
  * ```
  */
@@ -284,10 +285,11 @@ function peerRecord(v: unknown, path: string): void {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { checkResults } from "./validate.ts";
  * const kernels = { names: () => ["flash"], sparse: () => false, tileProblem: () => null };
  * try { checkResults({ schema: "attnbench/results@1" }, kernels); } catch (e) {
- *   console.assert((e as Error).message.startsWith("createdAt: expected a string"));
+ *   assert((e as Error).message.startsWith("createdAt: expected a string"));
  * }
  * ```
  */
@@ -315,9 +317,10 @@ export function checkResults(v: unknown, kernels: KernelCatalog): asserts v is R
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { runProblem } from "./validate.ts";
  * const kernels = { names: () => ["flash"], sparse: () => false, tileProblem: () => null };
- * console.assert(runProblem({ kernel: "flash" }, kernels) !== null);
+ * assert(runProblem({ kernel: "flash" }, kernels) !== null);
  * ```
  */
 export function runProblem(run: unknown, kernels: KernelCatalog): string | null {
@@ -345,8 +348,9 @@ function strictly<T>(name: string, what: string, check: () => T): T {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseJson } from "./validate.ts";
- * console.assert((parseJson("[1]", "x.json") as number[])[0] === 1);
+ * assert((parseJson("[1]", "x.json") as number[])[0] === 1);
  * ```
  */
 export function parseJson(text: string, name: string): unknown {
@@ -382,10 +386,11 @@ function depthOver(value: unknown, max: number): boolean {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { validateResults } from "./validate.ts";
  * const kernels = { names: () => ["flash"], sparse: () => false, tileProblem: () => null };
  * try { validateResults({ schema: "attnbench/results@1" }, "x.json", kernels); } catch (e) {
- *   console.assert((e as Error).message.startsWith("x.json: invalid results file: createdAt"));
+ *   assert((e as Error).message.startsWith("x.json: invalid results file: createdAt"));
  * }
  * ```
  */
@@ -417,10 +422,11 @@ const TUNED_SCHEMA = "attnbench/tuned@1";
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { validateTuned } from "./validate.ts";
  * const ok = { schema: "attnbench/tuned@1", adapters: {} };
  * const kernels = { names: () => ["flash"], sparse: () => false, tileProblem: () => null };
- * console.assert(validateTuned(ok, "t.json", kernels) === ok);
+ * assert(validateTuned(ok, "t.json", kernels) === ok);
  * ```
  */
 export function validateTuned(data: unknown, name: string, kernels: KernelCatalog): unknown {
@@ -471,10 +477,11 @@ function peerPass(row: Record<string, unknown>): { pass?: "bwd" | "fwd+bwd" } {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { validatePeerLine } from "./validate.ts";
  * const row = { backend: "sdpa", n: 1024, d: 64, batch_heads: 16, dtype: "float32",
  *   causal: false, ms: 0.5, tflops: 2.1, gpu: "H200" };
- * console.assert(validatePeerLine(row, "p.jsonl", 1).batchHeads === 16);
+ * assert(validatePeerLine(row, "p.jsonl", 1).batchHeads === 16);
  * ```
  */
 export function validatePeerLine(data: unknown, name: string, line: number) {

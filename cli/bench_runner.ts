@@ -92,12 +92,13 @@ const ROTATE_BELOW_BYTES = 256 * 2 ** 20;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { maskTooLarge } from "./bench_runner.ts";
  * import { KERNELS } from "../kernels/registry.ts";
  * const shape = { batch: 1, heads: 1, n: 2 ** 20, d: 64, dtype: "f32", causal: false } as const;
  * const mask = { kind: "random", density: 0.25, seed: 1 } as const;
  * const tiles = { br: 16, bc: 16, rm: 1, tx: 4 };
- * console.assert(maskTooLarge({ kernel: KERNELS["block-sparse"], shape, tiles, mask, sweep: "n", seed: 1 })
+ * assert(maskTooLarge({ kernel: KERNELS["block-sparse"], shape, tiles, mask, sweep: "n", seed: 1 })
  *   !== null);
  * ```
  */

@@ -29,10 +29,11 @@ function isTimed(r: RunRecord): r is Timed {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { maskText } from "./bench_summary.ts";
  * import type { RunRecord } from "../core/schema.ts";
  * const r = { causal: true, mask: "random", density: 0.25 } as RunRecord;
- * console.assert(maskText(r) === "causal, random 25%");
+ * assert(maskText(r) === "causal, random 25%");
  * ```
  */
 export function maskText(r: RunRecord): string {
@@ -54,12 +55,13 @@ function runName(r: RunRecord): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { tileText } from "./bench_summary.ts";
  * const tile = { br: 256, bc: 256, rm: 2, tx: 8 };
- * console.assert(tileText({ br: 64, bc: 32, rm: 4, tx: 16 }) === "64x32");
- * console.assert(tileText(tile, null, true) === "256x256 rm2 tx8");
+ * assert(tileText({ br: 64, bc: 32, rm: 4, tx: 16 }) === "64x32");
+ * assert(tileText(tile, null, true) === "256x256 rm2 tx8");
  * const decode = { contexts: [9], kvHeads: 2, blockSize: 16, lengths: "list" };
- * console.assert(tileText(tile, decode) === "256x256 rm2 tx8 · kv2 block 16");
+ * assert(tileText(tile, decode) === "256x256 rm2 tx8 · kv2 block 16");
  * ```
  */
 export function tileText(tile: Tiles, decode?: RunDecode | null, full = false): string {
@@ -74,9 +76,10 @@ export function tileText(tile: Tiles, decode?: RunDecode | null, full = false): 
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { fmtRate } from "./bench_summary.ts";
- * console.assert(fmtRate(0.002951) === "0.00295" && fmtRate(0.0001734) === "0.000173");
- * console.assert(fmtRate(3928.2) === "3928" && fmtRate(null) === "—");
+ * assert(fmtRate(0.002951) === "0.00295" && fmtRate(0.0001734) === "0.000173");
+ * assert(fmtRate(3928.2) === "3928" && fmtRate(null) === "—");
  * ```
  */
 export function fmtRate(x: number | null): string {
@@ -162,9 +165,10 @@ export function timingWarnings(runs: RunRecord[]): string[] {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { relativeSpread } from "./bench_summary.ts";
  * const t = { median: 10, mean: 14, stdev: 9, samples: [10, 10, 10, 11, 30] };
- * console.assert(Math.abs(relativeSpread(t) - 0) < 1e-12); // MAD = 0: the 30 does not count
+ * assert(Math.abs(relativeSpread(t) - 0) < 1e-12); // MAD = 0: the 30 does not count
  * ```
  */
 export function relativeSpread(
@@ -183,9 +187,10 @@ export function relativeSpread(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { ratioWithError } from "./bench_summary.ts";
  * const a = { median: 4, mean: 4, stdev: 0, samples: [] }, b = { median: 1, mean: 1, stdev: 0, samples: [] };
- * console.assert(ratioWithError(a, b).ratio === 4 && ratioWithError(a, b).error === 0);
+ * assert(ratioWithError(a, b).ratio === 4 && ratioWithError(a, b).error === 0);
  * ```
  */
 export function ratioWithError(
@@ -202,9 +207,10 @@ export function ratioWithError(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { fmtRatio } from "./bench_summary.ts";
- * console.assert(fmtRatio(2.4371, 0.0096) === "2.44 ± 0.01");
- * console.assert(fmtRatio(16.12, 1.07) === "16.1 ± 1.1" && fmtRatio(3, 0.04) === "3 ± 0.04");
+ * assert(fmtRatio(2.4371, 0.0096) === "2.44 ± 0.01");
+ * assert(fmtRatio(16.12, 1.07) === "16.1 ± 1.1" && fmtRatio(3, 0.04) === "3 ± 0.04");
  * ```
  */
 export function fmtRatio(ratio: number, error: number): string {
@@ -226,8 +232,9 @@ function shapeKey(r: RunRecord): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { relativeSummary } from "./bench_summary.ts";
- * console.assert(relativeSummary([]).length === 0);
+ * assert(relativeSummary([]).length === 0);
  * ```
  */
 export function relativeSummary(runs: RunRecord[]): string[] {
@@ -280,10 +287,11 @@ export function passLines(runs: RunRecord[]): string[] {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { summaryLines } from "./bench_summary.ts";
  * import type { ResultsFile } from "../core/schema.ts";
  * const f = { device: { description: "gpu", vendor: "4318" }, ceilings: null, runs: [] };
- * console.assert(summaryLines(f as unknown as ResultsFile)[0] === "device: gpu · NVIDIA (0x10de)");
+ * assert(summaryLines(f as unknown as ResultsFile)[0] === "device: gpu · NVIDIA (0x10de)");
  * ```
  */
 export function summaryLines(results: ResultsFile): string[] {
@@ -318,8 +326,9 @@ export function summaryLines(results: ResultsFile): string[] {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { fmtDuration } from "./bench_summary.ts";
- * console.assert(fmtDuration(185_000) === "3m05s" && fmtDuration(900) === "1s");
+ * assert(fmtDuration(185_000) === "3m05s" && fmtDuration(900) === "1s");
  * ```
  */
 export function fmtDuration(ms: number): string {
@@ -336,9 +345,10 @@ export function fmtDuration(ms: number): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { progressText } from "./bench_summary.ts";
  * const t = progressText(2, 4, "flash n=256", 10_000, false);
- * console.assert(t === "bench 3/4: flash n=256 (10s so far, about 10s left)");
+ * assert(t === "bench 3/4: flash n=256 (10s so far, about 10s left)");
  * ```
  */
 export function progressText(

@@ -82,12 +82,13 @@ function str(raw: RawFlags, name: string): string | undefined {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { decodeFlags } from "./decode_flags.ts";
  * import { parseCommandFlags, shapeOptions } from "./flags.ts";
  * const args = ["--kernels", "paged-decode", "--heads", "8", "--kv-heads", "2"];
  * const raw = parseCommandFlags("verify", args, { string: ["context", "lengths", "kv-heads", "block-size"] });
  * const f = await decodeFlags(raw, shapeOptions(raw, { ns: [64], batch: 2, heads: 1 }));
- * console.assert(f.kvHeads === 2 && f.blockSize === 16 && f.lengths.kind === "fixed");
+ * assert(f.kvHeads === 2 && f.blockSize === 16 && f.lengths.kind === "fixed");
  * ```
  */
 export async function decodeFlags(raw: RawFlags, o: ShapeOptions): Promise<DecodeFlags> {
@@ -142,8 +143,9 @@ export async function decodeFlags(raw: RawFlags, o: ShapeOptions): Promise<Decod
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseContextList } from "./decode_flags.ts";
- * console.assert(parseContextList("17,300,17").join() === "17,300,17");
+ * assert(parseContextList("17,300,17").join() === "17,300,17");
  * ```
  */
 export function parseContextList(text: string): number[] {
@@ -159,9 +161,10 @@ export function parseContextList(text: string): number[] {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseLengths } from "./decode_flags.ts";
  * const u = await parseLengths("uniform:1..300");
- * console.assert(u.kind === "uniform" && u.max === 300);
+ * assert(u.kind === "uniform" && u.max === 300);
  * ```
  */
 export async function parseLengths(text: string): Promise<LengthsFlag> {
@@ -201,11 +204,12 @@ function lengthsLabel(l: LengthsFlag): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { decodeProblems } from "./decode_flags.ts";
  * const o = { ns: [5, 9], heads: 4, d: 32, dtype: "f32" as const, causal: false, seed: 1 };
  * const f = { lengths: { kind: "fixed" }, kvHeads: 2, blockSize: 16 } as const;
  * const ps = decodeProblems(f, o, [3]);
- * console.assert(ps.length === 2 && ps[1]!.shape.batch === 3 && ps[1]!.shape.n === 9);
+ * assert(ps.length === 2 && ps[1]!.shape.batch === 3 && ps[1]!.shape.n === 9);
  * ```
  */
 export function decodeProblems(

@@ -22,10 +22,11 @@ export const F16_MATH_HELP =
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { f16MathFlag } from "./f16_math_flag.ts";
- * console.assert(f16MathFlag({ _: [], "f16-math": "packed" }, "f16") === "packed");
- * console.assert(f16MathFlag({ _: [] }, "f16") === "f32");
- * console.assert(f16MathFlag({ _: [] }, "f32") === null);
+ * assert(f16MathFlag({ _: [], "f16-math": "packed" }, "f16") === "packed");
+ * assert(f16MathFlag({ _: [] }, "f16") === "f32");
+ * assert(f16MathFlag({ _: [] }, "f32") === null);
  * ```
  */
 export function f16MathFlag(flags: RawFlags, dtype: Dtype): F16Math | null {

@@ -91,9 +91,10 @@ export type RawFlags = Record<string, string | boolean | string[] | undefined> &
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseCommandFlags } from "./flags.ts";
  * const f = parseCommandFlags("verify", ["--n", "64", "--json"], { boolean: ["json"] });
- * console.assert(f.n === "64" && f.json === true);
+ * assert(f.n === "64" && f.json === true);
  * ```
  */
 export function parseCommandFlags(
@@ -144,10 +145,11 @@ export function parseCommandFlags(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { refuseRepeated } from "./flags.ts";
  * refuseRepeated("bench", ["--n", "64", "--d", "32"], ["n", "d"]);
  * try { refuseRepeated("bench", ["--n", "64", "--n=128"], ["n"]); } catch (e) {
- *   console.assert((e as Error).message.startsWith("--n is given twice"));
+ *   assert((e as Error).message.startsWith("--n is given twice"));
  * }
  * ```
  */
@@ -190,9 +192,10 @@ export const MAX_MASK_BLOCKS = 2 ** 24;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { maskGridProblem } from "./flags.ts";
- * console.assert(maskGridProblem("block-sparse", 1024, 64, 64) === null);
- * console.assert(maskGridProblem("block-sparse", 2 ** 20, 16, 16) !== null);
+ * assert(maskGridProblem("block-sparse", 1024, 64, 64) === null);
+ * assert(maskGridProblem("block-sparse", 2 ** 20, 16, 16) !== null);
  * ```
  */
 export function maskGridProblem(
@@ -213,9 +216,10 @@ export function maskGridProblem(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseSizeList } from "./flags.ts";
- * console.assert(parseSizeList("256..2048", "--n").join() === "256,512,1024,2048");
- * console.assert(parseSizeList("100,64..128", "--n").join() === "100,64,128");
+ * assert(parseSizeList("256..2048", "--n").join() === "256,512,1024,2048");
+ * assert(parseSizeList("100,64..128", "--n").join() === "100,64,128");
  * ```
  */
 export function parseSizeList(text: string, flag: string, max = MAX_N): number[] {
@@ -252,8 +256,9 @@ function isPowerOfTwo(v: number): boolean {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parsePositiveInt } from "./flags.ts";
- * console.assert(parsePositiveInt("12", "--batch") === 12);
+ * assert(parsePositiveInt("12", "--batch") === 12);
  * ```
  */
 export function parsePositiveInt(
@@ -274,8 +279,9 @@ export function parsePositiveInt(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseFraction } from "./flags.ts";
- * console.assert(parseFraction("0.25", "--density") === 0.25);
+ * assert(parseFraction("0.25", "--density") === 0.25);
  * ```
  */
 export function parseFraction(text: string, flag: string): number {
@@ -298,10 +304,11 @@ function oneOf<T extends string>(text: string, allowed: readonly T[], flag: stri
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseCommandFlags, shapeOptions } from "./flags.ts";
  * const raw = parseCommandFlags("verify", ["--n", "1,37", "--d", "32"], {});
  * const o = shapeOptions(raw, { ns: [256], batch: 1, heads: 1 });
- * console.assert(o.ns.join() === "1,37" && o.d === 32 && o.kernels.length === 3);
+ * assert(o.ns.join() === "1,37" && o.d === 32 && o.kernels.length === 3);
  * ```
  */
 export function shapeOptions(
@@ -384,9 +391,10 @@ export function shapeOptions(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseCommandFlags, shapeAt, shapeOptions } from "./flags.ts";
  * const o = shapeOptions(parseCommandFlags("bench", ["--d", "32"], {}), { ns: [], batch: 0, heads: 2 });
- * console.assert(shapeAt(o, 1024, 16384).batch === 16 && shapeAt(o, 1024, 16384).d === 32);
+ * assert(shapeAt(o, 1024, 16384).batch === 16 && shapeAt(o, 1024, 16384).d === 32);
  * ```
  */
 export function shapeAt(o: ShapeOptions, n: number, tokens = 0): AttentionShape {

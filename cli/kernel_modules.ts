@@ -26,9 +26,10 @@ const MEMBERS = [
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { isKernel } from "./kernel_modules.ts";
  * import { KERNELS } from "../kernels/registry.ts";
- * console.assert(isKernel(KERNELS.flash) && !isKernel({ name: "x" }));
+ * assert(isKernel(KERNELS.flash) && !isKernel({ name: "x" }));
  * ```
  */
 export function isKernel(value: unknown): value is Kernel {
@@ -77,8 +78,9 @@ export async function loadKernelModules(paths: readonly string[]): Promise<Kerne
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { kernelModulePaths } from "./kernel_modules.ts";
- * console.assert(kernelModulePaths({ _: [], "kernel-module": ["a.ts", "b.ts"] }).length === 2);
+ * assert(kernelModulePaths({ _: [], "kernel-module": ["a.ts", "b.ts"] }).length === 2);
  * ```
  */
 export function kernelModulePaths(raw: Record<string, unknown>): string[] {

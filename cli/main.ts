@@ -50,10 +50,11 @@ function usage(): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { main } from "./main.ts";
  * import { captureOutput } from "./output.ts";
  * const io = captureOutput();
- * console.assert(await main(["--help"], io) === 0);
+ * assert(await main(["--help"], io) === 0);
  * ```
  */
 export async function main(args: string[], io: Output): Promise<number> {
@@ -128,10 +129,11 @@ const BOOLEAN_FLAGS = new Set([
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { takeQuiet } from "./main.ts";
- * console.assert(takeQuiet(["bench", "--quiet", "--n", "64"]).quiet);
+ * assert(takeQuiet(["bench", "--quiet", "--n", "64"]).quiet);
  * const kept = takeQuiet(["report", "a.json", "--title", "--quiet"]);
- * console.assert(!kept.quiet && kept.args.length === 4);
+ * assert(!kept.quiet && kept.args.length === 4);
  * ```
  */
 export function takeQuiet(args: readonly string[]): { args: string[]; quiet: boolean } {

@@ -74,10 +74,11 @@ export interface CapturedOutput extends Output {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { captureOutput } from "./output.ts";
  * const io = captureOutput();
  * io.out("hello");
- * console.assert(io.stdout[0] === "hello");
+ * assert(io.stdout[0] === "hello");
  * ```
  */
 export function captureOutput(): CapturedOutput {

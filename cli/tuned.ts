@@ -39,10 +39,11 @@ export interface TunedFile {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { adapterIdentity } from "./tuned.ts";
  * const id = adapterIdentity({ vendor: "nvidia", architecture: "hopper", description: "H100",
  *   device: "0x2330", isFallbackAdapter: false, limits: {}, features: [] });
- * console.assert(id === "nvidia|hopper|H100|0x2330");
+ * assert(id === "nvidia|hopper|H100|0x2330");
  * ```
  */
 export function adapterIdentity(d: DeviceRecord): string {
@@ -54,8 +55,9 @@ export function adapterIdentity(d: DeviceRecord): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { tunedKey } from "./tuned.ts";
- * console.assert(tunedKey("flash", "f32", 64) === "flash/f32/d64");
+ * assert(tunedKey("flash", "f32", 64) === "flash/f32/d64");
  * ```
  */
 export function tunedKey(kernel: string, dtype: Dtype, d: number): string {
@@ -119,8 +121,9 @@ export function readTuned(path: string | undefined): Promise<TunedFile | null> {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { tunedFor } from "./tuned.ts";
- * console.assert(tunedFor(null, {} as never) === null);
+ * assert(tunedFor(null, {} as never) === null);
  * ```
  */
 export function tunedFor(

@@ -14,9 +14,10 @@ export class UsageError extends Error {
   /**
    * @example
    * ```ts
+   * import { assert } from "@std/assert";
    * import { UsageError } from "./errors.ts";
    * const e = new UsageError("--n must be a positive integer, got 0");
-   * console.assert(e.exitCode === 2);
+   * assert(e.exitCode === 2);
    * ```
    */
   constructor(message: string, exitCode = 2) {

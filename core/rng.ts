@@ -9,9 +9,10 @@
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { mulberry32 } from "./rng.ts";
  * const a = mulberry32(7), b = mulberry32(7);
- * console.assert(a() === b());
+ * assert(a() === b());
  * ```
  */
 export function mulberry32(seed: number): () => number {
@@ -30,9 +31,10 @@ export function mulberry32(seed: number): () => number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { mulberry32, randomNormal } from "./rng.ts";
  * const x = randomNormal(mulberry32(1), 1000);
- * console.assert(x.length === 1000);
+ * assert(x.length === 1000);
  * ```
  */
 export function randomNormal(rand: () => number, count: number): Float32Array {

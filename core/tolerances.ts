@@ -28,9 +28,10 @@ export const TOLERANCES: Readonly<Record<Dtype, number>> = Object.freeze({
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { tolerance } from "./tolerances.ts";
- * console.assert(tolerance("f32") === 1e-4);
- * console.assert(tolerance("f16") === 1e-2);
+ * assert(tolerance("f32") === 1e-4);
+ * assert(tolerance("f16") === 1e-2);
  * ```
  */
 export function tolerance(dtype: Dtype): number {

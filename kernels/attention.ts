@@ -127,13 +127,14 @@ export class AttentionKernels {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { planFitsDevice } from "./attention.ts";
  * import { planFor } from "./registry.ts";
  * const shape = { batch: 1, heads: 16, n: 16384, d: 64, dtype: "f32", causal: false } as const;
  * const plan = planFor("standard", { shape, tiles: { br: 64, bc: 64, rm: 4, tx: 8 } });
  * const limits = { maxStorageBufferBindingSize: 2 ** 31, maxBufferSize: 2 ** 32,
  *   maxComputeWorkgroupsPerDimension: 65535 };
- * console.assert(planFitsDevice(plan, limits)?.includes("n=16384: buffer S is 17.2 GB"));
+ * assert(planFitsDevice(plan, limits)?.includes("n=16384: buffer S is 17.2 GB"));
  * ```
  */
 export function planFitsDevice(
@@ -395,12 +396,13 @@ function compilePass(cache: PipelineCache, plan: KernelPlan, pass: PassSpec, cou
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { passProgram } from "./attention.ts";
  * import { planFor } from "./registry.ts";
  * const shape = { batch: 1, heads: 1, n: 8, d: 32, dtype: "f32", causal: false } as const;
  * const plan = planFor("flash", { shape, tiles: { br: 8, bc: 8, rm: 2, tx: 4 } });
  * const { key, source } = passProgram(plan, plan.passes()[0]!, true);
- * console.assert(key.includes("|count|") && source.includes("fn count_flush()"));
+ * assert(key.includes("|count|") && source.includes("fn count_flush()"));
  * ```
  */
 export function passProgram(

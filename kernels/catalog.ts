@@ -22,9 +22,10 @@ const NO_LIMITS = {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { kernelCatalog } from "./catalog.ts";
  * const kernels = kernelCatalog();
- * console.assert(kernels.names().includes("flash") && kernels.sparse("block-sparse"));
+ * assert(kernels.names().includes("flash") && kernels.sparse("block-sparse"));
  * ```
  */
 export function kernelCatalog(): KernelCatalog {

@@ -54,13 +54,14 @@ export interface CeilingPlan {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { planCeilings } from "./ceilings.ts";
  * const plan = planCeilings({
  *   vendor: "", architecture: "", description: "", device: "", isFallbackAdapter: false,
  *   limits: { maxStorageBufferBindingSize: 128 * 2 ** 20, maxBufferSize: 2 ** 30 },
  *   features: [],
  * });
- * console.assert(plan.copyBytes === 128 * 2 ** 20);
+ * assert(plan.copyBytes === 128 * 2 ** 20);
  * ```
  */
 export function planCeilings(device: DeviceRecord, quick = false): CeilingPlan {

@@ -109,9 +109,10 @@ function maxAbs(xs: ArrayLike<number>): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { zeroReferenceError } from "./check.ts";
- * console.assert(zeroReferenceError([1e-9, 0], 2) === 5e-10);
- * console.assert(zeroReferenceError([NaN, 0], 2) === Infinity);
+ * assert(zeroReferenceError([1e-9, 0], 2) === 5e-10);
+ * assert(zeroReferenceError([NaN, 0], 2) === Infinity);
  * ```
  */
 export function zeroReferenceError(out: ArrayLike<number>, scale: number): number {
@@ -197,9 +198,10 @@ export async function countRun(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { describeShape } from "./check.ts";
  * const s = { batch: 2, heads: 3, n: 97, d: 64, dtype: "f32", causal: true } as const;
- * console.assert(describeShape(s) === "B=2 H=3 n=97 d=64 f32 causal");
+ * assert(describeShape(s) === "B=2 H=3 n=97 d=64 f32 causal");
  * ```
  */
 export function describeShape(s: AttentionShape): string {
@@ -225,8 +227,9 @@ export function describeCase(p: PreparedAttention, seed: number): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { describeTiles } from "./check.ts";
- * console.assert(describeTiles({ br: 8, bc: 16, rm: 1, tx: 4 }) === "br8 bc16 rm1 tx4");
+ * assert(describeTiles({ br: 8, bc: 16, rm: 1, tx: 4 }) === "br8 bc16 rm1 tx4");
  * ```
  */
 export function describeTiles(t: Tiles): string {
@@ -238,10 +241,11 @@ export function describeTiles(t: Tiles): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { makeMask } from "./masks.ts";
  * import { describeMask } from "./check.ts";
  * const m = makeMask({ kind: "random", n: 16, br: 8, bc: 8, density: 0.5, seed: 1 });
- * console.assert(describeMask(m) === "random 2x2 nnz 2");
+ * assert(describeMask(m) === "random 2x2 nnz 2");
  * ```
  */
 export function describeMask(m: BlockMask): string {

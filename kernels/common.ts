@@ -21,8 +21,9 @@ export interface AttentionInputs {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { tensorBytes } from "./common.ts";
- * console.assert(tensorBytes({ batch: 2, heads: 1, n: 3, d: 4, dtype: "f16", causal: false }) === 48);
+ * assert(tensorBytes({ batch: 2, heads: 1, n: 3, d: 4, dtype: "f16", causal: false }) === 48);
  * ```
  */
 export function tensorBytes(shape: AttentionShape): number {
@@ -34,9 +35,10 @@ export function tensorBytes(shape: AttentionShape): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { qkvoBuffers } from "./common.ts";
  * const b = qkvoBuffers({ batch: 1, heads: 1, n: 8, d: 32, dtype: "f32", causal: false });
- * console.assert(b.map((x) => x.label).join() === "Q,K,V,O");
+ * assert(b.map((x) => x.label).join() === "Q,K,V,O");
  * ```
  */
 export function qkvoBuffers(shape: AttentionShape): BufferSpec[] {
@@ -55,9 +57,10 @@ export function qkvoBuffers(shape: AttentionShape): BufferSpec[] {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { randomInputs } from "./common.ts";
  * const shape = { batch: 1, heads: 2, n: 5, d: 32, dtype: "f32", causal: false } as const;
- * console.assert(randomInputs(shape, 1).q.length === 2 * 5 * 32);
+ * assert(randomInputs(shape, 1).q.length === 2 * 5 * 32);
  * ```
  */
 export function randomInputs(shape: AttentionShape, seed: number): AttentionInputs {
@@ -76,9 +79,10 @@ export function randomInputs(shape: AttentionShape, seed: number): AttentionInpu
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { shapeUniforms } from "./common.ts";
  * const shape = { batch: 2, heads: 3, n: 5, d: 32, dtype: "f32", causal: true } as const;
- * console.assert(shapeUniforms(shape, "scale", 0.5)[1]!.value === 6);
+ * assert(shapeUniforms(shape, "scale", 0.5)[1]!.value === 6);
  * ```
  */
 export function shapeUniforms(shape: AttentionShape, scaleName: string, scale: number): Uniform[] {
@@ -95,9 +99,10 @@ export function shapeUniforms(shape: AttentionShape, scaleName: string, scale: n
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { need } from "./common.ts";
  * const x = new Float32Array(1);
- * console.assert(need({ q: x }, "q") === x);
+ * assert(need({ q: x }, "q") === x);
  * ```
  */
 export function need(

@@ -297,11 +297,12 @@ export function inputsToTime(plan: KernelPlan, seed: number): Record<string, Flo
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { passTrafficOf } from "./kernel.ts";
  * import { planFor } from "./registry.ts";
  * const shape = { batch: 1, heads: 1, n: 8, d: 32, dtype: "f32", causal: false } as const;
  * const plan = planFor("standard", { shape, tiles: { br: 8, bc: 8, rm: 2, tx: 4 } });
- * console.assert(passTrafficOf(plan)[1]!.s!.read === plan.modeledTraffic().s!.read);
+ * assert(passTrafficOf(plan)[1]!.s!.read === plan.modeledTraffic().s!.read);
  * ```
  */
 export function passTrafficOf(plan: KernelPlan): CountedBytes[] {
@@ -322,8 +323,9 @@ export function passTrafficOf(plan: KernelPlan): CountedBytes[] {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { totalBytes } from "./kernel.ts";
- * console.assert(totalBytes({ q: { read: 4, write: 0 }, o: { read: 0, write: 4 } }) === 8);
+ * assert(totalBytes({ q: { read: 4, write: 0 }, o: { read: 0, write: 4 } }) === 8);
  * ```
  */
 export function totalBytes(t: CountedBytes): number {
@@ -335,8 +337,9 @@ export function totalBytes(t: CountedBytes): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { emptyTraffic } from "./kernel.ts";
- * console.assert(emptyTraffic(["q"]).q!.read === 0);
+ * assert(emptyTraffic(["q"]).q!.read === 0);
  * ```
  */
 export function emptyTraffic(slots: readonly string[]): CountedBytes {
@@ -349,9 +352,10 @@ export function emptyTraffic(slots: readonly string[]): CountedBytes {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { attentionFlops } from "./kernel.ts";
  * const shape = { batch: 1, heads: 2, n: 8, d: 4, dtype: "f32" as const, causal: true };
- * console.assert(attentionFlops(shape, "fwd") === 1024 && attentionFlops(shape, "bwd") === 2560);
+ * assert(attentionFlops(shape, "fwd") === 1024 && attentionFlops(shape, "bwd") === 2560);
  * ```
  */
 export function attentionFlops(shape: AttentionShape, mode: FlopMode): number {

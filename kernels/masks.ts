@@ -92,9 +92,10 @@ export interface MaskOptions {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { makeMask } from "./masks.ts";
  * const m = makeMask({ kind: "random", n: 256, br: 32, bc: 32, density: 0.25, seed: 1 });
- * console.assert(m.nnz === 16);
+ * assert(m.nnz === 16);
  * ```
  */
 export function makeMask(o: MaskOptions): BlockMask {

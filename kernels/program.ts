@@ -31,8 +31,9 @@ export interface HeaderOptions {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { counterWords } from "./program.ts";
- * console.assert(counterWords(7) === 28);
+ * assert(counterWords(7) === 28);
  * ```
  */
 export function counterWords(slots: number): number {
@@ -46,13 +47,14 @@ export function counterWords(slots: number): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { shaderHeader } from "./program.ts";
  * const h = shaderHeader({
  *   dtype: "f32", count: false, slots: ["q"], uniforms: [{ name: "n", type: "u32" }],
  *   bindings: [{ name: "q", element: "T4", access: "read" }],
  * });
- * console.assert(h.includes("@group(0) @binding(1) var<storage, read> q: array<T4>;"));
- * console.assert(h.includes("alias T = f32;") && h.includes("const SLOT_Q: u32 = 0u;"));
+ * assert(h.includes("@group(0) @binding(1) var<storage, read> q: array<T4>;"));
+ * assert(h.includes("alias T = f32;") && h.includes("const SLOT_Q: u32 = 0u;"));
  * ```
  */
 export function shaderHeader(o: HeaderOptions): string {
@@ -227,9 +229,10 @@ export const UNROLLED_BOUNDS = [
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { unrollLoops } from "./program.ts";
  * const out = unrollLoops("for (var i = 0u; i < RM; i++) { a[i] = 0.0; }", { RM: 2 });
- * console.assert(out === "{ let i = 0u; a[i] = 0.0; }{ let i = 1u; a[i] = 0.0; }");
+ * assert(out === "{ let i = 0u; a[i] = 0.0; }{ let i = 1u; a[i] = 0.0; }");
  * ```
  */
 export function unrollLoops(source: string, bounds: Record<string, number>): string {
@@ -266,9 +269,10 @@ export function unrollLoops(source: string, bounds: Record<string, number>): str
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { tileConstants } from "./program.ts";
  * const { lines, bounds } = tileConstants(64, { br: 32, bc: 32, rm: 4, tx: 8 });
- * console.assert(lines.includes("const RN: u32 = 4u;") && bounds.RD4 === 2);
+ * assert(lines.includes("const RN: u32 = 4u;") && bounds.RD4 === 2);
  * ```
  */
 export function tileConstants(
@@ -307,8 +311,9 @@ export function tileConstants(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { tileThreads } from "./program.ts";
- * console.assert(tileThreads({ br: 32, bc: 32, rm: 4, tx: 8 }) === 64);
+ * assert(tileThreads({ br: 32, bc: 32, rm: 4, tx: 8 }) === 64);
  * ```
  */
 export function tileThreads(tiles: Tiles): number {
@@ -321,9 +326,10 @@ export function tileThreads(tiles: Tiles): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { tileStructureProblem } from "./program.ts";
- * console.assert(tileStructureProblem(64, { br: 32, bc: 32, rm: 4, tx: 8 }) === null);
- * console.assert(tileStructureProblem(64, { br: 30, bc: 32, rm: 4, tx: 8 }) !== null);
+ * assert(tileStructureProblem(64, { br: 32, bc: 32, rm: 4, tx: 8 }) === null);
+ * assert(tileStructureProblem(64, { br: 30, bc: 32, rm: 4, tx: 8 }) !== null);
  * ```
  */
 export function tileStructureProblem(d: number, t: Tiles): string | null {

@@ -15,11 +15,12 @@ import type { BlockMask } from "./masks.ts";
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { referenceAttention } from "./reference.ts";
  * const shape = { batch: 1, heads: 1, n: 2, d: 1, dtype: "f32", causal: true } as const;
  * const q = new Float32Array([1, 1]), k = new Float32Array([0, 0]), v = new Float32Array([2, 4]);
  * const o = referenceAttention(shape, q, k, v);
- * console.assert(o[0] === 2 && o[1] === 3);
+ * assert(o[0] === 2 && o[1] === 3);
  * ```
  */
 export function referenceAttention(
@@ -44,11 +45,12 @@ export const MASKED_LSE: number = Math.fround(-3.0e38);
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { referenceWithLse } from "./reference.ts";
  * const shape = { batch: 1, heads: 1, n: 2, d: 1, dtype: "f32", causal: false } as const;
  * const z = new Float32Array([0, 0]);
  * const { lse } = referenceWithLse(shape, z, z, new Float32Array([1, 3]));
- * console.assert(Math.abs(lse[0]! - Math.log(2)) < 1e-12);
+ * assert(Math.abs(lse[0]! - Math.log(2)) < 1e-12);
  * ```
  */
 export function referenceWithLse(
@@ -106,9 +108,10 @@ export function referenceWithLse(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { maxRelError } from "./reference.ts";
- * console.assert(maxRelError(new Float32Array([1, 2]), new Float64Array([1, 2])) === 0);
- * console.assert(maxRelError(new Float32Array([NaN, 2]), new Float64Array([1, 2])) === Infinity);
+ * assert(maxRelError(new Float32Array([1, 2]), new Float64Array([1, 2])) === 0);
+ * assert(maxRelError(new Float32Array([NaN, 2]), new Float64Array([1, 2])) === Infinity);
  * ```
  */
 export function maxRelError(out: ArrayLike<number>, ref: ArrayLike<number>): number {

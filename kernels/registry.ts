@@ -60,8 +60,9 @@ const loaded = new Map<string, Kernel>();
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { allKernels } from "./registry.ts";
- * console.assert(
+ * assert(
  *   allKernels().filter((k) => k.mode === "fwd").map((k) => k.name).join() ===
  *     "standard,flash,block-sparse,decode,paged-decode",
  * );
@@ -82,8 +83,9 @@ export const PASSES: readonly Pass[] = ["fwd", "bwd", "fwd+bwd"];
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { passOfMode, passMode } from "./registry.ts";
- * console.assert(passMode("fwd+bwd") === "fwd_bwd" && passOfMode("bwd") === "bwd");
+ * assert(passMode("fwd+bwd") === "fwd_bwd" && passOfMode("bwd") === "bwd");
  * ```
  */
 export function passMode(pass: Pass): Kernel["mode"] {
@@ -102,10 +104,11 @@ export function passOfMode(mode: Kernel["mode"]): Pass {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { kernelForPass } from "./registry.ts";
- * console.assert(kernelForPass("flash", "bwd").name === "flash-bwd");
- * console.assert(kernelForPass("flash", "fwd+bwd").name === "flash-fwd+bwd");
- * console.assert(kernelForPass("flash-bwd", "bwd").name === "flash-bwd");
+ * assert(kernelForPass("flash", "bwd").name === "flash-bwd");
+ * assert(kernelForPass("flash", "fwd+bwd").name === "flash-fwd+bwd");
+ * assert(kernelForPass("flash-bwd", "bwd").name === "flash-bwd");
  * ```
  */
 export function kernelForPass(name: string, pass: Pass): Kernel {
@@ -123,8 +126,9 @@ export function kernelForPass(name: string, pass: Pass): Kernel {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { findKernel } from "./registry.ts";
- * console.assert(findKernel("flash")?.name === "flash" && findKernel("nope") === undefined);
+ * assert(findKernel("flash")?.name === "flash" && findKernel("nope") === undefined);
  * ```
  */
 export function findKernel(name: string): Kernel | undefined {
@@ -137,8 +141,9 @@ export function findKernel(name: string): Kernel | undefined {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { resolveKernel } from "./registry.ts";
- * console.assert(resolveKernel("standard").name === "standard");
+ * assert(resolveKernel("standard").name === "standard");
  * ```
  */
 export function resolveKernel(kernel: Kernel | string): Kernel {
@@ -188,8 +193,9 @@ export function unregisterKernel(name: string): void {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { displayStyle } from "./registry.ts";
- * console.assert(displayStyle("flash").hue === 212 && displayStyle("mine").label === "mine");
+ * assert(displayStyle("flash").hue === 212 && displayStyle("mine").label === "mine");
  * ```
  */
 export function displayStyle(name: string): DisplayStyle {
@@ -202,8 +208,9 @@ export function displayStyle(name: string): DisplayStyle {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { baselineKernel, findKernel } from "./registry.ts";
- * console.assert(findKernel(baselineKernel()!)?.baseline === null);
+ * assert(findKernel(baselineKernel()!)?.baseline === null);
  * ```
  */
 export function baselineKernel(): string | null {
@@ -216,8 +223,9 @@ export function baselineKernel(): string | null {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { denseReferenceKernel, isSparseKernel } from "./registry.ts";
- * console.assert(!isSparseKernel(denseReferenceKernel()!));
+ * assert(!isSparseKernel(denseReferenceKernel()!));
  * ```
  */
 export function denseReferenceKernel(): string | null {
@@ -229,8 +237,9 @@ export function denseReferenceKernel(): string | null {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { isSparseKernel } from "./registry.ts";
- * console.assert(isSparseKernel("block-sparse") && !isSparseKernel("flash"));
+ * assert(isSparseKernel("block-sparse") && !isSparseKernel("flash"));
  * ```
  */
 export function isSparseKernel(name: string): boolean {
@@ -242,8 +251,9 @@ export function isSparseKernel(name: string): boolean {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { kernelOrder } from "./registry.ts";
- * console.assert(kernelOrder("standard") < kernelOrder("flash"));
+ * assert(kernelOrder("standard") < kernelOrder("flash"));
  * ```
  */
 export function kernelOrder(name: string): number {
@@ -256,10 +266,11 @@ export function kernelOrder(name: string): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { planFor } from "./registry.ts";
  * const shape = { batch: 1, heads: 1, n: 8, d: 32, dtype: "f32", causal: false } as const;
  * const plan = planFor("flash", { shape, tiles: { br: 8, bc: 8, rm: 2, tx: 4 } });
- * console.assert(plan.passes().length === 1);
+ * assert(plan.passes().length === 1);
  * ```
  */
 export function planFor(kernel: Kernel | string, request: ProblemRequest): KernelPlan {
@@ -271,10 +282,11 @@ export function planFor(kernel: Kernel | string, request: ProblemRequest): Kerne
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { modeledTraffic } from "./registry.ts";
  * const shape = { batch: 1, heads: 1, n: 100, d: 64, dtype: "f32", causal: false } as const;
  * const t = modeledTraffic("flash", shape, { br: 32, bc: 32, rm: 4, tx: 8 }, null);
- * console.assert(t.q!.read === 100 * 64 * 4 && t.k!.read === 4 * 100 * 64 * 4);
+ * assert(t.q!.read === 100 * 64 * 4 && t.k!.read === 4 * 100 * 64 * 4);
  * ```
  */
 export function modeledTraffic(
@@ -292,8 +304,9 @@ export function modeledTraffic(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { problemOf } from "./registry.ts";
- * console.assert(problemOf("flash") === "attention" && problemOf("paged-decode") === "decode");
+ * assert(problemOf("flash") === "attention" && problemOf("paged-decode") === "decode");
  * ```
  */
 export function problemOf(kernel: Kernel | string): "attention" | "decode" {

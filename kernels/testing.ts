@@ -32,8 +32,9 @@ export { randomInputs } from "./common.ts";
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { seedFor } from "./testing.ts";
- * console.assert(seedFor("a") === seedFor("a") && seedFor("a") !== seedFor("b"));
+ * assert(seedFor("a") === seedFor("a") && seedFor("a") !== seedFor("b"));
  * ```
  */
 export function seedFor(label: string): number {
@@ -199,9 +200,10 @@ export async function countingBuffers(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { trafficDifferences } from "./testing.ts";
  * const d = trafficDifferences({ q: { read: 8, write: 0 } }, { q: { read: 4, write: 0 } });
- * console.assert(d[0] === "q.read: counted 8, modeled 4 (4)");
+ * assert(d[0] === "q.read: counted 8, modeled 4 (4)");
  * ```
  */
 export function trafficDifferences(counted: CountedBytes, modeled: CountedBytes): string[] {

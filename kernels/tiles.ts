@@ -39,8 +39,9 @@ export const FALLBACK_TILE_CANDIDATES: readonly Tiles[] = [
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { workgroupBytes } from "./tiles.ts";
- * console.assert(workgroupBytes("standard", 64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 }) === 17408);
+ * assert(workgroupBytes("standard", 64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 }) === 17408);
  * ```
  */
 export function workgroupBytes(kernel: Kernel | string, d: number, dtype: Dtype, t: Tiles): number {
@@ -52,9 +53,10 @@ export function workgroupBytes(kernel: Kernel | string, d: number, dtype: Dtype,
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { tileProblem } from "./tiles.ts";
  * const limits = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
- * console.assert(tileProblem("flash", 128, "f32", { br: 64, bc: 64, rm: 4, tx: 8 }, limits) !== null);
+ * assert(tileProblem("flash", 128, "f32", { br: 64, bc: 64, rm: 4, tx: 8 }, limits) !== null);
  * ```
  */
 export function tileProblem(
@@ -94,9 +96,10 @@ export function tileProblem(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { defaultTiles } from "./tiles.ts";
  * const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
- * console.assert(defaultTiles("flash", 64, "f32", limits).br === 32);
+ * assert(defaultTiles("flash", 64, "f32", limits).br === 32);
  * ```
  */
 export function defaultTiles(

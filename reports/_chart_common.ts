@@ -288,9 +288,10 @@ export function positive(p: PointSpec): boolean {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { spread } from "./_chart_common.ts";
  * const s = spread({ min: 1, max: 3, samples: [1, 2, 3] });
- * console.assert(s.lo === 1 && s.hi === 3 && s.what === "min–max");
+ * assert(s.lo === 1 && s.hi === 3 && s.what === "min–max");
  * ```
  */
 export function spread(
@@ -398,8 +399,9 @@ export function yOf(axis: "y" | "y2"): (s: SeriesSpec) => number[] {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { legendOf } from "./_chart_common.ts";
- * console.assert(legendOf([]).length === 0);
+ * assert(legendOf([]).length === 0);
  * ```
  */
 export function legendOf(series: SeriesSpec[]): LegendItem[] {

@@ -64,8 +64,9 @@ function decodeSub(r: RunRecord): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { decodeBandwidthChart } from "./_chart_decode.ts";
- * console.assert(decodeBandwidthChart([], []).series.length === 0);
+ * assert(decodeBandwidthChart([], []).series.length === 0);
  * ```
  */
 export function decodeBandwidthChart(results: ResultsFile[], labels: string[]): ChartSpec {
@@ -164,8 +165,9 @@ function workloadKey(file: number, r: RunRecord): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { decodePagingChart } from "./_chart_decode.ts";
- * console.assert(decodePagingChart([], []).notes.length === 1);
+ * assert(decodePagingChart([], []).notes.length === 1);
  * ```
  */
 export function decodePagingChart(results: ResultsFile[], labels: string[]): ChartSpec {
@@ -229,8 +231,9 @@ export function decodePagingChart(results: ResultsFile[], labels: string[]): Cha
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { decodeWasteChart } from "./_chart_decode.ts";
- * console.assert(decodeWasteChart([], []).series.length === 0);
+ * assert(decodeWasteChart([], []).series.length === 0);
  * ```
  */
 export function decodeWasteChart(results: ResultsFile[], _labels: string[]): ChartSpec {

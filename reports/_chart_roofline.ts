@@ -30,8 +30,9 @@ import {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { attainableTflops } from "./_chart_roofline.ts";
- * console.assert(attainableTflops(10, 1000, 50) === 10); // 10 FLOP/B × 1000 GB/s = 10 TFLOP/s
+ * assert(attainableTflops(10, 1000, 50) === 10); // 10 FLOP/B × 1000 GB/s = 10 TFLOP/s
  * ```
  */
 export function attainableTflops(intensity: number, copyGBs: number, fmaTflops: number): number {

@@ -39,8 +39,9 @@ export interface SpeedupPair {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { speedupPairs } from "./_chart_speedup.ts";
- * console.assert(speedupPairs([]).length === 0);
+ * assert(speedupPairs([]).length === 0);
  * ```
  */
 export function speedupPairs(results: ResultsFile[]): SpeedupPair[] {

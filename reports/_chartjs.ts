@@ -20,8 +20,9 @@ export const CHARTJS_VERSION: string = String(chartPackage.version);
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { chartJsSource } from "./_chartjs.ts";
- * console.assert(chartJsSource().includes("Chart"));
+ * assert(chartJsSource().includes("Chart"));
  * ```
  */
 export function chartJsSource(): string {

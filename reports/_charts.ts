@@ -39,9 +39,10 @@ const VIEWS: readonly [RunPass, string, string][] = [
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { buildCharts } from "./_charts.ts";
  * const charts = buildCharts([], []);
- * console.assert(charts.every((c) => c.series.length === 0 && c.notes.length > 0));
+ * assert(charts.every((c) => c.series.length === 0 && c.notes.length > 0));
  * ```
  */
 export function buildCharts(results: ResultsFile[], labels: string[]): ChartSpec[] {

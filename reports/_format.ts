@@ -13,8 +13,9 @@ import type { ResultsFile, RunRecord } from "../core/schema.ts";
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { fmtNum } from "./_format.ts";
- * console.assert(fmtNum(1234.5) === "1235" && fmtNum(0.012345) === "0.0123");
+ * assert(fmtNum(1234.5) === "1235" && fmtNum(0.012345) === "0.0123");
  * ```
  */
 export function fmtNum(x: number, sig = 3): string {
@@ -31,8 +32,9 @@ export function fmtNum(x: number, sig = 3): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { fmtMs } from "./_format.ts";
- * console.assert(fmtMs(0.0123) === "12.3 µs" && fmtMs(1234) === "1.23 s");
+ * assert(fmtMs(0.0123) === "12.3 µs" && fmtMs(1234) === "1.23 s");
  * ```
  */
 export function fmtMs(ms: number): string {
@@ -61,8 +63,9 @@ function scaled(bytes: number, base: number, units: string[]): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { fmtBytes } from "./_format.ts";
- * console.assert(fmtBytes(69206016) === "69.2 MB");
+ * assert(fmtBytes(69206016) === "69.2 MB");
  * ```
  */
 export function fmtBytes(bytes: number): string {
@@ -74,8 +77,9 @@ export function fmtBytes(bytes: number): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { fmtMem } from "./_format.ts";
- * console.assert(fmtMem(134217728) === "128 MiB");
+ * assert(fmtMem(134217728) === "128 MiB");
  * ```
  */
 export function fmtMem(bytes: number): string {
@@ -87,8 +91,9 @@ export function fmtMem(bytes: number): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { fmtDate } from "./_format.ts";
- * console.assert(fmtDate("2025-11-24T09:41:07.512Z") === "2025-11-24 09:41 UTC");
+ * assert(fmtDate("2025-11-24T09:41:07.512Z") === "2025-11-24 09:41 UTC");
  * ```
  */
 export function fmtDate(iso: string): string {
@@ -102,10 +107,11 @@ export function fmtDate(iso: string): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { deviceName } from "./_format.ts";
  * import type { DeviceRecord } from "../core/schema.ts";
  * const dev = { description: "", vendor: "mesa", architecture: "" } as DeviceRecord;
- * console.assert(deviceName(dev) === "mesa");
+ * assert(deviceName(dev) === "mesa");
  * ```
  */
 export function deviceName(device: ResultsFile["device"]): string {
@@ -122,8 +128,9 @@ export function deviceName(device: ResultsFile["device"]): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { fileLabels } from "./_format.ts";
- * console.assert(fileLabels([]).length === 0);
+ * assert(fileLabels([]).length === 0);
  * ```
  */
 export function fileLabels(results: ResultsFile[], given: string[] = []): string[] {
@@ -143,8 +150,9 @@ export function fileLabels(results: ResultsFile[], given: string[] = []): string
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { fmtTile } from "./_format.ts";
- * console.assert(fmtTile({ br: 64, bc: 32, rm: 4, tx: 8 }) === "64×32 rm4 tx8");
+ * assert(fmtTile({ br: 64, bc: 32, rm: 4, tx: 8 }) === "64×32 rm4 tx8");
  * ```
  */
 export function fmtTile(t: RunRecord["tile"]): string {
@@ -156,10 +164,11 @@ export function fmtTile(t: RunRecord["tile"]): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { isDoesNotFit } from "./_format.ts";
  * import type { RunRecord } from "../core/schema.ts";
  * const r = { status: "skipped", reason: "does not fit: …" } as RunRecord;
- * console.assert(isDoesNotFit(r));
+ * assert(isDoesNotFit(r));
  * ```
  */
 export function isDoesNotFit(r: RunRecord): boolean {
@@ -171,9 +180,10 @@ export function isDoesNotFit(r: RunRecord): boolean {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { isTimed } from "./_format.ts";
  * import type { RunRecord } from "../core/schema.ts";
- * console.assert(!isTimed({ status: "failed", timeMs: null } as RunRecord));
+ * assert(!isTimed({ status: "failed", timeMs: null } as RunRecord));
  * ```
  */
 export function isTimed(
@@ -202,9 +212,10 @@ const VENDOR_IDS: Record<number, string> = {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { fmtVendor } from "./_format.ts";
- * console.assert(fmtVendor("65541") === "Mesa (0x10005)" && fmtVendor("nvidia") === "nvidia");
- * console.assert(fmtVendor("4660") === "0x1234");
+ * assert(fmtVendor("65541") === "Mesa (0x10005)" && fmtVendor("nvidia") === "nvidia");
+ * assert(fmtVendor("4660") === "0x1234");
  * ```
  */
 export function fmtVendor(vendor: string): string {

@@ -30,9 +30,10 @@ function config(r: RunRecord): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { headlines } from "./_headline.ts";
  * import type { ResultsFile } from "../core/schema.ts";
- * console.assert(headlines({ runs: [] } as unknown as ResultsFile).length === 0);
+ * assert(headlines({ runs: [] } as unknown as ResultsFile).length === 0);
  * ```
  */
 export function headlines(f: ResultsFile): string[] {

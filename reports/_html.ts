@@ -15,8 +15,9 @@ export class SafeHtml {
   /**
    * @example
    * ```ts
+   * import { assert } from "@std/assert";
    * import { SafeHtml } from "./_html.ts";
-   * console.assert(new SafeHtml("<b>x</b>").toString() === "<b>x</b>");
+   * assert(new SafeHtml("<b>x</b>").toString() === "<b>x</b>");
    * ```
    */
   constructor(value: string) {
@@ -42,8 +43,9 @@ const ENTITIES: Record<string, string> = {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { escapeHtml } from "./_html.ts";
- * console.assert(escapeHtml(`<img src=x onerror="a()">`) ===
+ * assert(escapeHtml(`<img src=x onerror="a()">`) ===
  *   "&lt;img src=x onerror=&quot;a()&quot;&gt;");
  * ```
  */
@@ -67,9 +69,10 @@ function part(v: HtmlValue): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { markup } from "./_html.ts";
  * const name = "</td><script>x()</script>";
- * console.assert(!markup`<td>${name}</td>`.value.includes("<script>"));
+ * assert(!markup`<td>${name}</td>`.value.includes("<script>"));
  * ```
  */
 export function markup(strings: TemplateStringsArray, ...values: HtmlValue[]): SafeHtml {
@@ -85,8 +88,9 @@ export function markup(strings: TemplateStringsArray, ...values: HtmlValue[]): S
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { markup, raw } from "./_html.ts";
- * console.assert(markup`${raw("<br>")}`.value === "<br>");
+ * assert(markup`${raw("<br>")}`.value === "<br>");
  * ```
  */
 export function raw(trusted: string): SafeHtml {
@@ -100,10 +104,11 @@ export function raw(trusted: string): SafeHtml {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { jsonForScript } from "./_html.ts";
  * const s = jsonForScript({ d: "</script><!--" });
- * console.assert(!s.includes("</") && !s.includes("<!--"));
- * console.assert(JSON.parse(s).d === "</script><!--");
+ * assert(!s.includes("</") && !s.includes("<!--"));
+ * assert(JSON.parse(s).d === "</script><!--");
  * ```
  */
 export function jsonForScript(value: unknown): string {

@@ -26,8 +26,9 @@ export type KernelStyle = DisplayStyle;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { kernelStyle } from "./_kernel_style.ts";
- * console.assert(kernelStyle("nope").label === "nope");
+ * assert(kernelStyle("nope").label === "nope");
  * ```
  */
 export function kernelStyle(name: string): KernelStyle {
@@ -46,8 +47,9 @@ const LIGHTNESS = [44, 30, 58, 22, 68];
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { kernelColor } from "./_kernel_style.ts";
- * console.assert(kernelColor("flash", 0) !== kernelColor("flash", 1));
+ * assert(kernelColor("flash", 0) !== kernelColor("flash", 1));
  * ```
  */
 export function kernelColor(name: string, variant = 0, alpha = 1): string {
@@ -63,8 +65,9 @@ export function kernelColor(name: string, variant = 0, alpha = 1): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { kernelOrder } from "./_kernel_style.ts";
- * console.assert(kernelOrder("standard") < kernelOrder("zzz"));
+ * assert(kernelOrder("standard") < kernelOrder("zzz"));
  * ```
  */
 export function kernelOrder(name: string): number {

@@ -131,8 +131,9 @@ function csvRow(file: number, f: ResultsFile, r: RunRecord): Cell[] {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { toCsv } from "./export.ts";
- * console.assert(toCsv([]).startsWith("file,device,created_at,kernel,"));
+ * assert(toCsv([]).startsWith("file,device,created_at,kernel,"));
  * ```
  */
 export function toCsv(results: ResultsFile[]): string {
@@ -236,8 +237,9 @@ function mdPeers(f: ResultsFile): string[] {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { toMarkdown } from "./export.ts";
- * console.assert(toMarkdown([]).startsWith("## attnbench results"));
+ * assert(toMarkdown([]).startsWith("## attnbench results"));
  * ```
  */
 export function toMarkdown(results: ResultsFile[]): string {
@@ -298,9 +300,10 @@ function benchName(r: RunRecord): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { toGithubActionBenchmark } from "./export.ts";
  * const entries = toGithubActionBenchmark([]);
- * console.assert(Array.isArray(entries) && entries.length === 0);
+ * assert(Array.isArray(entries) && entries.length === 0);
  * ```
  */
 export function toGithubActionBenchmark(results: ResultsFile[]): BenchmarkEntry[] {

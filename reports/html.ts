@@ -518,11 +518,12 @@ ${body}
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { renderHtml } from "./html.ts";
  * import type { ResultsFile } from "../core/schema.ts";
  * const results: ResultsFile[] = []; // e.g. [await readResults("out/results.json")]
  * const page = renderHtml(results, { title: "nightly" });
- * console.assert(page.startsWith("<!doctype html>") && !page.includes("<script src="));
+ * assert(page.startsWith("<!doctype html>") && !page.includes("<script src="));
  * ```
  */
 export function renderHtml(results: ResultsFile[], opts: HtmlOptions = {}): string {

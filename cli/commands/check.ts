@@ -60,9 +60,10 @@ field is checked against the schema), 3 internal error (a bug).`;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseThreshold } from "./check.ts";
- * console.assert(parseThreshold("5%") === 5 && parseThreshold("5") === 5);
- * console.assert(parseThreshold("0.5%") === 0.5);
+ * assert(parseThreshold("5%") === 5 && parseThreshold("5") === 5);
+ * assert(parseThreshold("0.5%") === 0.5);
  * ```
  */
 export function parseThreshold(text: string): number {

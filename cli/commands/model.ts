@@ -115,9 +115,10 @@ const MAX_TILE_EDGE = 1024;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseModelArgs } from "./model.ts";
  * const o = parseModelArgs(["--n", "1024", "--kernels", "flash", "--causal"]);
- * console.assert(o !== "help" && o.ns[0] === 1024 && o.kernels[0]?.name === "flash" && o.causal);
+ * assert(o !== "help" && o.ns[0] === 1024 && o.kernels[0]?.name === "flash" && o.causal);
  * ```
  */
 export function parseModelArgs(args: string[]): ModelOptions | "help" {
@@ -194,11 +195,12 @@ const MAX_MEMORY = 1e15;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseKvArgs, parseModelArgs } from "./model.ts";
  * const args = ["--kernels", "paged-decode", "--n", "100", "--batch", "4", "--memory", "1e9"];
  * const o = parseModelArgs(args);
  * const kv = o === "help" ? null : await parseKvArgs(args, o);
- * console.assert(kv?.report.seqs.length === 4 && kv.report.memoryBytes === 1e9);
+ * assert(kv?.report.seqs.length === 4 && kv.report.memoryBytes === 1e9);
  * ```
  */
 export async function parseKvArgs(
@@ -316,12 +318,13 @@ export interface ModelCommand {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { createModelCommand } from "./model.ts";
  * import { captureOutput } from "../output.ts";
  * const io = captureOutput();
  * const cmd = createModelCommand({ modeled: () => 1e6 });
  * await cmd.run(["--n", "256", "--json"], io);
- * console.assert(JSON.parse(io.stdout.join("\n")).sizes[0].kernels[0].modeledBytes === 1e6);
+ * assert(JSON.parse(io.stdout.join("\n")).sizes[0].kernels[0].modeledBytes === 1e6);
  * ```
  */
 export function createModelCommand(deps: ModelDeps = {}): ModelCommand {
@@ -355,10 +358,11 @@ export function createModelCommand(deps: ModelDeps = {}): ModelCommand {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { modelCommand } from "./model.ts";
  * import { captureOutput } from "../output.ts";
  * const io = captureOutput();
- * console.assert(await modelCommand.run(["--n", "256..512"], io) === 0);
+ * assert(await modelCommand.run(["--n", "256..512"], io) === 0);
  * ```
  */
 export const modelCommand: ModelCommand = createModelCommand({ modeled: kernelModeledBytes });

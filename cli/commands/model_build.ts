@@ -50,13 +50,14 @@ export type ModeledBytesFn = (
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { kernelModeledBytes } from "./model_build.ts";
  * import { KERNELS } from "../../kernels/registry.ts";
  * const shape = { batch: 1, heads: 1, n: 64, d: 64, dtype: "f32", causal: false } as const;
  * // Q, K, V read once, O written once, 64 LSE floats, one 16-byte uniform read per workgroup.
  * const tiles = { br: 64, bc: 64, rm: 1, tx: 1 };
  * const bytes = kernelModeledBytes(KERNELS.flash, shape, tiles, null);
- * console.assert(bytes === 4 * 64 * 64 * 4 + 64 * 4 + 16);
+ * assert(bytes === 4 * 64 * 64 * 4 + 64 * 4 + 16);
  * ```
  */
 export const kernelModeledBytes: ModeledBytesFn = (kernel, shape, tiles, mask, options) =>
@@ -86,8 +87,9 @@ export interface ModelOptions extends ShapeOptions {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { MODEL_DEFAULTS } from "./model_build.ts";
- * console.assert(MODEL_DEFAULTS.sramBytes === 49152);
+ * assert(MODEL_DEFAULTS.sramBytes === 49152);
  * ```
  */
 export const MODEL_DEFAULTS = {
@@ -119,11 +121,12 @@ export interface KernelTiles {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseModelArgs } from "./model.ts";
  * import { chooseTiles } from "./model_build.ts";
  * const o = parseModelArgs([]);
  * import { KERNELS } from "../../kernels/registry.ts";
- * if (o !== "help") console.assert(chooseTiles(KERNELS.flash, o).tiles?.bc === 32);
+ * if (o !== "help") assert(chooseTiles(KERNELS.flash, o).tiles?.bc === 32);
  * ```
  */
 export function chooseTiles(kernel: Kernel, opts: ModelOptions): KernelTiles {
@@ -250,12 +253,13 @@ export interface ModelReport {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseModelArgs } from "./model.ts";
  * import { buildModel } from "./model_build.ts";
  * const o = parseModelArgs(["--n", "1024"]);
  * if (o !== "help") {
  *   const r = buildModel(o, {});
- *   console.assert(r.sram.elements === 12288 && r.sizes.length === 1);
+ *   assert(r.sram.elements === 12288 && r.sizes.length === 1);
  * }
  * ```
  */

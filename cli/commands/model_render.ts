@@ -22,13 +22,14 @@ function ratioText(r: number | null): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseModelArgs } from "./model.ts";
  * import { buildModel } from "./model_build.ts";
  * import { renderModel } from "./model_render.ts";
  * const o = parseModelArgs(["--n", "512"]);
  * if (o !== "help") {
  *   const lines = renderModel(buildModel(o, {}));
- *   console.assert(lines.some((l) => l.includes("M = 49152 bytes = 12288 f32 elements")));
+ *   assert(lines.some((l) => l.includes("M = 49152 bytes = 12288 f32 elements")));
  * }
  * ```
  */

@@ -98,11 +98,12 @@ function render(format: ReportFormat, results: ResultsFile[], title?: string, la
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { reportCommand } from "./report.ts";
  * import { captureOutput } from "../output.ts";
  * const io = captureOutput();
  * const code = await reportCommand.run(["--help"], io);
- * console.assert(code === 0 && io.stdout.join("\n").includes("--out"));
+ * assert(code === 0 && io.stdout.join("\n").includes("--out"));
  * ```
  */
 export const reportCommand = {

@@ -32,9 +32,10 @@ import { randomDout } from "./mod.ts";
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { lowerBoundForwardBackwardBytes } from "./fwd_bwd.ts";
  * const shape = { batch: 1, heads: 2, n: 16, d: 32, dtype: "f16" as const, causal: false };
- * console.assert(lowerBoundForwardBackwardBytes(shape, null) === 8 * 16 * 32 * 2 * 2);
+ * assert(lowerBoundForwardBackwardBytes(shape, null) === 8 * 16 * 32 * 2 * 2);
  * ```
  */
 export function lowerBoundForwardBackwardBytes(
@@ -86,13 +87,14 @@ function sumTheory(f: TheoreticalTraffic, b: TheoreticalTraffic): TheoreticalTra
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { forwardBackward } from "./fwd_bwd.ts";
  * import { flash } from "../flash/mod.ts";
  * import { flashBwd } from "./mod.ts";
  * const k = forwardBackward(flash, flashBwd);
  * const shape = { batch: 1, heads: 1, n: 8, d: 32, dtype: "f32", causal: false } as const;
  * const plan = k.plan({ shape, tiles: { br: 8, bc: 8, rm: 2, tx: 4 } });
- * console.assert(k.name === "flash-fwd+bwd" && plan.passes().map((p) => p.name).join() === "flash,delta,dkdv,dq");
+ * assert(k.name === "flash-fwd+bwd" && plan.passes().map((p) => p.name).join() === "flash,delta,dkdv,dq");
  * ```
  */
 export function forwardBackward(

@@ -55,9 +55,10 @@ export const MASKED_LSE = -3.0e38;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { randomDout } from "./mod.ts";
  * const shape = { batch: 1, heads: 2, n: 3, d: 4, dtype: "f16", causal: false } as const;
- * console.assert(randomDout(shape, 1).length === 24);
+ * assert(randomDout(shape, 1).length === 24);
  * ```
  */
 export function randomDout(shape: AttentionShape, seed: number): Float32Array {
@@ -76,10 +77,11 @@ export function randomDout(shape: AttentionShape, seed: number): Float32Array {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { backwardInputs } from "./mod.ts";
  * const shape = { batch: 1, heads: 1, n: 3, d: 4, dtype: "f32", causal: false } as const;
  * const x = backwardInputs("standard", shape, 1, null);
- * console.assert(x.p!.length === 9 && x.dout!.length === 12 && x.o === undefined);
+ * assert(x.p!.length === 9 && x.dout!.length === 12 && x.o === undefined);
  * ```
  */
 export function backwardInputs(
@@ -113,10 +115,11 @@ export function backwardInputs(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { backwardTimingInputs } from "./mod.ts";
  * const shape = { batch: 1, heads: 1, n: 4, d: 4, dtype: "f32", causal: false } as const;
  * const x = backwardTimingInputs("flash", shape, 1);
- * console.assert(x.lse!.length === 4 && x.lse!.every(Number.isFinite));
+ * assert(x.lse!.length === 4 && x.lse!.every(Number.isFinite));
  * ```
  */
 export function backwardTimingInputs(
@@ -170,13 +173,14 @@ const SQUARE = ["p", "dp", "ds"];
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { standardBackwardChunks } from "./mod.ts";
  * const shape = { batch: 64, heads: 16, n: 1024, d: 64, dtype: "f16", causal: false } as const;
  * const tiles = { br: 64, bc: 64, rm: 4, tx: 16 };
  * // P is 2^31 bytes in f16: two chunks, 1023 heads and 1, under a 2 GiB − 4 binding limit.
  * const chunks = standardBackwardChunks(shape, tiles, 2 ** 31 - 4);
- * console.assert(chunks.length === 2 && chunks[0]!.heads === 1023);
- * console.assert(standardBackwardChunks(shape, tiles, Infinity).length === 1);
+ * assert(chunks.length === 2 && chunks[0]!.heads === 1023);
+ * assert(standardBackwardChunks(shape, tiles, Infinity).length === 1);
  * ```
  */
 export function standardBackwardChunks(

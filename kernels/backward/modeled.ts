@@ -28,8 +28,9 @@ const UNIFORM_BYTES = 16;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { backwardSlots } from "./modeled.ts";
- * console.assert(backwardSlots("block-sparse").at(-1) === "mask");
+ * assert(backwardSlots("block-sparse").at(-1) === "mask");
  * ```
  */
 export function backwardSlots(family: BackwardFamily): readonly BackwardSlot[] {
@@ -44,10 +45,11 @@ export function backwardSlots(family: BackwardFamily): readonly BackwardSlot[] {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { visitedBlocks } from "./modeled.ts";
  * const shape = { batch: 1, heads: 1, n: 10, d: 32, dtype: "f32", causal: true } as const;
  * const pairs = visitedBlocks(shape, { br: 8, bc: 8, rm: 2, tx: 4 }, null);
- * console.assert(JSON.stringify(pairs) === "[[0,0],[1,0],[1,1]]");
+ * assert(JSON.stringify(pairs) === "[[0,0],[1,0],[1,1]]");
  * ```
  */
 export function visitedBlocks(
@@ -77,11 +79,12 @@ export function visitedBlocks(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { modeledBackward } from "./modeled.ts";
  * const shape = { batch: 1, heads: 1, n: 100, d: 64, dtype: "f32", causal: false } as const;
  * const t = modeledBackward("flash", shape, { br: 32, bc: 32, rm: 4, tx: 8 }, null);
  * // dK/dV: each of the 4 key blocks reads all of Q; dQ: Q once.
- * console.assert(t.q!.read === 5 * 100 * 64 * 4 && t.k!.read === 5 * 100 * 64 * 4);
+ * assert(t.q!.read === 5 * 100 * 64 * 4 && t.k!.read === 5 * 100 * 64 * 4);
  * ```
  */
 export function modeledBackward(
@@ -106,11 +109,12 @@ export function modeledBackward(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { modeledBackwardPasses } from "./modeled.ts";
  * const shape = { batch: 1, heads: 1, n: 100, d: 64, dtype: "f32", causal: false } as const;
  * const [delta, dkdv, dq] = modeledBackwardPasses("flash", shape, { br: 32, bc: 32, rm: 4, tx: 8 }, null);
- * console.assert(delta!.o!.read === 100 * 64 * 4 && dkdv!.q!.read === 4 * 100 * 64 * 4);
- * console.assert(dq!.q!.read === 100 * 64 * 4 && dq!.k!.read === 4 * 100 * 64 * 4);
+ * assert(delta!.o!.read === 100 * 64 * 4 && dkdv!.q!.read === 4 * 100 * 64 * 4);
+ * assert(dq!.q!.read === 100 * 64 * 4 && dq!.k!.read === 4 * 100 * 64 * 4);
  * ```
  */
 export function modeledBackwardPasses(

@@ -118,8 +118,9 @@ const write = (buffer: BufferName): PassBinding => ({ buffer, access: "read_writ
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { flashBindings } from "./program.ts";
- * console.assert(flashBindings("delta", false).map((b) => b.buffer).join() === "o,dout,delta");
+ * assert(flashBindings("delta", false).map((b) => b.buffer).join() === "o,dout,delta");
  * ```
  */
 export function flashBindings(pass: FlashPass, sparse: boolean): PassBinding[] {
@@ -141,8 +142,9 @@ export function flashBindings(pass: FlashPass, sparse: boolean): PassBinding[] {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { standardBindings } from "./program.ts";
- * console.assert(standardBindings("dk").map((b) => b.buffer).join() === "ds,q,dk");
+ * assert(standardBindings("dk").map((b) => b.buffer).join() === "ds,q,dk");
  * ```
  */
 export function standardBindings(pass: StandardPass): PassBinding[] {
@@ -166,9 +168,10 @@ export function standardBindings(pass: StandardPass): PassBinding[] {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { flashBackwardTileProblem } from "./program.ts";
- * console.assert(flashBackwardTileProblem(32, { br: 8, bc: 8, rm: 2, tx: 4 }) === null);
- * console.assert(flashBackwardTileProblem(32, { br: 8, bc: 6, rm: 2, tx: 2 }) !== null);
+ * assert(flashBackwardTileProblem(32, { br: 8, bc: 8, rm: 2, tx: 4 }) === null);
+ * assert(flashBackwardTileProblem(32, { br: 8, bc: 6, rm: 2, tx: 2 }) !== null);
  * ```
  */
 export function flashBackwardTileProblem(d: number, t: Tiles): string | null {
@@ -189,9 +192,10 @@ function tilesKey(d: number, t: Tiles): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { flashBackwardKey } from "./program.ts";
  * const k = { d: 64, sparse: true, tiles: { br: 8, bc: 8, rm: 2, tx: 4 } };
- * console.assert(flashBackwardKey(k, "dq") === "block-sparse-bwd-dq/d64/br8-bc8-rm2-tx4");
+ * assert(flashBackwardKey(k, "dq") === "block-sparse-bwd-dq/d64/br8-bc8-rm2-tx4");
  * ```
  */
 export function flashBackwardKey(k: BackwardKnobs, pass: FlashPass): string {
@@ -205,9 +209,10 @@ export function flashBackwardKey(k: BackwardKnobs, pass: FlashPass): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { standardBackwardKey } from "./program.ts";
  * const k = { d: 32, sparse: false, tiles: { br: 8, bc: 8, rm: 2, tx: 4 } };
- * console.assert(standardBackwardKey(k, "ds") === "standard-bwd-ds/tpr64-rows4-cache32");
+ * assert(standardBackwardKey(k, "ds") === "standard-bwd-ds/tpr64-rows4-cache32");
  * ```
  */
 export function standardBackwardKey(k: BackwardKnobs, pass: StandardPass): string {
@@ -272,9 +277,10 @@ fn ${prefix}_block_at(ob: u32, i: u32, t: u32) -> u32 {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { flashBackwardSource } from "./program.ts";
  * const k = { d: 32, sparse: false, tiles: { br: 8, bc: 8, rm: 2, tx: 4 } };
- * console.assert(flashBackwardSource(k, "dkdv").includes("fn q_block_count"));
+ * assert(flashBackwardSource(k, "dkdv").includes("fn q_block_count"));
  * ```
  */
 export function flashBackwardSource(k: BackwardKnobs, pass: FlashPass): string {
@@ -302,9 +308,10 @@ export function flashBackwardSource(k: BackwardKnobs, pass: FlashPass): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { standardBackwardSource } from "./program.ts";
  * const k = { d: 32, sparse: false, tiles: { br: 8, bc: 8, rm: 2, tx: 4 } };
- * console.assert(standardBackwardSource(k, "dv").includes("const A_T: bool = true;"));
+ * assert(standardBackwardSource(k, "dv").includes("const A_T: bool = true;"));
  * ```
  */
 export function standardBackwardSource(k: BackwardKnobs, pass: StandardPass): string {
@@ -343,11 +350,12 @@ export function standardBackwardSource(k: BackwardKnobs, pass: StandardPass): st
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { BlockMask } from "../masks.ts";
  * import { maskCsc } from "./program.ts";
  * const m = new BlockMask("random", 16, 8, 8, new Uint8Array([0, 1, 1, 1]));
  * const { colptr, rowidx } = maskCsc(m);
- * console.assert(colptr.join() === "0,1,3" && rowidx.join() === "1,0,1");
+ * assert(colptr.join() === "0,1,3" && rowidx.join() === "1,0,1");
  * ```
  */
 export function maskCsc(mask: BlockMask): { colptr: Uint32Array; rowidx: Uint32Array } {

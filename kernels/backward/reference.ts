@@ -64,12 +64,13 @@ export interface ReferenceBackwardOptions {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { referenceBackward } from "./reference.ts";
  * const shape = { batch: 1, heads: 1, n: 2, d: 1, dtype: "f32", causal: true } as const;
  * const one = new Float32Array([1, 1]);
  * const g = referenceBackward(shape, one, new Float32Array([0, 0]), new Float32Array([2, 4]), one);
  * // Row 1 averages V (O = 3); moving V's second entry moves it by ½: dV = [1 + ½, ½].
- * console.assert(g.o[1] === 3 && g.dv[0] === 1.5 && g.dv[1] === 0.5);
+ * assert(g.o[1] === 3 && g.dv[0] === 1.5 && g.dv[1] === 0.5);
  * ```
  */
 export function referenceBackward(

@@ -37,9 +37,10 @@ function sum(vars: number[]): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { backwardFootprints } from "./tiles.ts";
  * const f = backwardFootprints("flash", 64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 });
- * console.assert(f.find((p) => p.pass === "dkdv")!.workgroupBytes === 4 * 32 * 68 * 4 + 2 * 32 * 36 * 4 + 2 * 128 + 16 + 256);
+ * assert(f.find((p) => p.pass === "dkdv")!.workgroupBytes === 4 * 32 * 68 * 4 + 2 * 32 * 36 * 4 + 2 * 128 + 16 + 256);
  * ```
  */
 export function backwardFootprints(
@@ -105,9 +106,10 @@ export const BACKWARD_HALF_BYTES = 48 * 1024;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { backwardHalfTiles } from "./tiles.ts";
  * const t = backwardHalfTiles(64, "f32", { br: 64, bc: 32, rm: 4, tx: 16 });
- * console.assert(t.br === 32 && t.bc === 32 && t.rm === 2 && t.tx === 16);
+ * assert(t.br === 32 && t.bc === 32 && t.rm === 2 && t.tx === 16);
  * ```
  */
 export function backwardHalfTiles(

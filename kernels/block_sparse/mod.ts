@@ -47,9 +47,10 @@ export const blockSparse: Kernel = {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { blockMaskFor } from "./mod.ts";
  * const shape = { batch: 1, heads: 1, n: 16, d: 32, dtype: "f32", causal: false } as const;
- * console.assert(blockMaskFor(shape, { br: 8, bc: 8, rm: 1, tx: 4 }).rowBlocks === 2);
+ * assert(blockMaskFor(shape, { br: 8, bc: 8, rm: 1, tx: 4 }).rowBlocks === 2);
  * ```
  */
 export function blockMaskFor(

@@ -10,11 +10,12 @@
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { pagedDecode } from "./mod.ts";
  * const shape = { batch: 2, heads: 8, n: 300, d: 128, dtype: "f16", causal: false } as const;
  * const plan = pagedDecode.plan({ shape, tiles: { br: 64, bc: 64, rm: 2, tx: 4 },
  *   options: { lens: [17, 300], kvHeads: 2, blockSize: 16 } });
- * console.assert(plan.passes().map((p) => p.name).join() === "split,combine");
+ * assert(plan.passes().map((p) => p.name).join() === "split,combine");
  * ```
  *
  * @module
@@ -44,8 +45,9 @@ export const pagedDecode: Kernel = decodeKernel(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { decode, isPagedDecode, pagedDecode } from "./mod.ts";
- * console.assert(isPagedDecode(pagedDecode) && !isPagedDecode(decode));
+ * assert(isPagedDecode(pagedDecode) && !isPagedDecode(decode));
  * ```
  */
 export function isPagedDecode(kernel: Kernel): boolean {

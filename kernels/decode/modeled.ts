@@ -23,12 +23,13 @@ import type { DecodeShape } from "./workload.ts";
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { decodeSetup } from "./program.ts";
  * import { modeledDecodeTraffic } from "./modeled.ts";
  * const shape = { batch: 1, heads: 1, n: 100, d: 32, dtype: "f32", causal: false } as const;
  * const tiles = { br: 64, bc: 64, rm: 2, tx: 4 };
  * const t = modeledDecodeTraffic(decodeSetup("decode", { shape, tiles, options: { splitTokens: 64 } }));
- * console.assert(t.k!.read === 100 * 32 * 4 && t.part_o!.write === 2 * 32 * 4);
+ * assert(t.k!.read === 100 * 32 * 4 && t.part_o!.write === 2 * 32 * 4);
  * ```
  */
 export function modeledDecodeTraffic(plan: DecodeSetup): CountedBytes {
@@ -84,10 +85,11 @@ export function modeledDecodeTraffic(plan: DecodeSetup): CountedBytes {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { compulsoryDecodeBytes } from "./modeled.ts";
  * const shape = { lens: [10, 20], heads: 4, kvHeads: 2, d: 64, dtype: "f16" } as const;
  * // K and V: 2 · 30 tokens · 2 KV heads · 64 · 2 bytes; Q and O: 2 · 2 seqs · 4 heads · 64 · 2.
- * console.assert(compulsoryDecodeBytes(shape) === 15360 + 2048);
+ * assert(compulsoryDecodeBytes(shape) === 15360 + 2048);
  * ```
  */
 export function compulsoryDecodeBytes(shape: DecodeShape): number {

@@ -111,9 +111,10 @@ export const MAX_SEGMENT = 2048;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { decodeTileProblem } from "./program.ts";
- * console.assert(decodeTileProblem(128, { br: 256, bc: 256, rm: 2, tx: 8 }) === null);
- * console.assert(decodeTileProblem(32, { br: 256, bc: 256, rm: 2, tx: 16 }) !== null);
+ * assert(decodeTileProblem(128, { br: 256, bc: 256, rm: 2, tx: 8 }) === null);
+ * assert(decodeTileProblem(32, { br: 256, bc: 256, rm: 2, tx: 16 }) !== null);
  * ```
  */
 export function decodeTileProblem(d: number, t: Tiles): string | null {
@@ -212,11 +213,12 @@ export interface DecodeSetup {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { defaultSplitTokens } from "./program.ts";
  * const shape = { lens: Array(16).fill(8192), heads: 16, kvHeads: 16, d: 128, dtype: "f16" } as const;
  * const tiles = { br: 256, bc: 256, rm: 2, tx: 8 };
- * console.assert(defaultSplitTokens(shape, tiles) === 2048); // 4 splits: 1024 workgroups
- * console.assert(defaultSplitTokens({ ...shape, lens: [10] }, tiles) === 256);
+ * assert(defaultSplitTokens(shape, tiles) === 2048); // 4 splits: 1024 workgroups
+ * assert(defaultSplitTokens({ ...shape, lens: [10] }, tiles) === 256);
  * ```
  */
 export function defaultSplitTokens(shape: DecodeShape, tiles: Tiles): number {
@@ -237,11 +239,12 @@ export function defaultSplitTokens(shape: DecodeShape, tiles: Tiles): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { decodeShapeOf } from "./program.ts";
  * const shape = { batch: 2, heads: 4, n: 9, d: 64, dtype: "f32", causal: false } as const;
  * const s = decodeShapeOf(shape, { lens: [3, 9], kvHeads: 2 });
- * console.assert(s.lens.join() === "3,9" && s.kvHeads === 2);
- * console.assert(decodeShapeOf(shape).lens.join() === "9,9");
+ * assert(s.lens.join() === "3,9" && s.kvHeads === 2);
+ * assert(decodeShapeOf(shape).lens.join() === "9,9");
  * ```
  */
 export function decodeShapeOf(shape: AttentionShape, options: DecodeOptions = {}): DecodeShape {
@@ -276,11 +279,12 @@ export function decodeShapeOf(shape: AttentionShape, options: DecodeOptions = {}
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { decodeSetup } from "./program.ts";
  * const shape = { batch: 2, heads: 4, n: 70, d: 64, dtype: "f32", causal: false } as const;
  * const tiles = { br: 64, bc: 64, rm: 2, tx: 4 };
  * const s = decodeSetup("paged-decode", { shape, tiles, options: { lens: [5, 70], splitTokens: 64 } });
- * console.assert(s.maxSplits === 2 && s.tables!.blockSize === 16);
+ * assert(s.maxSplits === 2 && s.tables!.blockSize === 16);
  * ```
  */
 export function decodeSetup(
@@ -359,11 +363,12 @@ export interface DecodeKnobs {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { decodeUsesSubgroups } from "./program.ts";
  * const tiles = { threads: 256, lanes: 8, unroll: 2, segment: 256 };
  * const knobs = { kernel: "decode", d: 128, group: 1, tiles } as const;
- * console.assert(decodeUsesSubgroups({ ...knobs, subgroupSize: 32 }));
- * console.assert(!decodeUsesSubgroups({ ...knobs, subgroupSize: 4 }));
+ * assert(decodeUsesSubgroups({ ...knobs, subgroupSize: 32 }));
+ * assert(!decodeUsesSubgroups({ ...knobs, subgroupSize: 4 }));
  * ```
  */
 export function decodeUsesSubgroups(k: DecodeKnobs): boolean {
@@ -377,11 +382,12 @@ export function decodeUsesSubgroups(k: DecodeKnobs): boolean {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { decodeKey } from "./program.ts";
  * const tiles = { threads: 256, lanes: 8, unroll: 2, segment: 256 };
  * const knobs = { kernel: "paged-decode", d: 128, group: 4, tiles, subgroupSize: 32 } as const;
- * console.assert(decodeKey(knobs, "split") === "paged-decode-split/d128/g4/w256-l8-u2-s256-sg");
- * console.assert(decodeKey(knobs, "combine") === "decode-combine/d128");
+ * assert(decodeKey(knobs, "split") === "paged-decode-split/d128/g4/w256-l8-u2-s256-sg");
+ * assert(decodeKey(knobs, "combine") === "decode-combine/d128");
  * ```
  */
 export function decodeKey(k: DecodeKnobs, pass: "split" | "combine"): string {
@@ -421,10 +427,11 @@ fn group_sum(x: f32, t: u32) -> f32 {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { decodeSource } from "./program.ts";
  * const tiles = { threads: 64, lanes: 4, unroll: 2, segment: 64 };
  * const src = decodeSource({ kernel: "decode", d: 64, group: 2, tiles }, "split");
- * console.assert(src.includes("const RM: u32 = 2u;") && src.includes("fn kv_row"));
+ * assert(src.includes("const RM: u32 = 2u;") && src.includes("fn kv_row"));
  * ```
  */
 export function decodeSource(k: DecodeKnobs, pass: "split" | "combine"): string {
@@ -467,8 +474,9 @@ export function decodeSource(k: DecodeKnobs, pass: "split" | "combine"): string 
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { decodeWorkgroupBytes } from "./program.ts";
- * console.assert(decodeWorkgroupBytes(128, { br: 256, bc: 256, rm: 2, tx: 8 }, 16) < 16384);
+ * assert(decodeWorkgroupBytes(128, { br: 256, bc: 256, rm: 2, tx: 8 }, 16) < 16384);
  * ```
  */
 export function decodeWorkgroupBytes(d: number, tiles: Tiles, group = MAX_GROUP): number {
@@ -492,9 +500,10 @@ export function decodeWorkgroupBytes(d: number, tiles: Tiles, group = MAX_GROUP)
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { decodeFlops } from "./program.ts";
  * const shape = { lens: [10, 20], heads: 2, kvHeads: 1, d: 64, dtype: "f32" } as const;
- * console.assert(decodeFlops(shape, "fwd") === 4 * 30 * 2 * 64);
+ * assert(decodeFlops(shape, "fwd") === 4 * 30 * 2 * 64);
  * ```
  */
 export function decodeFlops(shape: DecodeShape, mode: FlopMode): number {
@@ -666,12 +675,13 @@ function decodeInputs(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { decodePlan } from "./program.ts";
  * import { decode } from "./mod.ts";
  * const shape = { batch: 2, heads: 4, n: 70, d: 64, dtype: "f32", causal: false } as const;
  * const plan = decodePlan(decode, { shape, tiles: { br: 64, bc: 64, rm: 2, tx: 4 },
  *   options: { lens: [5, 70], kvHeads: 2, splitTokens: 64 } });
- * console.assert(plan.passes()[0]!.grid.join() === "2,2,2");
+ * assert(plan.passes()[0]!.grid.join() === "2,2,2");
  * ```
  */
 export function decodePlan(kernel: Kernel, request: ProblemRequest): KernelPlan & {

@@ -23,13 +23,14 @@ export interface DecodeInputs {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { referenceDecode } from "./reference.ts";
  * const shape = { lens: [2], heads: 1, kvHeads: 1, d: 1, dtype: "f32" } as const;
  * const o = referenceDecode(shape, {
  *   q: new Float32Array([1]), k: new Float32Array([0, 0, NaN]), v: new Float32Array([2, 4, NaN]),
  *   cap: 3,
  * });
- * console.assert(o[0] === 3);
+ * assert(o[0] === 3);
  * ```
  */
 export function referenceDecode(
@@ -74,9 +75,10 @@ export function referenceDecode(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { randomDecodeInputs } from "./reference.ts";
  * const x = randomDecodeInputs({ lens: [1, 3], heads: 2, kvHeads: 1, d: 32, dtype: "f32" }, 1);
- * console.assert(x.cap === 3 && x.k.length === 2 * 3 * 32 && Number.isNaN(x.k[32]!));
+ * assert(x.cap === 3 && x.k.length === 2 * 3 * 32 && Number.isNaN(x.k[32]!));
  * ```
  */
 export function randomDecodeInputs(
@@ -116,10 +118,11 @@ export const TIMING_PATTERN = 65521;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { timingDecodeInputs } from "./reference.ts";
  * const shape = { lens: [3, 9], heads: 2, kvHeads: 1, d: 32, dtype: "f32" } as const;
  * const x = timingDecodeInputs(shape, 1);
- * console.assert(x.k.length === 2 * 9 * 32 && Number.isNaN(x.k[3 * 32]) && isFinite(x.k[0]!));
+ * assert(x.k.length === 2 * 9 * 32 && Number.isNaN(x.k[3 * 32]) && isFinite(x.k[0]!));
  * ```
  */
 export function timingDecodeInputs(
@@ -160,12 +163,13 @@ export function timingDecodeInputs(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { buildBlockTables, pageCache } from "./workload.ts";
  * import { gatherCache } from "./reference.ts";
  * const t = buildBlockTables([3, 1], 8, { seed: 1 });
  * const c = new Float32Array([1, 2, 3, 4, NaN, NaN]);
  * const back = gatherCache(pageCache(c, [3, 1], 1, 1, 3, t), [3, 1], 1, 1, t);
- * console.assert(back[2] === 3 && back[3] === 4 && Number.isNaN(back[4]!));
+ * assert(back[2] === 3 && back[3] === 4 && Number.isNaN(back[4]!));
  * ```
  */
 export function gatherCache(

@@ -36,10 +36,11 @@ export interface DecodeProblem {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { attentionProblem } from "./testing.ts";
  * const p = attentionProblem({ kernel: "decode",
  *   shape: { lens: [3, 9], heads: 4, kvHeads: 2, d: 64, dtype: "f32" } });
- * console.assert(p.shape.batch === 2 && p.shape.n === 9);
+ * assert(p.shape.batch === 2 && p.shape.n === 9);
  * ```
  */
 export function attentionProblem(p: DecodeProblem): AttentionProblem {

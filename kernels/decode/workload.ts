@@ -40,10 +40,11 @@ export type LengthSpec =
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { contextLengths } from "./workload.ts";
- * console.assert(contextLengths({ kind: "fixed", len: 7, count: 3 }).join() === "7,7,7");
+ * assert(contextLengths({ kind: "fixed", len: 7, count: 3 }).join() === "7,7,7");
  * const a = contextLengths({ kind: "uniform", min: 1, max: 100, count: 5, seed: 1 });
- * console.assert(a.every((n) => n >= 1 && n <= 100));
+ * assert(a.every((n) => n >= 1 && n <= 100));
  * ```
  */
 export function contextLengths(spec: LengthSpec): number[] {
@@ -96,8 +97,9 @@ export function contextLengths(spec: LengthSpec): number[] {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseLengthTrace } from "./workload.ts";
- * console.assert(parseLengthTrace("# lengths\n12, 40\n7\n").join() === "12,40,7");
+ * assert(parseLengthTrace("# lengths\n12, 40\n7\n").join() === "12,40,7");
  * ```
  */
 export function parseLengthTrace(text: string, name = "length trace"): number[] {
@@ -229,9 +231,10 @@ export const NO_BLOCK = 0xffffffff;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { buildBlockTables } from "./workload.ts";
  * const t = buildBlockTables([20, 5], 16, { seed: 1 });
- * console.assert(t.stride === 2 && t.table[2] !== 0xffffffff && t.table[3] === 0xffffffff);
+ * assert(t.stride === 2 && t.table[2] !== 0xffffffff && t.table[3] === 0xffffffff);
  * ```
  */
 export function buildBlockTables(
@@ -275,13 +278,14 @@ export class BlockTableError extends UsageError {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { buildBlockTables, validateBlockTables } from "./workload.ts";
  * const t = buildBlockTables([20, 5], 16, { seed: 1 });
  * validateBlockTables([20, 5], t);
  * t.table[1] = t.poolBlocks; // out of the pool
  * let refused = false;
  * try { validateBlockTables([20, 5], t); } catch { refused = true; }
- * console.assert(refused);
+ * assert(refused);
  * ```
  */
 export function validateBlockTables(lens: readonly number[], t: BlockTables): void {
@@ -368,10 +372,11 @@ export function queryElements(shape: DecodeShape): number {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { buildBlockTables, pageCache } from "./workload.ts";
  * const t = buildBlockTables([3], 8, { seed: 1 });
  * const pool = pageCache(new Float32Array([1, 2, 3]), [3], 1, 1, 3, t);
- * console.assert(pool[t.table[0]! * 8 + 2] === 3 && Number.isNaN(pool[t.table[0]! * 8 + 3]!));
+ * assert(pool[t.table[0]! * 8 + 2] === 3 && Number.isNaN(pool[t.table[0]! * 8 + 3]!));
  * ```
  */
 export function pageCache(

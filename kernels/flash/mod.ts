@@ -77,8 +77,9 @@ export const F16_CHUNK = 16;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { f16MathOf } from "./mod.ts";
- * console.assert(f16MathOf({ f16Math: "packed" }) === "packed" && f16MathOf(undefined) === "f32");
+ * assert(f16MathOf({ f16Math: "packed" }) === "packed" && f16MathOf(undefined) === "f32");
  * ```
  */
 export function f16MathOf(options: Readonly<Record<string, unknown>> | undefined): F16Math {
@@ -96,8 +97,9 @@ export function f16MathOf(options: Readonly<Record<string, unknown>> | undefined
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { f16ChunkOf } from "./mod.ts";
- * console.assert(f16ChunkOf({ f16Chunk: 64 }) === 64 && f16ChunkOf(undefined) === 16);
+ * assert(f16ChunkOf({ f16Chunk: 64 }) === 64 && f16ChunkOf(undefined) === 16);
  * ```
  */
 export function f16ChunkOf(options: Readonly<Record<string, unknown>> | undefined): number {
@@ -119,10 +121,11 @@ export function f16ChunkOf(options: Readonly<Record<string, unknown>> | undefine
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { flashLayout } from "./mod.ts";
- * console.assert(flashLayout(64, { br: 64, bc: 32, rm: 8, tx: 8 }) === "rt");
- * console.assert(flashLayout(64, { br: 64, bc: 32, rm: 4, tx: 8 }) === "v5");
- * console.assert(flashLayout(64, { br: 64, bc: 32, rm: 4, tx: 8, variant: "v7" }) === "v7");
+ * assert(flashLayout(64, { br: 64, bc: 32, rm: 8, tx: 8 }) === "rt");
+ * assert(flashLayout(64, { br: 64, bc: 32, rm: 4, tx: 8 }) === "v5");
+ * assert(flashLayout(64, { br: 64, bc: 32, rm: 4, tx: 8, variant: "v7" }) === "v7");
  * ```
  */
 export function flashLayout(d: number, t: Tiles): "rt" | "v5" | "v7" {
@@ -158,9 +161,10 @@ export const SPARSE_LIST = 64;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { flashWorkgroupBytes } from "./mod.ts";
  * const bytes = flashWorkgroupBytes(64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 });
- * console.assert(bytes === 64 * 68 * 4 + 32 * 36 * 4 + 32 * 8 * 4 + 16 + 4 * 64);
+ * assert(bytes === 64 * 68 * 4 + 32 * 36 * 4 + 32 * 8 * 4 + 16 + 4 * 64);
  * ```
  */
 export function flashWorkgroupBytes(d: number, dtype: Dtype, tiles: Tiles): number {
@@ -215,9 +219,10 @@ export function flashKey(k: FlashKnobs): string {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { flashSource } from "./mod.ts";
  * const src = flashSource({ d: 64, sparse: false, tiles: { br: 32, bc: 32, rm: 4, tx: 8 } });
- * console.assert(src.includes("const D: u32 = 64u;"));
+ * assert(src.includes("const D: u32 = 64u;"));
  * ```
  */
 export function flashSource(k: FlashKnobs): string {
@@ -304,6 +309,7 @@ $&`,
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { flashV7Body } from "./mod.ts";
  * let thrown = false;
  * try {
@@ -311,7 +317,7 @@ $&`,
  * } catch {
  *   thrown = true;
  * }
- * console.assert(thrown);
+ * assert(thrown);
  * ```
  */
 export function flashV7Body(body: string): string {
@@ -435,10 +441,11 @@ const UNIFORM_BYTES = 16;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { flashTraffic } from "./mod.ts";
  * const shape = { batch: 1, heads: 1, n: 100, d: 64, dtype: "f32", causal: false } as const;
  * const t = flashTraffic(shape, { br: 32, bc: 32, rm: 4, tx: 8 }, null);
- * console.assert(t.q!.read === 100 * 64 * 4 && t.k!.read === 4 * 100 * 64 * 4);
+ * assert(t.q!.read === 100 * 64 * 4 && t.k!.read === 4 * 100 * 64 * 4);
  * ```
  */
 export function flashTraffic(

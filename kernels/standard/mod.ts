@@ -94,10 +94,11 @@ const pow2 = (x: number) => 2 ** Math.ceil(Math.log2(Math.max(1, x)));
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { softmaxShape } from "./mod.ts";
- * console.assert(softmaxShape(1024, {}, 32).tpr === 32 && softmaxShape(1024, {}, 32).cache === 32);
- * console.assert(softmaxShape(16384, {}, 0).tpr === 256 && softmaxShape(16384, {}, 0).cache === 64);
- * console.assert(softmaxShape(100, { softmaxThreads: 4 }, 8).sg === 0);
+ * assert(softmaxShape(1024, {}, 32).tpr === 32 && softmaxShape(1024, {}, 32).cache === 32);
+ * assert(softmaxShape(16384, {}, 0).tpr === 256 && softmaxShape(16384, {}, 0).cache === 64);
+ * assert(softmaxShape(100, { softmaxThreads: 4 }, 8).sg === 0);
  * ```
  */
 export function softmaxShape(n: number, o: StandardOptions, subgroupSize: number): SoftmaxShape {
@@ -118,11 +119,12 @@ export function softmaxShape(n: number, o: StandardOptions, subgroupSize: number
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { pvSplits } from "./mod.ts";
  * const shape = { batch: 1, heads: 16, n: 16384, d: 64, dtype: "f32", causal: false } as const;
  * const tiles = { br: 128, bc: 32, rm: 8, tx: 4 };
- * console.assert(pvSplits(shape, tiles, 1, 0, 2 ** 31) === 8);
- * console.assert(pvSplits(shape, tiles, 1, 3, 2 ** 31) === 3);
+ * assert(pvSplits(shape, tiles, 1, 0, 2 ** 31) === 8);
+ * assert(pvSplits(shape, tiles, 1, 3, 2 ** 31) === 3);
  * ```
  */
 export function pvSplits(
@@ -154,8 +156,9 @@ export function pvSplits(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { standardWorkgroupBytes } from "./mod.ts";
- * console.assert(standardWorkgroupBytes(64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 }) === 17408);
+ * assert(standardWorkgroupBytes(64, "f32", { br: 32, bc: 32, rm: 4, tx: 8 }) === 17408);
  * ```
  */
 export function standardWorkgroupBytes(d: number, dtype: Dtype, t: Tiles): number {
@@ -194,10 +197,11 @@ const STORE_PART = `fn store(bh: u32, split: u32, row: u32, c4: u32, x: vec4<f32
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { softmaxShape, standardSource } from "./mod.ts";
  * const tiles = { br: 32, bc: 32, rm: 4, tx: 8 };
  * const knobs = { d: 64, tiles, scoresTiles: tiles, splits: 1, softmax: softmaxShape(77, {}, 0) };
- * console.assert(standardSource(knobs, "softmax").includes("const CACHE"));
+ * assert(standardSource(knobs, "softmax").includes("const CACHE"));
  * ```
  */
 export function standardSource(k: StandardKnobs, pass: StandardPass): string {
@@ -256,11 +260,12 @@ const UNIFORM_BYTES = 16;
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { softmaxShape, standardTraffic } from "./mod.ts";
  * const shape = { batch: 1, heads: 1, n: 10, d: 32, dtype: "f32", causal: true } as const;
  * const tiles = { br: 8, bc: 8, rm: 2, tx: 4 };
  * const knobs = { d: 32, tiles, scoresTiles: tiles, splits: 1, softmax: softmaxShape(10, {}, 0) };
- * console.assert(standardTraffic(shape, knobs).s!.write === 400);
+ * assert(standardTraffic(shape, knobs).s!.write === 400);
  * ```
  */
 export function standardTraffic(shape: AttentionShape, k: StandardKnobs) {
@@ -307,14 +312,15 @@ export function standardTraffic(shape: AttentionShape, k: StandardKnobs) {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { softmaxShape, standardPassTraffic, standardTraffic } from "./mod.ts";
  * const shape = { batch: 1, heads: 1, n: 10, d: 32, dtype: "f32", causal: true } as const;
  * const tiles = { br: 8, bc: 8, rm: 2, tx: 4 };
  * const knobs = { d: 32, tiles, scoresTiles: tiles, splits: 1, softmax: softmaxShape(10, {}, 0) };
  * const chunks = [{ first: 0, heads: 1, rows: 8 }, { first: 8, heads: 1, rows: 2 }];
  * const passes = standardPassTraffic(shape, knobs, chunks);
- * console.assert(passes.length === 6 && passes[3]!.s!.write === 2 * 10 * 4);
- * console.assert(passes[1]!.s!.read + passes[4]!.s!.read === standardTraffic(shape, knobs).s!.read);
+ * assert(passes.length === 6 && passes[3]!.s!.write === 2 * 10 * 4);
+ * assert(passes[1]!.s!.read + passes[4]!.s!.read === standardTraffic(shape, knobs).s!.read);
  * ```
  */
 export function standardPassTraffic(
@@ -388,11 +394,12 @@ export interface StandardChunk {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { standardChunks } from "./mod.ts";
  * const shape = { batch: 1, heads: 16, n: 16384, d: 64, dtype: "f32", causal: false } as const;
  * const tiles = { br: 64, bc: 32, rm: 4, tx: 16 };
- * console.assert(standardChunks(shape, tiles, 2 ** 31 - 4).length === 16);
- * console.assert(standardChunks({ ...shape, n: 32768 }, tiles, 2 ** 31 - 4).length === 48);
+ * assert(standardChunks(shape, tiles, 2 ** 31 - 4).length === 16);
+ * assert(standardChunks({ ...shape, n: 32768 }, tiles, 2 ** 31 - 4).length === 48);
  * ```
  */
 export function standardChunks(
@@ -444,11 +451,12 @@ function standardSlots(splits: number): readonly string[] {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { standardWith } from "./mod.ts";
  * const k = standardWith("standard-ks1", { pvSplits: 1 });
  * const shape = { batch: 1, heads: 1, n: 77, d: 32, dtype: "f32", causal: false } as const;
  * const plan = k.plan({ shape, tiles: { br: 8, bc: 8, rm: 2, tx: 4 } });
- * console.assert(plan.passes().map((p) => p.name).join() === "scores,softmax,pv");
+ * assert(plan.passes().map((p) => p.name).join() === "scores,softmax,pv");
  * ```
  */
 export function standardWith(name: string, o: StandardOptions): Kernel {

@@ -14,8 +14,9 @@ import { mulberry32, summarize } from "../../analysis/stats.ts";
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { noisySamples } from "./fixtures.ts";
- * console.assert(noisySamples(20, 10, 0.01, 1).length === 20);
+ * assert(noisySamples(20, 10, 0.01, 1).length === 20);
  * ```
  */
 export function noisySamples(n: number, center: number, rel: number, seed: number): number[] {
@@ -34,8 +35,9 @@ export type RunOverrides = Partial<Omit<RunRecord, "timeMs">> & { samples?: numb
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { makeRun } from "./fixtures.ts";
- * console.assert(makeRun({ n: 2048 }).n === 2048);
+ * assert(makeRun({ n: 2048 }).n === 2048);
  * ```
  */
 export function makeRun(over: RunOverrides = {}): RunRecord {
@@ -74,8 +76,9 @@ export function makeRun(over: RunOverrides = {}): RunRecord {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { makeResults, makeRun } from "./fixtures.ts";
- * console.assert(makeResults([makeRun()]).runs.length === 1);
+ * assert(makeResults([makeRun()]).runs.length === 1);
  * ```
  */
 export function makeResults(runs: RunRecord[], over: Partial<ResultsFile> = {}): ResultsFile {
