@@ -151,13 +151,17 @@ export function knobCandidates(
   return out;
 }
 
-/** A candidate's knobs in a table: `v5` or `v7`, then `packed` and `portable` when set. */
+/**
+ * A candidate's knobs in a table, those off the default only (`v7`, `packed`, `portable`); `-`
+ * for the default program (flash's layout then follows the sizes: v5, or rt from rm = 8).
+ */
 function knobText(c: TuneCandidate): string {
-  return [
-    c.tiles.variant ?? "v5",
-    ...(c.f16Math ? [c.f16Math === "packed" ? "packed" : "f32-math"] : []),
+  const set = [
+    ...(c.tiles.variant ? [c.tiles.variant] : []),
+    ...(c.f16Math === "packed" ? ["packed"] : []),
     ...(c.subgroups ? [] : ["portable"]),
-  ].join(" ");
+  ];
+  return set.length > 0 ? set.join(" ") : "-";
 }
 
 /** What `tune` measures with (tests pass a mock timer). */
