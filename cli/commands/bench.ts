@@ -31,7 +31,7 @@ import {
 import { problemOf } from "../../kernels/registry.ts";
 import { progressText, summaryLines } from "../bench_summary.ts";
 import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
-import { readTuned, type TunedKnobs, tunedKey, tunedKnobsFor } from "../tuned.ts";
+import { readTuned, tunedKey, type TunedKnobs, tunedKnobsFor } from "../tuned.ts";
 import { VERSION } from "../version.ts";
 import {
   type PeerRecord,
