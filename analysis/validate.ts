@@ -134,6 +134,8 @@ function tiles(v: unknown, path: string): void {
     field(t, k, path, (x, p) => positiveInt(x, p, MAX_TILE));
   }
   if ((t.rm as number) > (t.br as number)) fail(join(path, "rm"), `at most br (${t.br})`, t.rm);
+  // flash's layout variant (kernels/flash/mod.ts, a tuned knob); absent: the sizes pick.
+  if (t.variant !== undefined) field(t, "variant", path, (x, p) => oneOf(x, ["v7"], p));
 }
 
 function device(v: unknown, path: string): void {
@@ -214,6 +216,10 @@ export function checkRun(v: unknown, path: string, kernels: KernelCatalog): void
     else if (x !== null) fail(p, `null for the dense kernel ${kernel}`, x);
   });
   field(r, "tile", path, tiles);
+  // A tuned knob: the portable path on a device with subgroups; only false is written.
+  if (r.subgroups !== undefined) {
+    field(r, "subgroups", path, (x, p) => x === false || fail(p, "false (or absent)", x));
+  }
   field(r, "sweep", path, (x, p) => oneOf(x, ["n", "block-size", "density", "decode"], p));
   const status = field(r, "status", path, (x, p) => oneOf(x, ["ok", "skipped", "failed"], p));
   field(r, "reason", path, (x, p) => {
@@ -418,7 +424,8 @@ const TUNED_SCHEMA = "attnbench/tuned@1";
 
 /**
  * Validates a parsed tuned-tiles file (`attnbench/tuned@1`): every adapter's device record and
- * every entry's key (`kernel/dtype/dD`), tiles (positive integers, rm ≤ br), timing and shape.
+ * every entry's key (`kernel/dtype/dD`), tiles (positive integers, rm ≤ br, an optional flash
+ * `variant`), timing and shape, and the optional knobs `f16Math` (f16 keys) and `subgroups`.
  *
  * @example
  * ```ts
@@ -457,6 +464,13 @@ export function validateTuned(data: unknown, name: string, kernels: KernelCatalo
         field(entry, "medianMs", ep, nonNeg);
         for (const k of ["n", "batch", "heads"]) field(entry, k, ep, positiveInt);
         field(entry, "tunedAt", ep, str);
+        // The knobs beside the tiles (files before them have neither): f16 arithmetic, f16
+        // keys only, and whether the winner used the device's subgroups.
+        if (entry.f16Math !== undefined) {
+          field(entry, "f16Math", ep, (x, p) => oneOf(x, ["f32", "packed"], p));
+          if (m[2] !== "f16") fail(join(ep, "f16Math"), "absent at dtype f32", entry.f16Math);
+        }
+        if (entry.subgroups !== undefined) field(entry, "subgroups", ep, bool);
       }
     }
     return data;

@@ -179,6 +179,28 @@ Deno.test("f16Math: packed is part of a run's key, f32 is what absent means; onl
   }
 });
 
+Deno.test("tuned knobs in a run: tile.variant v7 and subgroups false are validated and keyed", async () => {
+  const base = JSON.parse(await Deno.readTextFile(`${ROOT}ci/baseline.json`)) as ResultsFile;
+  const run = base.runs.find((r) => r.kernel === "flash")!;
+  const v7 = { ...run, tile: { ...run.tile, variant: "v7" as const } };
+  const portable = { ...run, subgroups: false as const };
+  assert(runKey(v7).endsWith("/v7"), runKey(v7));
+  assert(runKey(portable).endsWith("/portable"), runKey(portable));
+  assertEquals(new Set([runKey(run), runKey(v7), runKey(portable)]).size, 3);
+  validateResults({ ...base, runs: [v7, portable] }, "k.json", KERNELS);
+  const bad = [
+    [{ ...run, tile: { ...run.tile, variant: "v9" } }, "runs[0].tile.variant: expected one of v7"],
+    [{ ...run, subgroups: true }, "runs[0].subgroups: expected false (or absent), got true"],
+  ] as const;
+  for (const [r, message] of bad) {
+    assertThrows(
+      () => validateResults({ ...base, runs: [r as never] }, "bad.json", KERNELS),
+      Error,
+      message,
+    );
+  }
+});
+
 Deno.test("a peer line's pass: fwdbwd is read as fwd+bwd, fwd and absent as forward", () => {
   const row = {
     backend: "EFFICIENT_ATTENTION",

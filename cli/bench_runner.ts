@@ -49,6 +49,11 @@ export interface RunSpec {
   decode?: RunDecode;
   /** f16 flash and block-sparse: the arithmetic (`--f16-math`), recorded as the run's. */
   f16Math?: RunRecord["f16Math"];
+  /**
+   * false: the portable path on a device with subgroups (a tuned knob), recorded as the run's;
+   * absent: the device's subgroups.
+   */
+  subgroups?: false;
 }
 
 /** How to measure. */
@@ -235,7 +240,7 @@ export async function measureRun(
       : 1;
     prepared = await prepare(
       kernels,
-      { kernel, shape, tiles, mask: mask ?? undefined, options: spec.options },
+      { kernel, shape, tiles, mask: mask ?? undefined, options: spec.options, ...sgOf(spec) },
       { inputSets },
     );
     for (let set = 0; set < inputSets; set++) {
@@ -390,7 +395,13 @@ function unplannedRecord(spec: RunSpec): RunRecord {
     warnings: [],
     ...(spec.decode ? { decode: spec.decode } : {}),
     ...(spec.f16Math ? { f16Math: spec.f16Math } : {}),
+    ...sgOf(spec),
   };
+}
+
+/** A spec's `subgroups: false` (the portable path), for its problem and its record. */
+function sgOf(spec: RunSpec): { subgroups?: false } {
+  return spec.subgroups === false ? { subgroups: false } : {};
 }
 
 /** Times each dispatch of a multi-pass kernel on its own (10 reps each). */
@@ -446,6 +457,7 @@ async function verifyRun(
     tiles: spec.tiles,
     mask: mask ?? undefined,
     options: spec.options,
+    ...sgOf(spec),
   });
   let err: number;
   try {
@@ -487,6 +499,7 @@ async function countBytes(
     tiles: spec.tiles,
     mask: mask ?? undefined,
     options: spec.options,
+    ...sgOf(spec),
   };
   const r = await countRun(kernels, problem, spec.seed + 2, { check: false });
   record.hbmBytes.counted = r.countedBytes;

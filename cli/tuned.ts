@@ -12,15 +12,30 @@ import { parseJson, validateTuned } from "../analysis/validate.ts";
 import { kernelCatalog } from "../kernels/catalog.ts";
 import type { DeviceRecord } from "../core/schema.ts";
 import type { Dtype, Tiles } from "../core/shapes.ts";
+import type { F16Math } from "../kernels/flash/mod.ts";
 
 /** Schema of the tuned-tiles file. */
 export const TUNED_SCHEMA = "attnbench/tuned@1";
 /** Where `tune` writes and `bench` looks when no path is given. */
 export const DEFAULT_TUNED_PATH = "attnbench-tuned.json";
 
-/** One winner and how it was chosen. */
-export interface TunedEntry {
+/**
+ * The knobs a winner runs with: its tiles (flash's layout `variant` among them) and, where
+ * `tune` compared them, the f16 arithmetic and whether the device's subgroups were used.
+ */
+export interface TunedKnobs {
   tiles: Tiles;
+  /** f16 flash and block-sparse: the arithmetic that won (absent: not compared, `"f32"`). */
+  f16Math?: F16Math;
+  /**
+   * false: the portable path won on an adapter with subgroups; true: the subgroup path won or
+   * was the same program. Absent: not compared (the device's subgroups are used).
+   */
+  subgroups?: boolean;
+}
+
+/** One winner and how it was chosen. */
+export interface TunedEntry extends TunedKnobs {
   medianMs: number;
   n: number;
   batch: number;
@@ -130,9 +145,33 @@ export function tunedFor(
   file: TunedFile | null,
   device: DeviceRecord,
 ): Record<string, Tiles> | null {
+  const knobs = tunedKnobsFor(file, device);
+  return knobs && Object.fromEntries(Object.entries(knobs).map(([k, e]) => [k, e.tiles]));
+}
+
+/**
+ * The knobs (tiles, f16 arithmetic, subgroups) a tuned file holds for `device`, by
+ * {@linkcode tunedKey}; null when none. A knob the entry lacks is left out.
+ *
+ * @example
+ * ```ts
+ * import { tunedKnobsFor } from "./tuned.ts";
+ * console.assert(tunedKnobsFor(null, {} as never) === null);
+ * ```
+ */
+export function tunedKnobsFor(
+  file: TunedFile | null,
+  device: DeviceRecord,
+): Record<string, TunedKnobs> | null {
   const entries = file?.adapters[adapterIdentity(device)]?.entries;
   if (!entries) return null;
-  return Object.fromEntries(Object.entries(entries).map(([k, e]) => [k, e.tiles]));
+  return Object.fromEntries(
+    Object.entries(entries).map(([k, e]) => [k, {
+      tiles: e.tiles,
+      ...(e.f16Math === undefined ? {} : { f16Math: e.f16Math }),
+      ...(e.subgroups === undefined ? {} : { subgroups: e.subgroups }),
+    }]),
+  );
 }
 
 /**

@@ -120,8 +120,16 @@ export interface RunRecord {
   density: number;
   /** The mask generator (block-sparse only). */
   mask: MaskKind | null;
-  /** Tile sizes: the compile-time knobs. */
-  tile: { br: number; bc: number; rm: number; tx: number };
+  /**
+   * Tile sizes: the compile-time knobs; flash and block-sparse may add `variant: "v7"` (a tuned
+   * layout, part of a run's identity, {@linkcode runKey}).
+   */
+  tile: { br: number; bc: number; rm: number; tx: number; variant?: "v7" };
+  /**
+   * false: the kernel ran its portable path although the device has subgroups (a tuned knob,
+   * part of a run's identity, {@linkcode runKey}). Absent: the device's `subgroups` say.
+   */
+  subgroups?: false;
   /**
    * f16 flash and block-sparse runs (`--f16-math`): `"f32"`, f16 storage with f32 arithmetic
    * (also what a run without the field did), or `"packed"`, half arithmetic in short chunks
@@ -223,6 +231,7 @@ export interface ResultsFile {
 /**
  * The configuration key `check` matches runs by. A backward or forward + backward run's key ends
  * in its pass; a forward run's key has none (so keys of files before `pass` existed still match).
+ * The tuned knobs add a part only when they leave the default: `packed`, `v7`, `portable`.
  */
 export function runKey(r: RunRecord): string {
   return [
@@ -239,6 +248,8 @@ export function runKey(r: RunRecord): string {
     ...(r.decode ? decodeKeyParts(r.decode) : []),
     ...(r.pass && r.pass !== "fwd" ? [r.pass] : []),
     ...(r.f16Math === "packed" ? ["packed"] : []),
+    ...(r.tile.variant ? [r.tile.variant] : []),
+    ...(r.subgroups === false ? ["portable"] : []),
   ].join("/");
 }
 

@@ -46,6 +46,11 @@ export interface AttentionProblem {
   count?: boolean;
   /** Softmax scale; 1/√d by default. */
   scale?: number;
+  /**
+   * false: plan the portable path (subgroup size 0) even where the device has subgroups (a
+   * tuned knob, `tune`'s comparison). Absent or true: the device's subgroups.
+   */
+  subgroups?: boolean;
 }
 
 /** A problem with its buffers allocated and its pipelines compiled. */
@@ -193,7 +198,7 @@ export async function prepareAttention(
     mask: problem.mask,
     scale: problem.scale,
     options: problem.options,
-    subgroupSize: gpu.subgroupSize,
+    subgroupSize: problem.subgroups === false ? 0 : gpu.subgroupSize,
     maxBindingBytes: Math.min(
       Number(device.limits.maxStorageBufferBindingSize),
       Number(device.limits.maxBufferSize),

@@ -380,6 +380,45 @@ PY
       python3 .device/peer_sdpa.py --d 128 --n 16384 --reps 5 --dtype float32 2>/dev/null > "$FP"
       sv --d 128 --n 16384 --check-n 77 --reps 8 --sg on --peers "$FP" \
         --tiles 32x32x2x16,32x32x2x16v7,32x32x2x8v7 | tee "$OUT/d128.txt" | grep -v '^{' ;;
+    tuneknobs)
+      # Issue 10, tune searches the knobs: flash f32 and f16 d = 64 at N = 4096 (B·H = 4·16)
+      # over tiles x layout (v5/v7) x f16 arithmetic (f32/packed) x subgroups (on/off where the
+      # program has a subgroup path), standard at N = 1024 over tiles x subgroups (its softmax);
+      # every candidate is checked against the float64 reference before it is timed. Into a
+      # fresh file; then bench --verify runs the winners (knobs applied and recorded) beside the
+      # committed file's entries, and the table: dtype, file, tile, knobs, ms, TFLOP/s.
+      TK=$OUT/tuneknobs.json
+      rm -f "$TK"
+      ab tune --kernels flash --d 64 --out "$TK" --max-candidates 12 --reps 5 | tail -15
+      ab tune --kernels flash --d 64 --dtype f16 --out "$TK" --max-candidates 12 --reps 5 | tail -15
+      ab tune --kernels standard --d 64 --n 1024 --out "$TK" --max-candidates 6 --reps 5 | tail -9
+      for dt in f32 f16; do
+        for f in tuneknobs committed; do
+          file=$TK; [ $f = committed ] && file=attnbench-tuned.json
+          ab bench --out "$OUT/tk-$dt-$f" --kernels flash --dtype $dt --d 64 --n 4096 \
+            --tuned "$file" --verify --no-ceilings --no-report --quiet | tail -1
+        done
+      done
+      echo "=== tuneknobs summary"
+      python3 - "$OUT" <<'PY'
+import json, sys
+print(f"{'dtype':5} {'file':10} {'tile':16} {'knobs':14} {'ms':>8} {'TFLOP/s':>8} {'err':>8} status")
+for dt in ("f32", "f16"):
+    for f in ("tuneknobs", "committed"):
+        try:
+            r = json.load(open(f"{sys.argv[1]}/tk-{dt}-{f}/results.json"))["runs"][0]
+        except Exception as e:
+            print(dt, f, "no results:", e); continue
+        t = r["tile"]
+        knobs = " ".join([t.get("variant", "-"), r.get("f16Math", "-"),
+                          "portable" if r.get("subgroups") is False else "sg"])
+        ms = (r.get("timeMs") or {}).get("median")
+        err = r.get("maxRelError")
+        print(f"{dt:5} {f:10} {t['br']}x{t['bc']}x{t['rm']}x{t['tx']:<9} {knobs:14} "
+              f"{ms if ms is None else f'{ms:8.3f}'} {r.get('tflops') or 0:8.2f} "
+              f"{err if err is None else f'{err:8.1e}'} {r['status']} {r.get('reason') or ''}")
+PY
+      ;;
     *) echo "unknown step $step"; exit 2 ;;
   esac
 done

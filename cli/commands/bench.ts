@@ -31,7 +31,7 @@ import {
 import { problemOf } from "../../kernels/registry.ts";
 import { progressText, summaryLines, tileText } from "../bench_summary.ts";
 import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
-import { readTuned, tunedFor, tunedKey } from "../tuned.ts";
+import { readTuned, tunedKey, type TunedKnobs, tunedKnobsFor } from "../tuned.ts";
 import { VERSION } from "../version.ts";
 import {
   type PeerRecord,
@@ -221,25 +221,30 @@ export const benchCommand: Command = {
           `GPU${chosen.length > 0 ? `; small defaults for it: ${chosen.join(", ")}` : ""}`,
       );
     }
-    const tuned = tunedFor(tunedFile, gpu.info);
+    const tuned = tunedKnobsFor(tunedFile, gpu.info);
     const kernels = new AttentionKernels(gpu);
-    // A kernel may use another's tuned tiles (block-sparse is the flash program with a mask).
-    const tilesFor = (kernel: Kernel, shape: AttentionShape): Tiles =>
+    // A kernel may use another's tuned knobs (block-sparse is the flash program with a mask).
+    const knobsFor = (kernel: Kernel, shape: AttentionShape): TunedKnobs | undefined =>
       tuned?.[tunedKey(kernel.name, shape.dtype, shape.d)] ??
         (kernel.tunedLike === null
           ? undefined
-          : tuned?.[tunedKey(kernel.tunedLike, shape.dtype, shape.d)]) ??
-        kernels.defaultTiles(kernel, shape);
-    const specs = withF16Math(
-      planRuns(o, sweep, {
-        blockSizes,
-        densities,
-        fallback,
-        tilesFor,
-        decode,
-        batches,
-      }),
-      f16Math,
+          : tuned?.[tunedKey(kernel.tunedLike, shape.dtype, shape.d)]);
+    const tilesFor = (kernel: Kernel, shape: AttentionShape): Tiles =>
+      knobsFor(kernel, shape)?.tiles ?? kernels.defaultTiles(kernel, shape);
+    const specs = withTunedKnobs(
+      withF16Math(
+        planRuns(o, sweep, {
+          blockSizes,
+          densities,
+          fallback,
+          tilesFor,
+          decode,
+          batches,
+        }),
+        f16Math,
+      ),
+      knobsFor,
+      { f16MathGiven: flags["f16-math"] !== undefined, subgroups: gpu.subgroupSize > 0 },
     );
     for (const spec of specs) {
       const why = maskTooLarge(spec);
@@ -424,6 +429,28 @@ function withF16Math(specs: RunSpec[], f16Math: F16Math | null): RunSpec[] {
       ? { ...s, options: { ...s.options, f16Math }, f16Math }
       : s
   );
+}
+
+/**
+ * The tuned knobs beside the tiles on the runs that use a tuned entry: its f16 arithmetic
+ * (unless `--f16-math` was given) and its portable path (only where the device has subgroups:
+ * without them every run is portable anyway), as kernel options and in the records.
+ */
+export function withTunedKnobs(
+  specs: RunSpec[],
+  knobsFor: (kernel: Kernel, shape: AttentionShape) => TunedKnobs | undefined,
+  opts: { f16MathGiven: boolean; subgroups: boolean },
+): RunSpec[] {
+  return specs.map((s) => {
+    const k = knobsFor(s.kernel, s.shape);
+    if (!k) return s;
+    const math = !opts.f16MathGiven && k.f16Math !== undefined && s.shape.dtype === "f16" &&
+        F16_MATH_KERNELS.includes(s.kernel.name)
+      ? { options: { ...s.options, f16Math: k.f16Math }, f16Math: k.f16Math }
+      : {};
+    const sg = opts.subgroups && k.subgroups === false ? { subgroups: false as const } : {};
+    return { ...s, ...math, ...sg };
+  });
 }
 
 /**
