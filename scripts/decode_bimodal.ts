@@ -144,6 +144,12 @@ function smiDuring(t0: number, t1: number): string {
     `${reasons} (${inside.length})`;
 }
 
+/** The SM clock range of the samples in a window, "sm -" without any. */
+function smiSm(w: { t0: number; t1: number }): string {
+  const sm = smiRows.filter((r) => r.t >= w.t0 && r.t <= w.t1).map((r) => r.sm);
+  return sm.length ? `sm ${Math.min(...sm)}-${Math.max(...sm)}` : "sm -";
+}
+
 // ---- the device, the problem -----------------------------------------------------------------
 const gpu = await openGpu({ subgroups: true });
 const kernels = new AttentionKernels(gpu);
@@ -300,8 +306,18 @@ if (phases.has("bench")) {
         options: { lens, kvHeads: heads, ...(paged ? { blockSize: 16 } : {}) },
         decode: { contexts: lens, kvHeads: heads, blockSize: paged ? 16 : null, lengths: "fixed" },
       };
-      const t0 = Date.now();
-      const r = await measureRun(kernels, spec, opts);
+      // bench's own timer, wrapped to note each call's window and samples: the probe, the
+      // whole run, then each pass alone.
+      const calls: { samples: number[]; t0: number; t1: number }[] = [];
+      const r = await measureRun(kernels, spec, opts, {
+        timeDispatches: async (g, encode, o) => {
+          const t0 = Date.now();
+          const x = await timeDispatches(g, encode, o);
+          calls.push({ samples: x.samplesMs, t0, t1: Date.now() });
+          return x;
+        },
+      });
+      const whole = calls.at(-3);
       const pass = (name: string) => r.passes?.find((x) => x.name === name)?.medianMs ?? null;
       emit({
         phase: "bench",
@@ -310,8 +326,9 @@ if (phases.has("bench")) {
         wholeMs: r.timeMs?.median ?? null,
         splitMs: pass("split"),
         combineMs: pass("combine"),
-        spread: r.timeMs ? `${r.timeMs.min.toFixed(3)}/-/${r.timeMs.max.toFixed(3)}` : "-",
-        smi: smiDuring(t0, Date.now()),
+        spread: whole ? spreadOf(whole.samples) : "-",
+        // The whole run's window; the split pass alone's SM clocks after the bar.
+        smi: whole ? `${smiDuring(whole.t0, whole.t1)} | split ${smiSm(calls.at(-2)!)}` : "-",
       });
     }
   }
@@ -358,6 +375,7 @@ if (seven) {
   }
   if (phases.has("ramp")) {
     for (const only of [undefined, 0]) {
+      const idle = Date.now();
       await sleep(2000);
       const r = await time(p, only, 1, 256);
       const buckets = Array.from(
@@ -366,9 +384,8 @@ if (seven) {
       );
       emit({
         phase: "ramp",
-        what: `2 s idle, no warm-up; 8 bucket medians: ${
-          buckets.map((x) => x.toFixed(3)).join(" ")
-        }`,
+        what: `2 s idle (${smiSm({ t0: idle + 500, t1: idle + 2000 })}), no warm-up; ` +
+          `8 bucket medians: ${buckets.map((x) => x.toFixed(3)).join(" ")}`,
         kernel: "decode",
         wholeMs: only === undefined ? median(r.samples) : null,
         splitMs: only === 0 ? median(r.samples) : null,
