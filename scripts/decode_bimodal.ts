@@ -11,8 +11,8 @@
 //            whole run, then each pass alone), decode then paged, twice
 //   stream   one prepared plan (decode_variants' seed 7): whole run, split alone, combine alone,
 //            alternating, 64 reps each, several cycles (a state that flips inside one plan shows)
-//   ramp     2 s idle, then 256 whole runs with no warm-up: medians of 8 buckets of 32 (clocks
-//            coming up show as a falling row)
+//   ramp     2 s idle, then 1024 whole runs (then split passes) with no warm-up, in batches of
+//            256: medians of 8 buckets of 128 (clocks coming up show as a falling row)
 //   seed     the same plan, inputs of seed 1 (bench's) and 7 (decode_variants') uploaded in turn
 //   fresh    fresh allocations of the same plan, one after another (physical placement), one
 //            after a 97 MiB buffer (placement shifted), one with the stride padded by 16 rows
@@ -23,7 +23,7 @@
 // Prints one JSON line per row as it goes, the table last, the raw nvidia-smi lines after it.
 //
 //   deno run -A scripts/decode_bimodal.ts [--n 8192] [--batches 16] [--heads 16] [--d 128]
-//     [--dtype f16] [--cycles 4] [--phases check,ceil,bench,stream,ramp,seed,fresh]
+//     [--dtype f16] [--cycles 6] [--phases check,ceil,bench,stream,ramp,seed,fresh]
 import { parseArgs } from "@std/cli/parse-args";
 import {
   AttentionKernels,
@@ -58,7 +58,7 @@ const batch = Number(a.batches ?? 16);
 const heads = Number(a.heads ?? 16);
 const d = Number(a.d ?? 128);
 const dtype = (a.dtype ?? "f16") as Dtype;
-const cycles = Number(a.cycles ?? 4);
+const cycles = Number(a.cycles ?? 6);
 const phases = new Set((a.phases ?? "check,ceil,bench,stream,ramp,seed,fresh").split(","));
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -124,7 +124,8 @@ function parseSmi(line: string, withReasons: boolean): Smi | null {
     mem: num(f[3]),
     watts: num(f[4]),
     temp: num(f[5]),
-    reasons: withReasons ? f[6] ?? "" : "",
+    // The clock-event bitmask without its leading zeros (0x0: none; 0x1: idle; else a cap).
+    reasons: withReasons ? (f[6] ?? "").replace(/^0x0*(?=[0-9a-fA-F])/, "0x") : "",
     util: num(f[withReasons ? 7 : 6]),
   };
 }
@@ -377,10 +378,10 @@ if (seven) {
     for (const only of [undefined, 0]) {
       const idle = Date.now();
       await sleep(2000);
-      const r = await time(p, only, 1, 256);
+      const r = await time(p, only, 1, 1024);
       const buckets = Array.from(
         { length: 8 },
-        (_, b) => median(r.samples.slice(32 * b, 32 * b + 32)),
+        (_, b) => median(r.samples.slice(128 * b, 128 * b + 128)),
       );
       emit({
         phase: "ramp",
