@@ -20,7 +20,7 @@
 //
 // With `nvidia-smi` on the machine, it samples SM/memory clocks, power and the clock-event
 // reasons every 100 ms in the background; each row shows the samples inside its timing window.
-// Prints one JSON line per row as it goes, the table last, the raw nvidia-smi lines after it.
+// Prints one JSON line per row as it goes, then the raw nvidia-smi lines ("smi …"), the table last.
 //
 //   deno run -A scripts/decode_bimodal.ts [--n 8192] [--batches 16] [--heads 16] [--d 128]
 //     [--dtype f16] [--cycles 6] [--phases check,ceil,bench,stream,ramp,seed,fresh]
