@@ -83,6 +83,19 @@ for step in "$@"; do
         --batches 16 --heads 16 --peers "$DP" --no-report --quiet | tail -8
       deno run --node-modules-dir=manual -A scripts/decode_variants.ts --n 2048,8192 \
         --peers "$DP" 2>&1 | grep --line-buffered -v '^\s*at ' | tee "$OUT/decode3.txt" ;;
+    decode-bimodal | decodeinv)
+      # Issue 14, open: decode timed at ~4 TB/s in decode_variants and ~1 TB/s in bench, same
+      # kernel, shape and commit (BENCHMARKS.md, decode v2). Both kernels checked against the
+      # float64 reference first; then bench's own measureRun after bench's ceilings, one plan
+      # timed whole / split / combine alternating, a ramp after 2 s idle, seeds 1 vs 7 on one
+      # plan, fresh allocations (one shifted, one with a padded stride); nvidia-smi's clocks,
+      # power and clock-event reasons sampled beside every row. Table last.
+      nvidia-smi --query-gpu=pstate,clocks.sm,clocks.max.sm,clocks.mem,power.limit,clocks_event_reasons.active \
+        --format=csv 2>&1 | head -3
+      nvidia-smi --query-compute-apps=pid,name,used_memory --format=csv 2>&1 | head -5
+      timeout 120 deno run --node-modules-dir=manual -A scripts/decode_bimodal.ts 2>&1 \
+        | grep --line-buffered -v '^\s*at ' | tee "$OUT/decode_bimodal.txt" \
+        | grep --line-buffered -v '^smi \|^{' ;;
     decode-sweep) ab bench --out "$OUT/decode-sweep" --sweep decode --dtype f16 --d 128 \
       --heads 32 --kv-heads 8 --no-report --quiet ;;
     speed)
