@@ -155,8 +155,9 @@ export function tunedFor(
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { tunedKnobsFor } from "./tuned.ts";
- * console.assert(tunedKnobsFor(null, {} as never) === null);
+ * assert(tunedKnobsFor(null, {} as never) === null);
  * ```
  */
 export function tunedKnobsFor(

@@ -101,13 +101,14 @@ export interface TuneCandidate {
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { knobCandidates } from "./tune.ts";
  * const shape = { batch: 1, heads: 1, n: 77, d: 32, dtype: "f32", causal: false } as const;
  * const tiles = [{ br: 8, bc: 8, rm: 2, tx: 4 }];
  * const mask = { kind: "random", density: 0.5, seed: 1 } as const;
  * const flash = knobCandidates("flash", shape, tiles, 0, mask);
- * console.assert(flash.map((c) => c.tiles.variant ?? "v5").join() === "v5,v7");
- * console.assert(knobCandidates("standard", shape, tiles, 0, mask).length === 1);
+ * assert(flash.map((c) => c.tiles.variant ?? "v5").join() === "v5,v7");
+ * assert(knobCandidates("standard", shape, tiles, 0, mask).length === 1);
  * ```
  */
 export function knobCandidates(
