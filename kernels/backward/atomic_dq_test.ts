@@ -20,6 +20,7 @@ const kernels = await getKernels();
 const atomics = kernels !== null && kernels.gpu.device.features.has(FLOAT32_ATOMIC);
 const NO_ATOMIC = ` (ignored: no ${FLOAT32_ATOMIC} on this adapter)`;
 const ATOMIC = { dq: "atomic" };
+const MODES = ["atomic", "atomic-stagger"] as const;
 // One tile shape per head dim, br ≠ bc both ways (the dK/dV pass swaps them).
 const TILES: Record<number, Tiles> = {
   32: { br: 8, bc: 8, rm: 2, tx: 4 },
@@ -33,6 +34,14 @@ function shape(n: number, d: number, causal: boolean, dtype: Dtype): AttentionSh
 
 async function againstReference(dtype: Dtype, ns: number[]): Promise<string[]> {
   const failures: string[] = [];
+  for (const dq of MODES) {
+    failures.push(...await oneMode(dtype, ns, dq));
+  }
+  return failures;
+}
+
+async function oneMode(dtype: Dtype, ns: number[], dq: string): Promise<string[]> {
+  const failures: string[] = [];
   for (const d of [32, 64, 128]) {
     for (const n of ns) {
       for (const causal of [false, true]) {
@@ -40,9 +49,9 @@ async function againstReference(dtype: Dtype, ns: number[]): Promise<string[]> {
           kernel: "flash",
           shape: shape(n, d, causal, dtype),
           tiles: TILES[d]!,
-          options: ATOMIC,
+          options: { dq },
         });
-        failures.push(...r.failures);
+        failures.push(...r.failures.map((f) => `dq ${dq}: ${f}`));
       }
     }
   }
@@ -50,7 +59,7 @@ async function againstReference(dtype: Dtype, ns: number[]): Promise<string[]> {
 }
 
 Deno.test({
-  name: `atomic dQ f32 against the float64 reference, n 1/37/77/130, d 32/64/128${
+  name: `atomic dQ f32 against the float64 reference, n 1/37/77/130, d 32/64/128, staggered or not${
     atomics ? "" : NO_ATOMIC
   }`,
   ignore: !atomics,
@@ -60,7 +69,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: `atomic dQ f16 against the float64 reference, n 1/37/77/130, d 32/64/128${
+  name: `atomic dQ f16 against the float64 reference, n 1/37/77/130, d 32/64/128, staggered or not${
     atomics && kernels!.gpu.f16 ? "" : `${NO_ATOMIC.slice(0, -1)}, or no shader-f16)`
   }`,
   ignore: !atomics || !kernels!.gpu.f16,
@@ -77,9 +86,15 @@ Deno.test({
   async fn() {
     const dtypes: Dtype[] = kernels!.gpu.f16 ? ["f32", "f16"] : ["f32"];
     for (const dtype of dtypes) {
-      for (const [n, d, causal] of [[37, 32, true], [77, 64, false], [130, 128, true]] as const) {
+      const cases = [[37, 32, true, "atomic"], [77, 64, false, "atomic"], [
+        130,
+        128,
+        true,
+        "atomic-stagger",
+      ]] as const;
+      for (const [n, d, causal, dq] of cases) {
         const s = shape(n, d, causal, dtype);
-        const problem = { kernel: "flash-bwd", shape: s, tiles: TILES[d]!, options: ATOMIC };
+        const problem = { kernel: "flash-bwd", shape: s, tiles: TILES[d]!, options: { dq } };
         const passes = await countEachPass(kernels!, problem);
         const names = passes.map((p) => p.name).join();
         assertEquals(names, dtype === "f32" ? "dqzero,delta,dkdv" : "dqzero,delta,dkdv,dqcast");
@@ -88,7 +103,7 @@ Deno.test({
           kernel: "flash",
           shape: s,
           tiles: TILES[d]!,
-          options: ATOMIC,
+          options: { dq },
           count: true,
         });
         assertEquals(r.failures, []);
@@ -170,6 +185,12 @@ Deno.test("atomic dQ plan: passes, bindings, keys, and an unknown dq refused", (
     const plain = pass.find((p) => p.name === "dkdv")!;
     assert(plain.key !== dkdv.key && !plain.source.includes("atomicAdd"));
     assertEquals(plan.buffers.some((b) => b.name === "dqacc"), dtype === "f16");
+    // Staggered: the same passes and bytes, its own walk and key.
+    const st = planFor("flash-bwd", { shape: s, tiles, options: { dq: "atomic-stagger" } });
+    const stDkdv = st.passes().find((p) => p.name === "dkdv")!;
+    assert(stDkdv.source.includes("(i + kb) % q_block_count") && !dkdv.source.includes("(i + kb)"));
+    assert(stDkdv.key.endsWith(`/dq-atomic-stagger-${acc}`));
+    assertEquals(st.modeledTraffic(), plan.modeledTraffic());
   }
   assertRejectsSync(() =>
     planFor("flash-bwd", { shape: shape(9, 32, false, "f32"), tiles, options: { dq: "atom" } })

@@ -31,6 +31,7 @@ import { blockMaskFor } from "../block_sparse/mod.ts";
 import { type StandardChunk, standardChunks } from "../standard/mod.ts";
 import { backwardSlots, modeledBackward, modeledBackwardPasses } from "./modeled.ts";
 import {
+  atomicDq,
   type BackwardFamily,
   DELTA_ROWS,
   DQ_FILL_THREADS,
@@ -346,7 +347,7 @@ function backwardPlan(
       }
     }
     // The atomic dQ: an f32 accumulator (dq itself in f32; in f16 this scratch, converted to dq).
-    if (dq === "atomic" && dqAccumulator(shape.dtype) === "dqacc") {
+    if (atomicDq(dq) && dqAccumulator(shape.dtype) === "dqacc") {
       buffers.push({
         name: "dqacc",
         label: "dQ accumulator (f32)",
@@ -485,7 +486,7 @@ export const flashBwd: Kernel = {
 
 /**
  * The dQ mode a problem's kernel options ask for (`options.dq`), `"pass"` when absent; a
- * UsageError for any other value. `"atomic"` needs `wgpu-shader-float32-atomic` on the device
+ * UsageError for any other value. The atomic modes need `wgpu-shader-float32-atomic` on the device
  * (the runner refuses the plan without it, in one line).
  *
  * @example

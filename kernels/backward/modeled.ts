@@ -11,6 +11,7 @@ import type { BlockMask } from "../masks.ts";
 import { type AttentionShape, dtypeBytes, type Tiles } from "../../core/shapes.ts";
 import { type CountedBytes, emptyTraffic } from "../kernel.ts";
 import {
+  atomicDq,
   type BackwardFamily,
   type BackwardSlot,
   DELTA_ROWS,
@@ -45,7 +46,7 @@ export function backwardSlots(
   if (family === "standard") return STANDARD_BACKWARD_SLOTS;
   if (family === "block-sparse") return [...FLASH_BACKWARD_SLOTS, "mask"];
   // The atomic dQ in f16 accumulates in its own f32 scratch, counted under `dqacc`.
-  return dq === "atomic" && dqAccumulator(dtype) === "dqacc"
+  return atomicDq(dq) && dqAccumulator(dtype) === "dqacc"
     ? [...FLASH_BACKWARD_SLOTS, "dqacc"]
     : FLASH_BACKWARD_SLOTS;
 }
@@ -118,7 +119,7 @@ export function modeledBackward(
 
 /**
  * The bytes of each pass of the backward of `kernel`, in dispatch order (flash, block-sparse:
- * delta, dkdv, dq; flash with `dq` `"atomic"`: dqzero, delta, dkdv, and in f16 dqcast;
+ * delta, dkdv, dq; flash with an atomic `dq` (`"atomic"`, `"atomic-stagger"`): dqzero, delta, dkdv, and in f16 dqcast;
  * standard: dv, dp, ds, dq, dk), every slot in each, all heads.
  *
  * The atomic dQ: dqzero writes the f32 accumulator (dq in f32, dqacc in f16) once, N·d·4 bytes;
@@ -233,7 +234,7 @@ export function modeledBackwardPasses(
       tDkdv.mask.read += 8 * tc + 4 * m.nnz;
       tDq.mask.read += 8 * tr + 4 * m.nnz;
     }
-    if (dqMode === "atomic") {
+    if (atomicDq(dqMode)) {
       // dqzero, delta, dkdv (no dq pass), and in f16 dqcast.
       const acc = dqAccumulator(shape.dtype);
       const fills = UNIFORM_BYTES * Math.ceil((n * d) / 4 / DQ_FILL_THREADS);

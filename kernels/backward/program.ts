@@ -100,11 +100,21 @@ export const FLASH_ATOMIC_PASSES = ["dqzero", "delta", "dkdv", "dqcast"] as cons
 /**
  * How the flash backward computes dQ (kernel option `dq`): `"pass"` (default), a second pass with
  * query blocks outer (FlashAttention-2); `"atomic"`, the dK/dV pass adds τ·dS·K to an f32
- * accumulator with atomicAdd (needs the device feature `wgpu-shader-float32-atomic`).
+ * accumulator with atomicAdd (needs the device feature `wgpu-shader-float32-atomic`);
+ * `"atomic-stagger"`, the same with each key block's workgroup starting its walk of the query
+ * blocks at its own offset (key block kb at the (kb mod count)-th of its query blocks, wrapping
+ * round), so the workgroups of one head, which run together, do not all add to the same dQ rows
+ * at the same time. The blocks visited, so the bytes, are the same; the summation order of dK
+ * and dV changes with the walk.
  */
-export type DqMode = "pass" | "atomic";
+export type DqMode = "pass" | "atomic" | "atomic-stagger";
 /** The values of {@linkcode DqMode}, the default first. */
-export const DQ_MODES: readonly DqMode[] = ["pass", "atomic"];
+export const DQ_MODES: readonly DqMode[] = ["pass", "atomic", "atomic-stagger"];
+
+/** Whether a dQ mode adds dQ with atomics from the dK/dV pass (no dQ pass). */
+export function atomicDq(dq: DqMode | undefined): boolean {
+  return dq === "atomic" || dq === "atomic-stagger";
+}
 /** Threads a workgroup of the atomic dQ's zero and conversion passes (one vec4 a thread). */
 export const DQ_FILL_THREADS = 256;
 
@@ -179,7 +189,7 @@ export function flashBindings(
       ...common,
       write("dk"),
       write("dv"),
-      ...(dq === "atomic" ? [{ ...write(acc), as: "dqa", element: "atomic<f32>" as const }] : []),
+      ...(atomicDq(dq) ? [{ ...write(acc), as: "dqa", element: "atomic<f32>" as const }] : []),
       ...(sparse ? [read("colptr"), read("rowidx")] : []),
     ];
   }
@@ -253,7 +263,7 @@ export function flashBackwardKey(k: BackwardKnobs, pass: FlashPass): string {
   if (pass === "dqcast") return `flash-bwd-dqcast/d${k.d}/wg${DQ_FILL_THREADS}`;
   const kernel = k.sparse && pass !== "delta" ? "block-sparse" : "flash";
   const knobs = pass === "delta" ? `d${k.d}/rows${DELTA_ROWS}` : tilesKey(k.d, k.tiles);
-  const atomic = pass === "dkdv" && k.dq === "atomic" ? `/dq-atomic-${acc}` : "";
+  const atomic = pass === "dkdv" && atomicDq(k.dq) ? `/dq-${k.dq}-${acc}` : "";
   return `${kernel}-bwd-${pass}/${knobs}${atomic}`;
 }
 
@@ -289,6 +299,14 @@ const DENSE_DKDV_BLOCKS = `
 fn q_block_first(kb: u32) -> u32 { return select(0u, kb * BR / BC, params.causal != 0u); }
 fn q_block_count(kb: u32, t: u32) -> u32 { return (params.n + BC - 1u) / BC - q_block_first(kb); }
 fn q_block_at(kb: u32, i: u32, t: u32) -> u32 { return q_block_first(kb) + i; }
+`;
+// dq = "atomic-stagger": the same blocks, each key block starting at its own offset.
+const STAGGERED_DKDV_BLOCKS = `
+fn q_block_first(kb: u32) -> u32 { return select(0u, kb * BR / BC, params.causal != 0u); }
+fn q_block_count(kb: u32, t: u32) -> u32 { return (params.n + BC - 1u) / BC - q_block_first(kb); }
+fn q_block_at(kb: u32, i: u32, t: u32) -> u32 {
+  return q_block_first(kb) + (i + kb) % q_block_count(kb, t);
+}
 `;
 
 // Block-sparse: the block list of the workgroup's own block from a compressed mask (CSR row for
@@ -359,9 +377,11 @@ export function flashBackwardSource(k: BackwardKnobs, pass: FlashPass): string {
   const { lines, bounds } = tileConstants(k.d, dkdv ? swapTiles(k.tiles) : k.tiles);
   const blocks = k.sparse
     ? (dkdv ? sparseBlocks("q", "colptr", "rowidx") : sparseBlocks("kv", "rowptr", "colidx"))
-    : (dkdv ? DENSE_DKDV_BLOCKS : DENSE_DQ_BLOCKS);
+    : dkdv
+    ? (k.dq === "atomic-stagger" ? STAGGERED_DKDV_BLOCKS : DENSE_DKDV_BLOCKS)
+    : DENSE_DQ_BLOCKS;
   // The dK/dV pass's dQ hook: the atomic adds, or nothing (the dQ pass computes dQ).
-  const dqAdd = !dkdv ? [] : k.dq === "atomic"
+  const dqAdd = !dkdv ? [] : atomicDq(k.dq)
     ? [
       `const SLOT_DQA: u32 = SLOT_${dqAccumulator(k.dtype ?? "f32").toUpperCase()};`,
       unrollLoops(dqAtomicBody, bounds),
