@@ -12,24 +12,38 @@
 //
 // Defines for the body: dqa: array<atomic<f32>>, B*H*N*D (zeroed by flash_bwd_dq_zero.wgsl first).
 
+// A thread takes four consecutive query rows (one vec4 of ds_tile) and one vec4 column of dQ:
+// per key, one vec4 of dS and one of K feed four vec4 FMAs.
 fn dq_add(q0: u32, bh: u32, t: u32) {
   let n = params.n;
-  for (var idx = t; idx < BC * D4; idx += WG) {
-    let r = idx / D4;
+  for (var idx = t; idx < BC4 * D4; idx += WG) {
+    let r4 = idx / D4;
     let c = idx % D4;
-    if q0 + r < n {
-      var acc = vec4<f32>(0.0);
-      for (var j = 0u; j < BR; j++) {
-        acc += ds_tile[j][r / 4u][r % 4u] * vec4<f32>(k_tile[j][c]);
+    var acc: array<vec4<f32>, 4>;
+    // Zeroed here: naga declares a loop's variables once, at the top of the function.
+    for (var e = 0u; e < 4u; e++) {
+      acc[e] = vec4<f32>(0.0);
+    }
+    for (var j = 0u; j < BR; j++) {
+      let ds = ds_tile[j][r4];
+      let kj = vec4<f32>(k_tile[j][c]);
+      acc[0] += ds.x * kj;
+      acc[1] += ds.y * kj;
+      acc[2] += ds.z * kj;
+      acc[3] += ds.w * kj;
+    }
+    for (var e = 0u; e < 4u; e++) {
+      let row = q0 + r4 * 4u + e;
+      if row < n {
+        let a = acc[e] * params.scale;
+        let at = (bh * n + row) * D + c * 4u;
+        atomicAdd(&dqa[at], a.x);
+        atomicAdd(&dqa[at + 1u], a.y);
+        atomicAdd(&dqa[at + 2u], a.z);
+        atomicAdd(&dqa[at + 3u], a.w);
+        count_read(SLOT_DQA, 16u);
+        count_write(SLOT_DQA, 16u);
       }
-      acc *= params.scale;
-      let at = (bh * n + q0 + r) * D + c * 4u;
-      atomicAdd(&dqa[at], acc.x);
-      atomicAdd(&dqa[at + 1u], acc.y);
-      atomicAdd(&dqa[at + 2u], acc.z);
-      atomicAdd(&dqa[at + 3u], acc.w);
-      count_read(SLOT_DQA, 16u);
-      count_write(SLOT_DQA, 16u);
     }
   }
 }
