@@ -14,7 +14,7 @@
 import { UsageError } from "../core/errors.ts";
 import type { AttentionShape, MaskKind, Tiles } from "../core/shapes.ts";
 import { type BufferLimits, fitsDevice, footprintBytes as sumBytes } from "../analysis/io_model.ts";
-import { type Gpu, requireDtype } from "./gpu.ts";
+import { FLOAT32_ATOMIC, type Gpu, requireDtype } from "./gpu.ts";
 import type { CountedBytes, Kernel, KernelPlan, PassSpec } from "./kernel.ts";
 import type { BlockMask } from "./masks.ts";
 import { counterWords, type PipelineCache, pipelineCacheFor, shaderHeader } from "./program.ts";
@@ -204,6 +204,13 @@ export async function prepareAttention(
       Number(device.limits.maxBufferSize),
     ),
   });
+  const atomic = plan.passes().some((p) => p.bindings.some((b) => b.element === "atomic<f32>"));
+  if (atomic && !device.features.has(FLOAT32_ATOMIC)) {
+    throw new UsageError(
+      `${kernel.name}: this adapter (${gpu.info.description}) does not grant ${FLOAT32_ATOMIC}, ` +
+        "which the atomic dQ needs",
+    );
+  }
   const why = planFitsDevice(plan, device.limits);
   if (why) throw new DoesNotFitError(why);
   const passes = plan.passes();
@@ -419,7 +426,7 @@ export function passProgram(
   const bindings = pass.bindings.map((b) => {
     const spec = specs.get(b.buffer);
     if (!spec) throw new Error(`${plan.kernel.name} pass ${pass.name} binds no buffer ${b.buffer}`);
-    return { name: b.as ?? b.buffer, element: spec.element, access: b.access };
+    return { name: b.as ?? b.buffer, element: b.element ?? spec.element, access: b.access };
   });
   const header = shaderHeader({
     dtype: plan.shape.dtype,

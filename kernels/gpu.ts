@@ -23,6 +23,12 @@ export const LIMIT_NAMES = [
 /** The features that matter for attention. */
 export const FEATURE_NAMES = ["shader-f16", "timestamp-query", "subgroups"] as const;
 
+/**
+ * The device feature that allows `atomic<f32>` in storage with `atomicAdd` (flash-bwd's
+ * `dq: "atomic"`). Requested when the adapter grants it; no `enable` directive in WGSL.
+ */
+export const FLOAT32_ATOMIC = "wgpu-shader-float32-atomic";
+
 /** An adapter, the device made from it, and what it is. */
 export interface Gpu {
   adapter: GPUAdapter;
@@ -125,20 +131,25 @@ export async function openGpu(opts: OpenGpuOptions = {}): Promise<Gpu> {
   if (timestamps) requiredFeatures.push("timestamp-query");
   const requiredLimits: Record<string, number> = {};
   for (const name of LIMIT_NAMES) requiredLimits[name] = Number(adapter.limits[name]);
-  // Deno 2.9.6 does not list `subgroups` among the adapter's features even where the device
-  // grants it (the H200's Vulkan driver, Mesa's lavapipe): ask, and fall back when refused.
-  let device: GPUDevice | null = null;
-  if (opts.subgroups ?? true) {
+  // Deno 2.9.6 does not list `subgroups` nor `wgpu-shader-float32-atomic` among the adapter's
+  // features even where the device grants them (the H200's Vulkan driver, Mesa's lavapipe; not
+  // llvmpipe): ask for each, keeping those granted, and fall back when refused.
+  const optional: GPUFeatureName[] = [];
+  if (opts.subgroups ?? true) optional.push("subgroups" as GPUFeatureName);
+  optional.push(FLOAT32_ATOMIC as GPUFeatureName);
+  for (const feature of optional) {
     try {
-      device = await adapter.requestDevice({
-        requiredFeatures: [...requiredFeatures, "subgroups" as GPUFeatureName],
+      const probe = await adapter.requestDevice({
+        requiredFeatures: [...requiredFeatures, feature],
         requiredLimits,
       });
+      probe.destroy();
+      requiredFeatures.push(feature);
     } catch {
-      device = null;
+      // Not granted: the kernels take their portable path (or refuse an option that needs it).
     }
   }
-  device ??= await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
   const subgroupSize = device.features.has("subgroups") ? await probeSubgroups(device) : 0;
   info.subgroups = subgroupSize > 0;
   info.subgroupSize = subgroupSize;

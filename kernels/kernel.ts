@@ -56,9 +56,17 @@ export type BufferRole = "input" | "output" | "scratch";
 /**
  * WGSL element type of a storage buffer: `T` / `T4` are the storage dtype (f32 or f16) as a
  * scalar or a vec4; `f32`, `u32` and the f32 vectors (a decode kernel's partial states) are
- * fixed.
+ * fixed. `atomic<f32>` (an f32 accumulator added to with `atomicAdd`) needs the device feature
+ * `wgpu-shader-float32-atomic`: the runner refuses a plan that binds one on a device without it.
  */
-export type WgslElement = "T" | "T4" | "f32" | "u32" | "vec2<f32>" | "vec4<f32>";
+export type WgslElement =
+  | "T"
+  | "T4"
+  | "f32"
+  | "u32"
+  | "vec2<f32>"
+  | "vec4<f32>"
+  | "atomic<f32>";
 
 /** One storage buffer of a plan. */
 export interface BufferSpec {
@@ -83,6 +91,11 @@ export interface PassBinding {
    * several buffers (standard's S and P in chunks) bind each under the source's name.
    */
   as?: string;
+  /**
+   * The WGSL element type this pass sees (default: the buffer's): flash-bwd's atomic dQ binds its
+   * f32 accumulator as `atomic<f32>` where it adds and as `vec4<f32>` where it zeroes it.
+   */
+  element?: WgslElement;
 }
 
 /** One scalar of a pass's `Params` uniform struct (fields in this order, 4 bytes each). */

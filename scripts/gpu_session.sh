@@ -293,6 +293,28 @@ PY
       stv --n 1024,4096 --check-n 77 --variants base,sc64x64x4x8,t64x64x4x8 | tee "$OUT/std4k.txt"
       echo "=== stdgemm summary"
       grep -h ' n=' "$OUT/std16k.txt" "$OUT/std4k.txt" | grep -v '^check' ;;
+    atomicdq)
+      # Issue 13, dQ by float atomics (flash-bwd kernel option dq): "atomic" adds tau dS K to an
+      # f32 dQ with atomicAdd in the dK/dV pass and drops the dQ pass; "atomic-stagger" also
+      # starts each key block's walk of the query blocks at its own offset (less contention on
+      # the same dQ rows); "pass" is the default (the dQ pass).
+      # f32, d = 64, N = 4096, B·H = 4·16, beside PyTorch EFFICIENT_ATTENTION (same call). Each
+      # variant is checked against the float64 reference at odd n (poisoned outputs; causal at
+      # n = 77, 300 too) before it is timed; a variant the device refuses shows FAILED CHECK.
+      BP=$OUT/peers_atomicdq.jsonl
+      python3 .device/peer_sdpa.py --pass bwd --n 4096 --d 64 --dtype float32 2>/dev/null > "$BP"
+      python3 .device/peer_sdpa.py --pass fwdbwd --n 4096 --d 64 --dtype float32 2>/dev/null >> "$BP"
+      grep -h EFFICIENT "$BP" | cut -c1-200
+      T=$OUT/atomicdq_table.txt
+      : > "$T"
+      sv --kernel flash-bwd --causal --n 512 --d 64 --check-n 77,300 --reps 2 --sg off \
+        --tiles 32x32x2x16 --dq pass,atomic,atomic-stagger | grep '^check'
+      sv --kernel flash-bwd --n 4096 --d 64 --check-n 1,77,300 --reps 5 --sg off --peers "$BP" \
+        --tiles 32x32x2x16 --dq pass,atomic,atomic-stagger --table "$T" | grep -v '^{'
+      sv --kernel flash-fwd+bwd --n 4096 --d 64 --check-n 77,300 --reps 5 --sg off --peers "$BP" \
+        --tiles 64x32x4x16 --dq pass,atomic,atomic-stagger --table "$T" | grep -v '^{'
+      echo "variant | pass | N | ms | TFLOP/s | max check error | ratio to EFFICIENT f32"
+      cat "$T" ;;
     bwdspeed)
       # Issue 13, backward speed: the flash backward's own tiles (many threads a workgroup) and,
       # in forward+backward, each half with its own tiles. Correct first (verify runs the

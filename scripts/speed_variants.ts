@@ -6,15 +6,17 @@
 //   deno run -A scripts/speed_variants.ts [--n 1024,4096,16384] [--d 64] [--reps 10]
 //     [--tiles 64x32x8x8,64x32x4x16,64x32x4x8v7] [--sg both|on|off] [--causal]
 //     [--kernel flash-bwd] [--batch-heads 64] [--dtype f16 --f16-math f32,packed]
-//     [--f16-chunk 16,64] [--peers peers.jsonl] [--table rows.txt]
+//     [--f16-chunk 16,64] [--dq pass,atomic] [--peers peers.jsonl] [--table rows.txt]
 //
 // Any kernel of the registry: a backward one (flash-bwd, flash-fwd+bwd, …) is timed on its
 // timing inputs (O(N·d) on the host) and counted with its pass's FLOPs (2.5× / 3.5× the
 // forward's); a fwd+bwd kernel's tiles are its forward's; the table names the tiles each pass
 // ran with. --f16-math: the f16 programs' arithmetic, each timed as its own variant (kernel
 // option f16Math); packed once per --f16-chunk (elements per f16 partial sum, kernel option
-// f16Chunk; default 16). --peers: peer_sdpa.py's JSON lines; each timing's row then shows its
-// ratio to PyTorch EFFICIENT_ATTENTION's TFLOP/s of the same pass, n, d, dtype and causality.
+// f16Chunk; default 16). --dq: how flash-bwd (and the backward half of flash-fwd+bwd) computes
+// dQ, each a variant (kernel option dq: "pass", the dQ pass; "atomic", atomicAdd in the dK/dV
+// pass, on devices granting wgpu-shader-float32-atomic). --peers: peer_sdpa.py's JSON lines;
+// each timing's row then shows its ratio to PyTorch EFFICIENT_ATTENTION's TFLOP/s of the same pass, n, d, dtype and causality.
 // --table: the table's rows are also appended to this file (one step's several runs make one
 // table).
 import { parseArgs } from "@std/cli/parse-args";
@@ -41,6 +43,7 @@ const a = parseArgs(Deno.args, {
     "peers",
     "table",
     "batch-heads",
+    "dq",
   ],
   boolean: ["causal"],
 });
@@ -77,6 +80,7 @@ const maths: { f16Math: string; f16Chunk?: number }[] = (a["f16-math"] ?? "f32")
   .flatMap((m: string) =>
     m === "packed" ? chunks.map((c: number) => ({ f16Math: m, f16Chunk: c })) : [{ f16Math: m }]
   );
+const dqs: (string | null)[] = a.dq ? a.dq.split(",") : [null];
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const rows: string[] = [];
 
@@ -84,12 +88,15 @@ for (const sg of sgModes) {
   const gpu: Gpu = await openGpu({ subgroups: sg });
   const kernels = new AttentionKernels(gpu);
   console.log(`# ${gpu.info.description} subgroups=${gpu.info.subgroups} size=${gpu.subgroupSize}`);
-  for (const [t, math] of tiles.flatMap((t) => maths.map((m) => [t, m] as const))) {
-    const options = math;
+  const variants = tiles.flatMap((t) => maths.flatMap((m) => dqs.map((q) => [t, m, q] as const)));
+  for (const [t, math, dq] of variants) {
+    const options = dq === null ? math : { ...math, dq };
     const mathName = math.f16Chunk ? `${math.f16Math}${math.f16Chunk}` : math.f16Math;
     const name = `${kernel} ${dtype}${
       dtype === "f16" ? `/${mathName}` : ""
-    } d${d} ${t.br}x${t.bc}x${t.rm}x${t.tx}${t.variant ?? ""} sg=${gpu.subgroupSize}`;
+    } d${d} ${t.br}x${t.bc}x${t.rm}x${t.tx}${t.variant ?? ""} sg=${gpu.subgroupSize}${
+      dq === null ? "" : ` dq=${dq}`
+    }`;
     // Correct first: odd sizes, several heads, poisoned outputs, fresh inputs.
     let ok = true;
     let maxErr = 0;

@@ -13,6 +13,7 @@
 
 import { type AttentionShape, dtypeBytes, type Tiles } from "../../core/shapes.ts";
 import { mulberry32, randomNormal } from "../../core/rng.ts";
+import { UsageError } from "../../core/errors.ts";
 import {
   lowerBoundBackwardBytes,
   theoreticalBackwardBytes,
@@ -30,9 +31,15 @@ import { blockMaskFor } from "../block_sparse/mod.ts";
 import { type StandardChunk, standardChunks } from "../standard/mod.ts";
 import { backwardSlots, modeledBackward, modeledBackwardPasses } from "./modeled.ts";
 import {
+  atomicDq,
   type BackwardFamily,
   DELTA_ROWS,
+  DQ_FILL_THREADS,
+  DQ_MODES,
+  dqAccumulator,
+  type DqMode,
   DS_ROWS,
+  FLASH_ATOMIC_PASSES,
   FLASH_PASSES,
   flashBackwardKey,
   flashBackwardSource,
@@ -202,6 +209,7 @@ function backwardPlan(
   given: number | undefined,
   mask: BlockMask | null,
   maxBindingBytes = Infinity,
+  dq: DqMode = "pass",
 ): KernelPlan {
   const scale = given ?? 1 / Math.sqrt(shape.d);
   const { n } = shape;
@@ -219,14 +227,14 @@ function backwardPlan(
   const uniforms = shapeUniforms(shape, "scale", scale);
   const tr = Math.ceil(n / tiles.br);
   const tc = Math.ceil(n / tiles.bc);
-  const knobs = { d: shape.d, tiles, sparse: mask !== null };
+  const knobs = { d: shape.d, tiles, sparse: mask !== null, dq, dtype: shape.dtype };
   let buffers: BufferSpec[];
   // Sources are built when asked for (the runner checks the tiles first); the byte models
   // need no source and take any tiles.
   let passes: () => PassSpec[];
   let inputsOf = (seed: number) => backwardInputs(family, shape, seed, mask, scale);
   let timingOf = (seed: number) => backwardTimingInputs(family, shape, seed, scale);
-  let perPass = () => modeledBackwardPasses(family, shape, tiles, mask);
+  let perPass = () => modeledBackwardPasses(family, shape, tiles, mask, dq);
   if (family === "standard") {
     // P, dP and dS in chunks of whole heads, each within one binding (the forward's split, so a
     // forward+backward composite shares its P chunks by name); each pass runs once a chunk.
@@ -338,14 +346,30 @@ function backwardPlan(
         });
       }
     }
+    // The atomic dQ: an f32 accumulator (dq itself in f32; in f16 this scratch, converted to dq).
+    if (atomicDq(dq) && dqAccumulator(shape.dtype) === "dqacc") {
+      buffers.push({
+        name: "dqacc",
+        label: "dQ accumulator (f32)",
+        role: "scratch",
+        bytes: heads * n * shape.d * 4,
+        element: "f32",
+      });
+    }
+    const fill = [Math.ceil((n * shape.d) / 4 / DQ_FILL_THREADS), heads] as const;
     const grids = {
       delta: [Math.ceil(n / DELTA_ROWS), heads],
       dkdv: [tc, heads],
       dq: [tr, heads],
+      dqzero: fill,
+      dqcast: fill,
     } as const;
+    const order = dq === "pass"
+      ? FLASH_PASSES
+      : FLASH_ATOMIC_PASSES.filter((p) => p !== "dqcast" || shape.dtype === "f16");
     passes = () =>
-      FLASH_PASSES.map((pass) => {
-        const bindings = flashBindings(pass, knobs.sparse);
+      order.map((pass) => {
+        const bindings = flashBindings(pass, knobs.sparse, dq, shape.dtype);
         return {
           name: pass,
           key: flashBackwardKey(knobs, pass),
@@ -366,9 +390,9 @@ function backwardPlan(
     mask,
     density,
     buffers,
-    slots: backwardSlots(family),
+    slots: backwardSlots(family, dq, shape.dtype),
     passes,
-    modeledTraffic: () => modeledBackward(family, shape, tiles, mask),
+    modeledTraffic: () => modeledBackward(family, shape, tiles, mask, dq),
     passTraffic: perPass,
     theoreticalBytes: (o) =>
       theoreticalBackwardBytes(family === "standard" ? "standard" : "flash", shape, {
@@ -456,8 +480,30 @@ export const flashBwd: Kernel = {
   threads: threads("flash"),
   workgroupBytes: workgroupBytes("flash"),
   tileProblem: flashBackwardTileProblem,
-  plan: ({ shape, tiles, scale }) => backwardPlan(flashBwd, "flash", shape, tiles, scale, null),
+  plan: ({ shape, tiles, scale, options }) =>
+    backwardPlan(flashBwd, "flash", shape, tiles, scale, null, Infinity, dqModeOf(options)),
 };
+
+/**
+ * The dQ mode a problem's kernel options ask for (`options.dq`), `"pass"` when absent; a
+ * UsageError for any other value. The atomic modes need `wgpu-shader-float32-atomic` on the device
+ * (the runner refuses the plan without it, in one line).
+ *
+ * @example
+ * ```ts
+ * import { assert, assertThrows } from "@std/assert";
+ * import { dqModeOf } from "./mod.ts";
+ * assert(dqModeOf(undefined) === "pass" && dqModeOf({ dq: "atomic" }) === "atomic");
+ * assertThrows(() => dqModeOf({ dq: "atomics" }));
+ * ```
+ */
+export function dqModeOf(options: Readonly<Record<string, unknown>> | undefined): DqMode {
+  const m = options?.dq ?? DQ_MODES[0];
+  if (!(DQ_MODES as readonly unknown[]).includes(m)) {
+    throw new UsageError(`dq: expected one of ${DQ_MODES.join(", ")}, got ${String(m)}`);
+  }
+  return m as DqMode;
+}
 
 /** The block-sparse backward's registry entry. */
 export const blockSparseBwd: Kernel = {

@@ -11,9 +11,13 @@ import type { BlockMask } from "../masks.ts";
 import { type AttentionShape, dtypeBytes, type Tiles } from "../../core/shapes.ts";
 import { type CountedBytes, emptyTraffic } from "../kernel.ts";
 import {
+  atomicDq,
   type BackwardFamily,
   type BackwardSlot,
   DELTA_ROWS,
+  DQ_FILL_THREADS,
+  dqAccumulator,
+  type DqMode,
   DS_CACHE,
   DS_ROWS,
   DS_THREADS,
@@ -31,11 +35,20 @@ const UNIFORM_BYTES = 16;
  * import { assert } from "@std/assert";
  * import { backwardSlots } from "./modeled.ts";
  * assert(backwardSlots("block-sparse").at(-1) === "mask");
+ * assert(backwardSlots("flash", "atomic", "f16").at(-1) === "dqacc");
  * ```
  */
-export function backwardSlots(family: BackwardFamily): readonly BackwardSlot[] {
+export function backwardSlots(
+  family: BackwardFamily,
+  dq: DqMode = "pass",
+  dtype: AttentionShape["dtype"] = "f32",
+): readonly BackwardSlot[] {
   if (family === "standard") return STANDARD_BACKWARD_SLOTS;
-  return family === "block-sparse" ? [...FLASH_BACKWARD_SLOTS, "mask"] : FLASH_BACKWARD_SLOTS;
+  if (family === "block-sparse") return [...FLASH_BACKWARD_SLOTS, "mask"];
+  // The atomic dQ in f16 accumulates in its own f32 scratch, counted under `dqacc`.
+  return atomicDq(dq) && dqAccumulator(dtype) === "dqacc"
+    ? [...FLASH_BACKWARD_SLOTS, "dqacc"]
+    : FLASH_BACKWARD_SLOTS;
 }
 
 /**
@@ -92,9 +105,10 @@ export function modeledBackward(
   shape: AttentionShape,
   tiles: Tiles,
   mask: BlockMask | null,
+  dq: DqMode = "pass",
 ): CountedBytes {
-  const total = emptyTraffic(backwardSlots(kernel));
-  for (const pass of modeledBackwardPasses(kernel, shape, tiles, mask)) {
+  const total = emptyTraffic(backwardSlots(kernel, dq, shape.dtype));
+  for (const pass of modeledBackwardPasses(kernel, shape, tiles, mask, dq)) {
     for (const [slot, x] of Object.entries(pass)) {
       total[slot]!.read += x.read;
       total[slot]!.write += x.write;
@@ -105,7 +119,14 @@ export function modeledBackward(
 
 /**
  * The bytes of each pass of the backward of `kernel`, in dispatch order (flash, block-sparse:
- * delta, dkdv, dq; standard: dv, dp, ds, dq, dk), every slot in each, all heads.
+ * delta, dkdv, dq; flash with an atomic `dq` (`"atomic"`, `"atomic-stagger"`): dqzero, delta, dkdv, and in f16 dqcast;
+ * standard: dv, dp, ds, dq, dk), every slot in each, all heads.
+ *
+ * The atomic dQ: dqzero writes the f32 accumulator (dq in f32, dqacc in f16) once, N·d·4 bytes;
+ * the dK/dV pass adds to it once per visited block and query row below N, d atomicAdds of 4
+ * bytes, each counted as a read and a write of 4 bytes (a read-modify-write moves the word in
+ * and out of the L2, where the atomics execute); dqcast reads the accumulator (N·d·4) and writes
+ * dq (N·d·b). Zeroing and conversion read the uniforms once a workgroup, as every pass.
  *
  * @example
  * ```ts
@@ -115,6 +136,10 @@ export function modeledBackward(
  * const [delta, dkdv, dq] = modeledBackwardPasses("flash", shape, { br: 32, bc: 32, rm: 4, tx: 8 }, null);
  * assert(delta!.o!.read === 100 * 64 * 4 && dkdv!.q!.read === 4 * 100 * 64 * 4);
  * assert(dq!.q!.read === 100 * 64 * 4 && dq!.k!.read === 4 * 100 * 64 * 4);
+ * // Atomic dQ, f32: zeroed, then 4 key blocks each add to all 100 rows: 4 RMWs of dQ.
+ * const [zero, , add] = modeledBackwardPasses("flash", shape, { br: 32, bc: 32, rm: 4, tx: 8 }, null, "atomic");
+ * assert(zero!.dq!.write === 100 * 64 * 4 && add!.dq!.read === 4 * 100 * 64 * 4);
+ * assert(add!.dq!.write === 4 * 100 * 64 * 4 && add!.k!.read === 100 * 64 * 4);
  * ```
  */
 export function modeledBackwardPasses(
@@ -122,13 +147,14 @@ export function modeledBackwardPasses(
   shape: AttentionShape,
   tiles: Tiles,
   mask: BlockMask | null,
+  dqMode: DqMode = "pass",
 ): CountedBytes[] {
   const { n, d } = shape;
   const e = dtypeBytes(shape.dtype);
   const row = d * e;
   const heads = shape.batch * shape.heads;
   const pass = () => {
-    const c = emptyTraffic(backwardSlots(kernel));
+    const c = emptyTraffic(backwardSlots(kernel, dqMode, shape.dtype));
     return [c, c as Record<BackwardSlot, { read: number; write: number }>] as const;
   };
   const tr = Math.ceil(n / tiles.br);
@@ -208,7 +234,28 @@ export function modeledBackwardPasses(
       tDkdv.mask.read += 8 * tc + 4 * m.nnz;
       tDq.mask.read += 8 * tr + 4 * m.nnz;
     }
-    out.push(delta, dkdv, dq);
+    if (atomicDq(dqMode)) {
+      // dqzero, delta, dkdv (no dq pass), and in f16 dqcast.
+      const acc = dqAccumulator(shape.dtype);
+      const fills = UNIFORM_BYTES * Math.ceil((n * d) / 4 / DQ_FILL_THREADS);
+      const [zero, tZero] = pass();
+      tZero.uniform.read += fills;
+      tZero[acc].write += n * d * 4;
+      for (const [qb] of visitedBlocks(shape, tiles, m)) {
+        tDkdv[acc].read += qRows(qb) * d * 4;
+        tDkdv[acc].write += qRows(qb) * d * 4;
+      }
+      out.push(zero, delta, dkdv);
+      if (acc === "dqacc") {
+        const [cast, tCast] = pass();
+        tCast.uniform.read += fills;
+        tCast.dqacc.read += n * d * 4;
+        tCast.dq.write += n * row;
+        out.push(cast);
+      }
+    } else {
+      out.push(delta, dkdv, dq);
+    }
   }
   for (const t of out) {
     for (const slot of Object.values(t)) {

@@ -13,6 +13,9 @@
 import deltaBody from "./wgsl/flash_bwd_delta.wgsl" with { type: "text" };
 import dkdvBody from "./wgsl/flash_bwd_dkdv.wgsl" with { type: "text" };
 import dqBody from "./wgsl/flash_bwd_dq.wgsl" with { type: "text" };
+import dqAtomicBody from "./wgsl/flash_bwd_dq_atomic.wgsl" with { type: "text" };
+import dqZeroBody from "./wgsl/flash_bwd_dq_zero.wgsl" with { type: "text" };
+import dqCastBody from "./wgsl/flash_bwd_dq_cast.wgsl" with { type: "text" };
 import ndBody from "./wgsl/standard_bwd_nd.wgsl" with { type: "text" };
 import dpBody from "./wgsl/standard_bwd_dp.wgsl" with { type: "text" };
 import dsBody from "./wgsl/standard_bwd_ds.wgsl" with { type: "text" };
@@ -24,7 +27,7 @@ import {
   tileStructureProblem as flashTileProblem,
   unrollLoops,
 } from "../program.ts";
-import type { Tiles } from "../../core/shapes.ts";
+import type { Dtype, Tiles } from "../../core/shapes.ts";
 
 /** Counter slots of the flash backward (block-sparse adds `mask`), in order. */
 export const FLASH_BACKWARD_SLOTS = [
@@ -62,7 +65,8 @@ export type BackwardFamily = "standard" | "flash" | "block-sparse";
 export type BackwardSlot =
   | (typeof FLASH_BACKWARD_SLOTS)[number]
   | (typeof STANDARD_BACKWARD_SLOTS)[number]
-  | "mask";
+  | "mask"
+  | "dqacc";
 
 /** Every buffer a backward pass can bind. */
 export type BufferName =
@@ -79,6 +83,7 @@ export type BufferName =
   | "dq"
   | "dk"
   | "dv"
+  | "dqacc"
   | "rowptr"
   | "colidx"
   | "colptr"
@@ -86,10 +91,51 @@ export type BufferName =
 
 /** The backward passes, by kernel, in dispatch order. */
 export const FLASH_PASSES = ["delta", "dkdv", "dq"] as const;
+/**
+ * The flash backward's passes with the atomic dQ: the dQ accumulator zeroed, D, dK/dV adding dQ,
+ * and in f16 the accumulator converted to dq (in f32 the accumulator is dq itself).
+ */
+export const FLASH_ATOMIC_PASSES = ["dqzero", "delta", "dkdv", "dqcast"] as const;
+
+/**
+ * How the flash backward computes dQ (kernel option `dq`): `"pass"` (default), a second pass with
+ * query blocks outer (FlashAttention-2); `"atomic"`, the dK/dV pass adds τ·dS·K to an f32
+ * accumulator with atomicAdd (needs the device feature `wgpu-shader-float32-atomic`);
+ * `"atomic-stagger"`, the same with each key block's workgroup starting its walk of the query
+ * blocks at its own offset (key block kb at the (kb mod count)-th of its query blocks, wrapping
+ * round), so the workgroups of one head, which run together, do not all add to the same dQ rows
+ * at the same time. The blocks visited, so the bytes, are the same; the summation order of dK
+ * and dV changes with the walk.
+ */
+export type DqMode = "pass" | "atomic" | "atomic-stagger";
+/** The values of {@linkcode DqMode}, the default first. */
+export const DQ_MODES: readonly DqMode[] = ["pass", "atomic", "atomic-stagger"];
+
+/** Whether a dQ mode adds dQ with atomics from the dK/dV pass (no dQ pass). */
+export function atomicDq(dq: DqMode | undefined): boolean {
+  return dq === "atomic" || dq === "atomic-stagger";
+}
+/** Threads a workgroup of the atomic dQ's zero and conversion passes (one vec4 a thread). */
+export const DQ_FILL_THREADS = 256;
+
+/**
+ * The f32 buffer the atomic dQ accumulates into: dq itself in f32 storage, the `dqacc` scratch in
+ * f16 (converted to dq by the `dqcast` pass).
+ *
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { dqAccumulator } from "./program.ts";
+ * assert(dqAccumulator("f32") === "dq" && dqAccumulator("f16") === "dqacc");
+ * ```
+ */
+export function dqAccumulator(dtype: Dtype): "dq" | "dqacc" {
+  return dtype === "f32" ? "dq" : "dqacc";
+}
 /** Algorithm 3's five steps, in dispatch order. */
 export const STANDARD_PASSES = ["dv", "dp", "ds", "dq", "dk"] as const;
 /** A flash (or block-sparse) backward pass. */
-export type FlashPass = (typeof FLASH_PASSES)[number];
+export type FlashPass = (typeof FLASH_PASSES)[number] | (typeof FLASH_ATOMIC_PASSES)[number];
 /** A standard backward pass. */
 export type StandardPass = (typeof STANDARD_PASSES)[number];
 
@@ -108,6 +154,10 @@ export interface BackwardKnobs {
   tiles: Tiles;
   /** Block-sparse: visit only the blocks the mask keeps (flash passes only). */
   sparse: boolean;
+  /** Flash: how dQ is computed (default `"pass"`). */
+  dq?: DqMode;
+  /** Storage dtype (flash with the atomic dQ: which buffer accumulates; default f32). */
+  dtype?: Dtype;
 }
 
 const read = (buffer: BufferName): PassBinding => ({ buffer, access: "read" });
@@ -123,14 +173,23 @@ const write = (buffer: BufferName): PassBinding => ({ buffer, access: "read_writ
  * assert(flashBindings("delta", false).map((b) => b.buffer).join() === "o,dout,delta");
  * ```
  */
-export function flashBindings(pass: FlashPass, sparse: boolean): PassBinding[] {
+export function flashBindings(
+  pass: FlashPass,
+  sparse: boolean,
+  dq: DqMode = "pass",
+  dtype: Dtype = "f32",
+): PassBinding[] {
+  const acc = dqAccumulator(dtype);
   if (pass === "delta") return [read("o"), read("dout"), write("delta")];
+  if (pass === "dqzero") return [{ ...write(acc), as: "dqz", element: "vec4<f32>" }];
+  if (pass === "dqcast") return [{ ...read("dqacc"), element: "vec4<f32>" }, write("dq")];
   const common = [read("q"), read("k"), read("v"), read("dout"), read("lse"), read("delta")];
   if (pass === "dkdv") {
     return [
       ...common,
       write("dk"),
       write("dv"),
+      ...(atomicDq(dq) ? [{ ...write(acc), as: "dqa", element: "atomic<f32>" as const }] : []),
       ...(sparse ? [read("colptr"), read("rowidx")] : []),
     ];
   }
@@ -199,9 +258,13 @@ function tilesKey(d: number, t: Tiles): string {
  * ```
  */
 export function flashBackwardKey(k: BackwardKnobs, pass: FlashPass): string {
+  const acc = dqAccumulator(k.dtype ?? "f32");
+  if (pass === "dqzero") return `flash-bwd-dqzero/d${k.d}/wg${DQ_FILL_THREADS}/${acc}`;
+  if (pass === "dqcast") return `flash-bwd-dqcast/d${k.d}/wg${DQ_FILL_THREADS}`;
   const kernel = k.sparse && pass !== "delta" ? "block-sparse" : "flash";
   const knobs = pass === "delta" ? `d${k.d}/rows${DELTA_ROWS}` : tilesKey(k.d, k.tiles);
-  return `${kernel}-bwd-${pass}/${knobs}`;
+  const atomic = pass === "dkdv" && atomicDq(k.dq) ? `/dq-${k.dq}-${acc}` : "";
+  return `${kernel}-bwd-${pass}/${knobs}${atomic}`;
 }
 
 /**
@@ -236,6 +299,14 @@ const DENSE_DKDV_BLOCKS = `
 fn q_block_first(kb: u32) -> u32 { return select(0u, kb * BR / BC, params.causal != 0u); }
 fn q_block_count(kb: u32, t: u32) -> u32 { return (params.n + BC - 1u) / BC - q_block_first(kb); }
 fn q_block_at(kb: u32, i: u32, t: u32) -> u32 { return q_block_first(kb) + i; }
+`;
+// dq = "atomic-stagger": the same blocks, each key block starting at its own offset.
+const STAGGERED_DKDV_BLOCKS = `
+fn q_block_first(kb: u32) -> u32 { return select(0u, kb * BR / BC, params.causal != 0u); }
+fn q_block_count(kb: u32, t: u32) -> u32 { return (params.n + BC - 1u) / BC - q_block_first(kb); }
+fn q_block_at(kb: u32, i: u32, t: u32) -> u32 {
+  return q_block_first(kb) + (i + kb) % q_block_count(kb, t);
+}
 `;
 
 // Block-sparse: the block list of the workgroup's own block from a compressed mask (CSR row for
@@ -291,14 +362,32 @@ export function flashBackwardSource(k: BackwardKnobs, pass: FlashPass): string {
       unrollLoops(deltaBody, { D4: k.d / 4 }),
     ].join("\n");
   }
+  if (pass === "dqzero" || pass === "dqcast") {
+    const acc = dqAccumulator(k.dtype ?? "f32");
+    return [
+      `const D4: u32 = ${k.d / 4}u;`,
+      `const WG: u32 = ${DQ_FILL_THREADS}u;`,
+      ...(pass === "dqzero" ? [`const SLOT_DQZ: u32 = SLOT_${acc.toUpperCase()};`] : []),
+      pass === "dqzero" ? dqZeroBody : dqCastBody,
+    ].join("\n");
+  }
   const problem = flashBackwardTileProblem(k.d, k.tiles);
   if (problem) throw new Error(`flash backward tiles: ${problem}`);
   const dkdv = pass === "dkdv";
   const { lines, bounds } = tileConstants(k.d, dkdv ? swapTiles(k.tiles) : k.tiles);
   const blocks = k.sparse
     ? (dkdv ? sparseBlocks("q", "colptr", "rowidx") : sparseBlocks("kv", "rowptr", "colidx"))
-    : (dkdv ? DENSE_DKDV_BLOCKS : DENSE_DQ_BLOCKS);
-  return [...lines, blocks, unrollLoops(dkdv ? dkdvBody : dqBody, bounds)].join("\n");
+    : dkdv
+    ? (k.dq === "atomic-stagger" ? STAGGERED_DKDV_BLOCKS : DENSE_DKDV_BLOCKS)
+    : DENSE_DQ_BLOCKS;
+  // The dK/dV pass's dQ hook: the atomic adds, or nothing (the dQ pass computes dQ).
+  const dqAdd = !dkdv ? [] : atomicDq(k.dq)
+    ? [
+      `const SLOT_DQA: u32 = SLOT_${dqAccumulator(k.dtype ?? "f32").toUpperCase()};`,
+      unrollLoops(dqAtomicBody, bounds),
+    ]
+    : ["fn dq_add(q0: u32, bh: u32, t: u32) {}"];
+  return [...lines, blocks, ...dqAdd, unrollLoops(dkdv ? dkdvBody : dqBody, bounds)].join("\n");
 }
 
 /**

@@ -25,6 +25,8 @@ export interface BackwardCase {
   mask?: BlockMask;
   /** Run the counting variant. */
   count?: boolean;
+  /** Kernel options (flash: `dq`). */
+  options?: Readonly<Record<string, unknown>>;
 }
 
 /** A checked run: the check, its failures (empty when every gradient is in tolerance), counts. */
@@ -55,6 +57,7 @@ export async function runBackward(
     tiles: c.tiles,
     mask: c.mask,
     count: c.count,
+    options: c.options,
   });
   try {
     const label = describeCase(p, 0).replace(/ seed 0$/, "");

@@ -33,6 +33,9 @@
 //   block-sparse only: colptr: array<u32>, Tc + 1;  rowidx: array<u32>, nnz (the mask in CSC)
 //   counting only: counters (generated, one 64-bit count per slot and direction)
 //
+// dq_add(q0, bh, t): nothing (dq = "pass": the dQ pass computes dQ), or, with dq = "atomic",
+// flash_bwd_dq_atomic.wgsl's adds of tau dS K to the f32 dQ accumulator (bound as dqa).
+//
 // Grid: (ceil(N / BR), B*H) workgroups of WG threads.
 
 const NEG: f32 = -3.0e38;
@@ -179,6 +182,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
         }
       }
     }
+    // Atomic dQ (dq = "atomic"): this block's dQ share, added to the accumulator; else nothing.
+    dq_add(q0, bh, t);
   }
 
   for (var i = 0u; i < RM; i++) {
