@@ -17,7 +17,7 @@
 
 import { UsageError } from "../core/errors.ts";
 import { type Dtype, DTYPES, HEAD_DIMS, MASK_KINDS, type Tiles } from "../core/shapes.ts";
-import { RESULTS_SCHEMA, type ResultsFile } from "../core/schema.ts";
+import { DQ_KERNELS, RESULTS_SCHEMA, type ResultsFile } from "../core/schema.ts";
 
 /**
  * What validation needs to know of the kernels: which names are known (the registry's kernels
@@ -197,6 +197,13 @@ export function checkRun(v: unknown, path: string, kernels: KernelCatalog): void
     // `--f16-math`: the f16 flash programs' arithmetic; f32 storage has none to choose.
     field(r, "f16Math", path, (x, p) => oneOf(x, ["f32", "packed"], p));
     if (dtype !== "f16") fail(join(path, "f16Math"), "absent at dtype f32", r.f16Math);
+  }
+  if (r.dq !== undefined) {
+    // `--dq`: flash's backward dQ when not its own pass ("pass" is written as absent).
+    field(r, "dq", path, (x, p) => oneOf(x, ["atomic", "atomic-stagger"], p));
+    if (!DQ_KERNELS.includes(kernel)) {
+      fail(join(path, "dq"), `absent for the kernel ${kernel}`, r.dq);
+    }
   }
   field(r, "batch", path, positiveInt);
   field(r, "heads", path, positiveInt);

@@ -16,6 +16,17 @@ const KERNELS = kernelCatalog();
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
+/** Each run, alone in `base`, fails validation with its message. */
+function assertBadRuns(base: ResultsFile, bad: readonly (readonly [unknown, string])[]): void {
+  for (const [r, message] of bad) {
+    assertThrows(
+      () => validateResults({ ...base, runs: [r as never] }, "bad.json", KERNELS),
+      Error,
+      message,
+    );
+  }
+}
+
 Deno.test("every committed results, tuned and peers file passes strict reading", async () => {
   const results = ["ci/baseline.json"];
   for await (const e of Deno.readDir(`${ROOT}docs/h200`)) {
@@ -147,13 +158,7 @@ Deno.test("pass: absent is forward; a backward run says bwd; the kernel and its 
     [{ ...run, kernel: "flash-bwd" }, 'runs[0].pass: expected "bwd" for the kernel flash-bwd'],
     [{ ...run, pass: "bwd" }, 'runs[0].pass: expected "fwd" for the kernel flash'],
   ] as const;
-  for (const [r, message] of bad) {
-    assertThrows(
-      () => validateResults({ ...base, runs: [r] }, "bad.json", KERNELS),
-      Error,
-      message,
-    );
-  }
+  assertBadRuns(base, bad);
 });
 
 Deno.test("f16Math: packed is part of a run's key, f32 is what absent means; only at f16", async () => {
@@ -170,13 +175,40 @@ Deno.test("f16Math: packed is part of a run's key, f32 is what absent means; onl
     [{ ...run, f16Math: "half" }, 'runs[0].f16Math: expected one of f32, packed, got "half"'],
     [{ ...run, dtype: "f32", f16Math: "packed" }, "runs[0].f16Math: expected absent at dtype f32"],
   ] as const;
-  for (const [r, message] of bad) {
-    assertThrows(
-      () => validateResults({ ...base, runs: [r as never] }, "bad.json", KERNELS),
-      Error,
-      message,
-    );
+  assertBadRuns(base, bad);
+});
+
+Deno.test("dq: a non-pass dQ is validated and part of a run's key; only flash's backward has one", async () => {
+  const base = JSON.parse(await Deno.readTextFile(`${ROOT}ci/baseline.json`)) as ResultsFile;
+  const fwd = base.runs.find((r) => r.kernel === "flash")!;
+  const bwd = { ...fwd, kernel: "flash-bwd", pass: "bwd" as const, flops: fwd.flops * 2.5 };
+  const both = {
+    ...fwd,
+    kernel: "flash-fwd+bwd",
+    pass: "fwd+bwd" as const,
+    flops: fwd.flops * 3.5,
+  };
+  const keys = new Set<string>();
+  for (const run of [bwd, both]) {
+    for (const dq of [undefined, "atomic", "atomic-stagger"] as const) {
+      const r = dq ? { ...run, dq } : run;
+      validateResults({ ...base, runs: [r] }, "dq.json", KERNELS);
+      keys.add(runKey(r));
+      if (dq) assert(runKey(r).endsWith(`/dq-${dq}`), runKey(r));
+    }
   }
+  // Six configurations, six keys: check never pairs an atomic run with a pass one.
+  assertEquals(keys.size, 6);
+  const bad = [
+    [{ ...bwd, dq: "pass" }, 'runs[0].dq: expected one of atomic, atomic-stagger, got "pass"'],
+    [{ ...bwd, dq: "atomics" }, "runs[0].dq: expected one of atomic, atomic-stagger"],
+    [{ ...fwd, dq: "atomic" }, "runs[0].dq: expected absent for the kernel flash"],
+    [
+      { ...bwd, kernel: "standard-bwd", dq: "atomic" },
+      "runs[0].dq: expected absent for the kernel standard-bwd",
+    ],
+  ] as const;
+  assertBadRuns(base, bad);
 });
 
 Deno.test("tuned knobs in a run: tile.variant v7 and subgroups false are validated and keyed", async () => {
@@ -192,13 +224,7 @@ Deno.test("tuned knobs in a run: tile.variant v7 and subgroups false are validat
     [{ ...run, tile: { ...run.tile, variant: "v9" } }, "runs[0].tile.variant: expected one of v7"],
     [{ ...run, subgroups: true }, "runs[0].subgroups: expected false (or absent), got true"],
   ] as const;
-  for (const [r, message] of bad) {
-    assertThrows(
-      () => validateResults({ ...base, runs: [r as never] }, "bad.json", KERNELS),
-      Error,
-      message,
-    );
-  }
+  assertBadRuns(base, bad);
 });
 
 Deno.test("a peer line's pass: fwdbwd is read as fwd+bwd, fwd and absent as forward", () => {

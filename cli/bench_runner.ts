@@ -49,6 +49,8 @@ export interface RunSpec {
   decode?: RunDecode;
   /** f16 flash and block-sparse: the arithmetic (`--f16-math`), recorded as the run's. */
   f16Math?: RunRecord["f16Math"];
+  /** flash's backward: a non-default dQ (`--dq`), recorded as the run's. */
+  dq?: RunRecord["dq"];
   /**
    * false: the portable path on a device with subgroups (a tuned knob), recorded as the run's;
    * absent: the device's subgroups.
@@ -395,6 +397,7 @@ function unplannedRecord(spec: RunSpec): RunRecord {
     warnings: [],
     ...(spec.decode ? { decode: spec.decode } : {}),
     ...(spec.f16Math ? { f16Math: spec.f16Math } : {}),
+    ...(spec.dq ? { dq: spec.dq } : {}),
     ...sgOf(spec),
   };
 }

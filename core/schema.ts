@@ -136,6 +136,13 @@ export interface RunRecord {
    * summed in f32. `"packed"` is part of a run's identity ({@linkcode runKey}).
    */
   f16Math?: "f32" | "packed";
+  /**
+   * flash's backward (`flash-bwd`, `flash-fwd+bwd`, `--dq`): how dQ was computed when not in its
+   * own pass (absent: `"pass"`): `"atomic"`, atomicAdd from the dK/dV pass, or
+   * `"atomic-stagger"`, the same walking the query blocks from a staggered start. Part of a
+   * run's identity ({@linkcode runKey}).
+   */
+  dq?: "atomic" | "atomic-stagger";
   /** Which sweep produced this run. */
   sweep: "n" | "block-size" | "density" | "decode";
   status: RunStatus;
@@ -228,10 +235,14 @@ export interface ResultsFile {
   peers?: PeerRecord[];
 }
 
+/** The kernels that take `--dq` (kernel option `dq`): flash's backward, alone or after its forward. */
+export const DQ_KERNELS: readonly string[] = ["flash-bwd", "flash-fwd+bwd"];
+
 /**
  * The configuration key `check` matches runs by. A backward or forward + backward run's key ends
  * in its pass; a forward run's key has none (so keys of files before `pass` existed still match).
- * The tuned knobs add a part only when they leave the default: `packed`, `v7`, `portable`.
+ * The tuned knobs add a part only when they leave the default: `packed`, `v7`, `portable`; so
+ * does a non-default dQ (`dq-atomic`, `dq-atomic-stagger`).
  */
 export function runKey(r: RunRecord): string {
   return [
@@ -250,6 +261,7 @@ export function runKey(r: RunRecord): string {
     ...(r.f16Math === "packed" ? ["packed"] : []),
     ...(r.tile.variant ? [r.tile.variant] : []),
     ...(r.subgroups === false ? ["portable"] : []),
+    ...(r.dq ? [`dq-${r.dq}`] : []),
   ].join("/");
 }
 

@@ -6,6 +6,7 @@
  */
 
 import { F16_MATH_HELP, f16MathFlag } from "../f16_math_flag.ts";
+import { DQ_HELP, dqFlag, requireDqFeature } from "../dq_flag.ts";
 import { F16_MATH_KERNELS, type F16Math } from "../../kernels/flash/mod.ts";
 import type { Command } from "../command.ts";
 import { UsageError } from "../../core/errors.ts";
@@ -34,6 +35,7 @@ import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../ker
 import { readTuned, tunedKey, type TunedKnobs, tunedKnobsFor } from "../tuned.ts";
 import { VERSION } from "../version.ts";
 import {
+  DQ_KERNELS,
   type PeerRecord,
   RESULTS_SCHEMA,
   type ResultsFile,
@@ -98,6 +100,7 @@ ${DECODE_HELP}
   --no-ceilings       skip the copy / FMA / launch micro-benchmarks
   --no-subgroups      never ask for subgroups: the portable kernels (workgroup-memory reductions)
 ${F16_MATH_HELP}
+${DQ_HELP}
   --no-report         write results.json only
   --json              print the results file to stdout instead of the summary table
   --quiet             no progress on stderr`;
@@ -126,6 +129,7 @@ export const benchCommand: Command = {
         "kernel-module",
         "batches",
         "f16-math",
+        "dq",
         ...DECODE_STRING_FLAGS,
       ],
       boolean: ["count-io", "verify", "json", "no-ceilings", "no-report", "quiet", "no-subgroups"],
@@ -176,6 +180,7 @@ export const benchCommand: Command = {
     const problem = sweep === "decode" ? "decode" : "attention";
     const early = shapeOptions(flags, { ns: [], batch: 0, heads: GPU_HEADS, problem });
     checkSweepKernels(early.kernels, sweep);
+    const dq = dqFlag(flags, early.pass);
     await decodeFlags(flags, early);
     const batchesFlag = str("batches") === undefined
       ? undefined
@@ -209,6 +214,12 @@ export const benchCommand: Command = {
     }
     const batches = batchesFlag ?? (fallback ? FALLBACK_DECODE_BATCHES : GPU_DECODE_BATCHES);
     requireDtype(gpu, o.dtype);
+    try {
+      requireDqFeature(gpu, dq, o.kernels.map((k) => k.name));
+    } catch (e) {
+      gpu.device.destroy();
+      throw e;
+    }
     if (fallback) {
       // Say which defaults were chosen for the fallback adapter, and only those.
       const chosen = [
@@ -232,16 +243,19 @@ export const benchCommand: Command = {
     const tilesFor = (kernel: Kernel, shape: AttentionShape): Tiles =>
       knobsFor(kernel, shape)?.tiles ?? kernels.defaultTiles(kernel, shape);
     const specs = withTunedKnobs(
-      withF16Math(
-        planRuns(o, sweep, {
-          blockSizes,
-          densities,
-          fallback,
-          tilesFor,
-          decode,
-          batches,
-        }),
-        f16Math,
+      withDq(
+        withF16Math(
+          planRuns(o, sweep, {
+            blockSizes,
+            densities,
+            fallback,
+            tilesFor,
+            decode,
+            batches,
+          }),
+          f16Math,
+        ),
+        dq,
       ),
       knobsFor,
       { f16MathGiven: flags["f16-math"] !== undefined, subgroups: gpu.subgroupSize > 0 },
@@ -428,6 +442,14 @@ function withF16Math(specs: RunSpec[], f16Math: F16Math | null): RunSpec[] {
     F16_MATH_KERNELS.includes(s.kernel.name)
       ? { ...s, options: { ...s.options, f16Math }, f16Math }
       : s
+  );
+}
+
+/** flash's backward dQ (`--dq`) on the runs of the kernels that take it, as option and record. */
+function withDq(specs: RunSpec[], dq: RunRecord["dq"] | null): RunSpec[] {
+  if (dq === null) return specs;
+  return specs.map((s) =>
+    DQ_KERNELS.includes(s.kernel.name) ? { ...s, options: { ...s.options, dq }, dq } : s
   );
 }
 

@@ -16,6 +16,7 @@ import { parseResults } from "../../analysis/results_io.ts";
 import { kernelCatalog } from "../../kernels/catalog.ts";
 import { RESULTS_SCHEMA } from "../../core/schema.ts";
 import type { DeviceRecord } from "../../core/schema.ts";
+import { FLOAT32_ATOMIC, openGpu } from "../../kernels/gpu.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -83,6 +84,14 @@ async function assertNothingWritten(dir: string, what: string): Promise<void> {
   for (const f of OUTPUTS) assert(!(await exists(`${dir}/${f}`)), `${what}: wrote ${dir}/${f}`);
 }
 
+/** `bench --out out …args` and `verify …args` both refuse with `text`; bench writes nothing. */
+async function assertBothRefuse(out: string, args: string[], text: string): Promise<void> {
+  const what = `bench ${args.join(" ")}`;
+  assertUsageError(await attnbench(["bench", "--out", out, ...args]), text, what);
+  await assertNothingWritten(out, what);
+  assertUsageError(await attnbench(["verify", ...args]), text, `verify ${args.join(" ")}`);
+}
+
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "attnbench_e2e_" });
   try {
@@ -103,6 +112,11 @@ if (noGpu) {
   );
 }
 const hasF16 = device?.features.includes("shader-f16") ?? false;
+// `devices` lists the features attention's forward uses; the atomic dQ's is asked for as the CLI
+// asks (Deno lists it among no adapter's features even where a device grants it).
+const atomicProbe = noGpu ? null : await openGpu();
+const hasAtomic = atomicProbe?.device.features.has(FLOAT32_ATOMIC) ?? false;
+atomicProbe?.device.destroy();
 
 /** Bad shape flags: the arguments and a piece of the one-line message. */
 const BAD_SHAPES: [string[], string][] = [
@@ -149,11 +163,7 @@ Deno.test({
   async fn() {
     await withTempDir(async (tmp) => {
       for (const [i, [args, text]] of BAD_SHAPES.entries()) {
-        const out = `${tmp}/bad${i}`;
-        const what = `bench ${args.join(" ")}`;
-        assertUsageError(await attnbench(["bench", "--out", out, ...args]), text, what);
-        await assertNothingWritten(out, what);
-        assertUsageError(await attnbench(["verify", ...args]), text, `verify ${args.join(" ")}`);
+        await assertBothRefuse(`${tmp}/bad${i}`, args, text);
       }
       const out = `${tmp}/export`;
       assertUsageError(
@@ -177,6 +187,37 @@ Deno.test({
       await assertNothingWritten(out, "bench --dtype f16");
       const verify = await attnbench(["verify", "--dtype", "f16", "--n", "16"]);
       assertUsageError(verify, "no shader-f16 feature; use --dtype f32", "verify --dtype f16");
+    });
+  },
+});
+
+Deno.test("--dq: a bad value, or any value with --pass fwd, exits 2 before the GPU", async () => {
+  await withTempDir(async (tmp) => {
+    const cases: [string[], string][] = [
+      [["--pass", "bwd", "--dq", "atomics"], "--dq atomics: expected pass, atomic, atomic-stagger"],
+      [["--dq", "atomic"], "--dq needs --pass bwd or fwd+bwd"],
+      [["--pass", "fwd", "--dq", "pass"], "--dq needs --pass bwd or fwd+bwd"],
+    ];
+    for (const [i, [args, text]] of cases.entries()) {
+      await assertBothRefuse(`${tmp}/dq${i}`, args, text);
+    }
+  });
+});
+
+Deno.test({
+  name: `--dq atomic without ${FLOAT32_ATOMIC}: exit 2, one line, nothing written${
+    hasAtomic ? " (ignored: this adapter grants it)" : ""
+  }`,
+  ignore: noGpu || hasAtomic,
+  async fn() {
+    await withTempDir(async (tmp) => {
+      const text = `--dq atomic: this adapter (${
+        device!.description
+      }) does not grant ${FLOAT32_ATOMIC}`;
+      for (const pass of ["bwd", "fwd+bwd"]) {
+        const args = ["--pass", pass, "--kernels", "flash", "--n", "9", "--dq", "atomic"];
+        await assertBothRefuse(`${tmp}/${pass}`, args, text);
+      }
     });
   },
 });

@@ -21,7 +21,7 @@ import {
   decodeFlags,
   decodeProblems,
 } from "../decode_flags.ts";
-import type { RunDecode } from "../../core/schema.ts";
+import type { RunDecode, RunRecord } from "../../core/schema.ts";
 import type { AttentionShape } from "../../core/shapes.ts";
 import { problemOf } from "../../kernels/registry.ts";
 import { formatTable } from "../../analysis/table.ts";
@@ -36,6 +36,8 @@ import type { Kernel } from "../../kernels/kernel.ts";
 import { openGpu, requireDtype } from "../../kernels/gpu.ts";
 import { tolerance } from "../../core/tolerances.ts";
 import { F16_MATH_HELP, f16MathFlag } from "../f16_math_flag.ts";
+import { DQ_HELP, dqFlag, requireDqFeature } from "../dq_flag.ts";
+import { DQ_KERNELS } from "../../core/schema.ts";
 import { F16_MATH_KERNELS, type F16Math } from "../../kernels/flash/mod.ts";
 
 const HELP = `attnbench verify — check every kernel against a float64 CPU reference
@@ -56,6 +58,7 @@ ${DECODE_HELP}
   --count-io          also run the counting variant and require counted == modeled bytes
   --no-subgroups      never ask for subgroups: the portable kernels (workgroup-memory reductions)
 ${F16_MATH_HELP}
+${DQ_HELP}
 ${KERNEL_MODULE_HELP}
   --json              print the results as JSON`;
 
@@ -81,6 +84,8 @@ interface VerifyRow {
   decode?: RunDecode;
   /** f16 rows: the arithmetic (`--f16-math`); the kernels other than flash's ignore it. */
   f16Math?: F16Math;
+  /** flash's backward rows: a non-default dQ (`--dq`); the other kernels ignore it. */
+  dq?: RunRecord["dq"];
 }
 
 /** One problem verify runs a kernel on. */
@@ -99,9 +104,13 @@ function casesOf(
   o: ShapeOptions,
   decode: DecodeFlags,
   f16Math: F16Math | null = null,
+  dq: RunRecord["dq"] | null = null,
 ): VerifyCase[] {
   if (problemOf(kernel) === "attention") {
-    const options = f16Math ? { f16Math } : undefined;
+    const withDq = dq && DQ_KERNELS.includes(kernel.name) ? { dq } : {};
+    const options = f16Math || withDq.dq
+      ? { ...(f16Math ? { f16Math } : {}), ...withDq }
+      : undefined;
     return o.ns.map((n) => ({ shape: shapeAt(o, n), options }));
   }
   return decodeProblems(decode, o, [o.batch]).map((p) => ({
@@ -154,7 +163,7 @@ export const verifyCommand: Command = {
   help: HELP,
   async run(args, io) {
     const flags = parseCommandFlags("verify", args, {
-      string: ["kernel-module", "f16-math", ...DECODE_STRING_FLAGS],
+      string: ["kernel-module", "f16-math", "dq", ...DECODE_STRING_FLAGS],
       boolean: ["json", "count-io", "no-subgroups"],
       collect: ["kernel-module"],
     });
@@ -166,6 +175,7 @@ export const verifyCommand: Command = {
     const o = shapeOptions(flags, { ns: [1, 17, 128, 257, 1024], batch: 1, heads: 2 });
     const decode = await decodeFlags(flags, o);
     const f16Math = f16MathFlag(flags, o.dtype);
+    const dq = dqFlag(flags, o.pass);
     for (const n of o.kernels.some((k) => problemOf(k) === "attention") ? o.ns : []) {
       const work = o.batch * o.heads * n * n * o.d;
       if (work > VERIFY_MAX_WORK) {
@@ -188,12 +198,21 @@ export const verifyCommand: Command = {
     }
     const gpu = await openGpu({ subgroups: flags["no-subgroups"] !== true });
     requireDtype(gpu, o.dtype);
+    try {
+      requireDqFeature(gpu, dq, o.kernels.map((k) => k.name));
+    } catch (e) {
+      gpu.device.destroy();
+      throw e;
+    }
     const kernels = new AttentionKernels(gpu);
     const rows: VerifyRow[] = [];
-    const mathOf = (k: Kernel) => f16Math && F16_MATH_KERNELS.includes(k.name) ? { f16Math } : {};
+    const mathOf = (k: Kernel) => ({
+      ...(f16Math && F16_MATH_KERNELS.includes(k.name) ? { f16Math } : {}),
+      ...(dq && DQ_KERNELS.includes(k.name) ? { dq } : {}),
+    });
     let seed = o.seed;
     for (const kernel of o.kernels) {
-      for (const c of casesOf(kernel, o, decode, f16Math)) {
+      for (const c of casesOf(kernel, o, decode, f16Math, dq)) {
         const { shape } = c;
         const n = shape.n;
         io.progress(`verify ${kernel.name} n=${n}`);
@@ -281,7 +300,7 @@ export const verifyCommand: Command = {
         "result",
       ];
       const body = rows.map((r) => [
-        r.kernel,
+        r.dq ? `${r.kernel} dq ${r.dq}` : r.kernel,
         r.f16Math === "packed" ? `${r.dtype} packed` : r.dtype,
         String(r.n),
         String(r.d),

@@ -234,3 +234,20 @@ Deno.test("atomic dQ modeled bytes by hand, and the IO trade against the dQ pass
   const c = modeledBackwardPasses("flash", { ...s, causal: true }, t, null, "atomic")[2]!;
   assertEquals(c.dq!.read, (32 * 1 + 32 * 2 + 32 * 3 + 4 * 4) * 64 * 4);
 });
+
+Deno.test("atomic dQ plan of flash-fwd+bwd: the composite hands its options to its backward half", () => {
+  const s = shape(77, 64, false, "f32");
+  const tiles = TILES[64]!;
+  const names = (options?: Record<string, unknown>) =>
+    planFor("flash-fwd+bwd", { shape: s, tiles, options }).passes().map((p) => p.name);
+  assertEquals(names(), ["flash", "delta", "dkdv", "dq"]);
+  for (const dq of MODES) {
+    const plan = planFor("flash-fwd+bwd", { shape: s, tiles, options: { dq } });
+    assertEquals(plan.passes().map((p) => p.name), ["flash", "dqzero", "delta", "dkdv"]);
+    assert(plan.passes().find((p) => p.name === "dkdv")!.key.endsWith(`/dq-${dq}-dq`));
+    // The backward half's traffic is the atomic one: the composite's adds the forward's to it.
+    const alone = planFor("flash-bwd", { shape: s, tiles, options: { dq } }).modeledTraffic();
+    assertEquals(plan.modeledTraffic().dq, alone.dq);
+  }
+  assertRejectsSync(() => planFor("flash-fwd+bwd", { shape: s, tiles, options: { dq: "atom" } }));
+});
