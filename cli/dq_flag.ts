@@ -18,9 +18,9 @@ import type { RawFlags } from "./flags.ts";
 
 /** The help lines of `--dq`. */
 export const DQ_HELP =
-  `  --dq M              flash's backward dQ (--pass bwd or fwd+bwd): pass (default; its own
-                      pass), atomic (atomicAdd from the dK/dV pass; needs ${FLOAT32_ATOMIC})
-                      or atomic-stagger (atomic, each key block from its own query block)`;
+  `  --dq M              flash's backward dQ (--pass bwd, fwd+bwd): pass (default: its own pass),
+                      atomic (atomicAdd in the dK/dV pass; needs ${FLOAT32_ATOMIC}) or
+                      atomic-stagger (the same, each key block from its own query block)`;
 
 /**
  * The dQ mode the flags ask for, or null for the default (`pass`, or no flag). A value other

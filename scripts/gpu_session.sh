@@ -315,6 +315,38 @@ PY
         --tiles 64x32x4x16 --dq pass,atomic,atomic-stagger --table "$T" | grep -v '^{'
       echo "variant | pass | N | ms | TFLOP/s | max check error | ratio to EFFICIENT f32"
       cat "$T" ;;
+    dqflag)
+      # Issue 13's `--dq` through the CLI (branch dqflag): correct first (verify each mode on
+      # flash-bwd and flash-fwd+bwd at odd n, counted == modeled bytes, causal too), then bench
+      # each mode, f32 d = 64 N = 4096 B·H = 4·16, with the records' `dq`; `check` of atomic
+      # against pass must pair no run (a non-pass dq is in the run key).
+      for dq in pass atomic atomic-stagger; do
+        for pass in bwd fwd+bwd; do
+          ab verify --pass $pass --kernels flash --dq $dq --d 64 --n 1,77,300 --heads 3 \
+            --batch 2 --count-io --quiet | tail -1
+          ab verify --pass $pass --kernels flash --dq $dq --d 64 --n 77 --causal --quiet | tail -1
+          ab bench --out "$OUT/dq-$dq-$pass" --pass $pass --kernels flash --dq $dq --n 4096 \
+            --batch 4 --heads 16 --d 64 --no-report --no-ceilings --quiet | tail -1
+        done
+      done
+      ab check --baseline "$OUT/dq-pass-bwd/results.json" \
+        --current "$OUT/dq-atomic-bwd/results.json" | tail -3
+      python3 - "$OUT" <<'PY'
+import json, sys
+print("kernel          dq              tiles            median ms  TFLOP/s  status")
+for dq in ["pass", "atomic", "atomic-stagger"]:
+    for p in ["bwd", "fwd+bwd"]:
+        try:
+            runs = json.load(open(f"{sys.argv[1]}/dq-{dq}-{p}/results.json"))["runs"]
+        except OSError:
+            print(f"{p} {dq}: no results"); continue
+        for r in runs:
+            t, ms = r["tile"], (r.get("timeMs") or {}).get("median")
+            print(f"{r['kernel']:15} {r.get('dq', 'pass'):15} "
+                  f"{t['br']}x{t['bc']}x{t['rm']}x{t['tx']:<10} "
+                  f"{'-' if ms is None else f'{ms:9.3f}'} {r.get('tflops') or 0:8.2f}  {r['status']}")
+PY
+      ;;
     bwdspeed)
       # Issue 13, backward speed: the flash backward's own tiles (many threads a workgroup) and,
       # in forward+backward, each half with its own tiles. Correct first (verify runs the
