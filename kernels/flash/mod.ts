@@ -12,6 +12,7 @@
 import flashBody from "./flash.wgsl" with { type: "text" };
 import flashRtBody from "./flash_rt.wgsl" with { type: "text" };
 import flashH16Body from "./flash_h16.wgsl" with { type: "text" };
+import flashTiles from "./flash_tiles.wgsl" with { type: "text" };
 import { type AttentionShape, type Dtype, dtypeBytes, type Tiles } from "../../core/shapes.ts";
 import {
   flashAttentionBytes,
@@ -237,7 +238,7 @@ export function flashSource(k: FlashKnobs): string {
   const layout = flashLayout(k.d, k.tiles);
   if (layout !== "rt") {
     const body = layout === "v7" ? flashV7Body(flashBody) : flashBody;
-    return [...lines, blocks, unrollLoops(body, bounds)].join("\n");
+    return [...lines, blocks, unrollLoops(flashTiles + body, bounds)].join("\n");
   }
   const shared = flashKvShared(k.d);
   const rt = {
@@ -349,7 +350,7 @@ function flashH16Source(
     `const CH4: u32 = ${ch4}u;`,
     `const CK4: u32 = ${ck4}u;`,
     blocks,
-    unrollLoops(flashH16Body, bounds),
+    unrollLoops(flashTiles + flashH16Body, bounds),
   ].join("\n");
 }
 
