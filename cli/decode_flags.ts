@@ -28,7 +28,7 @@ import {
   isPagedDecode,
   readLengthTrace,
 } from "../kernels/decode/mod.ts";
-import { parsePositiveInt, type RawFlags, type ShapeOptions } from "./flags.ts";
+import { parsePositiveInt, type RawFlags, type ShapeOptions, stringFlag } from "./flags.ts";
 
 /** The decode flags that take a value. */
 export const DECODE_STRING_FLAGS = ["context", "lengths", "kv-heads", "block-size"] as const;
@@ -70,11 +70,6 @@ export interface DecodeProblemSpec {
   recordFor(kernel: Kernel): RunDecode;
 }
 
-function str(raw: RawFlags, name: string): string | undefined {
-  const v = raw[name];
-  return typeof v === "string" ? v : undefined;
-}
-
 /**
  * The decode flags, checked against the shape options: refused when no decode kernel is
  * selected, `--kv-heads` must divide `--heads`, `--context` goes with neither `--lengths` nor
@@ -92,14 +87,14 @@ function str(raw: RawFlags, name: string): string | undefined {
  * ```
  */
 export async function decodeFlags(raw: RawFlags, o: ShapeOptions): Promise<DecodeFlags> {
-  const given = DECODE_STRING_FLAGS.filter((f) => str(raw, f) !== undefined);
+  const given = DECODE_STRING_FLAGS.filter((f) => stringFlag(raw, f) !== undefined);
   if (given.length > 0 && !o.kernels.some((k) => problemOf(k) === "decode")) {
     throw new UsageError(
       `--${given[0]} applies to the decode kernels; add decode or paged-decode to --kernels`,
     );
   }
   let kvHeads: number | null = null;
-  const kvText = str(raw, "kv-heads");
+  const kvText = stringFlag(raw, "kv-heads");
   if (kvText !== undefined) {
     kvHeads = parsePositiveInt(kvText, "--kv-heads");
     if (o.heads % kvHeads !== 0) {
@@ -107,7 +102,7 @@ export async function decodeFlags(raw: RawFlags, o: ShapeOptions): Promise<Decod
     }
   }
   let blockSize: number = BLOCK_SIZES.default;
-  const bsText = str(raw, "block-size");
+  const bsText = stringFlag(raw, "block-size");
   if (bsText !== undefined && !o.kernels.some(isPagedDecode)) {
     throw new UsageError("--block-size applies to paged-decode; add it to --kernels");
   }
@@ -119,19 +114,19 @@ export async function decodeFlags(raw: RawFlags, o: ShapeOptions): Promise<Decod
       );
     }
   }
-  const contextText = str(raw, "context");
-  const lengthsText = str(raw, "lengths");
+  const contextText = stringFlag(raw, "context");
+  const lengthsText = stringFlag(raw, "lengths");
   let lengths: LengthsFlag = { kind: "fixed" };
   if (contextText !== undefined) {
     for (const other of ["lengths", "n", "batch"]) {
-      if (str(raw, other) !== undefined) {
+      if (stringFlag(raw, other) !== undefined) {
         throw new UsageError(`--context gives the lengths and the batch; drop --${other}`);
       }
     }
     lengths = { kind: "list", lens: parseContextList(contextText) };
   } else if (lengthsText !== undefined) {
     lengths = await parseLengths(lengthsText);
-    if (lengths.kind !== "fixed" && str(raw, "n") !== undefined) {
+    if (lengths.kind !== "fixed" && stringFlag(raw, "n") !== undefined) {
       throw new UsageError(`--lengths ${lengthsText} draws the lengths; drop --n`);
     }
   }

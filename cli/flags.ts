@@ -86,6 +86,22 @@ export type RawFlags = Record<string, string | boolean | string[] | undefined> &
 };
 
 /**
+ * A flag's value when it was given as a string, else undefined.
+ *
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { stringFlag } from "./flags.ts";
+ * assert(stringFlag({ _: [], out: "x" }, "out") === "x");
+ * assert(stringFlag({ _: [], quiet: true }, "quiet") === undefined);
+ * ```
+ */
+export function stringFlag(raw: RawFlags, name: string): string | undefined {
+  const v = raw[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+/**
  * Parses `args` with the shape flags plus a command's own. Unknown flags, and positional
  * arguments when `positional` is false, are a {@linkcode UsageError}.
  *
@@ -323,10 +339,7 @@ export function shapeOptions(
     problem?: "attention" | "decode";
   },
 ): ShapeOptions {
-  const str = (name: string): string | undefined => {
-    const v = raw[name];
-    return typeof v === "string" ? v : undefined;
-  };
+  const str = (name: string) => stringFlag(raw, name);
   const passText = str("pass");
   const pass: Pass = passText === undefined ? "fwd" : oneOf(passText, PASSES, "--pass");
   const known = allKernels();

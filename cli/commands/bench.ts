@@ -20,6 +20,7 @@ import {
   shapeAt,
   type ShapeOptions,
   shapeOptions,
+  stringFlag,
 } from "../flags.ts";
 import { maskTooLarge, type MeasureOptions, measureSweep, type RunSpec } from "../bench_runner.ts";
 import {
@@ -141,7 +142,7 @@ export const benchCommand: Command = {
     }
     // User kernels first: the shape flags' --kernels and the tuned file may name them.
     await loadKernelModules(kernelModulePaths(flags));
-    const str = (k: string) => (typeof flags[k] === "string" ? flags[k] as string : undefined);
+    const str = (k: string) => stringFlag(flags, k);
     // Every flag, the output paths and the input files are checked before the GPU is opened.
     const sweep = (str("sweep") ?? "n") as SweepKind;
     if (!["n", "block-size", "density", "decode"].includes(sweep)) {

@@ -24,6 +24,7 @@ import {
   type RawFlags,
   SHAPE_HELP,
   shapeOptions,
+  stringFlag,
 } from "../flags.ts";
 import type { Output } from "../output.ts";
 import { dtypeBytes } from "../../core/shapes.ts";
@@ -100,11 +101,6 @@ skips what lies above the diagonal. bench uses the adapter's maxComputeWorkgroup
 and records it.
 Bytes are HBM reads plus writes of all batch·heads heads, in decimal units (1 MB = 10^6 B).
 Formulas and sources: analysis/IO_MODEL.md.`;
-
-function stringFlag(raw: RawFlags, name: string): string | undefined {
-  const v = raw[name];
-  return typeof v === "string" ? v : undefined;
-}
 
 /** Largest `--br`, `--bc` and `--block-sizes` (a workgroup has at most 1024 threads anyway). */
 const MAX_TILE_EDGE = 1024;

@@ -13,6 +13,7 @@ import {
   SHAPE_HELP,
   shapeAt,
   shapeOptions,
+  stringFlag,
 } from "../flags.ts";
 import { KERNEL_MODULE_HELP, kernelModulePaths, loadKernelModules } from "../kernel_modules.ts";
 import { formatTable } from "../../analysis/table.ts";
@@ -203,7 +204,7 @@ export async function runTune(
     return 0;
   }
   await loadKernelModules(kernelModulePaths(flags));
-  const str = (k: string) => (typeof flags[k] === "string" ? flags[k] as string : undefined);
+  const str = (k: string) => stringFlag(flags, k);
   const reps = str("reps") === undefined ? 10 : parsePositiveInt(str("reps")!, "--reps", 1_000_000);
   const maxCandidates = str("max-candidates") === undefined
     ? Infinity
