@@ -133,23 +133,26 @@ export async function openGpu(opts: OpenGpuOptions = {}): Promise<Gpu> {
   for (const name of LIMIT_NAMES) requiredLimits[name] = Number(adapter.limits[name]);
   // Deno 2.9.6 does not list `subgroups` nor `wgpu-shader-float32-atomic` among the adapter's
   // features even where the device grants them (the H200's Vulkan driver, Mesa's lavapipe; not
-  // llvmpipe): ask for each, keeping those granted, and fall back when refused.
+  // llvmpipe): ask for each on top of those granted so far, and fall back when refused. The
+  // last device granted has every feature granted, so it is the one kept.
   const optional: GPUFeatureName[] = [];
   if (opts.subgroups ?? true) optional.push("subgroups" as GPUFeatureName);
   optional.push(FLOAT32_ATOMIC as GPUFeatureName);
+  let granted: GPUDevice | null = null;
   for (const feature of optional) {
     try {
-      const probe = await adapter.requestDevice({
+      const next = await adapter.requestDevice({
         requiredFeatures: [...requiredFeatures, feature],
         requiredLimits,
       });
-      probe.destroy();
+      granted?.destroy();
+      granted = next;
       requiredFeatures.push(feature);
     } catch {
       // Not granted: the kernels take their portable path (or refuse an option that needs it).
     }
   }
-  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  const device = granted ?? await adapter.requestDevice({ requiredFeatures, requiredLimits });
   const subgroupSize = device.features.has("subgroups") ? await probeSubgroups(device) : 0;
   info.subgroups = subgroupSize > 0;
   info.subgroupSize = subgroupSize;
