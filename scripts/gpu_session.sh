@@ -208,6 +208,17 @@ for step in "$@"; do
         --d 64 --heads 16 --dtype f32 --peers "$BP" --count-io --quiet
       ab bench --out "$OUT/crossover-fwdbwd" --pass fwd+bwd --kernels standard,flash \
         --n 256..4096 --d 64 --heads 16 --dtype f32 --peers "$BP" --quiet ;;
+    crossover)
+      # Issue 13's crossover alone (the backward step's last part): standard vs flash backward,
+      # bytes (counted) and time, N = 256..4096, B·N = 16384, 16 heads, f32, PyTorch's backward
+      # beside them; then forward + backward.
+      BP=$OUT/peers_crossover.jsonl
+      python3 .device/peer_sdpa.py --pass bwd --n 256,512,1024,2048,4096 --d 64 --reps 5 \
+        --dtype float32 2>/dev/null > "$BP"
+      ab bench --out "$OUT/crossover-bwd" --pass bwd --kernels standard,flash --n 256..4096 \
+        --d 64 --heads 16 --dtype f32 --peers "$BP" --count-io --reps 5 --no-report --quiet
+      ab bench --out "$OUT/crossover-fwdbwd" --pass fwd+bwd --kernels standard,flash \
+        --n 256..4096 --d 64 --heads 16 --dtype f32 --reps 5 --no-report --quiet ;;
     sparse)
       # Issue 10's "keep" targets with the committed flash (v5 source): block-sparse time over
       # dense at density s (target <= 1.2 s) and causal speed-up (target >= 1.7x), by the tool.
