@@ -31,7 +31,7 @@ import {
 } from "../kernels/kernel.ts";
 import type { BlockMask } from "../kernels/masks.ts";
 import { passOfMode } from "../kernels/registry.ts";
-import { timeDispatches as realTimeDispatches } from "../kernels/timing.ts";
+import { type SettleResult, timeDispatches as realTimeDispatches } from "../kernels/timing.ts";
 import type { AttentionShape, MaskKind, Tiles } from "../core/shapes.ts";
 
 /** One run to make. */
@@ -267,7 +267,14 @@ export async function measureRun(
     const timing = await timeDispatches(
       kernels.gpu,
       (pass, rep) => p.encode(pass, rep % inputSets),
-      { warmup, reps: opts.reps, minTimeMs: opts.minTimeMs },
+      {
+        warmup,
+        reps: opts.reps,
+        minTimeMs: opts.minTimeMs,
+        // The warm-up above is counted in reps of a probe taken while the clocks may still be
+        // down; settling then measures: warmupMs more GPU time, until two batches agree.
+        ...(opts.warmupMs > 0 ? { settleMs: opts.warmupMs } : {}),
+      },
     );
     const stats = summarize(timing.samplesMs);
     record.clock = timing.clock;
@@ -281,6 +288,8 @@ export async function measureRun(
         timerResolutionMs: timing.resolutionMs,
       }),
     );
+    const unsettled = settleWarning(timing.settle);
+    if (unsettled) record.warnings.push(unsettled);
     if (timing.discarded > 0) {
       record.warnings.push(`${timing.discarded} samples with a non-positive time were discarded`);
     }
@@ -402,6 +411,28 @@ function unplannedRecord(spec: RunSpec): RunRecord {
   };
 }
 
+/**
+ * The warning for clocks that did not settle before timing, or undefined.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { settleWarning } from "./bench_runner.ts";
+ * assertEquals(settleWarning({ busyMs: 500, batchMediansMs: [0.8, 0.29, 0.286], settled: true }), undefined);
+ * assertEquals(
+ *   settleWarning({ busyMs: 2001, batchMediansMs: [0.8, 0.6, 0.4], settled: false }),
+ *   "the GPU's clocks did not settle in 2001 ms of warm-up (batch medians 0.8, 0.6, 0.4 ms): " +
+ *     "the times may be slow; rerun, or raise --warmup-ms",
+ * );
+ * ```
+ */
+export function settleWarning(settle: SettleResult | undefined): string | undefined {
+  if (!settle || settle.settled) return undefined;
+  const last = settle.batchMediansMs.slice(-3).map((m) => Number(m.toPrecision(3)));
+  return `the GPU's clocks did not settle in ${Math.round(settle.busyMs)} ms of warm-up ` +
+    `(batch medians ${last.join(", ")} ms): the times may be slow; rerun, or raise --warmup-ms`;
+}
+
 /** A spec's `subgroups: false` (the portable path), for its problem and its record. */
 function sgOf(spec: RunSpec): { subgroups?: false } {
   return spec.subgroups === false ? { subgroups: false } : {};
@@ -421,8 +452,15 @@ async function timePasses(
     const t = await timeDispatches(
       kernels.gpu,
       (pass) => prepared.encodePass(pass, index),
-      { warmup: Math.min(opts.warmup, 2), reps: Math.min(opts.reps, 10) },
+      {
+        warmup: Math.min(opts.warmup, 2),
+        reps: Math.min(opts.reps, 10),
+        // The whole run was just timed: the clocks are up, two agreeing batches confirm it.
+        ...(opts.warmupMs > 0 ? { settleMs: 0 } : {}),
+      },
     );
+    const unsettled = settleWarning(t.settle);
+    if (unsettled) record.warnings.push(`pass ${name}: ${unsettled}`);
     const ms = median(t.samplesMs);
     // The pass's modeled bytes, uniform reads left out.
     const own = perPass[index] ?? {};

@@ -141,7 +141,23 @@ Deno.test("warm-up time: a probe, then enough runs to fill it (at most 5000)", a
     });
     assertEquals(timer.calls[0], { warmup: 1, reps: 3 });
     assertEquals(timer.calls[1]?.warmup, expected);
+    // Then the clocks settle: warmupMs more GPU time, until two batches agree.
+    assertEquals(timer.calls[1]?.settleMs, warmupMs);
   }
+});
+
+Deno.test("clocks that did not settle become a warning; passes settle after the whole run", async () => {
+  const settle = { busyMs: 2400, batchMediansMs: [1.1, 0.8, 0.62], settled: false };
+  const timer = mockTimer([[4], [4, 4, 4], [1], [2], [1]], { settle });
+  const r = await measureRun(NO_GPU, spec(KERNELS.standard), { ...OPTS, warmupMs: 200 }, {
+    ...timer,
+    ...mockPrepare(),
+  });
+  assertEquals(timer.calls.map((c) => c.settleMs), [undefined, 200, 0, 0, 0]);
+  const warned = r.warnings.filter((w) => w.includes("clocks did not settle in 2400 ms"));
+  // The whole run's and each of its three passes'.
+  assertEquals(warned.length, 4, r.warnings.join("\n"));
+  assert(warned[1]!.startsWith("pass scores: "), warned[1]);
 });
 
 Deno.test("a multi-pass kernel: each pass timed alone, with the bytes its slots move", async () => {

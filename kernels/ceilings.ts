@@ -79,7 +79,15 @@ export function planCeilings(device: DeviceRecord, quick = false): CeilingPlan {
   const fmaIters = fallback ? 256 : 512;
   const reps = quick ? 5 : fallback ? 10 : 30;
   const minTimeMs = quick || fallback ? 0 : 100;
-  const timed: TimingOptions = { warmup: quick ? 1 : 3, reps, minTimeMs, maxReps: 2000 };
+  // The ceilings are timed first, often after seconds of host work: settle the clocks (300 ms
+  // of GPU time and two agreeing batches), or a ceiling comes out low and every ratio high.
+  const timed: TimingOptions = {
+    warmup: quick ? 1 : 3,
+    reps,
+    minTimeMs,
+    maxReps: 2000,
+    ...(quick || fallback ? {} : { settleMs: 300 }),
+  };
   return {
     copyBytes,
     copyWorkgroups,

@@ -28,6 +28,24 @@ export interface TimingOptions {
    * one sample); default `max(reps, 10000)`.
    */
   maxReps?: number;
+  /**
+   * Settle the GPU's clocks before timing (timestamp clock only): after the warm-up, untimed
+   * batches of about {@linkcode SETTLE_BATCH_MS} of work each run until they add up to at least
+   * `settleMs` of GPU time and the last two batches' medians agree within
+   * {@linkcode SETTLE_TOLERANCE}, or until max({@linkcode SETTLE_MAX_MS}, 4 · `settleMs`) of GPU
+   * time has passed (then `settle.settled` is false). Absent: no settling.
+   */
+  settleMs?: number;
+}
+
+/** What the clock settling ({@linkcode TimingOptions.settleMs}) did before the timed reps. */
+export interface SettleResult {
+  /** GPU time spent in settle batches, in ms. */
+  busyMs: number;
+  /** The median rep time of each settle batch, in ms, in order. */
+  batchMediansMs: number[];
+  /** Whether the last two batches agreed (false: stopped at the time cap). */
+  settled: boolean;
 }
 
 /** What {@linkcode timeDispatches} measured. */
@@ -51,6 +69,8 @@ export interface TimingResult {
   discarded: number;
   /** Fixed wall cost of one submit-and-wait on this device, in ms ({@linkcode measureRoundTripMs}). */
   roundTripMs: number;
+  /** Present when `settleMs` was asked for and the timestamp clock ran the settling. */
+  settle?: SettleResult;
 }
 
 /** Passes per timestamp batch: the query set holds two queries per pass. */
@@ -60,6 +80,12 @@ export const WALL_BATCH_MIN_MS = 2;
 /** Most reps in one wall-clock batch. */
 export const WALL_BATCH_MAX_REPS = 4096;
 const DEFAULT_MAX_REPS = 10_000;
+/** GPU time a settle batch aims at, in ms: its median is then steady from rep to rep. */
+export const SETTLE_BATCH_MS = 25;
+/** Two settle batches agree when their medians differ by at most this fraction. */
+export const SETTLE_TOLERANCE = 0.02;
+/** Settling gives up after this much GPU time (or 4 · settleMs, whichever is more), in ms. */
+export const SETTLE_MAX_MS = 2000;
 /** Passes encoded into one command buffer for warm-up. */
 const WARMUP_CHUNK = 256;
 
@@ -171,6 +197,9 @@ export async function timeDispatches(
 
   let discarded = 0;
   if (gpu.timestamps) {
+    const settle = opts.settleMs === undefined
+      ? undefined
+      : await settleClocks(device, encodeReps, opts.settleMs);
     const timed = await timestampLoop(device, encodeReps, reps, minTimeMs, maxReps);
     discarded = timed.discarded;
     if (timed.samplesMs.length >= reps) {
@@ -181,6 +210,7 @@ export async function timeDispatches(
         resolutionMs: timed.resolutionMs,
         discarded,
         roundTripMs,
+        ...(settle ? { settle } : {}),
       };
     }
   }
@@ -244,6 +274,41 @@ export async function measureRoundTripMs(device: GPUDevice): Promise<number> {
   const median = times[2]!;
   roundTrips.set(device, median);
   return median;
+}
+
+/**
+ * Runs untimed timestamp batches until the GPU's clocks have settled ({@linkcode
+ * TimingOptions.settleMs}). On an H200 a kernel that follows a few seconds of host-side work ran
+ * at 0.80, then 0.63 ms a rep for about 250 ms of GPU time (a plateau where two batches agree
+ * within 1 %), then 0.286 ms: hence a floor of GPU time as well as agreement.
+ */
+async function settleClocks(
+  device: GPUDevice,
+  encodeReps: (encoder: GPUCommandEncoder, count: number, querySet?: GPUQuerySet) => void,
+  settleMs: number,
+): Promise<SettleResult> {
+  const capMs = Math.max(SETTLE_MAX_MS, 4 * settleMs);
+  const batchMediansMs: number[] = [];
+  let busyMs = 0;
+  let estimateMs = 0;
+  for (;;) {
+    const count = estimateMs > 0
+      ? Math.max(1, Math.min(TIMESTAMP_BATCH, Math.ceil(SETTLE_BATCH_MS / estimateMs)))
+      : 1;
+    const { samplesMs } = await timestampLoop(device, encodeReps, count, 0, count);
+    if (samplesMs.length === 0) return { busyMs, batchMediansMs, settled: false };
+    const sorted = samplesMs.toSorted((a, b) => a - b);
+    estimateMs = sorted[Math.floor(sorted.length / 2)]!;
+    busyMs += samplesMs.reduce((a, b) => a + b, 0);
+    // The first one-rep batch only sizes the next; it is not a batch to agree with.
+    if (count > 1 || estimateMs >= SETTLE_BATCH_MS) batchMediansMs.push(estimateMs);
+    const k = batchMediansMs.length;
+    const agree = k >= 2 &&
+      Math.abs(batchMediansMs[k - 1]! - batchMediansMs[k - 2]!) <=
+        SETTLE_TOLERANCE * batchMediansMs[k - 2]!;
+    if (agree && busyMs >= settleMs) return { busyMs, batchMediansMs, settled: true };
+    if (busyMs >= capMs) return { busyMs, batchMediansMs, settled: false };
+  }
 }
 
 /** Timestamp batches until enough samples; what it got, possibly too few. */

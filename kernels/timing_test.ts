@@ -159,6 +159,38 @@ Deno.test({
 });
 
 Deno.test({
+  name: "settleMs keeps a slow start (clocks coming up) out of the timed samples",
+  ignore,
+  async fn() {
+    const g = gpu!;
+    // Reps before SLOW_REPS do 8x the work: the way a GPU whose clocks are still down looks.
+    const SLOW_REPS = 24;
+    const slow = loopKernel(g, 8000);
+    const fast = loopKernel(g, 1000);
+    const encode = (pass: GPUComputePassEncoder, rep: number) =>
+      rep < SLOW_REPS ? slow(pass) : fast(pass);
+    const opts = { warmup: 2, reps: 8 };
+    const plain = await timeDispatches(g, encode, opts);
+    if (plain.clock !== "timestamp-query") return; // settling needs the timestamp clock
+    assertEquals(plain.settle, undefined);
+    const fastMs = median((await timeDispatches(g, fast, opts)).samplesMs);
+    // Without settling the timed reps are the slow ones: the test can tell the two apart.
+    assertGreater(median(plain.samplesMs), 3 * fastMs);
+    // The slow reps last about 24 * 8 = 192 fast reps; two slow batches agree with each other
+    // (a plateau), so only the floor of GPU time carries the settling past them.
+    const settled = await timeDispatches(g, encode, { ...opts, settleMs: 250 * fastMs });
+    const s = settled.settle!;
+    assert(s.settled, `not settled: ${s.batchMediansMs.join(", ")}`);
+    assertGreater(s.batchMediansMs.length, 1);
+    const m = median(settled.samplesMs);
+    assert(m < 2 * fastMs, `timed median ${m} ms after settling, fast ${fastMs} ms`);
+    // A floor of GPU time is kept even when the batches agree at once.
+    const floor = await timeDispatches(g, fast, { warmup: 1, reps: 2, settleMs: 100 });
+    assert(floor.settle!.busyMs >= 100, `settled after ${floor.settle!.busyMs} ms`);
+  },
+});
+
+Deno.test({
   name: "timeDispatches turns a GPU validation error into an Error naming the stage",
   ignore,
   async fn() {

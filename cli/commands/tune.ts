@@ -278,18 +278,16 @@ export async function runTune(
           continue;
         }
         prepared.upload(inputsToTime(prepared.plan, o.seed));
-        // Warm for 100 ms first: an idle GPU clocks down (see bench --warmup-ms).
-        await timeDispatches(gpu, (pass) => prepared.encode(pass), {
-          warmup: 1,
-          reps: 1,
-          minTimeMs: fallback ? 0 : 100,
-        });
+        // The check above kept the host busy and the GPU idle, so its clocks are down: settle
+        // them (300 ms of GPU time, then two agreeing batches) before timing (bench does too).
         const t = await timeDispatches(gpu, (pass) => prepared.encode(pass), {
           warmup: 1,
           reps,
+          ...(fallback ? {} : { settleMs: 300 }),
         });
         prepared.destroy();
-        rows.push({ c, ms: median(t.samplesMs), note: "", bytes });
+        const unsettled = t.settle && !t.settle.settled ? "clocks did not settle" : "";
+        rows.push({ c, ms: median(t.samplesMs), note: unsettled, bytes });
       } catch (e) {
         rows.push({
           c,
