@@ -219,6 +219,33 @@ for step in "$@"; do
         --d 64 --heads 16 --dtype f32 --peers "$BP" --count-io --reps 5 --no-report --quiet
       ab bench --out "$OUT/crossover-fwdbwd" --pass fwd+bwd --kernels standard,flash \
         --n 256..4096 --d 64 --heads 16 --dtype f32 --reps 5 --no-report --quiet ;;
+    decode-final)
+      # Issue 14 with settled clocks (kernels/timing.ts settleMs): peers first, correctness
+      # (f16 d = 128, odd lengths, GQA, counted == modeled), the target shape through bench
+      # twice (two processes: the bimodal timing of stop 9 showed between them), the default
+      # decode sweep over context and batch with its report, then decode_bimodal's bench phase.
+      DP=$OUT/decode_peers.jsonl
+      python3 .device/peer_sdpa.py --decode --d 128 --dtype float16 --n 2048,8192 \
+        --batch-heads 256 2>/dev/null > "$DP"
+      grep -h EFFICIENT "$DP" | cut -c1-160
+      ab verify --kernels decode,paged-decode --dtype f16 --d 128 --n 1,37,257,2048 --heads 8 \
+        --kv-heads 2 --batch 3 --count-io --quiet | tail -3
+      for i in 1 2; do
+        ab bench --out "$OUT/decode-target-$i" --sweep decode --dtype f16 --d 128 --n 2048,8192 \
+          --batches 16 --heads 16 --peers "$DP" --verify --no-report --quiet | grep -v '^Warn'
+      done
+      ab bench --out "$OUT/decode-sweep" --sweep decode --dtype f16 --d 128 --heads 32 \
+        --kv-heads 8 --quiet | tail -4
+      timeout 60 deno run --node-modules-dir=manual -A scripts/decode_bimodal.ts \
+        --phases check,ceil,bench 2>&1 | grep --line-buffered -v '^\s*at ' \
+        | tee "$OUT/decode_bimodal.txt" | grep --line-buffered -v '^smi \|^{' ;;
+    crossover-small)
+      # Issue 13's crossover below N = 256 (flash backward was already faster there), then the
+      # forward + backward sweep that did not fit the crossover step's time.
+      ab bench --out "$OUT/crossover-small" --pass bwd --kernels standard,flash --n 64,128 \
+        --d 64 --heads 16 --dtype f32 --count-io --reps 5 --no-report --quiet | tail -6
+      ab bench --out "$OUT/crossover-fwdbwd" --pass fwd+bwd --kernels standard,flash \
+        --n 256..4096 --d 64 --heads 16 --dtype f32 --reps 5 --no-report --quiet | grep -v '^Warn' ;;
     sparse)
       # Issue 10's "keep" targets with the committed flash (v5 source): block-sparse time over
       # dense at density s (target <= 1.2 s) and causal speed-up (target >= 1.7x), by the tool.
