@@ -246,6 +246,32 @@ for step in "$@"; do
         --d 64 --heads 16 --dtype f32 --count-io --reps 5 --no-report --quiet | tail -6
       ab bench --out "$OUT/crossover-fwdbwd" --pass fwd+bwd --kernels standard,flash \
         --n 256..4096 --d 64 --heads 16 --dtype f32 --reps 5 --no-report --quiet | grep -v '^Warn' ;;
+    decode2)
+      # Issue 14, the rest of decode-final (it ran past its time after the first bench): the
+      # target shape through bench a second time, decode_bimodal's bench phase (bench's own
+      # measureRun, settled clocks), then a decode sweep over context and batch with its report.
+      DP=$OUT/decode_peers.jsonl
+      python3 .device/peer_sdpa.py --decode --d 128 --dtype float16 --n 8192 \
+        --batch-heads 256 2>/dev/null > "$DP"
+      ab bench --out "$OUT/decode-target-2" --sweep decode --dtype f16 --d 128 --n 8192 \
+        --batches 16 --heads 16 --peers "$DP" --no-report --quiet | grep -v '^Warn'
+      timeout 40 deno run --node-modules-dir=manual -A scripts/decode_bimodal.ts \
+        --phases bench 2>&1 | grep --line-buffered -v '^\s*at ' \
+        | tee "$OUT/decode_bimodal.txt" | grep --line-buffered -v '^smi \|^{'
+      ab bench --out "$OUT/decode-sweep" --sweep decode --dtype f16 --d 128 --heads 32 \
+        --kv-heads 8 --n 1024,4096,16384 --batches 1,16,64 --quiet | grep -v '^Warn' ;;
+    fig2count)
+      # Issue 13, Figure 2 (left): flash forward + backward's bytes counted at the figure's shape
+      # (standard's were counted in the fig2 step), f16 and f32, one timed rep each.
+      for dt in f16 f32; do
+        ab bench --out "$OUT/fig2count-$dt" --pass fwd+bwd --kernels flash --n 1024 --d 64 \
+          --heads 16 --batch 64 --dtype $dt --count-io --reps 1 --no-ceilings --no-report \
+          --quiet | grep -v '^Warn' | head -3
+      done ;;
+    refresh10)
+      # Issue 10's refreshed docs/h200 results and report: peers, then the d64 sweep (verified,
+      # with the report), d128, causal, density and f16, all in this step's OUT.
+      for st in peers d64 d128 causal density f16; do bash "$0" "$st"; done ;;
     sparse)
       # Issue 10's "keep" targets with the committed flash (v5 source): block-sparse time over
       # dense at density s (target <= 1.2 s) and causal speed-up (target >= 1.7x), by the tool.
