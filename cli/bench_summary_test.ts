@@ -18,8 +18,8 @@ import type { ResultsFile } from "../core/schema.ts";
 import { fmtMs } from "../reports/mod.ts";
 
 const DEFAULT_SWEEP = new URL("../testdata/reports/default_sweep_llvmpipe.json", import.meta.url);
-const H200 = new URL("../docs/h200/results.json", import.meta.url);
-const DECODE = new URL("../docs/h200/decode/results.json", import.meta.url);
+const H200 = new URL("../docs/h200/results-d64-v5.json", import.meta.url);
+const DECODE = new URL("../testdata/reports/h200_decode_v1.json", import.meta.url);
 
 async function load(url: URL): Promise<ResultsFile> {
   return parseResults(await Deno.readTextFile(url), url.pathname, kernelCatalog());

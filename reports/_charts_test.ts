@@ -8,6 +8,7 @@ import {
 import { attainableTflops, buildCharts, type ChartSpec, speedupPairs } from "./_charts.ts";
 import {
   DEFAULT_SWEEP_PATH,
+  H200_DIR,
   H200_PATH,
   loadFixture,
   SAMPLE_H100_PATH,
@@ -243,14 +244,14 @@ Deno.test("headline: speedup and byte ratio over standard at the largest common 
 
 Deno.test("headline of the sweeps: block sizes against the IO model, sparse against dense", async () => {
   const bs = headlines(
-    await loadFixture(H200_PATH.replace("results.json", "results-blocksize.json")),
+    await loadFixture(`${H200_DIR}results-blocksize.json`),
   );
   assertEquals(bs.length, 1);
   assertMatch(
     bs[0] ?? "",
     /^Block sizes, flash at N = 4096: fastest tile \d+×\d+ \(.+\) of the 3 timed; /,
   );
-  const f = await loadFixture(H200_PATH.replace("results.json", "results-density.json"));
+  const f = await loadFixture(`${H200_DIR}results-density.json`);
   const dense = f.runs.find((r) => r.kernel === "flash" && r.n === 4096 && isTimed(r))!;
   const sparse = f.runs.filter((r) => r.mask !== null && r.n === 4096 && isTimed(r))
     .sort((a, b) => a.density - b.density)[0]!;

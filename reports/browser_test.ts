@@ -15,7 +15,7 @@ import { buildCharts } from "./_charts.ts";
 import { CHROMIUM_PATH, type PageReport } from "./_chromium.ts";
 import {
   DEFAULT_SWEEP_PATH,
-  H200_PATH,
+  H200_DIR,
   HOSTILE,
   hostileFixture,
   loadFixture,
@@ -195,7 +195,7 @@ browserTest(
     await Deno.mkdir(dir, { recursive: true });
     try {
       // The default `deno task bench` sweep (fixture) first, then docs/h200/results*.json.
-      const h200Dir = H200_PATH.slice(0, H200_PATH.lastIndexOf("/"));
+      const h200Dir = H200_DIR.replace(/\/$/, "");
       const h200Files = [...Deno.readDirSync(h200Dir)].map((e) => e.name)
         .filter((n) => /^results.*\.json$/.test(n)).sort();
       assert(h200Files.length >= 7, `H200 results files: ${h200Files}`);
