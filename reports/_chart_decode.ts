@@ -298,7 +298,15 @@ export function decodeWasteChart(results: ResultsFile[], _labels: string[]): Cha
       "size; a contiguous cache reserved to the longest context (dashed) wastes the gap of every " +
       "shorter sequence. From the benchmarked workloads' context lengths (pure arithmetic, " +
       "analysis/kv_cache.ts); `attnbench model` gives the full memory model.",
-    notes: series.length === 0 ? [emptyNote("decode runs")] : [],
+    notes: series.length === 0
+      ? [emptyNote("decode runs")]
+      : series.every((s) => s.points.every((p) => p.y === 0))
+      ? [
+        "Every benchmarked context length is a multiple of every block size and the sequences " +
+        "are equal, so nothing is wasted here; lengths drawn from a distribution " +
+        "(`--lengths uniform:…`) or `attnbench model --workload sharegpt` show the waste.",
+      ]
+      : [],
     x: { title: "block size (tokens)", scale: "log2", unit: "plain" },
     y: { title: "% of KV memory holding no token", scale: "linear", unit: "plain", min: 0 },
     series,

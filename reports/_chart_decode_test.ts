@@ -88,3 +88,14 @@ Deno.test("waste vs block size: grows with the block, below the contiguous reser
   assertAlmostEquals(first[0]!.y, 100 * 5 / 2048, 1e-9);
   for (let i = 1; i < first.length; i++) assert(first[i]!.y >= first[i - 1]!.y);
 });
+
+Deno.test("waste vs block size: lengths that waste nothing at any block size say so", async () => {
+  const r = await decodeResults();
+  for (const run of r.runs) {
+    if (run.decode) run.decode.contexts = run.decode.contexts.map(() => 1024);
+  }
+  const c = decodeWasteChart([r], ["x"]);
+  assert(c.series.length > 0 && c.series.every((s) => s.points.every((p) => p.y === 0)));
+  assert(c.notes.some((n) => n.includes("nothing is wasted")), c.notes.join());
+  assertEquals(decodeWasteChart([await decodeResults()], ["x"]).notes, []);
+});
