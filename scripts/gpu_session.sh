@@ -272,6 +272,10 @@ for step in "$@"; do
       # Issue 10's refreshed docs/h200 results and report: peers, then the d64 sweep (verified,
       # with the report), d128, causal, density and f16, all in this step's OUT.
       for st in peers d64 d128 causal density f16; do bash "$0" "$st"; done ;;
+    refresh10b)
+      # What refresh10 did not reach in stop 10 (the d64 sweep took 3.7 min: settling and the
+      # float64 checks): peers, then d128, causal, density and f16 through bench into this OUT.
+      for st in peers d128 causal density f16; do bash "$0" "$st"; done ;;
     sparse)
       # Issue 10's "keep" targets with the committed flash (v5 source): block-sparse time over
       # dense at density s (target <= 1.2 s) and causal speed-up (target >= 1.7x), by the tool.
