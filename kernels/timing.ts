@@ -33,7 +33,8 @@ export interface TimingOptions {
    * batches of about {@linkcode SETTLE_BATCH_MS} of work each run until they add up to at least
    * `settleMs` of GPU time and the last two batches' medians agree within
    * {@linkcode SETTLE_TOLERANCE}, or until max({@linkcode SETTLE_MAX_MS}, 4 · `settleMs`) of GPU
-   * time has passed (then `settle.settled` is false). Absent: no settling.
+   * time has passed (then `settle.settled` is false) or {@linkcode SETTLE_MAX_WALL_MS} of wall time
+   * (then it is whether the last two agreed). Absent: no settling.
    */
   settleMs?: number;
 }
@@ -86,6 +87,12 @@ export const SETTLE_BATCH_MS = 25;
 export const SETTLE_TOLERANCE = 0.02;
 /** Settling gives up after this much GPU time (or 4 · settleMs, whichever is more), in ms. */
 export const SETTLE_MAX_MS = 2000;
+/**
+ * Settling also stops after this much wall time, in ms, settled if its last two batches agree: a
+ * kernel of a few µs fills a 256-rep batch with well under 25 ms of work and waits on each
+ * read-back, so its GPU-time floor could take a minute to reach.
+ */
+export const SETTLE_MAX_WALL_MS = 5000;
 /** Passes encoded into one command buffer for warm-up. */
 const WARMUP_CHUNK = 256;
 
@@ -288,6 +295,7 @@ async function settleClocks(
   settleMs: number,
 ): Promise<SettleResult> {
   const capMs = Math.max(SETTLE_MAX_MS, 4 * settleMs);
+  const start = performance.now();
   const batchMediansMs: number[] = [];
   let busyMs = 0;
   let estimateMs = 0;
@@ -308,6 +316,9 @@ async function settleClocks(
         SETTLE_TOLERANCE * batchMediansMs[k - 2]!;
     if (agree && busyMs >= settleMs) return { busyMs, batchMediansMs, settled: true };
     if (busyMs >= capMs) return { busyMs, batchMediansMs, settled: false };
+    if (performance.now() - start >= SETTLE_MAX_WALL_MS) {
+      return { busyMs, batchMediansMs, settled: agree };
+    }
   }
 }
 
