@@ -1,8 +1,10 @@
 // Issue 14, "open: bimodal timing" (BENCHMARKS.md, decode v2): the same decode kernel on the same
 // shape (f16, d = 128, 16 sequences × 16 heads, context 8192) timed at ~4 TB/s in
 // scripts/decode_variants.ts and at ~1 TB/s in `bench`, sometimes within one prepared plan
-// (whole run slow, split pass alone fast). This script puts the candidate causes side by side in
-// one call, every row timed with the tool's timer (kernels/timing.ts):
+// (whole run slow, split pass alone fast). Outcome (stop 10, BENCHMARKS.md "Stop 10"): the GPU's
+// clocks, after seconds of host-side work; kernels/timing.ts now settles them before timing. This
+// script puts the candidate causes side by side in one call, every row timed with the tool's
+// timer (kernels/timing.ts):
 //
 //   check    both kernels against the float64 reference (odd lengths, GQA, poisoned outputs; the
 //            contiguous kernel with a padded stride too); nothing is timed if one fails
