@@ -428,6 +428,65 @@ interface Analysis {
   wgRoots: Record<string, string>; // workgroup variable id -> type description
   phases: Phase[];
   nested: { phase: number; trips: number; counts: Counts }[];
+  /** Most 32-bit values live at once in the loop body, per phase (a register-count floor). */
+  live: number[];
+}
+
+/**
+ * 32-bit values live at each instruction of the key-block loop, from def-use intervals over its
+ * instructions in order: a value defined before the loop or at its header (a phi) and used
+ * inside is live throughout, one defined inside from its definition to its last use (a use in a
+ * nested loop holds it to that loop's end). Pointers, booleans and constants take none (address
+ * arithmetic and predicates are left out). A floor for the registers the driver needs, before
+ * any rematerialisation or reuse it might find.
+ */
+function liveness(
+  m: Module,
+  body: Inst[],
+  hot: { start: number; end: number },
+  inner: { start: number; end: number }[],
+  phaseOf: number[],
+): number[] {
+  const words = (id: string) => {
+    const ti = m.types.get(m.valueType.get(id) ?? "");
+    if (!ti || ti.kind === "pointer" || ti.kind === "bool") return 0;
+    if (ti.kind === "vector" && m.types.get(ti.elem!)?.kind === "bool") return 0;
+    return ti.kind === "vector" ? ti.comps : ti.kind === "float" || ti.kind === "int" ? 1 : 0;
+  };
+  const def = new Map<string, number>();
+  body.forEach((i, k) => {
+    if (i.id) def.set(i.id, k);
+  });
+  const lastUse = new Map<string, number>();
+  for (let k = hot.start; k < hot.end; k++) {
+    const i = body[k]!;
+    const loop = inner.find((l) => k >= l.start && k < l.end);
+    for (const a of i.args) {
+      if (!def.has(a)) continue;
+      lastUse.set(a, Math.max(lastUse.get(a) ?? 0, loop ? loop.end : k));
+    }
+  }
+  const delta = new Array(hot.end - hot.start + 1).fill(0);
+  let always = 0;
+  for (const [id, last] of lastUse) {
+    const w = words(id);
+    if (!w) continue;
+    const d = def.get(id)!;
+    const phi = body[d]!.op === "OpPhi" && d < hot.start + 8;
+    if (d < hot.start || phi) always += w;
+    else {
+      delta[d - hot.start] += w;
+      delta[last - hot.start + 1] -= w;
+    }
+  }
+  const most = new Array(Math.max(...phaseOf) + 1).fill(0);
+  let cur = always;
+  for (let k = hot.start; k < hot.end; k++) {
+    cur += delta[k - hot.start];
+    const p = phaseOf[k - hot.start]!;
+    most[p] = Math.max(most[p], cur);
+  }
+  return most;
 }
 
 function typeText(m: Module, id: string): string {
@@ -508,7 +567,13 @@ function analyse(name: string, m: Module, wg: number): Analysis {
     trips: trips.get(l)!,
     counts: nestedCounts.get(l)!,
   }));
-  return { name, wgRoots, phases, nested };
+  const phaseOf: number[] = [];
+  let ph = 0;
+  for (let k = hot.start; k < hot.end; k++) {
+    phaseOf.push(ph);
+    if (body[k]!.op === "OpControlBarrier") ph++;
+  }
+  return { name, wgRoots, phases, nested, live: liveness(m, body, hot, inner, phaseOf) };
 }
 
 function classify(
@@ -726,6 +791,7 @@ function report(a: Analysis, cfg: Config, raw: number, opt: number): string {
     sum(dNo.map((x) => x.issued)),
   );
   row("shared wavefronts per warp", waves, wavesTotal);
+  row("most 32-bit values live (register floor)", a.live, Math.max(...a.live));
   lines.push("");
   const byArray = new Map<string, Access[]>();
   a.phases.forEach((p, k) => {
