@@ -698,7 +698,7 @@ function derive(c: Counts, fold: boolean) {
   const addsLeft = Math.max(0, addl - dots);
   const fused = Math.min(mul, addsLeft);
   const fpFold = dotLanes + (mul - fused) + addsLeft + fpOther;
-  const fp = fold ? fpFold : fpFold + dots;
+  const fp = fold ? fpFold : fpFold + Math.min(dots, addl);
   return {
     fp,
     mufu,
@@ -819,8 +819,13 @@ function report(a: Analysis, cfg: Config, raw: number, opt: number): string {
     );
   }
   const useful = usefulFma(cfg);
+  // Summed phase by phase: a multiply fuses only with an add of its own phase.
   const tf = (fold: boolean) => {
-    const d = derive(total, fold);
+    const per = all.map((c) => derive(c, fold));
+    const d = { ...per[0]! };
+    for (const x of per.slice(1)) {
+      for (const k of Object.keys(d) as (keyof typeof d)[]) d[k] += x[k];
+    }
     const b = bounds(useful, d, wavesTotal);
     return { d, b };
   };
