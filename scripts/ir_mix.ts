@@ -24,8 +24,13 @@
 //    distinct 4-byte words any of the 32 banks must serve (NVIDIA's shared-memory model: 32
 //    banks of 4 bytes, one wavefront a clock per SM; the same rule BENCHMARKS.md's hand count
 //    uses).
+// 5. The most 32-bit values live at once per phase (a floor for the registers a thread needs),
+//    then an estimate of the SASS-level warp instructions (see `derive`) and upper bounds on the
+//    FMA rate from each SM resource alone (see `bounds`).
 // Needs gcc, spirv-tools (spirv-dis, spirv-opt) and lavapipe unpacked as .ci/run does it.
-// Prints a markdown table per configuration (or JSON with --json).
+// Prints a markdown table per configuration (or JSON with --json); --keep DIR keeps the WGSL,
+// SPIR-V (.spv, .spvasm, .opt.spvasm) and the dump ICD there. --child and --dumps are the
+// script's own: it re-runs itself with them under the dump ICD to compile.
 import { parseArgs } from "@std/cli/parse-args";
 import { passProgram } from "../kernels/attention.ts";
 import { planFor } from "../kernels/registry.ts";
@@ -869,6 +874,29 @@ if (import.meta.main) {
   }
   const lvp = a.lavapipe ?? "/tmp/attnbench-lavapipe";
   const lib = `${lvp}/root/usr/lib/x86_64-linux-gnu`;
+  const missing = [
+    ...(await Promise.all(["gcc", "spirv-opt", "spirv-dis"].map(async (c) => {
+      try {
+        await new Deno.Command(c, { args: ["--version"], stdout: "null", stderr: "null" })
+          .output();
+        return null;
+      } catch {
+        return c;
+      }
+    }))).filter((c) => c !== null),
+    ...(await Deno.stat(`${lib}/libvulkan_lvp.so`).then(
+      () => [],
+      () => [`${lib}/libvulkan_lvp.so`],
+    )),
+  ];
+  if (missing.length > 0) {
+    console.error(
+      `ir_mix: missing ${
+        missing.join(", ")
+      } (apt-get install gcc spirv-tools; lavapipe as .ci/run unpacks it, or --lavapipe DIR)`,
+    );
+    Deno.exit(2);
+  }
   const dir = a.keep ?? await Deno.makeTempDir({ prefix: "ir_mix" });
   await Deno.mkdir(`${dir}/dumps`, { recursive: true });
   const only = a.only ? a.only.split(",") : null;
