@@ -203,6 +203,7 @@ export async function prepareAttention(
       Number(device.limits.maxStorageBufferBindingSize),
       Number(device.limits.maxBufferSize),
     ),
+    maxWorkgroupBytes: Number(device.limits.maxComputeWorkgroupStorageSize),
   });
   const atomic = plan.passes().some((p) => p.bindings.some((b) => b.element === "atomic<f32>"));
   if (atomic && !device.features.has(FLOAT32_ATOMIC)) {

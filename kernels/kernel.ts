@@ -171,6 +171,12 @@ export interface ProblemRequest {
    * into chunks of at most this. Absent: no limit (planning without a device).
    */
   maxBindingBytes?: number;
+  /**
+   * The device's workgroup memory limit in bytes (`maxComputeWorkgroupStorageSize`), for knobs
+   * that add workgroup memory beyond the tiles' (flash's `padWorkgroupBytes`). Absent: no limit
+   * (planning without a device).
+   */
+  maxWorkgroupBytes?: number;
 }
 
 /** A kernel applied to one problem: pure data, no GPU. */

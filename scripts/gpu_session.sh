@@ -151,6 +151,43 @@ for step in "$@"; do
       grep -h '^check' "$OUT"/flashfwd_d*.txt | grep -v ' ok$'
       echo "--- flashfwd (B·N = 16384, 16 heads, f32)"
       cat "$FT" ;;
+    occupancy)
+      # Issue 10's occupancy experiment (docs/analysis/flash_inner_loop.md, "What the counts
+      # point to", item 2): does flash forward f32 d = 64 (v7, the tuned 64x32x4x16: 256 threads)
+      # lose time when fewer of its workgroups fit an SM? The kernel option padWorkgroupBytes
+      # (speed_variants --pad) adds workgroup memory that no run touches; work and bytes stay.
+      # Workgroup memory of the unpadded program: q_tile 64·68·4 = 17408, kv_tile 32·68·4 = 8704,
+      # p_tile 64·36·4 = 9216, row_max_part 64·16·4 = 4096: S = 39424 B (the plan's limit check
+      # counts 39696, block-sparse's 272-byte prelude included, so a pad of at most
+      # (49152 - 39696) rounded down to 16 = 9456 fits WebGPU's 49152 on the H200).
+      # Hopper SM: 228 KB = 233472 B of shared memory (227 KB usable a block), 1 KB of it
+      # reserved per block by the system (CUDA C++ Programming Guide, compute capability 9.0;
+      # neither HOPPER.md nor H200.md gives the figure). Workgroups an SM from shared memory,
+      # floor(233472 / (S + 1024)), and without the reserve floor(233472 / S):
+      #   pad 0     S = 39424: 233472 / 40448 = 5.77 -> 5 (5.92 -> 5)
+      #   pad 4096  S = 43520: 233472 / 44544 = 5.24 -> 5 (5.36 -> 5)   control: pad, same 5
+      #   pad 9456  S = 48880: 233472 / 49904 = 4.68 -> 4 (4.78 -> 4)
+      # 4 an SM needs S + 1024 > 233472 / 5 = 46694 (pad >= 6256), or S > 46694 without the
+      # reserve (pad >= 7280); 9456 is past both. 3 an SM would need S > 57344
+      # and 2 S > 76800, past WebGPU's 48 KiB: not reachable by padding (speed_variants would
+      # refuse them with one line). Threads allow 8 (2048 / 256) and registers 4 at 64 a thread
+      # or 3 at 65-72. This assumes the driver picks the full 228 KB carveout for this kernel.
+      # pad 0 runs again last: the drift between the two bounds the noise.
+      # Each variant is checked against the float64 reference first (n = 1, 77, 300, B·H = 6,
+      # poisoned outputs), then timed at N = 4096 and 16384 (B·N = 16384, 16 heads) beside
+      # PyTorch's EFFICIENT_ATTENTION in the same call. Expected time ~90 s, under 120 s:
+      # flashfwd's peers (d = 64 and 128) and 6 d = 64 variants took at most 2 min 20 s (stop 9,
+      # 13:53:22-13:55:42), so ~20 s a variant; here 4 variants and half those peers.
+      OP=$OUT/occupancy_peers.jsonl OT=$OUT/occupancy_table.txt
+      rm -f "$OT"
+      ab devices | grep -i 'description\|WorkgroupStorage'
+      python3 .device/peer_sdpa.py --d 64 --n 4096,16384 --reps 10 --dtype float32 2>/dev/null > "$OP"
+      grep -h '"EFFICIENT' "$OP" | cut -c1-200
+      sv --d 64 --n 4096,16384 --check-n 1,77,300 --reps 8 --sg on --peers "$OP" --table "$OT" \
+        --tiles 64x32x4x16v7 --pad 0,4096,9456,0 > "$OUT/occupancy.txt"
+      grep -h '^check' "$OUT/occupancy.txt" | grep -v ' ok$'
+      echo "--- occupancy (flash f32 d64 v7 64x32x4x16; pad bytes -> workgroups an SM: 0 -> 5, 4096 -> 5, 9456 -> 4)"
+      cat "$OT" ;;
     flashh16)
       # Issue 10, f16: packed half arithmetic (f16Math packed, flash_h16.wgsl) against f16
       # storage with f32 arithmetic, each variant checked against the float64 reference at odd

@@ -1,12 +1,13 @@
 // Flash kernel variants on one GPU in one call (BENCHMARKS.md, issue 10): for each variant
-// (tiles × subgroups on/off), first check it against the float64 reference at an odd size with
+// (tiles × subgroups on/off × the options below), first check it against the float64 reference at an odd size with
 // poisoned outputs (a failing variant is not timed), then time it with the tool's own timer at
 // B·N = 16384 tokens, 16 heads. Prints one JSON line per timing and a table last.
 //
 //   deno run -A scripts/speed_variants.ts [--n 1024,4096,16384] [--d 64] [--reps 10]
 //     [--tiles 64x32x8x8,64x32x4x16,64x32x4x8v7] [--sg both|on|off] [--causal]
 //     [--kernel flash-bwd] [--batch-heads 64] [--dtype f16 --f16-math f32,packed]
-//     [--f16-chunk 16,64] [--dq pass,atomic] [--peers peers.jsonl] [--table rows.txt]
+//     [--f16-chunk 16,64] [--dq pass,atomic] [--pad 0,4096,9728] [--peers peers.jsonl]
+//     [--table rows.txt]
 //
 // Any kernel of the registry: a backward one (flash-bwd, flash-fwd+bwd, …) is timed on its
 // timing inputs (O(N·d) on the host) and counted with its pass's FLOPs (2.5× / 3.5× the
@@ -15,7 +16,13 @@
 // option f16Math); packed once per --f16-chunk (elements per f16 partial sum, kernel option
 // f16Chunk; default 16). --dq: how flash-bwd (and the backward half of flash-fwd+bwd) computes
 // dQ, each a variant (kernel option dq: "pass", the dQ pass; "atomic", atomicAdd in the dK/dV
-// pass, on devices granting wgpu-shader-float32-atomic). --peers: peer_sdpa.py's JSON lines;
+// pass, on devices granting wgpu-shader-float32-atomic). --pad: bytes of unused workgroup memory
+// added to flash's (and block-sparse's) program, each value a variant (kernel option
+// padWorkgroupBytes, a multiple of 16; 0, the default, is the unpadded program): fewer
+// workgroups then fit an SM, with the same work and bytes (the pad adds one branch that never
+// runs; issue 10's occupancy experiment, docs/analysis/flash_inner_loop.md). A value may repeat (0,9728,0: the first timed
+// again last, to see drift); a pad past the device's limit fails its check with one line.
+// --peers: peer_sdpa.py's JSON lines;
 // each timing's row then shows its ratio to PyTorch EFFICIENT_ATTENTION's TFLOP/s of the same pass, n, d, dtype and causality.
 // --table: the table's rows are also appended to this file (one step's several runs make one
 // table).
@@ -44,6 +51,7 @@ const a = parseArgs(Deno.args, {
     "table",
     "batch-heads",
     "dq",
+    "pad",
   ],
   boolean: ["causal"],
 });
@@ -81,6 +89,8 @@ const maths: { f16Math: string; f16Chunk?: number }[] = (a["f16-math"] ?? "f32")
     m === "packed" ? chunks.map((c: number) => ({ f16Math: m, f16Chunk: c })) : [{ f16Math: m }]
   );
 const dqs: (string | null)[] = a.dq ? a.dq.split(",") : [null];
+// Workgroup-memory pads in bytes; null: the option is not passed (the unpadded program).
+const pads: (number | null)[] = a.pad ? a.pad.split(",").map(Number) : [null];
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const rows: string[] = [];
 
@@ -88,15 +98,21 @@ for (const sg of sgModes) {
   const gpu: Gpu = await openGpu({ subgroups: sg });
   const kernels = new AttentionKernels(gpu);
   console.log(`# ${gpu.info.description} subgroups=${gpu.info.subgroups} size=${gpu.subgroupSize}`);
-  const variants = tiles.flatMap((t) => maths.flatMap((m) => dqs.map((q) => [t, m, q] as const)));
-  for (const [t, math, dq] of variants) {
-    const options = dq === null ? math : { ...math, dq };
+  const variants = tiles.flatMap((t) =>
+    maths.flatMap((m) => dqs.flatMap((q) => pads.map((pad) => [t, m, q, pad] as const)))
+  );
+  for (const [t, math, dq, pad] of variants) {
+    const options = {
+      ...math,
+      ...(dq === null ? {} : { dq }),
+      ...(pad === null ? {} : { padWorkgroupBytes: pad }),
+    };
     const mathName = math.f16Chunk ? `${math.f16Math}${math.f16Chunk}` : math.f16Math;
     const name = `${kernel} ${dtype}${
       dtype === "f16" ? `/${mathName}` : ""
     } d${d} ${t.br}x${t.bc}x${t.rm}x${t.tx}${t.variant ?? ""} sg=${gpu.subgroupSize}${
       dq === null ? "" : ` dq=${dq}`
-    }`;
+    }${pad === null ? "" : ` pad=${pad}`}`;
     // Correct first: odd sizes, several heads, poisoned outputs, fresh inputs.
     let ok = true;
     let maxErr = 0;

@@ -8,7 +8,7 @@
  */
 
 import { UsageError } from "../../core/errors.ts";
-import { f16ChunkOf, f16MathOf, flashPlan, flashWorkgroupBytes } from "../flash/mod.ts";
+import { flashPlan, flashProgramOf, flashWorkgroupBytes } from "../flash/mod.ts";
 import type { AttentionShape, Tiles } from "../../core/shapes.ts";
 import type { Kernel, MaskRequest } from "../kernel.ts";
 import { BlockMask, makeMask } from "../masks.ts";
@@ -27,16 +27,14 @@ export const blockSparse: Kernel = {
   threads: tileThreads,
   workgroupBytes: flashWorkgroupBytes,
   tileProblem: tileStructureProblem,
-  plan: ({ shape, tiles, scale, mask, subgroupSize, options }) =>
+  plan: (request) =>
     flashPlan(
       blockSparse,
-      shape,
-      tiles,
-      scale,
-      blockMaskFor(shape, tiles, mask),
-      subgroupSize,
-      f16MathOf(options),
-      f16ChunkOf(options),
+      request.shape,
+      request.tiles,
+      request.scale,
+      blockMaskFor(request.shape, request.tiles, request.mask),
+      flashProgramOf(request),
     ),
 };
 

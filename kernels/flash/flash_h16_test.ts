@@ -49,7 +49,7 @@ Deno.test("f16Math: packed builds flash_h16 for f16 storage only, f32 stays the 
     causal: false,
   });
   const key = (dtype: "f16" | "f32") =>
-    flashPlan(flash, shape(dtype), tiles, undefined, null, 0, "packed").passes()[0]!.key;
+    flashPlan(flash, shape(dtype), tiles, undefined, null, { f16Math: "packed" }).passes()[0]!.key;
   assert(key("f16").includes("h16"));
   assert(!key("f32").includes("h16"), "f32 storage has nothing to pack");
 });

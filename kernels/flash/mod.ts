@@ -14,6 +14,7 @@ import flashRtBody from "./flash_rt.wgsl" with { type: "text" };
 import flashH16Body from "./flash_h16.wgsl" with { type: "text" };
 import flashTiles from "./flash_tiles.wgsl" with { type: "text" };
 import { type AttentionShape, type Dtype, dtypeBytes, type Tiles } from "../../core/shapes.ts";
+import { UsageError } from "../../core/errors.ts";
 import {
   flashAttentionBytes,
   flashQueryOuterBytes,
@@ -28,6 +29,7 @@ import {
   type Kernel,
   type KernelPlan,
   type PassBinding,
+  type ProblemRequest,
 } from "../kernel.ts";
 import type { BlockMask } from "../masks.ts";
 import { tileConstants, tileStructureProblem, tileThreads, unrollLoops } from "../program.ts";
@@ -52,6 +54,11 @@ export interface FlashKnobs {
   f16Math?: F16Math;
   /** The packed program's chunk length in elements (default {@linkcode F16_CHUNK}). */
   f16Chunk?: number;
+  /**
+   * Bytes of extra workgroup memory that no run uses (the occupancy experiment of issue 10,
+   * {@linkcode padWorkgroupBytesOf}); 0 or absent: no pad, the unpadded source.
+   */
+  padWorkgroupBytes?: number;
 }
 
 /**
@@ -109,6 +116,34 @@ export function f16ChunkOf(options: Readonly<Record<string, unknown>> | undefine
     throw new Error(`f16Chunk ${String(c)}: expected a multiple of 4 from 4 to 128`);
   }
   return c;
+}
+
+/**
+ * The workgroup-memory pad a problem's kernel options ask for (`options.padWorkgroupBytes`, a
+ * whole number of bytes, a multiple of 16; 0 when absent). The padded program declares that many
+ * more bytes of workgroup memory and touches them only in a branch no valid problem takes, so
+ * its results and counted bytes are the unpadded program's: what changes is how many workgroups
+ * fit an SM (issue 10's occupancy experiment, docs/analysis/flash_inner_loop.md). Anything else
+ * is a {@linkcode UsageError}.
+ *
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { padWorkgroupBytesOf } from "./mod.ts";
+ * assert(padWorkgroupBytesOf({ padWorkgroupBytes: 8192 }) === 8192);
+ * assert(padWorkgroupBytesOf(undefined) === 0);
+ * ```
+ */
+export function padWorkgroupBytesOf(
+  options: Readonly<Record<string, unknown>> | undefined,
+): number {
+  const b = options?.padWorkgroupBytes ?? 0;
+  if (typeof b !== "number" || !Number.isInteger(b) || b < 0 || b % 16 !== 0) {
+    throw new UsageError(
+      `padWorkgroupBytes ${String(b)}: expected a whole number of bytes >= 0, a multiple of 16`,
+    );
+  }
+  return b;
 }
 
 /**
@@ -209,9 +244,10 @@ export function flashKey(k: FlashKnobs): string {
     : chosen === "rt"
     ? `rt${sg}${flashKvShared(k.d) ? "-kvs" : ""}`
     : chosen;
+  const pad = k.padWorkgroupBytes ? `/pad${k.padWorkgroupBytes}` : "";
   return `flash${
     k.sparse ? "-sparse" : ""
-  }/d${k.d}/br${t.br}-bc${t.bc}-rm${t.rm}-tx${t.tx}/${layout}`;
+  }/d${k.d}/br${t.br}-bc${t.bc}-rm${t.rm}-tx${t.tx}/${layout}${pad}`;
 }
 
 /**
@@ -227,6 +263,12 @@ export function flashKey(k: FlashKnobs): string {
  * ```
  */
 export function flashSource(k: FlashKnobs): string {
+  const source = unpaddedSource(k);
+  return k.padWorkgroupBytes ? padWorkgroup(source, k.padWorkgroupBytes) : source;
+}
+
+/** {@linkcode flashSource} without the workgroup-memory pad. */
+function unpaddedSource(k: FlashKnobs): string {
   const problem = tileStructureProblem(k.d, k.tiles);
   if (problem) throw new Error(`flash tiles: ${problem}`);
   const { lines, bounds } = tileConstants(k.d, k.tiles);
@@ -265,6 +307,32 @@ export function flashSource(k: FlashKnobs): string {
     blocks,
     unrollLoops(flashRtBody, rt),
   ].join("\n");
+}
+
+// Every flash body (flash.wgsl and v7, flash_h16.wgsl, flash_rt.wgsl) has this line once, near
+// the top of main, after `n`, `qb`, `base` and `t` are known.
+const PAD_ANCHOR = "  let tx = t % TX;\n";
+
+/**
+ * A flash program with `bytes` more workgroup memory (issue 10's occupancy experiment): an
+ * array that only a branch on `params.causal > 1u` touches. The host writes 0 or 1 there
+ * (`shapeUniforms`), so the branch never runs and results and counted bytes stay the unpadded
+ * program's; a compiler cannot know the uniform's value, so it must keep the branch, and the
+ * branch reads the array back into O, so the array cannot be dropped as written-only.
+ */
+function padWorkgroup(source: string, bytes: number): string {
+  if (source.split(PAD_ANCHOR).length !== 2) {
+    throw new Error(`flash pad: the body must have ${JSON.stringify(PAD_ANCHOR.trim())} once`);
+  }
+  const vecs = bytes / 16;
+  const use = `  if params.causal > 1u {
+    occupancy_pad[(t + n) % ${vecs}u] = vec4<f32>(f32(n));
+    o[base] = T4(occupancy_pad[(t + qb) % ${vecs}u]);
+  }
+`;
+  return source.replace(PAD_ANCHOR, PAD_ANCHOR + use) +
+    "\n// Occupancy pad (kernel option padWorkgroupBytes): only the branch on causal > 1 uses it.\n" +
+    `var<workgroup> occupancy_pad: array<vec4<f32>, ${vecs}>;\n`;
 }
 
 // v7 is flash.wgsl with two changes, made by replacing these texts of it (each must be there,
@@ -498,9 +566,49 @@ const DENSE_SLOTS = ["q", "k", "v", "o", "lse", "uniform"] as const;
 /** Counter slots of the block-sparse flash program. */
 const SPARSE_SLOTS = [...DENSE_SLOTS, "mask"] as const;
 
+/** The program knobs of {@linkcode flashPlan} beyond shape, tiles, scale and mask. */
+export interface FlashProgram {
+  /** See {@linkcode FlashKnobs.subgroupSize}; 0 or absent: the portable path. */
+  subgroupSize?: number;
+  /** f16 storage only (see {@linkcode F16Math}); absent: `"f32"`. */
+  f16Math?: F16Math;
+  /** The packed program's chunk length; absent: {@linkcode F16_CHUNK}. */
+  f16Chunk?: number;
+  /** See {@linkcode padWorkgroupBytesOf}; absent: 0. */
+  padWorkgroupBytes?: number;
+  /** The device's workgroup memory limit the pad must fit; absent: no limit. */
+  maxWorkgroupBytes?: number;
+}
+
+/**
+ * The program knobs a problem request asks for: its subgroup size, the device's workgroup
+ * memory limit and the kernel options `f16Math`, `f16Chunk` and `padWorkgroupBytes`.
+ *
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { flashProgramOf } from "./mod.ts";
+ * const shape = { batch: 1, heads: 1, n: 8, d: 32, dtype: "f32", causal: false } as const;
+ * const tiles = { br: 8, bc: 8, rm: 2, tx: 4 };
+ * const p = flashProgramOf({ shape, tiles, options: { padWorkgroupBytes: 64 } });
+ * assert(p.padWorkgroupBytes === 64 && p.f16Math === "f32");
+ * ```
+ */
+export function flashProgramOf(request: ProblemRequest): FlashProgram {
+  const { options } = request;
+  return {
+    subgroupSize: request.subgroupSize,
+    f16Math: f16MathOf(options),
+    f16Chunk: f16ChunkOf(options),
+    padWorkgroupBytes: padWorkgroupBytesOf(options),
+    maxWorkgroupBytes: request.maxWorkgroupBytes,
+  };
+}
+
 /**
  * The plan of the flash program, dense (`mask` null) or block-sparse: what the flash and the
- * block-sparse registry entries both return.
+ * block-sparse registry entries both return. A workgroup-memory pad that would not fit the
+ * device's limit (`program.maxWorkgroupBytes`) is a {@linkcode UsageError}.
  */
 export function flashPlan(
   kernel: Kernel,
@@ -508,10 +616,23 @@ export function flashPlan(
   tiles: Tiles,
   given: number | undefined,
   mask: BlockMask | null,
-  subgroupSize = 0,
-  f16Math: F16Math = "f32",
-  f16Chunk: number = F16_CHUNK,
+  program: FlashProgram = {},
 ): KernelPlan {
+  const {
+    subgroupSize = 0,
+    f16Math = "f32",
+    f16Chunk = F16_CHUNK,
+    padWorkgroupBytes = 0,
+    maxWorkgroupBytes = Infinity,
+  } = program;
+  const used = flashWorkgroupBytes(shape.d, shape.dtype, tiles);
+  if (padWorkgroupBytes > 0 && used + padWorkgroupBytes > maxWorkgroupBytes) {
+    throw new UsageError(
+      `padWorkgroupBytes ${padWorkgroupBytes}: ${used} + ${padWorkgroupBytes} bytes of ` +
+        `workgroup memory exceed the device's ${maxWorkgroupBytes}; at most ` +
+        `${Math.floor((maxWorkgroupBytes - used) / 16) * 16} fit with these tiles`,
+    );
+  }
   const scale = given ?? 1 / Math.sqrt(shape.d);
   const heads = shape.batch * shape.heads;
   const csr = mask?.csr() ?? null;
@@ -556,6 +677,7 @@ export function flashPlan(
     // The packed source is built for f16 storage only; f32 storage has nothing to pack.
     f16Math: shape.dtype === "f16" ? f16Math : "f32",
     f16Chunk,
+    padWorkgroupBytes,
   };
   return {
     kernel,
@@ -604,15 +726,6 @@ export const flash: Kernel = {
   threads: tileThreads,
   workgroupBytes: flashWorkgroupBytes,
   tileProblem: tileStructureProblem,
-  plan: ({ shape, tiles, scale, subgroupSize, options }) =>
-    flashPlan(
-      flash,
-      shape,
-      tiles,
-      scale,
-      null,
-      subgroupSize,
-      f16MathOf(options),
-      f16ChunkOf(options),
-    ),
+  plan: (request) =>
+    flashPlan(flash, request.shape, request.tiles, request.scale, null, flashProgramOf(request)),
 };
