@@ -40,7 +40,7 @@ Deno.test("tiles: a variant other than v7 is a tile problem", () => {
   const bad = { ...V5, variant: "v9" } as unknown as Tiles;
   assertEquals(
     tileProblem("flash", 64, "f32", bad, limits),
-    'tile variant "v9" is not one of v7, v8, v8k, v8v',
+    'tile variant "v9" is not one of v7, v8, v8k, v8v, v8e',
   );
 });
 

@@ -25,7 +25,7 @@ import {
 const T8: Tiles = { br: 8, bc: 8, rm: 2, tx: 4 };
 // 12 threads, 32 vec4s a tile at d = 32: 3 a thread, the last one only for threads 0–7.
 const RAGGED: Tiles = { br: 6, bc: 4, rm: 2, tx: 4 };
-const LAYOUTS = ["v8", "v8k", "v8v"] as const;
+const LAYOUTS = ["v8", "v8k", "v8v", "v8e"] as const;
 const count = (s: string, part: string) => s.split(part).length - 1;
 
 Deno.test("flash v8: its own keys and sources, v7's workgroup memory", () => {
@@ -42,15 +42,18 @@ Deno.test("flash v8: its own keys and sources, v7's workgroup memory", () => {
     assert(src.includes("l[i] = sum;"));
     // K and V each staged once a block: from registers where prefetched, as v7 where not.
     const k = variant !== "v8v";
-    const v = variant !== "v8k";
+    const v = variant === "v8" || variant === "v8v";
+    const early = variant === "v8e";
     assertEquals(count(src, "put_kv_tile(k_pf, t);"), k ? 1 : 0, variant);
     assertEquals(count(src, "put_kv_tile(v_pf, t);"), v ? 1 : 0, variant);
+    assertEquals(count(src, "put_kv_tile(v_cur, t);"), early ? 1 : 0, variant);
     assertEquals(count(src, "load_kv_tile(false,"), k ? 0 : 1, variant);
-    assertEquals(count(src, "load_kv_tile(true,"), v ? 0 : 1, variant);
+    assertEquals(count(src, "load_kv_tile(true,"), v || early ? 0 : 1, variant);
     // The first block fetched before the loop, each next one inside it (V also on the skip
-    // path of a block past the diagonal).
+    // path of a block past the diagonal); v8e's V at the start of its own block.
     assertEquals(count(src, "k_pf = fetch_kv(false, base, k_next, n, t);"), k ? 2 : 0);
     assertEquals(count(src, "v_pf = fetch_kv(true, base, k_next, n, t);"), v ? 3 : 0);
+    assertEquals(count(src, "let v_cur = fetch_kv(true, base, k0, n, t);"), early ? 1 : 0);
   }
   // The guard on the element index only where BC·D4 is not a multiple of the threads.
   assertEquals(v8PerThread(32, RAGGED), 3);
@@ -107,7 +110,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "flash v8k, v8v and a ragged v8 tile: right and counted as modeled",
+  name: "flash v8k, v8v, v8e and a ragged v8 tile: right and counted as modeled",
   ignore: kernels === null,
   async fn() {
     const cases: [Tiles, number, number][] = [
@@ -115,6 +118,8 @@ Deno.test({
       [{ ...T8, variant: "v8k" }, 64, 130],
       [{ ...T8, variant: "v8v" }, 64, 37],
       [{ ...T8, variant: "v8v" }, 64, 130],
+      [{ ...T8, variant: "v8e" }, 64, 37],
+      [{ ...T8, variant: "v8e" }, 64, 130],
       [{ ...RAGGED, variant: "v8" }, 32, 37],
       [{ ...RAGGED, variant: "v8" }, 32, 77],
     ];

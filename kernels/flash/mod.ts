@@ -157,9 +157,8 @@ export function padWorkgroupBytesOf(
  * multiple of 4 and at least 8, bc a multiple of 4·tx, the head dim's vec4s a multiple of tx),
  * `"v5"`, flash.wgsl, for every other tile, or `"v7"`, flash.wgsl with interleaved output
  * columns and per-thread row sums ({@linkcode flashV7Body}), when the tiles say
- * `variant: "v7"`, or `"v8"`, `"v8k"`, `"v8v"`: v7 with the next key block's K and V, K only or
- * V only fetched into registers during the current block ({@linkcode flashV8Body}), when the
- * tiles name them. The register tiles
+ * `variant: "v7"`, or `"v8"`, `"v8k"`, `"v8v"`, `"v8e"`: v7 with K and/or V fetched into
+ * registers ahead of their use ({@linkcode flashV8Body}), when the tiles name them. The register tiles
  * measured 2–7× slower than v5 on the H200 (BENCHMARKS.md, issue 10), so only rows-per-thread
  * past every default and tuned tile (rm ≥ 8) select them.
  *
@@ -417,11 +416,24 @@ export function flashV7Body(body: string): string {
   return out;
 }
 
-/** What each v8 layout fetches into registers a block ahead: the next key block's K, V or both. */
-export const V8_PREFETCH: Readonly<Record<"v8" | "v8k" | "v8v", { k: boolean; v: boolean }>> = {
-  v8: { k: true, v: true },
-  v8k: { k: true, v: false },
-  v8v: { k: false, v: true },
+/**
+ * How a v8 layout stages K and V: `k` true, the next key block's K is fetched into registers
+ * during the current block; `v` `"next"`, likewise the next block's V; `"early"`, the current
+ * block's V is fetched at the block's start (its load runs under S = Q·Kᵀ, and its registers
+ * are free again before P·V, where the register peak is); null, as v7 (global → kv_tile between
+ * two barriers).
+ */
+export interface V8Prefetch {
+  k: boolean;
+  v: "next" | "early" | null;
+}
+
+/** The v8 layouts and how each stages K and V ({@linkcode V8Prefetch}). */
+export const V8_PREFETCH: Readonly<Record<"v8" | "v8k" | "v8v" | "v8e", V8Prefetch>> = {
+  v8: { k: true, v: "next" },
+  v8k: { k: true, v: null },
+  v8v: { k: false, v: "next" },
+  v8e: { k: true, v: "early" },
 };
 
 /**
@@ -500,10 +512,11 @@ const V8_HEAD = `  for (var bi = 0u; bi < blocks; bi++) {
 const V8_V_STAGE = "    load_kv_tile(true, base, k0, n, t);\n";
 
 /** The v8 loop head for a prefetch choice (see `V8_HEAD`). */
-function v8Head(p: { k: boolean; v: boolean }): string {
+function v8Head(p: V8Prefetch): string {
   const fetch = (what: string, use: boolean, indent: string) =>
     `${indent}${what}_pf = fetch_kv(${use}, base, k_next, n, t);\n`;
-  const what = [p.k ? "K" : "", p.v ? "V" : ""].filter(Boolean).join(" and ");
+  const next = { k: p.k, v: p.v === "next" };
+  const what = [next.k ? "K" : "", next.v ? "V" : ""].filter(Boolean).join(" and ");
   return `  // v8: the first key block's index and ${what} here, each next block's during this one.
   var k_next = 0u;
   var next_live = false;
@@ -511,10 +524,10 @@ function v8Head(p: { k: boolean; v: boolean }): string {
     k_next = kv_block_at(qb, 0u, t) * BC;
     next_live = !(causal && k_next > q_last);
   }
-${p.k ? "  var k_pf: array<T4, PF>;\n" : ""}${
-    p.v ? "  var v_pf: array<T4, PF>;\n" : ""
+${next.k ? "  var k_pf: array<T4, PF>;\n" : ""}${
+    next.v ? "  var v_pf: array<T4, PF>;\n" : ""
   }  if next_live {
-${p.k ? fetch("k", false, "    ") : ""}${p.v ? fetch("v", true, "    ") : ""}  }
+${next.k ? fetch("k", false, "    ") : ""}${next.v ? fetch("v", true, "    ") : ""}  }
   for (var bi = 0u; bi < blocks; bi++) {
     // Every thread is done with the previous block's kv_tile and p_tile.
     workgroupBarrier();
@@ -536,20 +549,23 @@ ${fetch("k", false, "      ")}    }
       : ""
   }    if !live {
 ${
-    p.v
+    next.v
       ? `      if next_live {
 ${fetch("v", true, "        ")}      }
 `
       : ""
   }      continue; // only a block-sparse row can list a block past the diagonal
     }
-${p.k ? "" : "    load_kv_tile(false, base, k0, n, t);\n"}    workgroupBarrier();
+${p.k ? "" : "    load_kv_tile(false, base, k0, n, t);\n"}${
+    p.v === "early" ? "    let v_cur = fetch_kv(true, base, k0, n, t);\n" : ""
+  }    workgroupBarrier();
 `;
 }
 
 /**
  * The v7 body turned into a v8 layout (see `V8_HEAD` above): the next block's K (`"v8k"`), V
- * (`"v8v"`) or both (`"v8"`) fetched into registers during the current block. Needs
+ * (`"v8v"`) or both (`"v8"`) fetched into registers during the current block, or the next K and
+ * the current V at the block's start (`"v8e"`; {@linkcode V8Prefetch}). Needs
  * {@linkcode v8Staging}'s functions and the constant PF; throws when the body lacks a text it
  * replaces.
  *
@@ -573,12 +589,14 @@ export function flashV8Body(v7: string, layout: keyof typeof V8_PREFETCH): strin
       throw new Error(`flash ${layout}: the v7 body must have ${JSON.stringify(from.trim())} once`);
     }
   }
-  const stageV = p.v
+  const stageV = p.v === "next"
     ? `    put_kv_tile(v_pf, t);
     if next_live {
       v_pf = fetch_kv(true, base, k_next, n, t);
     }
 `
+    : p.v === "early"
+    ? "    put_kv_tile(v_cur, t);\n"
     : V8_V_STAGE;
   return v7.replace(V8_HEAD, () => v8Head(p)).replace(V8_V_STAGE, () => stageV);
 }
