@@ -163,6 +163,23 @@ Deno.test({
 });
 
 Deno.test({
+  // f16 storage (f32 arithmetic): the registers hold vec4<f16>. Needs shader-f16: lavapipe
+  // through Vulkan (CI's lavapipe section runs kernels/flash/), not llvmpipe through GL.
+  name: "flash and block-sparse v8 at f16 storage: right and counted as modeled (shader-f16)",
+  ignore: kernels === null || !kernels.gpu.f16,
+  async fn() {
+    for (const variant of LAYOUTS) {
+      for (
+        const [kernel, n, causal] of [["flash", 77, true], ["block-sparse", 37, false]] as const
+      ) {
+        const shape: AttentionShape = { batch: 1, heads: 2, n, d: 64, dtype: "f16", causal };
+        await checkBoth(kernels!, { kernel, shape, tiles: { ...T8, variant } }, 19 + n);
+      }
+    }
+  },
+});
+
+Deno.test({
   name: "flash v8: a block stored one iteration late fails the reference check",
   ignore: kernels === null,
   async fn() {
