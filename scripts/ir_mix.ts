@@ -57,6 +57,9 @@ const CONFIGS: Config[] = [
   { name: "fwd-v8k", kernel: "flash", pass: "flash", d: 64, tiles: t(64, 32, 4, 16, "v8k") },
   { name: "fwd-v8v", kernel: "flash", pass: "flash", d: 64, tiles: t(64, 32, 4, 16, "v8v") },
   { name: "fwd-v8e", kernel: "flash", pass: "flash", d: 64, tiles: t(64, 32, 4, 16, "v8e") },
+  { name: "fwd128-v7", kernel: "flash", pass: "flash", d: 128, tiles: t(32, 32, 2, 16, "v7") },
+  { name: "fwd128-v8", kernel: "flash", pass: "flash", d: 128, tiles: t(32, 32, 2, 16, "v8") },
+  { name: "fwd128-v8e", kernel: "flash", pass: "flash", d: 128, tiles: t(32, 32, 2, 16, "v8e") },
 ];
 
 function t(br: number, bc: number, rm: number, tx: number, variant?: TileVariant): Tiles {
