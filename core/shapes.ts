@@ -59,8 +59,9 @@ export interface Tiles {
    * interleaved across the row group and row sums from each thread's own keys (BENCHMARKS.md,
    * issue 10, v7); `"v8"`, `"v8k"` and `"v8v"` are v7 with the next key block's K and V, K only
    * or V only fetched into registers during the current block, `"v8e"` with the next K and the
-   * current block's V fetched at the block's start (issue 10, v8; docs/analysis/v8_prefetch.md). Absent: the layout the four sizes pick. Other kernels ignore
-   * it.
+   * current block's V fetched at the block's start (issue 10, v8;
+   * docs/analysis/v8_prefetch.md). Absent: the layout the four sizes pick. Other kernels
+   * ignore it.
    */
   variant?: TileVariant;
 }

@@ -158,9 +158,9 @@ export function padWorkgroupBytesOf(
  * `"v5"`, flash.wgsl, for every other tile, or `"v7"`, flash.wgsl with interleaved output
  * columns and per-thread row sums ({@linkcode flashV7Body}), when the tiles say
  * `variant: "v7"`, or `"v8"`, `"v8k"`, `"v8v"`, `"v8e"`: v7 with K and/or V fetched into
- * registers ahead of their use ({@linkcode flashV8Body}), when the tiles name them. The register tiles
- * measured 2–7× slower than v5 on the H200 (BENCHMARKS.md, issue 10), so only rows-per-thread
- * past every default and tuned tile (rm ≥ 8) select them.
+ * registers ahead of their use ({@linkcode flashV8Body}), when the tiles name them. The
+ * register tiles measured 2–7× slower than v5 on the H200 (BENCHMARKS.md, issue 10), so only
+ * rows-per-thread past every default and tuned tile (rm ≥ 8) select them.
  *
  * @example
  * ```ts
@@ -494,9 +494,10 @@ ${ragged ? "    }\n" : ""}  }
 
 // v8 is v7 with the global loads of the next key block's K and/or V issued into registers
 // (fetch_kv) while the current block is computed, and stored into kv_tile (put_kv_tile) after
-// the barrier that frees it, so no global load sits between two barriers. The block index is
-// read one block ahead (kv_block_at for bi + 1 right after the barrier that starts block bi, as
-// v7 reads bi there, so block-sparse's list refill keeps its barrier), and a block past the
+// the barrier that frees it, so a prefetched tile's load does not sit between two barriers
+// (v8e: the current block's V, issued at the block's start; V8Prefetch). The block index is
+// read one block ahead (kv_block_at for bi + 1 right after the barrier that starts block bi,
+// as v7 reads bi there, so block-sparse's list refill keeps its barrier), and a block past the
 // causal diagonal (block-sparse only) is neither fetched nor stored. The last block fetches
 // nothing, so each K and V element is still read once per query block.
 const V8_HEAD = `  for (var bi = 0u; bi < blocks; bi++) {
