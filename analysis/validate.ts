@@ -16,7 +16,14 @@
  */
 
 import { UsageError } from "../core/errors.ts";
-import { type Dtype, DTYPES, HEAD_DIMS, MASK_KINDS, type Tiles } from "../core/shapes.ts";
+import {
+  type Dtype,
+  DTYPES,
+  HEAD_DIMS,
+  MASK_KINDS,
+  TILE_VARIANTS,
+  type Tiles,
+} from "../core/shapes.ts";
 import { DQ_KERNELS, RESULTS_SCHEMA, type ResultsFile } from "../core/schema.ts";
 
 /**
@@ -135,7 +142,7 @@ function tiles(v: unknown, path: string): void {
   }
   if ((t.rm as number) > (t.br as number)) fail(join(path, "rm"), `at most br (${t.br})`, t.rm);
   // flash's layout variant (kernels/flash/mod.ts, a tuned knob); absent: the sizes pick.
-  if (t.variant !== undefined) field(t, "variant", path, (x, p) => oneOf(x, ["v7"], p));
+  if (t.variant !== undefined) field(t, "variant", path, (x, p) => oneOf(x, TILE_VARIANTS, p));
 }
 
 function device(v: unknown, path: string): void {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Dtype, MaskKind } from "./shapes.ts";
+import type { Dtype, MaskKind, TileVariant } from "./shapes.ts";
 
 /** Schema identifier written into and required of every results file. */
 export const RESULTS_SCHEMA = "attnbench/results@1";
@@ -121,10 +121,10 @@ export interface RunRecord {
   /** The mask generator (block-sparse only). */
   mask: MaskKind | null;
   /**
-   * Tile sizes: the compile-time knobs; flash and block-sparse may add `variant: "v7"` (a tuned
-   * layout, part of a run's identity, {@linkcode runKey}).
+   * Tile sizes: the compile-time knobs; flash and block-sparse may add `variant` (`"v7"`, or a
+   * v8 prefetch layout: a tuned layout, part of a run's identity, {@linkcode runKey}).
    */
-  tile: { br: number; bc: number; rm: number; tx: number; variant?: "v7" };
+  tile: { br: number; bc: number; rm: number; tx: number; variant?: TileVariant };
   /**
    * false: the kernel ran its portable path although the device has subgroups (a tuned knob,
    * part of a run's identity, {@linkcode runKey}). Absent: the device's `subgroups` say.

@@ -57,7 +57,17 @@ export interface Tiles {
   /**
    * flash / block-sparse only: `"v7"` builds flash.wgsl with each thread's output columns
    * interleaved across the row group and row sums from each thread's own keys (BENCHMARKS.md,
-   * issue 10, v7). Absent: the layout the four sizes pick. Other kernels ignore it.
+   * issue 10, v7); `"v8"`, `"v8k"` and `"v8v"` are v7 with the next key block's K and V, K only
+   * or V only fetched into registers during the current block, `"v8e"` with the next K and the
+   * current block's V fetched at the block's start (issue 10, v8;
+   * docs/analysis/v8_prefetch.md). Absent: the layout the four sizes pick. Other kernels
+   * ignore it.
    */
-  variant?: "v7";
+  variant?: TileVariant;
 }
+
+/** The values of {@linkcode Tiles.variant}. */
+export const TILE_VARIANTS = ["v7", "v8", "v8k", "v8v", "v8e"] as const;
+
+/** A flash layout named in the tiles ({@linkcode TILE_VARIANTS}). */
+export type TileVariant = typeof TILE_VARIANTS[number];

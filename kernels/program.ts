@@ -217,6 +217,7 @@ export const UNROLLED_BOUNDS = [
   "UT",
   "LOADS_A",
   "LOADS_B",
+  "PF",
 ] as const;
 
 /**

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Dtype, Tiles } from "../core/shapes.ts";
+import { type Dtype, TILE_VARIANTS, type Tiles } from "../core/shapes.ts";
 import type { Kernel, TileLimits } from "./kernel.ts";
 import { resolveKernel } from "./registry.ts";
 
@@ -70,8 +70,8 @@ export function tileProblem(
     const value = t[name];
     if (!Number.isInteger(value) || value < 1) return `tile ${name} must be a positive integer`;
   }
-  if (t.variant !== undefined && t.variant !== "v7") {
-    return `tile variant ${JSON.stringify(t.variant)} is not "v7"`;
+  if (t.variant !== undefined && !TILE_VARIANTS.includes(t.variant)) {
+    return `tile variant ${JSON.stringify(t.variant)} is not one of ${TILE_VARIANTS.join(", ")}`;
   }
   const k = resolveKernel(kernel);
   const structural = k.tileProblem(d, t);

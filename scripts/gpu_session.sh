@@ -188,6 +188,31 @@ for step in "$@"; do
       grep -h '^check' "$OUT/occupancy.txt" | grep -v ' ok$'
       echo "--- occupancy (flash f32 d64 v7 64x32x4x16; pad bytes -> workgroups an SM: 0 -> 5, 4096 -> 5, 9456 -> 4)"
       cat "$OT" ;;
+    v8 | v8d128)
+      # Issue 10, v8 (docs/analysis/v8_prefetch.md): does staging K/V through registers ahead
+      # of use (no global load between two barriers) speed up flash forward f32? v7 (global ->
+      # kv_tile between barriers) against v8 (the next block's K and V prefetched), v8k (next K
+      # only) and v8e (next K, and the current block's V fetched at the block's start, so its
+      # registers are free before P·V); step v8: d = 64 on the tuned 64x32x4x16; step v8d128:
+      # d = 128 on 32x32x2x16, v7, v8e and v8 (v8 needs 32 more registers there). Each variant
+      # is checked against the float64 reference first (n = 77, 300, B·H = 6, poisoned
+      # outputs), then timed at N = 4096 and 16384 (B·N = 16384, 16 heads) beside PyTorch's
+      # EFFICIENT_ATTENTION in the same call. Expected ~90 s for v8 (the occupancy step's
+      # figure: d = 64 peers and 4 variants; flashfwd's d = 64 half, peers for both head dims
+      # and 6 variants, took at most 2 min 20 s on stop 9) and ~70 s for v8d128 (3 variants,
+      # d = 128 peers): each under 150 s, both in one call ~160 s.
+      d=64 tiles=64x32x4x16v7,64x32x4x16v8,64x32x4x16v8k,64x32x4x16v8e
+      [ "$step" = v8d128 ] && d=128 tiles=32x32x2x16v7,32x32x2x16v8e,32x32x2x16v8
+      VP=$OUT/${step}_peers.jsonl VT=$OUT/${step}_table.txt
+      rm -f "$VT"
+      python3 .device/peer_sdpa.py --d $d --n 4096,16384 --reps 10 --dtype float32 2>/dev/null > "$VP"
+      grep -h '"EFFICIENT' "$VP" | cut -c1-200
+      sv --d $d --n 4096,16384 --check-n 77,300 --reps 8 --sg on --peers "$VP" --table "$VT" \
+        --tiles $tiles > "$OUT/$step.txt"
+      grep -h '^check' "$OUT/$step.txt" | grep -vc ' ok$' | sed 's/^/checks not ok: /'
+      grep -h '^check' "$OUT/$step.txt" | grep -v ' ok$'
+      echo "--- $step (flash f32 d$d, B·N = 16384, 16 heads; v7 against the v8 layouts)"
+      cat "$VT" ;;
     flashh16)
       # Issue 10, f16: packed half arithmetic (f16Math packed, flash_h16.wgsl) against f16
       # storage with f32 arithmetic, each variant checked against the float64 reference at odd

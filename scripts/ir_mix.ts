@@ -34,7 +34,7 @@
 import { parseArgs } from "@std/cli/parse-args";
 import { passProgram } from "../kernels/attention.ts";
 import { planFor } from "../kernels/registry.ts";
-import type { AttentionShape, Tiles } from "../core/shapes.ts";
+import type { AttentionShape, Tiles, TileVariant } from "../core/shapes.ts";
 
 /** One kernel configuration to compile: the H200's tiles. */
 interface Config {
@@ -46,14 +46,24 @@ interface Config {
 }
 
 const CONFIGS: Config[] = [
-  { name: "fwd-v7", kernel: "flash", pass: "flash", d: 64, tiles: t(64, 32, 4, 16, true) },
-  { name: "fwd-v5", kernel: "flash", pass: "flash", d: 64, tiles: t(64, 32, 4, 16, false) },
-  { name: "bwd-dkdv", kernel: "flash-bwd", pass: "dkdv", d: 64, tiles: t(32, 32, 2, 16, false) },
-  { name: "bwd-dq", kernel: "flash-bwd", pass: "dq", d: 64, tiles: t(32, 32, 2, 16, false) },
+  { name: "fwd-v7", kernel: "flash", pass: "flash", d: 64, tiles: t(64, 32, 4, 16, "v7") },
+  { name: "fwd-v5", kernel: "flash", pass: "flash", d: 64, tiles: t(64, 32, 4, 16) },
+  { name: "bwd-dkdv", kernel: "flash-bwd", pass: "dkdv", d: 64, tiles: t(32, 32, 2, 16) },
+  { name: "bwd-dq", kernel: "flash-bwd", pass: "dq", d: 64, tiles: t(32, 32, 2, 16) },
+  // v7 with the next key block's K and V (v8), K only (v8k) or V only (v8v) prefetched into
+  // registers, or the next K and the current block's V at its start (v8e;
+  // docs/analysis/v8_prefetch.md).
+  { name: "fwd-v8", kernel: "flash", pass: "flash", d: 64, tiles: t(64, 32, 4, 16, "v8") },
+  { name: "fwd-v8k", kernel: "flash", pass: "flash", d: 64, tiles: t(64, 32, 4, 16, "v8k") },
+  { name: "fwd-v8v", kernel: "flash", pass: "flash", d: 64, tiles: t(64, 32, 4, 16, "v8v") },
+  { name: "fwd-v8e", kernel: "flash", pass: "flash", d: 64, tiles: t(64, 32, 4, 16, "v8e") },
+  { name: "fwd128-v7", kernel: "flash", pass: "flash", d: 128, tiles: t(32, 32, 2, 16, "v7") },
+  { name: "fwd128-v8", kernel: "flash", pass: "flash", d: 128, tiles: t(32, 32, 2, 16, "v8") },
+  { name: "fwd128-v8e", kernel: "flash", pass: "flash", d: 128, tiles: t(32, 32, 2, 16, "v8e") },
 ];
 
-function t(br: number, bc: number, rm: number, tx: number, v7: boolean): Tiles {
-  return { br, bc, rm, tx, ...(v7 ? { variant: "v7" as const } : {}) };
+function t(br: number, bc: number, rm: number, tx: number, variant?: TileVariant): Tiles {
+  return { br, bc, rm, tx, ...(variant ? { variant } : {}) };
 }
 
 /** The WGSL the tool compiles for a configuration's pass. */

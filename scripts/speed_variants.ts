@@ -4,7 +4,7 @@
 // B·N = 16384 tokens, 16 heads. Prints one JSON line per timing and a table last.
 //
 //   deno run -A scripts/speed_variants.ts [--n 1024,4096,16384] [--d 64] [--reps 10]
-//     [--tiles 64x32x8x8,64x32x4x16,64x32x4x8v7] [--sg both|on|off] [--causal]
+//     [--tiles 64x32x8x8,64x32x4x16,64x32x4x8v7,64x32x4x16v8] [--sg both|on|off] [--causal]
 //     [--kernel flash-bwd] [--batch-heads 64] [--dtype f16 --f16-math f32,packed]
 //     [--f16-chunk 16,64] [--dq pass,atomic] [--pad 0,4096,9728] [--peers peers.jsonl]
 //     [--table rows.txt]
@@ -32,7 +32,7 @@ import { checkPrepared } from "../kernels/check.ts";
 import { type Gpu, openGpu } from "../kernels/gpu.ts";
 import { timeDispatches } from "../kernels/timing.ts";
 import { tolerance } from "../core/tolerances.ts";
-import type { AttentionShape, Tiles } from "../core/shapes.ts";
+import { type AttentionShape, TILE_VARIANTS, type Tiles } from "../core/shapes.ts";
 import { attentionFlops, inputsToTime } from "../kernels/kernel.ts";
 
 const a = parseArgs(Deno.args, {
@@ -61,11 +61,12 @@ const reps = Number(a.reps ?? 10);
 const kernel = a.kernel ?? "flash";
 const dtype = (a.dtype ?? "f32") as "f32" | "f16";
 const tilesText: string = a.tiles ?? "64x32x8x8";
-// A tile is BRxBCxRMxTX, with a "v7" suffix for flash's v7 source (interleaved output columns).
+// A tile is BRxBCxRMxTX, with a layout suffix for flash's variants: "v7" (interleaved output
+// columns), "v8", "v8k", "v8v", "v8e" (v7 with K and/or V prefetched: kernels/flash/mod.ts).
 const tiles: Tiles[] = tilesText.split(",").map((s: string) => {
-  const v7 = s.endsWith("v7");
-  const [br, bc, rm, tx] = s.replace(/v7$/, "").split("x").map(Number);
-  return { br: br!, bc: bc!, rm: rm!, tx: tx!, ...(v7 ? { variant: "v7" as const } : {}) };
+  const variant = TILE_VARIANTS.find((v) => s.endsWith(v));
+  const [br, bc, rm, tx] = s.slice(0, s.length - (variant?.length ?? 0)).split("x").map(Number);
+  return { br: br!, bc: bc!, rm: rm!, tx: tx!, ...(variant ? { variant } : {}) };
 });
 // PyTorch EFFICIENT_ATTENTION TFLOP/s by pass, n, d, dtype and causality.
 const peerPass = { fwd: "fwd", bwd: "bwd", fwd_bwd: "fwdbwd" } as const;

@@ -13,7 +13,13 @@ import flashBody from "./flash.wgsl" with { type: "text" };
 import flashRtBody from "./flash_rt.wgsl" with { type: "text" };
 import flashH16Body from "./flash_h16.wgsl" with { type: "text" };
 import flashTiles from "./flash_tiles.wgsl" with { type: "text" };
-import { type AttentionShape, type Dtype, dtypeBytes, type Tiles } from "../../core/shapes.ts";
+import {
+  type AttentionShape,
+  type Dtype,
+  dtypeBytes,
+  type Tiles,
+  type TileVariant,
+} from "../../core/shapes.ts";
 import { UsageError } from "../../core/errors.ts";
 import {
   flashAttentionBytes,
@@ -151,9 +157,10 @@ export function padWorkgroupBytesOf(
  * multiple of 4 and at least 8, bc a multiple of 4·tx, the head dim's vec4s a multiple of tx),
  * `"v5"`, flash.wgsl, for every other tile, or `"v7"`, flash.wgsl with interleaved output
  * columns and per-thread row sums ({@linkcode flashV7Body}), when the tiles say
- * `variant: "v7"`. The register tiles
- * measured 2–7× slower than v5 on the H200 (BENCHMARKS.md, issue 10), so only rows-per-thread
- * past every default and tuned tile (rm ≥ 8) select them.
+ * `variant: "v7"`, or `"v8"`, `"v8k"`, `"v8v"`, `"v8e"`: v7 with K and/or V fetched into
+ * registers ahead of their use ({@linkcode flashV8Body}), when the tiles name them. The
+ * register tiles measured 2–7× slower than v5 on the H200 (BENCHMARKS.md, issue 10), so only
+ * rows-per-thread past every default and tuned tile (rm ≥ 8) select them.
  *
  * @example
  * ```ts
@@ -164,13 +171,16 @@ export function padWorkgroupBytesOf(
  * assert(flashLayout(64, { br: 64, bc: 32, rm: 4, tx: 8, variant: "v7" }) === "v7");
  * ```
  */
-export function flashLayout(d: number, t: Tiles): "rt" | "v5" | "v7" {
-  if (t.variant === "v7") return "v7";
+export function flashLayout(d: number, t: Tiles): FlashLayout {
+  if (t.variant !== undefined) return t.variant;
   return t.rm % 4 === 0 && t.rm >= 8 && t.bc % (4 * t.tx) === 0 && (d / 4) % t.tx === 0 &&
       t.br % t.rm === 0
     ? "rt"
     : "v5";
 }
+
+/** The flash sources {@linkcode flashLayout} picks from. */
+export type FlashLayout = "rt" | "v5" | TileVariant;
 
 /** Whether the register-tile layout shares one workgroup buffer between K^T and V. */
 export function flashKvShared(d: number): boolean {
@@ -278,9 +288,15 @@ function unpaddedSource(k: FlashKnobs): string {
   const combine = sg ? SUBGROUP_COMBINE : PORTABLE_COMBINE;
   if (k.f16Math === "packed") return flashH16Source(k, lines, blocks, bounds);
   const layout = flashLayout(k.d, k.tiles);
-  if (layout !== "rt") {
+  if (layout === "v5" || layout === "v7") {
     const body = layout === "v7" ? flashV7Body(flashBody) : flashBody;
     return [...lines, blocks, unrollLoops(flashTiles + body, bounds)].join("\n");
+  }
+  if (layout !== "rt") {
+    const pf = v8PerThread(k.d, t);
+    const body = flashTiles + flashV8Body(flashV7Body(flashBody), layout) + v8Staging(k.d, t);
+    return [...lines, `const PF: u32 = ${pf}u;`, blocks, unrollLoops(body, { ...bounds, PF: pf })]
+      .join("\n");
   }
   const shared = flashKvShared(k.d);
   const rt = {
@@ -398,6 +414,192 @@ export function flashV7Body(body: string): string {
     out = out.replaceAll(from, to); // "$&" in `to` stands for `from`
   }
   return out;
+}
+
+/**
+ * How a v8 layout stages K and V: `k` true, the next key block's K is fetched into registers
+ * during the current block; `v` `"next"`, likewise the next block's V; `"early"`, the current
+ * block's V is fetched at the block's start (its load runs under S = Q·Kᵀ, and its registers
+ * are free again before P·V, where the register peak is); null, as v7 (global → kv_tile between
+ * two barriers).
+ */
+export interface V8Prefetch {
+  k: boolean;
+  v: "next" | "early" | null;
+}
+
+/** The v8 layouts and how each stages K and V ({@linkcode V8Prefetch}). */
+export const V8_PREFETCH: Readonly<Record<"v8" | "v8k" | "v8v" | "v8e", V8Prefetch>> = {
+  v8: { k: true, v: "next" },
+  v8k: { k: true, v: null },
+  v8v: { k: false, v: "next" },
+  v8e: { k: true, v: "early" },
+};
+
+/**
+ * The vec4s of a K or V tile each thread stages (PF in the v8 source): ⌈BC·D4 / WG⌉, e.g. 2
+ * at d = 64 with 64×32 rm 4 tx 16 (512 vec4s over 256 threads); each prefetched tile holds that
+ * many storage vec4s a thread in registers.
+ *
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { v8PerThread } from "./mod.ts";
+ * assert(v8PerThread(64, { br: 64, bc: 32, rm: 4, tx: 16 }) === 2);
+ * assert(v8PerThread(128, { br: 32, bc: 32, rm: 2, tx: 16 }) === 4);
+ * ```
+ */
+export function v8PerThread(d: number, t: Tiles): number {
+  return Math.ceil((t.bc * d / 4) / tileThreads(t));
+}
+
+/**
+ * v8's staging in two halves: fetch_kv loads this thread's PF vec4s of rows [row0, row0 + BC)
+ * of k or v into registers (zero past n), put_kv_tile stores them into kv_tile. Both walk
+ * load_kv_tile's elements in its order (idx = t + e·WG), so each thread stores what it fetched;
+ * the bound on idx is written out only where BC·D4 is not a multiple of WG.
+ */
+function v8Staging(d: number, t: Tiles): string {
+  const ragged = (t.bc * d / 4) % tileThreads(t) !== 0;
+  const inTile = ragged ? "idx < BC * D4 && " : "";
+  return `
+// v8 (flash/mod.ts, v8Staging): K/V staging split into a register fetch and a tile store.
+fn fetch_kv(use_v: bool, base: u32, row0: u32, n: u32, t: u32) -> array<T4, PF> {
+  var x: array<T4, PF>;
+  for (var e = 0u; e < PF; e++) {
+    let idx = t + e * WG;
+    let r = idx / D4;
+    if ${inTile}row0 + r < n {
+      let g = base + (row0 + r) * D4 + idx % D4;
+      if use_v {
+        x[e] = v[g];
+        count_read(SLOT_V, 4u * T_BYTES);
+      } else {
+        x[e] = k[g];
+        count_read(SLOT_K, 4u * T_BYTES);
+      }
+    }
+  }
+  return x;
+}
+
+fn put_kv_tile(x: array<T4, PF>, t: u32) {
+  for (var e = 0u; e < PF; e++) {
+    let idx = t + e * WG;
+${ragged ? "    if idx < BC * D4 {\n  " : ""}    kv_tile[idx / D4][idx % D4] = x[e];
+${ragged ? "    }\n" : ""}  }
+}
+`;
+}
+
+// v8 is v7 with the global loads of the next key block's K and/or V issued into registers
+// (fetch_kv) while the current block is computed, and stored into kv_tile (put_kv_tile) after
+// the barrier that frees it, so a prefetched tile's load does not sit between two barriers
+// (v8e: the current block's V, issued at the block's start; V8Prefetch). The block index is
+// read one block ahead (kv_block_at for bi + 1 right after the barrier that starts block bi,
+// as v7 reads bi there, so block-sparse's list refill keeps its barrier), and a block past the
+// causal diagonal (block-sparse only) is neither fetched nor stored. The last block fetches
+// nothing, so each K and V element is still read once per query block.
+const V8_HEAD = `  for (var bi = 0u; bi < blocks; bi++) {
+    // Every thread is done with the previous block's kv_tile and p_tile.
+    workgroupBarrier();
+    let k0 = kv_block_at(qb, bi, t) * BC;
+    if causal && k0 > q_last {
+      continue; // only a block-sparse row can list a block past the diagonal
+    }
+    load_kv_tile(false, base, k0, n, t);
+    workgroupBarrier();
+`;
+const V8_V_STAGE = "    load_kv_tile(true, base, k0, n, t);\n";
+
+/** The v8 loop head for a prefetch choice (see `V8_HEAD`). */
+function v8Head(p: V8Prefetch): string {
+  const fetch = (what: string, use: boolean, indent: string) =>
+    `${indent}${what}_pf = fetch_kv(${use}, base, k_next, n, t);\n`;
+  const next = { k: p.k, v: p.v === "next" };
+  const what = [next.k ? "K" : "", next.v ? "V" : ""].filter(Boolean).join(" and ");
+  return `  // v8: the first key block's index and ${what} here, each next block's during this one.
+  var k_next = 0u;
+  var next_live = false;
+  if blocks > 0u {
+    k_next = kv_block_at(qb, 0u, t) * BC;
+    next_live = !(causal && k_next > q_last);
+  }
+${next.k ? "  var k_pf: array<T4, PF>;\n" : ""}${
+    next.v ? "  var v_pf: array<T4, PF>;\n" : ""
+  }  if next_live {
+${next.k ? fetch("k", false, "    ") : ""}${next.v ? fetch("v", true, "    ") : ""}  }
+  for (var bi = 0u; bi < blocks; bi++) {
+    // Every thread is done with the previous block's kv_tile and p_tile.
+    workgroupBarrier();
+    let k0 = k_next;
+    let live = next_live;
+    next_live = false;
+    if bi + 1u < blocks {
+      k_next = kv_block_at(qb, bi + 1u, t) * BC;
+      next_live = !(causal && k_next > q_last);
+    }
+${
+    p.k
+      ? `    if live {
+      put_kv_tile(k_pf, t);
+    }
+    if next_live {
+${fetch("k", false, "      ")}    }
+`
+      : ""
+  }    if !live {
+${
+    next.v
+      ? `      if next_live {
+${fetch("v", true, "        ")}      }
+`
+      : ""
+  }      continue; // only a block-sparse row can list a block past the diagonal
+    }
+${p.k ? "" : "    load_kv_tile(false, base, k0, n, t);\n"}${
+    p.v === "early" ? "    let v_cur = fetch_kv(true, base, k0, n, t);\n" : ""
+  }    workgroupBarrier();
+`;
+}
+
+/**
+ * The v7 body turned into a v8 layout (see `V8_HEAD` above): the next block's K (`"v8k"`), V
+ * (`"v8v"`) or both (`"v8"`) fetched into registers during the current block, or the next K and
+ * the current V at the block's start (`"v8e"`; {@linkcode V8Prefetch}). Needs
+ * {@linkcode v8Staging}'s functions and the constant PF; throws when the body lacks a text it
+ * replaces.
+ *
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { flashV8Body } from "./mod.ts";
+ * let thrown = false;
+ * try {
+ *   flashV8Body("no flash body", "v8");
+ * } catch {
+ *   thrown = true;
+ * }
+ * assert(thrown);
+ * ```
+ */
+export function flashV8Body(v7: string, layout: keyof typeof V8_PREFETCH): string {
+  const p = V8_PREFETCH[layout];
+  for (const from of [V8_HEAD, V8_V_STAGE]) {
+    if (v7.split(from).length !== 2) {
+      throw new Error(`flash ${layout}: the v7 body must have ${JSON.stringify(from.trim())} once`);
+    }
+  }
+  const stageV = p.v === "next"
+    ? `    put_kv_tile(v_pf, t);
+    if next_live {
+      v_pf = fetch_kv(true, base, k_next, n, t);
+    }
+`
+    : p.v === "early"
+    ? "    put_kv_tile(v_cur, t);\n"
+    : V8_V_STAGE;
+  return v7.replace(V8_HEAD, () => v8Head(p)).replace(V8_V_STAGE, () => stageV);
 }
 
 /**
