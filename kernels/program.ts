@@ -217,6 +217,8 @@ export const UNROLLED_BOUNDS = [
   "UT",
   "LOADS_A",
   "LOADS_B",
+  "PF",
+  "PFR",
 ] as const;
 
 /**
