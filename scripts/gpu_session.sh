@@ -420,6 +420,30 @@ PY
         --tiles 64x32x4x16 --dq pass,atomic,atomic-stagger --table "$T" | grep -v '^{'
       echo "variant | pass | N | ms | TFLOP/s | max check error | ratio to EFFICIENT f32"
       cat "$T" ;;
+    bwdprefetch)
+      # Issue 13 follow-up, software-pipelined backward loads (flash-bwd option prefetch,
+      # kernels/backward/prefetch.ts): each thread loads its share of the next inner block's
+      # tiles (dK/dV pass: Q, dO, L, D of the next query block; dQ pass: K, V of the next key
+      # block) into registers before the current block's arithmetic and stores them after the
+      # barrier; off is the default source. f32, d = 64, N = 4096, B·H = 4·16 (dQ by the dQ
+      # pass), beside PyTorch EFFICIENT_ATTENTION bwd and fwdbwd (same call). Each variant is
+      # checked against the float64 reference at odd n (poisoned outputs; causal at n = 77, 300
+      # too) before it is timed; the per-pass lines give the dkdv and dq passes' own ms.
+      # Estimated ~90 s (< 150 s): step atomicdq, 3 variants a kernel, took 129 s in stop 10.
+      BP=$OUT/peers_bwdprefetch.jsonl
+      python3 .device/peer_sdpa.py --pass bwd --n 4096 --d 64 --dtype float32 2>/dev/null > "$BP"
+      python3 .device/peer_sdpa.py --pass fwdbwd --n 4096 --d 64 --dtype float32 2>/dev/null >> "$BP"
+      grep -h EFFICIENT "$BP" | cut -c1-200
+      T=$OUT/bwdprefetch_table.txt
+      : > "$T"
+      sv --kernel flash-bwd --causal --n 512 --d 64 --check-n 77,300 --reps 2 --sg off \
+        --tiles 32x32x2x16 --prefetch off,on | grep '^check'
+      sv --kernel flash-bwd --n 4096 --d 64 --check-n 1,77,300 --reps 5 --sg off --peers "$BP" \
+        --tiles 32x32x2x16 --prefetch off,on --table "$T" | grep -v '^{'
+      sv --kernel flash-fwd+bwd --n 4096 --d 64 --check-n 77,300 --reps 5 --sg off --peers "$BP" \
+        --tiles 64x32x4x16 --prefetch off,on --table "$T" | grep -v '^{'
+      echo "variant | pass | N | ms | TFLOP/s | max check error | ratio to EFFICIENT f32"
+      cat "$T" ;;
     dqflag)
       # Issue 13's `--dq` through the CLI (branch dqflag): correct first (verify each mode on
       # flash-bwd and flash-fwd+bwd at odd n, counted == modeled bytes, causal too), then bench
