@@ -208,6 +208,7 @@ export const UNROLLED_BOUNDS = [
   "RM",
   "RN",
   "RD4",
+  "PFR",
   "CACHE",
   "VEC",
   "D4",
@@ -218,7 +219,6 @@ export const UNROLLED_BOUNDS = [
   "LOADS_A",
   "LOADS_B",
   "PF",
-  "PFR",
 ] as const;
 
 /**
