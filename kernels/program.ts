@@ -208,6 +208,7 @@ export const UNROLLED_BOUNDS = [
   "RM",
   "RN",
   "RD4",
+  "PFR",
   "CACHE",
   "VEC",
   "D4",

@@ -23,6 +23,26 @@ TUNED=attnbench-tuned.json
 [ -f "$OUT/tuned.json" ] && TUNED=$OUT/tuned.json
 PEERS=$OUT/peers.jsonl  # written by the peers step; an earlier call's copy in .device/ else
 peers() { if [ -f "$PEERS" ]; then echo "$PEERS"; else echo .device/peers.jsonl; fi; }
+# Flash backward variants (speed_variants flags "$@", e.g. --dq pass,atomic), f32 d = 64: peers
+# (EFFICIENT bwd, fwdbwd), causal checks, flash-bwd 32x32x2x16 and flash-fwd+bwd 64x32x4x16 at
+# N = 4096 (B·H = 4·16), each variant checked first; the rows in $OUT/<name>_table.txt.
+bwd_variants() {
+  local name=$1
+  shift
+  local bp=$OUT/peers_$name.jsonl t=$OUT/${name}_table.txt
+  python3 .device/peer_sdpa.py --pass bwd --n 4096 --d 64 --dtype float32 2>/dev/null > "$bp"
+  python3 .device/peer_sdpa.py --pass fwdbwd --n 4096 --d 64 --dtype float32 2>/dev/null >> "$bp"
+  grep -h EFFICIENT "$bp" | cut -c1-200
+  : > "$t"
+  sv --kernel flash-bwd --causal --n 512 --d 64 --check-n 77,300 --reps 2 --sg off \
+    --tiles 32x32x2x16 "$@" | grep '^check'
+  sv --kernel flash-bwd --n 4096 --d 64 --check-n 1,77,300 --reps 5 --sg off --peers "$bp" \
+    --tiles 32x32x2x16 "$@" --table "$t" | grep -v '^{'
+  sv --kernel flash-fwd+bwd --n 4096 --d 64 --check-n 77,300 --reps 5 --sg off --peers "$bp" \
+    --tiles 64x32x4x16 "$@" --table "$t" | grep -v '^{'
+  echo "variant | pass | N | ms | TFLOP/s | max check error | ratio to EFFICIENT f32"
+  cat "$t"
+}
 for step in "$@"; do
   echo "=== $step $(date +%T)"
   case "$step" in
@@ -431,20 +451,18 @@ PY
       # f32, d = 64, N = 4096, B·H = 4·16, beside PyTorch EFFICIENT_ATTENTION (same call). Each
       # variant is checked against the float64 reference at odd n (poisoned outputs; causal at
       # n = 77, 300 too) before it is timed; a variant the device refuses shows FAILED CHECK.
-      BP=$OUT/peers_atomicdq.jsonl
-      python3 .device/peer_sdpa.py --pass bwd --n 4096 --d 64 --dtype float32 2>/dev/null > "$BP"
-      python3 .device/peer_sdpa.py --pass fwdbwd --n 4096 --d 64 --dtype float32 2>/dev/null >> "$BP"
-      grep -h EFFICIENT "$BP" | cut -c1-200
-      T=$OUT/atomicdq_table.txt
-      : > "$T"
-      sv --kernel flash-bwd --causal --n 512 --d 64 --check-n 77,300 --reps 2 --sg off \
-        --tiles 32x32x2x16 --dq pass,atomic,atomic-stagger | grep '^check'
-      sv --kernel flash-bwd --n 4096 --d 64 --check-n 1,77,300 --reps 5 --sg off --peers "$BP" \
-        --tiles 32x32x2x16 --dq pass,atomic,atomic-stagger --table "$T" | grep -v '^{'
-      sv --kernel flash-fwd+bwd --n 4096 --d 64 --check-n 77,300 --reps 5 --sg off --peers "$BP" \
-        --tiles 64x32x4x16 --dq pass,atomic,atomic-stagger --table "$T" | grep -v '^{'
-      echo "variant | pass | N | ms | TFLOP/s | max check error | ratio to EFFICIENT f32"
-      cat "$T" ;;
+      bwd_variants atomicdq --dq pass,atomic,atomic-stagger ;;
+    bwdprefetch)
+      # Issue 13 follow-up, software-pipelined backward loads (flash-bwd option prefetch,
+      # kernels/backward/prefetch.ts): each thread loads its share of the next inner block's
+      # tiles (dK/dV pass: Q, dO, L, D of the next query block; dQ pass: K, V of the next key
+      # block) into registers before the current block's arithmetic and stores them after the
+      # barrier; off is the default source. f32, d = 64, N = 4096, B·H = 4·16 (dQ by the dQ
+      # pass), beside PyTorch EFFICIENT_ATTENTION bwd and fwdbwd (same call). Each variant is
+      # checked against the float64 reference at odd n (poisoned outputs; causal at n = 77, 300
+      # too) before it is timed; the per-pass lines give the dkdv and dq passes' own ms.
+      # Estimated ~90 s (< 150 s): step atomicdq, 3 variants a kernel, took 129 s in stop 10.
+      bwd_variants bwdprefetch --prefetch off,on ;;
     dqflag)
       # Issue 13's `--dq` through the CLI (branch dqflag): correct first (verify each mode on
       # flash-bwd and flash-fwd+bwd at odd n, counted == modeled bytes, causal too), then bench

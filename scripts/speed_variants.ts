@@ -6,7 +6,8 @@
 //   deno run -A scripts/speed_variants.ts [--n 1024,4096,16384] [--d 64] [--reps 10]
 //     [--tiles 64x32x8x8,64x32x4x16,64x32x4x8v7,64x32x4x16v8] [--sg both|on|off] [--causal]
 //     [--kernel flash-bwd] [--batch-heads 64] [--dtype f16 --f16-math f32,packed]
-//     [--f16-chunk 16,64] [--dq pass,atomic] [--pad 0,4096,9728] [--peers peers.jsonl]
+//     [--f16-chunk 16,64] [--dq pass,atomic] [--prefetch off,on] [--pad 0,4096,9728]
+//     [--peers peers.jsonl]
 //     [--table rows.txt]
 //
 // Any kernel of the registry: a backward one (flash-bwd, flash-fwd+bwd, …) is timed on its
@@ -16,7 +17,10 @@
 // option f16Math); packed once per --f16-chunk (elements per f16 partial sum, kernel option
 // f16Chunk; default 16). --dq: how flash-bwd (and the backward half of flash-fwd+bwd) computes
 // dQ, each a variant (kernel option dq: "pass", the dQ pass; "atomic", atomicAdd in the dK/dV
-// pass, on devices granting wgpu-shader-float32-atomic). --pad: bytes of unused workgroup memory
+// pass, on devices granting wgpu-shader-float32-atomic). --prefetch: flash-bwd's (and the
+// backward half of flash-fwd+bwd's) loads of the next inner block's tiles one block ahead, each
+// value a variant (kernel option prefetch: off, false, the default source; on, true;
+// kernels/backward/prefetch.ts). --pad: bytes of unused workgroup memory
 // added to flash's (and block-sparse's) program, each value a variant (kernel option
 // padWorkgroupBytes, a multiple of 16; 0, the default, is the unpadded program): fewer
 // workgroups then fit an SM, with the same work and bytes (the pad adds one branch that never
@@ -51,6 +55,7 @@ const a = parseArgs(Deno.args, {
     "table",
     "batch-heads",
     "dq",
+    "prefetch",
     "pad",
   ],
   boolean: ["causal"],
@@ -90,6 +95,13 @@ const maths: { f16Math: string; f16Chunk?: number }[] = (a["f16-math"] ?? "f32")
     m === "packed" ? chunks.map((c: number) => ({ f16Math: m, f16Chunk: c })) : [{ f16Math: m }]
   );
 const dqs: (string | null)[] = a.dq ? a.dq.split(",") : [null];
+// Prefetch on/off; null: the option is not passed (the default source).
+const prefetches: (boolean | null)[] = a.prefetch
+  ? a.prefetch.split(",").map((x: string) => {
+    if (x !== "on" && x !== "off") throw new Error(`--prefetch: on or off, got ${x}`);
+    return x === "on";
+  })
+  : [null];
 // Workgroup-memory pads in bytes; null: the option is not passed (the unpadded program).
 const pads: (number | null)[] = a.pad ? a.pad.split(",").map(Number) : [null];
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
@@ -100,12 +112,15 @@ for (const sg of sgModes) {
   const kernels = new AttentionKernels(gpu);
   console.log(`# ${gpu.info.description} subgroups=${gpu.info.subgroups} size=${gpu.subgroupSize}`);
   const variants = tiles.flatMap((t) =>
-    maths.flatMap((m) => dqs.flatMap((q) => pads.map((pad) => [t, m, q, pad] as const)))
+    maths.flatMap((m) =>
+      dqs.flatMap((q) => prefetches.flatMap((f) => pads.map((pad) => [t, m, q, f, pad] as const)))
+    )
   );
-  for (const [t, math, dq, pad] of variants) {
+  for (const [t, math, dq, prefetch, pad] of variants) {
     const options = {
       ...math,
       ...(dq === null ? {} : { dq }),
+      ...(prefetch === null ? {} : { prefetch }),
       ...(pad === null ? {} : { padWorkgroupBytes: pad }),
     };
     const mathName = math.f16Chunk ? `${math.f16Math}${math.f16Chunk}` : math.f16Math;
@@ -113,7 +128,9 @@ for (const sg of sgModes) {
       dtype === "f16" ? `/${mathName}` : ""
     } d${d} ${t.br}x${t.bc}x${t.rm}x${t.tx}${t.variant ?? ""} sg=${gpu.subgroupSize}${
       dq === null ? "" : ` dq=${dq}`
-    }${pad === null ? "" : ` pad=${pad}`}`;
+    }${prefetch === null ? "" : ` prefetch=${prefetch ? "on" : "off"}`}${
+      pad === null ? "" : ` pad=${pad}`
+    }`;
     // Correct first: odd sizes, several heads, poisoned outputs, fresh inputs.
     let ok = true;
     let maxErr = 0;

@@ -210,6 +210,7 @@ function backwardPlan(
   mask: BlockMask | null,
   maxBindingBytes = Infinity,
   dq: DqMode = "pass",
+  prefetch = false,
 ): KernelPlan {
   const scale = given ?? 1 / Math.sqrt(shape.d);
   const { n } = shape;
@@ -227,7 +228,7 @@ function backwardPlan(
   const uniforms = shapeUniforms(shape, "scale", scale);
   const tr = Math.ceil(n / tiles.br);
   const tc = Math.ceil(n / tiles.bc);
-  const knobs = { d: shape.d, tiles, sparse: mask !== null, dq, dtype: shape.dtype };
+  const knobs = { d: shape.d, tiles, sparse: mask !== null, dq, dtype: shape.dtype, prefetch };
   let buffers: BufferSpec[];
   // Sources are built when asked for (the runner checks the tiles first); the byte models
   // need no source and take any tiles.
@@ -481,7 +482,17 @@ export const flashBwd: Kernel = {
   workgroupBytes: workgroupBytes("flash"),
   tileProblem: flashBackwardTileProblem,
   plan: ({ shape, tiles, scale, options }) =>
-    backwardPlan(flashBwd, "flash", shape, tiles, scale, null, Infinity, dqModeOf(options)),
+    backwardPlan(
+      flashBwd,
+      "flash",
+      shape,
+      tiles,
+      scale,
+      null,
+      Infinity,
+      dqModeOf(options),
+      prefetchOf(options),
+    ),
 };
 
 /**
@@ -505,6 +516,26 @@ export function dqModeOf(options: Readonly<Record<string, unknown>> | undefined)
   return m as DqMode;
 }
 
+/**
+ * Whether a problem's kernel options ask for the prefetching backward (`options.prefetch`,
+ * `./prefetch.ts`), false when absent; a UsageError for a value that is not a boolean.
+ *
+ * @example
+ * ```ts
+ * import { assert, assertThrows } from "@std/assert";
+ * import { prefetchOf } from "./mod.ts";
+ * assert(prefetchOf(undefined) === false && prefetchOf({ prefetch: true }) === true);
+ * assertThrows(() => prefetchOf({ prefetch: "on" }));
+ * ```
+ */
+export function prefetchOf(options: Readonly<Record<string, unknown>> | undefined): boolean {
+  const p = options?.prefetch ?? false;
+  if (typeof p !== "boolean") {
+    throw new UsageError(`prefetch: expected true or false, got ${String(p)}`);
+  }
+  return p;
+}
+
 /** The block-sparse backward's registry entry. */
 export const blockSparseBwd: Kernel = {
   name: "block-sparse-bwd",
@@ -519,13 +550,17 @@ export const blockSparseBwd: Kernel = {
   threads: threads("block-sparse"),
   workgroupBytes: workgroupBytes("block-sparse"),
   tileProblem: flashBackwardTileProblem,
-  plan: ({ shape, tiles, scale, mask }) =>
-    backwardPlan(
+  plan: ({ shape, tiles, scale, mask, options }) => {
+    if (prefetchOf(options)) {
+      throw new UsageError("prefetch: block-sparse-bwd has no prefetching passes (flash-bwd only)");
+    }
+    return backwardPlan(
       blockSparseBwd,
       "block-sparse",
       shape,
       tiles,
       scale,
       blockMaskFor(shape, tiles, mask),
-    ),
+    );
+  },
 };

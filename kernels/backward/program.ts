@@ -20,6 +20,7 @@ import ndBody from "./wgsl/standard_bwd_nd.wgsl" with { type: "text" };
 import dpBody from "./wgsl/standard_bwd_dp.wgsl" with { type: "text" };
 import dsBody from "./wgsl/standard_bwd_ds.wgsl" with { type: "text" };
 import { SPARSE_LIST } from "../flash/mod.ts";
+import { DKDV_STAGING, DQ_STAGING, prefetchBody, prefetchShares } from "./prefetch.ts";
 import type { PassBinding } from "../kernel.ts";
 import type { BlockMask } from "../masks.ts";
 import {
@@ -158,6 +159,11 @@ export interface BackwardKnobs {
   dq?: DqMode;
   /** Storage dtype (flash with the atomic dQ: which buffer accumulates; default f32). */
   dtype?: Dtype;
+  /**
+   * Flash (dense): load the next inner block's staged tiles into registers one block ahead
+   * (kernel option `prefetch`, `./prefetch.ts`; default false: the source without it).
+   */
+  prefetch?: boolean;
 }
 
 const read = (buffer: BufferName): PassBinding => ({ buffer, access: "read" });
@@ -264,7 +270,8 @@ export function flashBackwardKey(k: BackwardKnobs, pass: FlashPass): string {
   const kernel = k.sparse && pass !== "delta" ? "block-sparse" : "flash";
   const knobs = pass === "delta" ? `d${k.d}/rows${DELTA_ROWS}` : tilesKey(k.d, k.tiles);
   const atomic = pass === "dkdv" && atomicDq(k.dq) ? `/dq-${k.dq}-${acc}` : "";
-  return `${kernel}-bwd-${pass}/${knobs}${atomic}`;
+  const prefetch = k.prefetch && pass !== "delta" ? "/prefetch" : "";
+  return `${kernel}-bwd-${pass}/${knobs}${atomic}${prefetch}`;
 }
 
 /**
@@ -374,7 +381,8 @@ export function flashBackwardSource(k: BackwardKnobs, pass: FlashPass): string {
   const problem = flashBackwardTileProblem(k.d, k.tiles);
   if (problem) throw new Error(`flash backward tiles: ${problem}`);
   const dkdv = pass === "dkdv";
-  const { lines, bounds } = tileConstants(k.d, dkdv ? swapTiles(k.tiles) : k.tiles);
+  const tiles = dkdv ? swapTiles(k.tiles) : k.tiles;
+  const { lines, bounds } = tileConstants(k.d, tiles);
   const blocks = k.sparse
     ? (dkdv ? sparseBlocks("q", "colptr", "rowidx") : sparseBlocks("kv", "rowptr", "colidx"))
     : dkdv
@@ -387,7 +395,15 @@ export function flashBackwardSource(k: BackwardKnobs, pass: FlashPass): string {
       unrollLoops(dqAtomicBody, bounds),
     ]
     : ["fn dq_add(q0: u32, bh: u32, t: u32) {}"];
-  return [...lines, blocks, ...dqAdd, unrollLoops(dkdv ? dkdvBody : dqBody, bounds)].join("\n");
+  let body = dkdv ? dkdvBody : dqBody;
+  if (k.prefetch) {
+    if (k.sparse) throw new Error("flash backward: prefetch is for the dense passes only");
+    const shares = prefetchShares(k.d, tiles);
+    lines.push(`const PF: u32 = ${shares.pf}u;`, `const PFR: u32 = ${shares.pfr}u;`);
+    Object.assign(bounds, { PF: shares.pf, PFR: shares.pfr });
+    body = prefetchBody(body, dkdv ? DKDV_STAGING : DQ_STAGING);
+  }
+  return [...lines, blocks, ...dqAdd, unrollLoops(body, bounds)].join("\n");
 }
 
 /**
