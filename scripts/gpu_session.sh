@@ -19,6 +19,21 @@ ab() {
 }
 # scripts/speed_variants.ts (flash variants, each checked against the reference, then timed).
 sv() { deno run --node-modules-dir=manual -A scripts/speed_variants.ts "$@" 2>&1 | grep --line-buffered -v '^\s*at '; }
+# PyTorch SDPA decode (query length 1; f16, d = 128, 256 (sequence, head) rows) at the contexts
+# $1 into $OUT/decode_peers.jsonl; prints its EFFICIENT_ATTENTION lines.
+DP=$OUT/decode_peers.jsonl
+decode_peers() {
+  python3 .device/peer_sdpa.py --decode --d 128 --dtype float16 --n "$1" --batch-heads 256 \
+    2>/dev/null > "$DP"
+  grep -h EFFICIENT "$DP" | cut -c1-200
+}
+# scripts/decode_bimodal.ts for at most $1 seconds (the rest its flags) into
+# $OUT/decode_bimodal.txt, printing its rows without the nvidia-smi samples and JSON lines.
+bimodal() {
+  timeout "$1" deno run --node-modules-dir=manual -A scripts/decode_bimodal.ts "${@:2}" 2>&1 \
+    | grep --line-buffered -v '^\s*at ' | tee "$OUT/decode_bimodal.txt" \
+    | grep --line-buffered -v '^smi \|^{'
+}
 TUNED=attnbench-tuned.json
 [ -f "$OUT/tuned.json" ] && TUNED=$OUT/tuned.json
 PEERS=$OUT/peers.jsonl  # written by the peers step; an earlier call's copy in .device/ else
@@ -78,23 +93,18 @@ for step in "$@"; do
       # Issue 14's targets: paged-decode f16, d=128, context 8192, 256 (sequence, head) rows
       # (16 sequences x 16 heads, MHA as the peer) against contiguous decode, the measured copy
       # ceiling and PyTorch SDPA decode (query length 1) in the same device call.
-      python3 .device/peer_sdpa.py --decode --d 128 --dtype float16 --n 2048,8192 \
-        --batch-heads 256 2>/dev/null > "$OUT/decode_peers.jsonl"
-      grep -c . "$OUT/decode_peers.jsonl"
+      decode_peers 2048,8192
       ab verify --kernels decode,paged-decode --dtype f16 --d 128 --n 1,37,257,2048 --heads 8 \
         --kv-heads 2 --batch 3 --count-io --quiet | tail -6
       ab bench --out "$OUT/decode" --sweep decode --dtype f16 --d 128 --n 2048,8192 \
-        --batches 16 --heads 16 --peers "$OUT/decode_peers.jsonl" --verify --quiet ;;
+        --batches 16 --heads 16 --peers "$DP" --verify --quiet ;;
     decode3)
       # Issue 14, decode v2: coalesced token groups, per-group online softmax, split count from
       # the GPU's size. Peers first (same call), then correctness (f16 d128, odd lengths, GQA,
       # counted == modeled), the default knobs through bench (results JSON), then the variants
       # side by side (each checked against the float64 reference before it is timed) and the
       # table: variant, context, decode ms, paged ms, paged/contiguous, GB/s, x PyTorch, % copy.
-      DP=$OUT/decode_peers.jsonl
-      python3 .device/peer_sdpa.py --decode --d 128 --dtype float16 --n 2048,8192 \
-        --batch-heads 256 2>/dev/null > "$DP"
-      grep -h EFFICIENT "$DP" | cut -c1-200
+      decode_peers 2048,8192
       ab verify --kernels decode,paged-decode --dtype f16 --d 128 --n 1,37,257,2048 --heads 8 \
         --kv-heads 2 --batch 3 --count-io --quiet | tail -10
       ab verify --kernels decode,paged-decode --dtype f32 --d 64 --context 1,61,1000,4099 \
@@ -113,9 +123,7 @@ for step in "$@"; do
       nvidia-smi --query-gpu=pstate,clocks.sm,clocks.max.sm,clocks.mem,power.limit,clocks_event_reasons.active \
         --format=csv 2>&1 | head -3
       nvidia-smi --query-compute-apps=pid,name,used_memory --format=csv 2>&1 | head -5
-      timeout 120 deno run --node-modules-dir=manual -A scripts/decode_bimodal.ts 2>&1 \
-        | grep --line-buffered -v '^\s*at ' | tee "$OUT/decode_bimodal.txt" \
-        | grep --line-buffered -v '^smi \|^{' ;;
+      bimodal 120 ;;
     decode-sweep) ab bench --out "$OUT/decode-sweep" --sweep decode --dtype f16 --d 128 \
       --heads 32 --kv-heads 8 --no-report --quiet ;;
     speed)
@@ -306,10 +314,7 @@ for step in "$@"; do
       # (f16 d = 128, odd lengths, GQA, counted == modeled), the target shape through bench
       # twice (two processes: the bimodal timing of stop 9 showed between them), the default
       # decode sweep over context and batch with its report, then decode_bimodal's bench phase.
-      DP=$OUT/decode_peers.jsonl
-      python3 .device/peer_sdpa.py --decode --d 128 --dtype float16 --n 2048,8192 \
-        --batch-heads 256 2>/dev/null > "$DP"
-      grep -h EFFICIENT "$DP" | cut -c1-160
+      decode_peers 2048,8192
       ab verify --kernels decode,paged-decode --dtype f16 --d 128 --n 1,37,257,2048 --heads 8 \
         --kv-heads 2 --batch 3 --count-io --quiet | tail -3
       for i in 1 2; do
@@ -318,9 +323,7 @@ for step in "$@"; do
       done
       ab bench --out "$OUT/decode-sweep" --sweep decode --dtype f16 --d 128 --heads 32 \
         --kv-heads 8 --quiet | tail -4
-      timeout 60 deno run --node-modules-dir=manual -A scripts/decode_bimodal.ts \
-        --phases check,ceil,bench 2>&1 | grep --line-buffered -v '^\s*at ' \
-        | tee "$OUT/decode_bimodal.txt" | grep --line-buffered -v '^smi \|^{' ;;
+      bimodal 60 --phases check,ceil,bench ;;
     crossover-small)
       # Issue 13's crossover below N = 256 (flash backward was already faster there), then the
       # forward + backward sweep that did not fit the crossover step's time.
@@ -332,14 +335,10 @@ for step in "$@"; do
       # Issue 14, the rest of decode-final (it ran past its time after the first bench): the
       # target shape through bench a second time, decode_bimodal's bench phase (bench's own
       # measureRun, settled clocks), then a decode sweep over context and batch with its report.
-      DP=$OUT/decode_peers.jsonl
-      python3 .device/peer_sdpa.py --decode --d 128 --dtype float16 --n 8192 \
-        --batch-heads 256 2>/dev/null > "$DP"
+      decode_peers 8192
       ab bench --out "$OUT/decode-target-2" --sweep decode --dtype f16 --d 128 --n 8192 \
         --batches 16 --heads 16 --peers "$DP" --no-report --quiet | grep -v '^Warn'
-      timeout 40 deno run --node-modules-dir=manual -A scripts/decode_bimodal.ts \
-        --phases bench 2>&1 | grep --line-buffered -v '^\s*at ' \
-        | tee "$OUT/decode_bimodal.txt" | grep --line-buffered -v '^smi \|^{'
+      bimodal 40 --phases bench
       ab bench --out "$OUT/decode-sweep" --sweep decode --dtype f16 --d 128 --heads 32 \
         --kv-heads 8 --n 1024,4096,16384 --batches 1,16,64 --quiet | grep -v '^Warn' ;;
     fig2count)
