@@ -34,7 +34,7 @@ import { median } from "../../analysis/stats.ts";
 import { timeDispatches as realTimeDispatches } from "../../kernels/timing.ts";
 import { FALLBACK_TILE_CANDIDATES, tileProblem } from "../../kernels/tiles.ts";
 import { tolerance } from "../../core/tolerances.ts";
-import type { AttentionShape, Tiles } from "../../core/shapes.ts";
+import type { AttentionShape, Tiles, TileVariant } from "../../core/shapes.ts";
 import { F16_MATH_KERNELS, F16_MATHS, type F16Math } from "../../kernels/flash/mod.ts";
 import { planFor } from "../../kernels/registry.ts";
 import type { Kernel, ProblemRequest } from "../../kernels/kernel.ts";
@@ -46,7 +46,7 @@ Usage: attnbench tune [shape flags] [--out FILE] [--reps N] [--max-candidates N]
 
 For each kernel (at --d, --dtype, one N) it tries every tile configuration that the device can
 build (br, bc in 16..128, rm, tx), each with the knobs that change its program: flash's layout
-(v5 or v7), at f16 the flash arithmetic (f32 or packed), and where the device grants subgroups
+(v5, v7, or v8e and v8: the next K/V block fetched into registers while this one is used), at f16 the flash arithmetic (f32 or packed), and where the device grants subgroups
 the subgroup and the portable path. It checks each against the float64 reference at a small
 odd size, times the correct ones at N (default 4096; 256 on a fallback adapter) and saves the
 fastest tiles and knobs in FILE (default: ${DEFAULT_TUNED_PATH}), keyed by the adapter's
@@ -85,6 +85,14 @@ function candidateTiles(): Tiles[] {
   return out.sort((a, b) => score(a) - score(b));
 }
 
+/**
+ * The layouts `tune` tries on each tile (`undefined`: the one the sizes pick), in this order:
+ * v7, and the two register-prefetch layouts that were fastest on the H200 (flash f32 d = 64,
+ * N = 16384, same call: v8e 15% less time than v7, v8 7%, v8k 5%; BENCHMARKS.md, stop 11).
+ * v8k and v8v stay out of the search (a tuned file can still name them).
+ */
+export const TUNE_LAYOUTS: readonly (TileVariant | undefined)[] = [undefined, "v7", "v8e", "v8"];
+
 /** One configuration `tune` tries: tiles (flash's `variant` among them) and knobs. */
 export interface TuneCandidate {
   tiles: Tiles;
@@ -98,7 +106,7 @@ export interface TuneCandidate {
  * Every knob combination of each tile, in the tiles' order (each tile's default program first),
  * keeping only those that build a program not seen before: the pass keys name every knob that
  * changes a source, so a knob a kernel ignores (v7 for standard, subgroups where the program
- * has no subgroup path, v7 beside packed) adds no candidate.
+ * has no subgroup path, a layout beside packed) adds no candidate.
  *
  * @example
  * ```ts
@@ -108,7 +116,7 @@ export interface TuneCandidate {
  * const tiles = [{ br: 8, bc: 8, rm: 2, tx: 4 }];
  * const mask = { kind: "random", density: 0.5, seed: 1 } as const;
  * const flash = knobCandidates("flash", shape, tiles, 0, mask);
- * assert(flash.map((c) => c.tiles.variant ?? "v5").join() === "v5,v7");
+ * assert(flash.map((c) => c.tiles.variant ?? "v5").join() === "v5,v7,v8e,v8");
  * assert(knobCandidates("standard", shape, tiles, 0, mask).length === 1);
  * ```
  */
@@ -126,7 +134,8 @@ export function knobCandidates(
   const seen = new Set<string>();
   const out: TuneCandidate[] = [];
   for (const t of tiles) {
-    for (const layout of [{ ...t }, { ...t, variant: "v7" as const }]) {
+    for (const variant of TUNE_LAYOUTS) {
+      const layout: Tiles = variant ? { ...t, variant } : { ...t };
       for (const f16Math of maths) {
         for (const subgroups of subgroupSize > 0 ? [true, false] : [true]) {
           const c: TuneCandidate = { tiles: layout, ...(f16Math ? { f16Math } : {}), subgroups };
@@ -154,7 +163,7 @@ export function knobCandidates(
 }
 
 /**
- * A candidate's knobs in a table, those off the default only (`v7`, `packed`, `portable`); `-`
+ * A candidate's knobs in a table, those off the default only (`v7`, `v8e`, `packed`, `portable`); `-`
  * for the default program (flash's layout then follows the sizes: v5, or rt from rm = 8).
  */
 function knobText(c: TuneCandidate): string {

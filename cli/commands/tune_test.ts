@@ -37,20 +37,27 @@ const knobs = (c: TuneCandidate) =>
 
 Deno.test("knob candidates: each tile in every combination that builds another program", () => {
   const tiles = [...FALLBACK_TILE_CANDIDATES];
-  // flash f32: v5 and v7 per tile; no subgroups to switch.
+  // flash f32: v5, v7 and the prefetch layouts v8e and v8 per tile; no subgroups to switch.
+  const layouts = ["v5 - sg", "v7 - sg", "v8e - sg", "v8 - sg"];
   assertEquals(
     knobCandidates("flash", shapeOf("f32"), tiles, 0, MASK).map(knobs),
-    ["v5 - sg", "v7 - sg", "v5 - sg", "v7 - sg"],
+    [...layouts, ...layouts],
   );
-  // flash f16: the packed program has one layout, so v7 beside packed adds nothing. Subgroups
-  // change nothing in the v5/v7 layouts.
+  // flash f16: the packed program has one layout, so a layout beside packed adds nothing.
+  // Subgroups change nothing in the v5/v7/v8 layouts.
   const f16 = knobCandidates("flash", shapeOf("f16"), tiles.slice(0, 1), 8, MASK);
-  assertEquals(f16.map(knobs), ["v5 f32 sg", "v5 packed sg", "v7 f32 sg"]);
+  assertEquals(f16.map(knobs), [
+    "v5 f32 sg",
+    "v5 packed sg",
+    "v7 f32 sg",
+    "v8e f32 sg",
+    "v8 f32 sg",
+  ]);
   // flash's register-tile layout (rm ≥ 8) has a subgroup path: both are tried.
   const rt = [{ br: 16, bc: 8, rm: 8, tx: 2 }];
   assertEquals(
     knobCandidates("flash", shapeOf("f32"), rt, 8, MASK).map(knobs),
-    ["v5 - sg", "v5 - portable", "v7 - sg"],
+    ["v5 - sg", "v5 - portable", "v7 - sg", "v8e - sg", "v8 - sg"],
   );
   // standard ignores the layout; its softmax has a subgroup path where a row is whole
   // subgroups (32 threads a row at n = 77).
@@ -64,7 +71,7 @@ Deno.test("knob candidates: each tile in every combination that builds another p
   // block-sparse is the flash program: the same knobs.
   assertEquals(
     knobCandidates("block-sparse", shapeOf("f16"), tiles.slice(0, 1), 0, MASK).length,
-    3,
+    5,
   );
 });
 
@@ -199,6 +206,13 @@ const CASES: KnobCase[] = [
     runnable: true,
   },
   {
+    name: "flash v8e layout (K/V prefetch)",
+    kernel: "flash",
+    dtype: "f32",
+    wins: (c) => c.tiles.variant === "v8e",
+    runnable: true,
+  },
+  {
     name: "flash f16 packed arithmetic",
     kernel: "flash",
     dtype: "f16",
@@ -281,7 +295,7 @@ for (const c of CASES) {
         const run = results.runs[0];
         assertEquals(run.status, "ok", run.reason);
         assertEquals(run.tile, w.tiles);
-        if (w.tiles.variant) assert(runKey(run).endsWith("/v7"), runKey(run));
+        if (w.tiles.variant) assert(runKey(run).endsWith(`/${w.tiles.variant}`), runKey(run));
         if (w.f16Math) assertEquals(run.f16Math, w.f16Math);
         if (w.f16Math === "packed") assert(runKey(run).endsWith("/packed"), runKey(run));
         assertEquals(run.subgroups, w.subgroups ? undefined : false);
