@@ -594,6 +594,18 @@ PY
       python3 .device/peer_sdpa.py --d 128 --n 16384 --reps 5 --dtype float32 2>/dev/null > "$FP"
       sv --d 128 --n 16384 --check-n 77 --reps 8 --sg on --peers "$FP" \
         --tiles 32x32x2x16,32x32x2x16v7,32x32x2x8v7 | tee "$OUT/d128.txt" | grep -v '^{' ;;
+    tune11)
+      # Issue 10, stop 11: tune with the prefetch layouts among the candidates (v5, v7, v8e, v8
+      # a tile, each checked against the float64 reference at n = 77 before it is timed): flash
+      # f32 d = 64 and d = 128 and f16 d = 64 at N = 4096 (B·N = 16384, 16 heads), into
+      # $OUT/tuned.json, started from the committed file; then f16 and density through bench
+      # with it (the refresh steps stop 10 did not reach). Estimated ~2 s a candidate (72).
+      cp attnbench-tuned.json "$OUT/tuned.json"
+      ab tune --kernels flash --d 64 --out "$OUT/tuned.json" --max-candidates 28 | tail -34
+      ab tune --kernels flash --d 128 --out "$OUT/tuned.json" --max-candidates 24 | tail -30
+      ab tune --kernels flash --d 64 --dtype f16 --out "$OUT/tuned.json" --max-candidates 20 \
+        | tail -26
+      for st in f16 density; do bash "$0" "$st"; done ;;
     tuneknobs)
       # Issue 10, tune searches the knobs: flash f32 and f16 d = 64 at N = 4096 (B·H = 4·16)
       # over tiles x layout (v5/v7) x f16 arithmetic (f32/packed) x subgroups (on/off where the
