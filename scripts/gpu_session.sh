@@ -35,7 +35,8 @@ bimodal() {
     | grep --line-buffered -v '^smi \|^{'
 }
 TUNED=attnbench-tuned.json
-[ -f "$OUT/tuned.json" ] && TUNED=$OUT/tuned.json
+[ -f "$OUT/tuned.json" ] || cp attnbench-tuned.json "$OUT/tuned.json"
+TUNED=$OUT/tuned.json
 PEERS=$OUT/peers.jsonl  # written by the peers step; an earlier call's copy in .device/ else
 peers() { if [ -f "$PEERS" ]; then echo "$PEERS"; else echo .device/peers.jsonl; fi; }
 # Flash backward variants (speed_variants flags "$@", e.g. --dq pass,atomic), f32 d = 64: peers
@@ -606,6 +607,21 @@ PY
       ab tune --kernels flash --d 64 --dtype f16 --out "$OUT/tuned.json" --max-candidates 20 \
         | tail -26
       for st in f16 density; do bash "$0" "$st"; done ;;
+    refresh11)
+      # Issue 10, stop 11's last call (14 min of device time left): peers, the d64 sweep with
+      # the new tuned file (v8e), tune f16 (3 tiles) and its sweep, tune d128 (2 tiles), density;
+      # each capped so that a slow one leaves the rest their time.
+      bash "$0" peers
+      timeout 250 bash "$0" d64
+      timeout 150 bash "$0" tunef16
+      timeout 90 bash "$0" tuned128
+      timeout 80 bash "$0" density ;;
+    tunef16)
+      ab tune --kernels flash --d 64 --dtype f16 --out "$OUT/tuned.json" --max-candidates 15 \
+        | tail -20
+      bash "$0" f16 ;;
+    tuned128)
+      ab tune --kernels flash --d 128 --out "$OUT/tuned.json" --max-candidates 8 | tail -12 ;;
     tuneknobs)
       # Issue 10, tune searches the knobs: flash f32 and f16 d = 64 at N = 4096 (B·H = 4·16)
       # over tiles x layout (v5/v7) x f16 arithmetic (f32/packed) x subgroups (on/off where the
