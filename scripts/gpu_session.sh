@@ -616,6 +616,13 @@ PY
       timeout 150 bash "$0" tunef16
       timeout 90 bash "$0" tuned128
       timeout 80 bash "$0" density ;;
+    refresh11b)
+      # (stop 11, 5 min of device time left) d128 and causal through bench with the tuned file
+      # refresh11 wrote (d128: v8e), beside the d128 and causal d64 peers of the same call.
+      python3 .device/peer_sdpa.py --d 128 --dtype float32 2>/dev/null > "$OUT/peers.jsonl"
+      python3 .device/peer_sdpa.py --d 64 --dtype float32 --causal 2>/dev/null >> "$OUT/peers.jsonl"
+      timeout 165 bash "$0" d128
+      bash "$0" causal ;;
     tunef16)
       ab tune --kernels flash --d 64 --dtype f16 --out "$OUT/tuned.json" --max-candidates 15 \
         | tail -20
