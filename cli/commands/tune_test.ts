@@ -116,8 +116,9 @@ Deno.test("a tuned file with knobs round-trips through validation; older files s
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-  // The committed file (written before the knobs) reads, with tiles and no knobs.
-  const old = await readTunedFile(`${ROOT}attnbench-tuned.json`, true);
+  // A file written before the knobs (the committed file until stop 11, kept in testdata/)
+  // reads, with tiles and no knobs.
+  const old = await readTunedFile(`${ROOT}testdata/tune/tuned_before_knobs.json`, true);
   const h200 = Object.values(old!.adapters)[0]!.device;
   for (const k of Object.values(tunedKnobsFor(old, h200)!)) assertEquals(Object.keys(k), ["tiles"]);
   // Bad knobs are refused with the field's path.
