@@ -5,6 +5,7 @@
 // through GL does not (they show as ignored there).
 import { assert, assertEquals, assertNotEquals, assertThrows } from "@std/assert";
 import type { AttentionShape, Tiles } from "../../core/shapes.ts";
+import { UsageError } from "../../core/errors.ts";
 import { prepareAttention } from "../attention.ts";
 import {
   assertClose,
@@ -29,7 +30,7 @@ Deno.test("f16Math: packed builds flash_h16 for f16 storage only, f32 stays the 
   const base = { d: 64, tiles, sparse: false };
   assertEquals(f16MathOf(undefined), "f32");
   assertEquals(f16MathOf({ f16Math: "packed" }), "packed");
-  assertThrows(() => f16MathOf({ f16Math: "half" }), Error, "f16Math half");
+  assertThrows(() => f16MathOf({ f16Math: "half" }), UsageError, "f16Math half");
   const packed = flashSource({ ...base, f16Math: "packed" });
   assert(packed.includes("h[i][j] = fma(qc, kc[j], h[i][j])"));
   assert(packed.includes(`const CH4: u32 = ${F16_CHUNK / 4}u;`));
@@ -39,7 +40,7 @@ Deno.test("f16Math: packed builds flash_h16 for f16 storage only, f32 stays the 
   assert(flashSource(long).includes("const CH4: u32 = 16u;"));
   assertNotEquals(flashKey(long), flashKey({ ...base, f16Math: "packed" }));
   assertEquals(f16ChunkOf(undefined), F16_CHUNK);
-  assertThrows(() => f16ChunkOf({ f16Chunk: 6 }), Error, "f16Chunk 6");
+  assertThrows(() => f16ChunkOf({ f16Chunk: 6 }), UsageError, "f16Chunk 6");
   const shape = (dtype: "f16" | "f32"): AttentionShape => ({
     batch: 1,
     heads: 1,

@@ -99,7 +99,7 @@ export const F16_CHUNK = 16;
 export function f16MathOf(options: Readonly<Record<string, unknown>> | undefined): F16Math {
   const m = options?.f16Math ?? F16_MATHS[0];
   if (!F16_MATHS.includes(m as F16Math)) {
-    throw new Error(`f16Math ${String(m)}: expected ${F16_MATHS.join(" or ")}`);
+    throw new UsageError(`f16Math ${String(m)}: expected ${F16_MATHS.join(" or ")}`);
   }
   return m as F16Math;
 }
@@ -119,7 +119,7 @@ export function f16MathOf(options: Readonly<Record<string, unknown>> | undefined
 export function f16ChunkOf(options: Readonly<Record<string, unknown>> | undefined): number {
   const c = options?.f16Chunk ?? F16_CHUNK;
   if (typeof c !== "number" || !Number.isInteger(c) || c % 4 !== 0 || c < 4 || c > 128) {
-    throw new Error(`f16Chunk ${String(c)}: expected a multiple of 4 from 4 to 128`);
+    throw new UsageError(`f16Chunk ${String(c)}: expected a multiple of 4 from 4 to 128`);
   }
   return c;
 }
