@@ -170,13 +170,17 @@ for (const sg of sgModes) {
       });
       p.upload(inputsToTime(p.plan, 7), 0);
       p.upload(inputsToTime(p.plan, 8), 1);
-      // Warm the clocks for ~300 ms, then time.
-      const t0 = performance.now();
-      while (performance.now() - t0 < 300) await p.run(0);
+      // Settle the clocks (300 ms of GPU time, then two batches that agree; kernels/timing.ts) as
+      // bench and tune do. A wall-clock warm-up of awaited runs left the GPU idle between runs, and
+      // on the H200 the first variant timed after the checks ran at clocks still coming up (stop 11).
       const r = await timeDispatches(gpu, (pass, rep) => p.encode(pass, rep % 2), {
         warmup: 2,
         reps,
+        ...(gpu.info.isFallbackAdapter ? {} : { settleMs: 300 }),
       });
+      if (r.settle && !r.settle.settled) {
+        console.error(`${name} n=${n}: the GPU's clocks did not settle`);
+      }
       const ms = median(r.samplesMs);
       const mode = p.plan.kernel.mode;
       const tf = attentionFlops(shape, mode) / (ms * 1e-3) / 1e12;

@@ -120,13 +120,17 @@ for (const text of (a.variants ?? "base").split(",")) {
     // One input set: S and P (GBs) dwarf the inputs, so rotating inputs against caches is moot,
     // and at B·N = 16384 each set is 50M normals drawn on the CPU.
     p.upload(p.plan.randomInputs(7), 0);
-    // Warm the clocks for ~300 ms, then time.
-    const t0 = performance.now();
-    while (performance.now() - t0 < 300) await p.run(0);
+    // Settle the clocks (300 ms of GPU time, then two batches that agree; kernels/timing.ts) as
+    // bench and tune do. A wall-clock warm-up of awaited runs left the GPU idle between runs, and
+    // on the H200 the first variant timed after the checks ran at clocks still coming up (stop 11).
     const r = await timeDispatches(gpu, (pass) => p.encode(pass, 0), {
       warmup: 2,
       reps,
+      ...(gpu.info.isFallbackAdapter ? {} : { settleMs: 300 }),
     });
+    if (r.settle && !r.settle.settled) {
+      console.error(`${name} n=${n}: the GPU's clocks did not settle`);
+    }
     const ms = median(r.samplesMs);
     const tf = attentionFlops(shape, "fwd") / (ms * 1e-3) / 1e12;
     // Each pass of the first chunk alone; the softmax's bytes: that dispatch's modeled S read
