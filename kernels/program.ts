@@ -323,6 +323,24 @@ export function tileThreads(tiles: Tiles): number {
 }
 
 /**
+ * The vec4s of a BC-row tile of head dim `d` that each thread loads when the workgroup stages it
+ * with a strided loop (element t + e·WG): ⌈BC·D4 / WG⌉, e.g. 2 at d = 64 with 64×32 rm 4 tx 16
+ * (512 vec4s over 256 threads). Flash's v8 layouts (PF) and the backward's prefetch hold that
+ * many vec4s a thread in registers for each prefetched tile.
+ *
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { tileVec4sPerThread } from "./program.ts";
+ * assert(tileVec4sPerThread(64, { br: 64, bc: 32, rm: 4, tx: 16 }) === 2);
+ * assert(tileVec4sPerThread(128, { br: 32, bc: 32, rm: 2, tx: 16 }) === 4);
+ * ```
+ */
+export function tileVec4sPerThread(d: number, tiles: Tiles): number {
+  return Math.ceil((tiles.bc * d / 4) / tileThreads(tiles));
+}
+
+/**
  * Why these tiles cannot build the tiled programs ({@linkcode tileConstants}) at head dim `d`,
  * or null when they can.
  *

@@ -18,6 +18,7 @@
  */
 
 import type { Tiles } from "../../core/shapes.ts";
+import { tileThreads, tileVec4sPerThread } from "../program.ts";
 
 /** A tile staged each inner block: rows of `buffer`, counted on `slot`, `empty` past N. */
 interface Staged {
@@ -92,9 +93,8 @@ export function prefetchShares(d: number, t: Tiles): {
   pfr: number;
   floats: (vec: number, row: number) => number;
 } {
-  const wg = t.tx * (t.br / t.rm);
-  const pf = Math.ceil((t.bc * d / 4) / wg);
-  const pfr = Math.ceil(t.bc / wg);
+  const pf = tileVec4sPerThread(d, t);
+  const pfr = Math.ceil(t.bc / tileThreads(t));
   return { pf, pfr, floats: (vec, row) => vec * pf * 4 + row * pfr };
 }
 

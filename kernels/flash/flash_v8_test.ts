@@ -18,8 +18,8 @@ import {
   flashV7Body,
   flashV8Body,
   flashWorkgroupBytes,
-  v8PerThread,
 } from "./mod.ts";
+import { tileVec4sPerThread } from "../program.ts";
 
 // 16 threads; a K/V tile of 8 rows is 8·D4 vec4s: 4, 8 and 16 a thread at d = 32, 64, 128.
 const T8: Tiles = { br: 8, bc: 8, rm: 2, tx: 4 };
@@ -56,7 +56,7 @@ Deno.test("flash v8: its own keys and sources, v7's workgroup memory", () => {
     assertEquals(count(src, "let v_cur = fetch_kv(true, base, k0, n, t);"), early ? 1 : 0);
   }
   // The guard on the element index only where BC·D4 is not a multiple of the threads.
-  assertEquals(v8PerThread(32, RAGGED), 3);
+  assertEquals(tileVec4sPerThread(32, RAGGED), 3);
   const ragged = flashSource({ d: 32, sparse: false, tiles: { ...RAGGED, variant: "v8" } });
   assert(ragged.includes("idx < BC * D4 && row0 + r < n"));
   const even = flashSource({ d: 64, sparse: false, tiles: { ...T8, variant: "v8" } });

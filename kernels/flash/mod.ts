@@ -38,7 +38,13 @@ import {
   type ProblemRequest,
 } from "../kernel.ts";
 import type { BlockMask } from "../masks.ts";
-import { tileConstants, tileStructureProblem, tileThreads, unrollLoops } from "../program.ts";
+import {
+  tileConstants,
+  tileStructureProblem,
+  tileThreads,
+  tileVec4sPerThread,
+  unrollLoops,
+} from "../program.ts";
 import { referenceWithLse } from "../reference.ts";
 
 /** Compile-time knobs of the flash kernel. */
@@ -293,7 +299,7 @@ function unpaddedSource(k: FlashKnobs): string {
     return [...lines, blocks, unrollLoops(flashTiles + body, bounds)].join("\n");
   }
   if (layout !== "rt") {
-    const pf = v8PerThread(k.d, t);
+    const pf = tileVec4sPerThread(k.d, t);
     const body = flashTiles + flashV8Body(flashV7Body(flashBody), layout) + v8Staging(k.d, t);
     return [...lines, `const PF: u32 = ${pf}u;`, blocks, unrollLoops(body, { ...bounds, PF: pf })]
       .join("\n");
@@ -435,23 +441,6 @@ export const V8_PREFETCH: Readonly<Record<"v8" | "v8k" | "v8v" | "v8e", V8Prefet
   v8v: { k: false, v: "next" },
   v8e: { k: true, v: "early" },
 };
-
-/**
- * The vec4s of a K or V tile each thread stages (PF in the v8 source): ⌈BC·D4 / WG⌉, e.g. 2
- * at d = 64 with 64×32 rm 4 tx 16 (512 vec4s over 256 threads); each prefetched tile holds that
- * many storage vec4s a thread in registers.
- *
- * @example
- * ```ts
- * import { assert } from "@std/assert";
- * import { v8PerThread } from "./mod.ts";
- * assert(v8PerThread(64, { br: 64, bc: 32, rm: 4, tx: 16 }) === 2);
- * assert(v8PerThread(128, { br: 32, bc: 32, rm: 2, tx: 16 }) === 4);
- * ```
- */
-export function v8PerThread(d: number, t: Tiles): number {
-  return Math.ceil((t.bc * d / 4) / tileThreads(t));
-}
 
 /**
  * v8's staging in two halves: fetch_kv loads this thread's PF vec4s of rows [row0, row0 + BC)
