@@ -34,7 +34,6 @@ bimodal() {
     | grep --line-buffered -v '^\s*at ' | tee "$OUT/decode_bimodal.txt" \
     | grep --line-buffered -v '^smi \|^{'
 }
-TUNED=attnbench-tuned.json
 [ -f "$OUT/tuned.json" ] || cp attnbench-tuned.json "$OUT/tuned.json"
 TUNED=$OUT/tuned.json
 PEERS=$OUT/peers.jsonl  # written by the peers step; an earlier call's copy in .device/ else
@@ -72,8 +71,7 @@ for step in "$@"; do
       cp attnbench-tuned.json "$OUT/tuned.json" 2>/dev/null
       ab tune --kernels flash --d 64 --out "$OUT/tuned.json" --max-candidates 12 | tail -2
       ab tune --kernels flash --d 128 --out "$OUT/tuned.json" --max-candidates 12 | tail -2
-      ab tune --kernels flash --d 64 --dtype f16 --out "$OUT/tuned.json" --max-candidates 8 | tail -2
-      TUNED=$OUT/tuned.json ;;
+      ab tune --kernels flash --d 64 --dtype f16 --out "$OUT/tuned.json" --max-candidates 8 | tail -2 ;;
     peers)
       for d in 64 128; do python3 .device/peer_sdpa.py --d $d --dtype float32 2>/dev/null; done > "$OUT/peers.jsonl"
       python3 .device/peer_sdpa.py --d 64 --dtype float32 --causal 2>/dev/null >> "$OUT/peers.jsonl"

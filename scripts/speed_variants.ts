@@ -1,14 +1,14 @@
 // Flash kernel variants on one GPU in one call (BENCHMARKS.md, issue 10): for each variant
-// (tiles × subgroups on/off × the options below), first check it against the float64 reference at an odd size with
-// poisoned outputs (a failing variant is not timed), then time it with the tool's own timer at
-// B·N = 16384 tokens, 16 heads. Prints one JSON line per timing and a table last.
+// (tiles × subgroups on/off × the options below), first check it against the float64 reference
+// at an odd size with poisoned outputs (a failing variant is not timed), then time it with the
+// tool's own timer at B·N = 16384 tokens, 16 heads. Prints one JSON line per timing and a table
+// last.
 //
 //   deno run -A scripts/speed_variants.ts [--n 1024,4096,16384] [--d 64] [--reps 10]
 //     [--tiles 64x32x8x8,64x32x4x16,64x32x4x8v7,64x32x4x16v8] [--sg both|on|off] [--causal]
 //     [--kernel flash-bwd] [--batch-heads 64] [--dtype f16 --f16-math f32,packed]
-//     [--f16-chunk 16,64] [--dq pass,atomic] [--prefetch off,on] [--pad 0,4096,9728]
-//     [--peers peers.jsonl]
-//     [--table rows.txt]
+//     [--f16-chunk 16,64] [--dq pass,atomic] [--prefetch off,on] [--pad 0,4096,9456]
+//     [--peers peers.jsonl] [--table rows.txt]
 //
 // Any kernel of the registry: a backward one (flash-bwd, flash-fwd+bwd, …) is timed on its
 // timing inputs (O(N·d) on the host) and counted with its pass's FLOPs (2.5× / 3.5× the
@@ -20,16 +20,15 @@
 // pass, on devices granting wgpu-shader-float32-atomic). --prefetch: flash-bwd's (and the
 // backward half of flash-fwd+bwd's) loads of the next inner block's tiles one block ahead, each
 // value a variant (kernel option prefetch: off, false, the default source; on, true;
-// kernels/backward/prefetch.ts). --pad: bytes of unused workgroup memory
-// added to flash's (and block-sparse's) program, each value a variant (kernel option
-// padWorkgroupBytes, a multiple of 16; 0, the default, is the unpadded program): fewer
-// workgroups then fit an SM, with the same work and bytes (the pad adds one branch that never
-// runs; issue 10's occupancy experiment, docs/analysis/flash_inner_loop.md). A value may repeat (0,9728,0: the first timed
-// again last, to see drift); a pad past the device's limit fails its check with one line.
-// --peers: peer_sdpa.py's JSON lines;
-// each timing's row then shows its ratio to PyTorch EFFICIENT_ATTENTION's TFLOP/s of the same pass, n, d, dtype and causality.
-// --table: the table's rows are also appended to this file (one step's several runs make one
-// table).
+// kernels/backward/prefetch.ts). --pad: bytes of unused workgroup memory added to flash's (and
+// block-sparse's) program, each value a variant (kernel option padWorkgroupBytes, a multiple of
+// 16; 0, the default, is the unpadded program): fewer workgroups then fit an SM, with the same
+// work and bytes (the pad adds one branch that never runs; issue 10's occupancy experiment,
+// docs/analysis/flash_inner_loop.md). A value may repeat (0,9456,0: the first timed again last,
+// to see drift); a pad past the device's limit fails its check with one line. --peers:
+// peer_sdpa.py's JSON lines; each timing's row then shows its ratio to PyTorch
+// EFFICIENT_ATTENTION's TFLOP/s of the same pass, n, d, dtype and causality. --table: the
+// table's rows are also appended to this file (one step's several runs make one table).
 import { parseArgs } from "@std/cli/parse-args";
 import { AttentionKernels, prepareAttention } from "../kernels/attention.ts";
 import { checkPrepared } from "../kernels/check.ts";
@@ -170,9 +169,10 @@ for (const sg of sgModes) {
       });
       p.upload(inputsToTime(p.plan, 7), 0);
       p.upload(inputsToTime(p.plan, 8), 1);
-      // Settle the clocks (300 ms of GPU time, then two batches that agree; kernels/timing.ts) as
-      // bench and tune do. A wall-clock warm-up of awaited runs left the GPU idle between runs, and
-      // on the H200 the first variant timed after the checks ran at clocks still coming up (stop 11).
+      // Settle the clocks (300 ms of GPU time, then two batches that agree; kernels/timing.ts)
+      // as bench and tune do. A wall-clock warm-up of awaited runs left the GPU idle between
+      // runs, and on the H200 the first variant timed after the checks ran at clocks still
+      // coming up (stop 11).
       const r = await timeDispatches(gpu, (pass, rep) => p.encode(pass, rep % 2), {
         warmup: 2,
         reps,

@@ -46,12 +46,13 @@ Usage: attnbench tune [shape flags] [--out FILE] [--reps N] [--max-candidates N]
 
 For each kernel (at --d, --dtype, one N) it tries every tile configuration that the device can
 build (br, bc in 16..128, rm, tx), each with the knobs that change its program: flash's layout
-(v5, v7, or v8e and v8: the next K/V block fetched into registers while this one is used), at f16 the flash arithmetic (f32 or packed), and where the device grants subgroups
-the subgroup and the portable path. It checks each against the float64 reference at a small
-odd size, times the correct ones at N (default 4096; 256 on a fallback adapter) and saves the
-fastest tiles and knobs in FILE (default: ${DEFAULT_TUNED_PATH}), keyed by the adapter's
-identity. 'bench' then uses them. Beside the measured best it prints the IO model's prediction:
-the tile that moves the fewest HBM bytes.
+(v5, v7, or v8e and v8: the next K/V block fetched into registers while this one is used), at
+f16 the flash arithmetic (f32 or packed), and where the device grants subgroups the subgroup and
+the portable path. It checks each against the float64 reference at a small odd size, times the
+correct ones at N (default 4096; 256 on a fallback adapter) and saves the fastest tiles and knobs
+in FILE (default: ${DEFAULT_TUNED_PATH}), keyed by the adapter's identity. 'bench' then uses
+them. Beside the measured best it prints the IO model's prediction: the tile that moves the fewest
+HBM bytes.
 
 ${SHAPE_HELP}
 
@@ -163,8 +164,9 @@ export function knobCandidates(
 }
 
 /**
- * A candidate's knobs in a table, those off the default only (`v7`, `v8e`, `packed`, `portable`); `-`
- * for the default program (flash's layout then follows the sizes: v5, or rt from rm = 8).
+ * A candidate's knobs in a table, those off the default only (`v7`, `v8e`, `v8`, `packed`,
+ * `portable`); `-` for the default program (flash's layout then follows the sizes: v5, or rt
+ * from rm = 8).
  */
 function knobText(c: TuneCandidate): string {
   const set = [
